@@ -1,0 +1,77 @@
+"""The corpus record every reader returns, and the bookkeeping for rows a reader could not use."""
+from __future__ import annotations
+
+import csv
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+
+ATTRIBUTES = ("act", "dom", "val")  # arousal (activation), dominance, valence
+ATTRIBUTE_CODES = {"Act": "act", "Dom": "dom", "Val": "val"}  # the originals' CLI spelling
+
+
+class CorpusError(Exception):
+    """A corpus cannot be read at all (missing folder, file or column, unknown split). Names the file."""
+
+
+@dataclass(frozen=True)
+class Utterance:
+    utt_id: str
+    audio_path: Path
+    speaker: str
+    corpus: str
+    split: str | None = None  # canonical split name (see msp_podcast.SPLITS); None where folds are computed
+    labels: dict[str, float] = field(default_factory=dict)  # subset of ATTRIBUTES -> score on the corpus scale
+    category: str | None = None  # MSP-Podcast EmoClass letter or IEMOCAP 3-letter code
+    gender: str | None = None
+    transcript_path: Path | None = None
+    alignment_path: Path | None = None
+    transcript: str | None = None  # inline text where the corpus keeps transcripts in a shared file (IEMOCAP)
+    session: int | None = None
+    dialog: str | None = None
+    start: float | None = None  # seconds within the dialog recording (IEMOCAP)
+    end: float | None = None
+
+
+@dataclass(frozen=True)
+class Skipped:
+    utt_id: str
+    file: str  # the file the problem was found in (or that is missing)
+    reason: str
+
+
+@dataclass
+class Corpus:
+    """What a reader returns: usable records in a stable order, and every row it had to leave out."""
+
+    name: str
+    root: Path
+    records: list[Utterance]
+    skipped: list[Skipped] = field(default_factory=list)
+
+    def __len__(self) -> int:
+        return len(self.records)
+
+    def by_id(self) -> dict[str, Utterance]:
+        return {r.utt_id: r for r in self.records}
+
+    def report(self, stream=sys.stderr, limit: int = 10) -> None:
+        """Print a summary of skipped rows (count per reason and the first names) so nothing goes unnoticed."""
+        if not self.skipped:
+            return
+        reasons: dict[str, list[Skipped]] = {}
+        for s in self.skipped:
+            reasons.setdefault(s.reason.split(":")[0], []).append(s)
+        print(f"{self.name} at {self.root}: skipped {len(self.skipped)} row(s)", file=stream)
+        for reason, rows in reasons.items():
+            names = ", ".join(r.utt_id for r in rows[:limit]) + (" ..." if len(rows) > limit else "")
+            print(f"  {len(rows)} x {reason}: {names}", file=stream)
+
+    def write_skipped(self, path: str | Path) -> None:
+        from utils import atomic_path
+
+        with atomic_path(path) as tmp, open(tmp, "w", newline="") as f:
+            w = csv.writer(f)
+            w.writerow(["utterance", "file", "reason"])
+            for s in self.skipped:
+                w.writerow([s.utt_id, s.file, s.reason])

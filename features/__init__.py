@@ -1,0 +1,1 @@
+"""Feature extraction and the one feature store shared by every system."""

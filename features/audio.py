@@ -1,0 +1,56 @@
+"""Robust WAV reading and writing: any sample rate, bit depth or channel count in, 16 kHz mono float32 out.
+
+`load_audio` raises `AudioError` naming the file and the problem; batch tools catch it, list the file in
+their errors CSV and go on with the rest.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import soundfile as sf
+import soxr
+
+TARGET_SR = 16000
+
+
+class AudioError(Exception):
+    def __init__(self, path, reason: str):
+        super().__init__(f"{path}: {reason}")
+        self.path, self.reason = str(path), reason
+
+
+def resample(x: np.ndarray, sr_in: int, sr_out: int = TARGET_SR) -> np.ndarray:
+    if sr_in == sr_out:
+        return np.asarray(x, dtype=np.float32)
+    return soxr.resample(np.asarray(x, dtype=np.float32), sr_in, sr_out, quality="HQ").astype(np.float32)
+
+
+def load_audio(path: str | Path, sr: int = TARGET_SR, min_seconds: float = 0.0) -> np.ndarray:
+    """Read `path` as float32 mono at `sr` (channels averaged, resampled with soxr HQ)."""
+    path = Path(path)
+    if not path.is_file():
+        raise AudioError(path, "file not found")
+    if path.stat().st_size == 0:
+        raise AudioError(path, "empty file (0 bytes)")
+    try:
+        x, file_sr = sf.read(str(path), dtype="float32", always_2d=True)
+    except Exception as e:  # soundfile raises LibsndfileError/RuntimeError on corrupt headers
+        raise AudioError(path, f"unreadable audio ({type(e).__name__}: {e})") from None
+    if x.shape[0] == 0:
+        raise AudioError(path, "no samples")
+    x = x.mean(axis=1) if x.shape[1] > 1 else x[:, 0]
+    if not np.isfinite(x).all():
+        raise AudioError(path, "non-finite samples")
+    x = resample(x, file_sr, sr)
+    if len(x) < min_seconds * sr:
+        raise AudioError(path, f"too short ({len(x) / sr:.3f} s < {min_seconds} s)")
+    return x
+
+
+def write_wav(path: str | Path, x: np.ndarray, sr: int = TARGET_SR, subtype: str = "PCM_16") -> None:
+    """Write atomically (temp file + rename), so a killed writer never leaves a truncated WAV."""
+    from utils import atomic_path
+
+    with atomic_path(path) as tmp:
+        sf.write(str(tmp), np.clip(x, -1.0, 1.0), sr, subtype=subtype, format="WAV")
