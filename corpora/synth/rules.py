@@ -52,9 +52,10 @@ class Controls:
 
 
 def lexical_sentiment(text: str) -> float:
-    """(positive words - negative words) / 3, the sentiment the sentence's word choice expresses."""
+    """Mean polarity (+1 positive, -1 negative, 0 neutral) of the text's adjectives from the lexicon above."""
     words = [w.strip(".,!?").lower() for w in text.split()]
-    return sum(SENTIMENT_WORDS.get(w, 0) for w in words) / 3.0
+    adjs = [SENTIMENT_WORDS.get(w, 0) for w in words if w in SENTIMENT_WORDS or w in NEUTRAL]
+    return sum(adjs) / len(adjs) if adjs else 0.0
 
 
 def make_sentence(rng: np.random.Generator, target_sentiment: float) -> str:
@@ -75,9 +76,12 @@ def make_sentence(rng: np.random.Generator, target_sentiment: float) -> str:
     return tpl.format(a0=adjs[0], a1=adjs[1], a2=adjs[2], n0=NOUNS[n0], n1=NOUNS[n1])
 
 
-def draw_utterance(rng: np.random.Generator) -> tuple[str, Controls]:
+def draw_utterance(rng: np.random.Generator, two_sentence_prob: float = 0.35) -> tuple[str, Controls]:
+    """Text and controls of one utterance; some utterances have two sentences, for a spread of durations."""
     r, p, g, l, s = rng.uniform(-1.0, 1.0, size=5)
     text = make_sentence(rng, s)
+    if rng.random() < two_sentence_prob:
+        text += " " + make_sentence(rng, s)
     return text, Controls(rate=r, pitch=p, range=g, loudness=l, sentiment=lexical_sentiment(text))
 
 

@@ -1,6 +1,9 @@
 """Speak one sentence: 16 kHz float32 audio plus its true word and phone intervals."""
 from __future__ import annotations
 
+import multiprocessing
+from collections.abc import Iterator
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 
 import numpy as np
@@ -50,3 +53,19 @@ def speak(text: str, voice: str, prosody: Prosody, lead: float = 0.15, tail: flo
         if nxt > t and not p.startswith("_"):  # '_' marks pauses
             phones.append(Interval(round(t, 4), round(nxt, 4), p))
     return Spoken(audio, words, phones)
+
+
+def _speak_job(job: tuple[str, str, Prosody]) -> Spoken:
+    return speak(*job)
+
+
+def speak_many(jobs: list[tuple[str, str, Prosody]]) -> Iterator[Spoken]:
+    """`speak` each (text, voice, prosody) in order, in a fresh process, yielding results as they come.
+
+    Why a fresh process: espeak-ng's output depends on what it synthesised before (state such as the pitch
+    flutter phase carries over between calls, even across re-initialisation). A new process given the same
+    sequence of calls reproduces every sample, so a corpus is byte-identical for a seed.
+    """
+    ctx = multiprocessing.get_context("spawn")
+    with ProcessPoolExecutor(max_workers=1, mp_context=ctx) as pool:
+        yield from pool.map(_speak_job, jobs, chunksize=8)

@@ -1,0 +1,33 @@
+# Two entry points: `make demo` and `make test`. Both create (or reuse) .venv from requirements.txt.
+PY ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed-$(shell cksum < requirements.txt | cut -d' ' -f1)
+DEMO := demo_data
+
+.PHONY: demo test venv clean-demo
+
+venv: $(STAMP)
+
+$(STAMP): requirements.txt
+	@if ! $(BIN)/python -m pip --version >/dev/null 2>&1; then \
+		rm -rf $(VENV); \
+		$(PY) -m venv $(VENV) && $(BIN)/python -m pip --version >/dev/null 2>&1 || { \
+			echo "python -m venv unavailable; falling back to virtualenv"; rm -rf $(VENV); \
+			$(PY) -m pip install -q --user virtualenv && $(PY) -m virtualenv -q $(VENV); }; \
+	fi
+	$(BIN)/python -m pip install -q --disable-pip-version-check -r requirements.txt
+	@rm -f $(VENV)/.installed-*
+	@touch $@
+
+demo: $(STAMP)
+	$(BIN)/python make_demo_corpus.py --kind msp-podcast --out $(DEMO)/msp-podcast --n 500 --seed 0 --if-missing
+	$(BIN)/python make_demo_corpus.py --kind iemocap --out $(DEMO)/iemocap --n 200 --seed 0 --if-missing
+	$(BIN)/python corpus_info.py --corpus msp-podcast --root $(DEMO)/msp-podcast
+	$(BIN)/python corpus_info.py --corpus iemocap --root $(DEMO)/iemocap
+
+test: $(STAMP)
+	$(BIN)/python -m pytest -q
+
+clean-demo:
+	rm -rf $(DEMO)

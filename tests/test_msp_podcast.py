@@ -1,0 +1,231 @@
+"""MSP-Podcast reader on generated corpora of every release layout, its aliases and its bad-input handling."""
+import csv
+import shutil
+
+import numpy as np
+import pytest
+from scipy.stats import spearmanr
+
+from conftest import tree_digest
+from corpora.msp_podcast import canonical_split, read_msp_podcast, read_transcript
+from corpora.records import CorpusError
+from corpora.synth import rules
+from corpora.synth.msp_podcast import RELEASES, write_msp_podcast
+from corpora.textgrid import read_textgrid, read_words
+from features.audio import load_audio
+
+
+@pytest.fixture(scope="module", params=sorted(RELEASES))
+def release_corpus(request, tmp_path_factory):
+    root = tmp_path_factory.mktemp(f"msp{request.param}")
+    write_msp_podcast(root, n=24, seed=3, release=request.param, progress=False)
+    return request.param, root
+
+
+def test_every_release_layout_reads(release_corpus):
+    release, root = release_corpus
+    lay = RELEASES[release]
+    assert (root / lay["audio"]).is_dir() and (root / "Labels" / lay["labels"]).is_file()
+    corpus = read_msp_podcast(root)
+    assert len(corpus) == 24 and corpus.skipped == []
+    expected = {canonical_split(s) for s in lay["splits"]}
+    assert {r.split for r in corpus.records} == expected
+    for r in corpus.records:
+        assert r.audio_path.is_file() and r.alignment_path.is_file() and r.transcript_path.is_file()
+        if r.split == "test3":  # unlabelled partition
+            assert r.labels == {} and r.category is None
+        else:
+            assert set(r.labels) == {"act", "dom", "val"}
+            assert all(1 <= v <= 7 for v in r.labels.values())
+
+
+def test_split_aliases_work_on_every_release(release_corpus):
+    release, root = release_corpus
+    all_recs = read_msp_podcast(root).records
+    for alias, canon in [("dev", "dev"), ("Validation", "dev"), ("development", "dev"), ("test1", "test1"),
+                         ("test", "test1"), ("Train", "train")]:
+        got = read_msp_podcast(root, split=alias).records
+        assert got and [r.utt_id for r in got] == [r.utt_id for r in all_recs if r.split == canon]
+    with pytest.raises(CorpusError, match="unknown split 'heldout'"):
+        read_msp_podcast(root, split="heldout")
+
+
+def test_speakers_are_disjoint_across_splits(msp_corpus):
+    recs = read_msp_podcast(msp_corpus).records
+    by_split = {}
+    for r in recs:
+        by_split.setdefault(r.split, set()).add(r.speaker)
+    splits = list(by_split)
+    for i, a in enumerate(splits):
+        for b in splits[i + 1:]:
+            assert not by_split[a] & by_split[b], (a, b)
+
+
+def test_transcripts_and_textgrid_words_agree(msp_corpus):
+    for r in read_msp_podcast(msp_corpus).records[:10]:
+        text = read_transcript(r)
+        tiers = read_textgrid(r.alignment_path)
+        assert list(tiers)[0] == "words"
+        words = [w.text.lower() for w in read_words(r.alignment_path)]
+        assert words == [t.strip(".,").lower() for t in text.split()]
+
+
+def test_word_boundaries_are_true_boundaries(msp_corpus):
+    """Energy inside word intervals is far above energy in the gaps between them."""
+    inside, outside = [], []
+    for r in read_msp_podcast(msp_corpus).records[:10]:
+        x = load_audio(r.audio_path)
+        mask = np.zeros(len(x), bool)
+        for w in read_words(r.alignment_path):
+            mask[int(w.start * 16000): int(w.end * 16000)] = True
+        inside.append(np.mean(x[mask] ** 2))
+        outside.append(np.mean(x[~mask] ** 2))
+    assert np.median(inside) > 30 * np.median(outside)
+
+
+def test_short_format_textgrid(tmp_path):
+    p = tmp_path / "s.TextGrid"
+    p.write_text('File type = "ooTextFile"\nObject class = "TextGrid"\n\n0\n1.5\n<exists>\n2\n"IntervalTier"\n'
+                 '"words"\n0\n1.5\n3\n0\n0.4\n""\n0.4\n1.0\n"hello ""you"""\n1.0\n1.5\n"sil"\n'
+                 '"IntervalTier"\n"phones"\n0\n1.5\n1\n0\n1.5\n"h"\n')
+    tiers = read_textgrid(p)
+    assert list(tiers) == ["words", "phones"]
+    assert [(w.start, w.end, w.text) for w in read_words(p)] == [(0.4, 1.0, 'hello "you"')]
+    (tmp_path / "bad.TextGrid").write_text("not a textgrid")
+    with pytest.raises(CorpusError, match="bad.TextGrid"):
+        read_textgrid(tmp_path / "bad.TextGrid")
+
+
+def test_generator_is_deterministic(tmp_path):
+    a, b, c = (tmp_path / s for s in "abc")
+    write_msp_podcast(a, n=12, seed=5, progress=False)
+    write_msp_podcast(b, n=12, seed=5, progress=False)
+    write_msp_podcast(c, n=12, seed=6, progress=False)
+    assert tree_digest(a) == tree_digest(b)
+    assert tree_digest(a) != tree_digest(c)
+
+
+def test_resume_keeps_finished_files_and_completes(tmp_path):
+    root = tmp_path / "c"
+    write_msp_podcast(root, n=10, seed=1, progress=False)
+    ref = tree_digest(root)
+    victims = sorted((root / "Audios").glob("*.wav"))[5:]
+    for v in victims:  # as if the run had been killed half-way
+        v.unlink()
+    (root / "Labels" / "labels_consensus.csv").unlink()
+    write_msp_podcast(root, n=10, seed=1, progress=False)
+    assert tree_digest(root) == ref
+
+
+def _loudness_db(x):
+    frames = x[: len(x) // 160 * 160].reshape(-1, 160)
+    e = (frames ** 2).mean(axis=1)
+    speech = e[e > 1e-3 * e.max()]  # speech frames only: pauses would measure speaking rate, not loudness
+    return 10 * np.log10(speech.mean())
+
+
+def test_demo_labels_follow_documented_rules(msp_corpus):
+    recs = [r for r in read_msp_podcast(msp_corpus).records if r.labels]
+    act = np.array([r.labels["act"] for r in recs])
+    dom = np.array([r.labels["dom"] for r in recs])
+    val = np.array([r.labels["val"] for r in recs])
+    loud = np.array([_loudness_db(load_audio(r.audio_path)) for r in recs])
+    rate = []
+    for r in recs:
+        words = read_words(r.alignment_path)
+        rate.append(len(words) / (words[-1].end - words[0].start))
+    sentiment = np.array([rules.lexical_sentiment(read_transcript(r)) for r in recs])
+    # arousal rises with measured speaking rate and loudness; dominance with loudness; valence with the words
+    assert spearmanr(act, rate).statistic > 0.3
+    assert spearmanr(act, loud).statistic > 0.3
+    assert spearmanr(dom, loud).statistic > 0.4
+    assert spearmanr(val, sentiment).statistic > 0.8
+    # and text says little about arousal, audio loudness little about valence (modalities carry different things)
+    assert abs(spearmanr(act, sentiment).statistic) < 0.35
+    assert abs(spearmanr(val, loud).statistic) < 0.35
+
+
+# ---------------------------------------------------------------- bad input
+
+def _copy(src, dst):
+    shutil.copytree(src, dst)
+    return dst
+
+
+def _rewrite_labels(root, edit):
+    path = root / "Labels" / "labels_consensus.csv"
+    with open(path, newline="") as f:
+        rows = list(csv.reader(f))
+    rows = edit(rows)
+    with open(path, "w", newline="") as f:
+        csv.writer(f).writerows(rows)
+    return path
+
+
+def test_missing_folder_and_files_name_the_path(msp_corpus, tmp_path):
+    with pytest.raises(CorpusError, match="nowhere"):
+        read_msp_podcast(tmp_path / "nowhere")
+    root = _copy(msp_corpus, tmp_path / "c1")
+    shutil.rmtree(root / "Audios")
+    with pytest.raises(CorpusError, match="no audio folder"):
+        read_msp_podcast(root)
+    root = _copy(msp_corpus, tmp_path / "c2")
+    (root / "Labels" / "labels_consensus.csv").unlink()
+    with pytest.raises(CorpusError, match="labels_concensus.csv"):
+        read_msp_podcast(root)
+
+
+def test_missing_column_is_named(msp_corpus, tmp_path):
+    root = _copy(msp_corpus, tmp_path / "c")
+    path = _rewrite_labels(root, lambda rows: [[v for i, v in enumerate(r) if i != 3] for r in rows])  # EmoVal
+    with pytest.raises(CorpusError, match=r"labels_consensus.csv: missing column\(s\) EmoVal"):
+        read_msp_podcast(root)
+    assert path.is_file()
+
+
+def test_bad_rows_are_listed_and_the_rest_is_read(msp_corpus, tmp_path):
+    root = _copy(msp_corpus, tmp_path / "c")
+    names = {}
+
+    def edit(rows):
+        header, body = rows[0], rows[1:]
+        names["range"], names["nan"], names["split"] = body[0][0][:-4], body[1][0][:-4], body[2][0][:-4]
+        body[0][2] = "8.5"       # EmoAct outside 1-7
+        body[1][4] = ""          # EmoDom missing
+        body[2][7] = "Heldout"   # unknown split value
+        return [header] + body
+
+    _rewrite_labels(root, edit)
+    gone = sorted((root / "Audios").glob("*.wav"))[-2:]
+    for g in gone:
+        g.unlink()
+    corpus = read_msp_podcast(root)
+    reasons = {s.utt_id: s.reason for s in corpus.skipped}
+    assert reasons[names["range"]].startswith("label outside 1-7: EmoAct=8.5")
+    assert reasons[names["nan"]].startswith("missing label: EmoDom")
+    assert reasons[names["split"]] == "unknown split: 'Heldout'"
+    for g in gone:
+        assert reasons[g.stem] == "audio file missing"
+    assert len(corpus) == 60 - 5 and len(corpus.skipped) == 5
+
+    import io
+    out = io.StringIO()
+    corpus.report(stream=out)
+    assert "skipped 5 row(s)" in out.getvalue() and "2 x audio file missing" in out.getvalue()
+    corpus.write_skipped(tmp_path / "skipped.csv")
+    assert len(list(csv.reader(open(tmp_path / "skipped.csv")))) == 6
+
+
+def test_missing_transcript_is_named(msp_corpus, tmp_path):
+    root = _copy(msp_corpus, tmp_path / "c")
+    r = read_msp_podcast(root).records[0]
+    r.transcript_path.unlink()
+    with pytest.raises(CorpusError, match=r.utt_id):
+        read_transcript(r)
+
+
+def test_corpus_info_cli(msp_corpus, capsys):
+    import corpus_info
+    assert corpus_info.main(["--corpus", "msp-podcast", "--root", str(msp_corpus), "--split", "dev"]) == 0
+    assert "splits: dev:" in capsys.readouterr().out
+    assert corpus_info.main(["--corpus", "msp-podcast", "--root", str(msp_corpus), "--split", "nope"]) == 1
