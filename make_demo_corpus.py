@@ -43,7 +43,7 @@ def main(argv=None) -> int:
     else:
         from corpora.synth.iemocap import write_iemocap
         summary = write_iemocap(args.out, n=args.n, seed=args.seed)
-    brief = {k: v for k, v in summary.items() if k != "controls"}
+    brief = {k: v for k, v in summary.items() if k not in ("controls", "utterances")}
     print(f"{args.out}: wrote {args.kind} corpus in {time.time() - t0:.1f} s: {json.dumps(brief)}")
     return 0
 

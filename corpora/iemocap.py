@@ -1,0 +1,286 @@
+"""Reader of the raw IEMOCAP release (`IEMOCAP_full_release/Session1..5`), its motion capture, 4-class label
+mappings and the three split conventions of the systems this toolkit reproduces.
+
+Record order is the MDRE global order: EmoEvaluation dialog files sorted by path (Session1 -> Session5, dialog
+names lexicographic), utterance ids sorted as strings within each file. Fold functions rely on it.
+
+Nothing is dropped silently: an utterance whose summary line is malformed, whose wav or transcript is missing
+lands in `Corpus.skipped` with the file and the reason.
+"""
+from __future__ import annotations
+
+import functools
+import random
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TypeVar
+
+import numpy as np
+import pandas as pd
+
+from corpora.records import Corpus, CorpusError, Skipped, Utterance
+
+NAME = "IEMOCAP"
+SESSIONS = (1, 2, 3, 4, 5)
+MOCAP_STREAMS = ("rotated", "head", "hand")
+# the one dialog whose mocap files carry another name in the release
+MOCAP_NAME_EXCEPTIONS = {"Ses05M_script01_1b": "Ses05M_script01_1"}
+
+_NUMBER = r"(\d+(?:\.\d*)?)"
+_TIMES = re.compile(rf"\[{_NUMBER} - {_NUMBER}\]")
+_VAD = re.compile(rf"\[{_NUMBER}, {_NUMBER}, {_NUMBER}\]")
+_UTT_ID = re.compile(r"Ses0[1-5][FM]_\S+_[FM]\d{3}")
+_CODE = re.compile(r"[a-z]{3}")
+_ID_GUESS = re.compile(r"Ses\d\d[FM]_\S+")
+
+
+def _parse_evaluation(path: Path) -> tuple[dict[str, tuple[float, float, str, dict[str, float]]], list[Skipped]]:
+    """Summary lines of one EmoEvaluation file: id -> (start, end, code, {val, act, dom}), plus bad lines.
+
+    Blocks are `[start - end] TAB id TAB code TAB [V, A, D]` followed by `C-...` and `A-...` evaluator lines;
+    every other non-blank, non-comment line must be a summary line, so a damaged one is reported, not lost.
+    """
+    found, bad = {}, []
+    for lineno, line in enumerate(path.read_text(encoding="utf-8", errors="replace").splitlines(), 1):
+        line = line.rstrip()
+        if not line or line.startswith(("%", "C-", "A-")):
+            continue
+        fields = line.split("\t")
+        problem = None
+        if len(fields) != 4:
+            problem = f"{len(fields)} TAB-separated fields, expected 4"
+        else:
+            times, utt_id, code, vad = (f.strip() for f in fields)
+            t, v, ident = _TIMES.fullmatch(times), _VAD.fullmatch(vad), _UTT_ID.fullmatch(utt_id)
+            if not (t and v and ident and _CODE.fullmatch(code)):
+                problem = "fields do not read as [start - end], id, 3-letter code, [V, A, D]"
+            elif utt_id.rsplit("_", 1)[0] != path.stem:
+                problem = f"id does not belong to dialog {path.stem}"
+            elif float(t[1]) >= float(t[2]):
+                problem = "start time not before end time"
+            elif utt_id in found:
+                problem = "duplicate id"
+        if problem:
+            guess = _ID_GUESS.search(line)
+            bad.append(Skipped(guess[0] if guess else f"line {lineno}", str(path),
+                               f"malformed EmoEvaluation line: line {lineno}: {problem}: {line[:120]!r}"))
+            continue
+        found[utt_id] = (float(t[1]), float(t[2]), code,
+                         {"val": float(v[1]), "act": float(v[2]), "dom": float(v[3])})
+    return found, bad
+
+
+def _parse_transcripts(path: Path) -> dict[str, str | None]:
+    """id -> text of one transcription file; None for an utterance line without the `]: ` separator.
+
+    Lines that are not utterances (ids not starting with `Ses`, unsegmented `XX` turns) are skipped. The text
+    may itself contain `: `, so only the first `]: ` splits.
+    """
+    texts: dict[str, str | None] = {}
+    for line in path.read_text(encoding="utf-8", errors="replace").splitlines():
+        if not line.startswith("Ses"):
+            continue
+        utt_id = line.split(" ", 1)[0]
+        if utt_id[-3:-1] == "XX":
+            continue
+        _, sep, text = line.partition("]: ")
+        texts[utt_id] = text.strip() if sep else None
+    return texts
+
+
+def read_iemocap(root: str | Path) -> Corpus:
+    """All labelled utterances under `root` (the folder holding Session1..Session5; any subset)."""
+    root = Path(root)
+    session_dirs = [root / f"Session{s}" for s in SESSIONS if (root / f"Session{s}").is_dir()]
+    if not session_dirs:
+        raise CorpusError(f"{root}: no Session1..Session5 folder (point at the IEMOCAP_full_release folder)")
+    evaluation_files = []
+    for session_dir in session_dirs:
+        emo_dir = session_dir / "dialog" / "EmoEvaluation"
+        if not emo_dir.is_dir():
+            raise CorpusError(f"{emo_dir}: EmoEvaluation folder missing")
+        # top level only: Attribute/, Categorical/ and Self-evaluation/ hold per-evaluator files
+        evaluation_files += [p for p in emo_dir.glob("*.txt") if p.is_file()]
+
+    records, skipped = [], []
+    for emo_path in sorted(evaluation_files, key=str):
+        summaries, bad = _parse_evaluation(emo_path)
+        skipped += bad
+        session_dir, dialog = emo_path.parents[2], emo_path.stem
+        transcript_path = session_dir / "dialog" / "transcriptions" / f"{dialog}.txt"
+        texts = _parse_transcripts(transcript_path) if transcript_path.is_file() else None
+        for utt_id in sorted(summaries):
+            start, end, code, labels = summaries[utt_id]
+            audio_path = session_dir / "sentences" / "wav" / dialog / f"{utt_id}.wav"
+            if not audio_path.is_file():
+                skipped.append(Skipped(utt_id, str(audio_path), "wav missing"))
+                continue
+            if texts is None:
+                skipped.append(Skipped(utt_id, str(transcript_path), "transcript file missing"))
+                continue
+            if texts.get(utt_id) is None:
+                reason = "transcript line malformed (no ']: ')" if utt_id in texts else "no transcript line"
+                skipped.append(Skipped(utt_id, str(transcript_path), reason))
+                continue
+            session, gender = int(utt_id[4]), utt_id[-4]
+            records.append(Utterance(
+                utt_id=utt_id, audio_path=audio_path, speaker=f"Ses0{session}{gender}", corpus=NAME, split=None,
+                labels=labels, category=code, gender=gender, transcript=texts[utt_id], session=session,
+                dialog=dialog, start=start, end=end))
+    return Corpus(NAME, root, records, skipped)
+
+
+# ---------------------------------------------------------------------------------------------- mocap
+
+
+def mocap_dialog(dialog: str) -> str:
+    """Name of a dialog's mocap files."""
+    return MOCAP_NAME_EXCEPTIONS.get(dialog, dialog)
+
+
+def mocap_path(record: Utterance, stream: str, root: str | Path | None = None) -> Path:
+    """`SessionN/dialog/MOCAP_<stream>/<dialog>.txt`; without `root`, the session folder of the record's wav."""
+    if stream not in MOCAP_STREAMS:
+        raise ValueError(f"mocap stream {stream!r} not one of {', '.join(MOCAP_STREAMS)}")
+    session_dir = Path(root) / f"Session{record.session}" if root is not None else Path(record.audio_path).parents[3]
+    return session_dir / "dialog" / f"MOCAP_{stream}" / f"{mocap_dialog(record.dialog)}.txt"
+
+
+def _column_names(header: list[str], axes: list[str], width: int) -> list[str]:
+    """Names of the value columns from the two header lines: line 1 names the markers (or the columns
+    themselves, e.g. head pose), line 2 the axis of every column (X Y Z per marker)."""
+    names = header[2:]  # after Frame# and Time
+    if len(names) == width:
+        return names
+    if names and width % len(names) == 0 and len(axes) >= width:
+        per = width // len(names)
+        return [f"{m}_{a}" for m, trio in zip(names, np.reshape(axes[-width:], (-1, per))) for a in trio]
+    return [f"col{j}" for j in range(width)]
+
+
+@functools.lru_cache(maxsize=6)  # the three streams of the current and the previous dialog
+def _read_mocap_file(path: str) -> tuple[np.ndarray, np.ndarray, tuple[str, ...]]:
+    """(times, values float32, column names) of a dialog-level mocap file; arrays are read-only (cached)."""
+    if not Path(path).is_file():
+        raise CorpusError(f"{path}: mocap file missing")
+    with open(path, encoding="utf-8", errors="replace") as f:
+        header, axes = f.readline().split(), f.readline().split()
+    try:  # pandas' C parser: ~10x faster than a Python split loop on files of 10^5 rows x 167 columns
+        table = pd.read_csv(path, sep=r"\s+", skiprows=2, header=None, dtype=np.float64, engine="c").to_numpy()
+    except pd.errors.EmptyDataError:
+        raise CorpusError(f"{path}: no mocap rows after the two header lines") from None
+    except ValueError as e:  # pandas' ParserError and non-numeric fields
+        raise CorpusError(f"{path}: unreadable mocap rows ({e})") from None
+    if table.shape[1] < 3:
+        raise CorpusError(f"{path}: expected Frame#, Time and value columns, found {table.shape[1]} column(s)")
+    times, values = table[:, 1].copy(), table[:, 2:].astype(np.float32)
+    times.flags.writeable = values.flags.writeable = False
+    return times, values, tuple(_column_names(header, axes, values.shape[1]))
+
+
+def load_mocap(record: Utterance, stream: str, root: str | Path | None = None) -> tuple[np.ndarray, list[str]]:
+    """The dialog-level mocap rows of `stream` with start < Time < end (strict), Frame#/Time dropped.
+
+    Returns (frames x columns float32, NaN kept as in the file; column names). The frames belong to the actor
+    wearing markers in that dialog, who may be the listener. Missing file -> CorpusError naming it.
+    """
+    times, values, columns = _read_mocap_file(str(mocap_path(record, stream, root)))
+    keep = (times > record.start) & (times < record.end)
+    return values[keep], list(columns)  # boolean indexing copies: the cached array stays intact
+
+
+def resample_mocap(frames: np.ndarray, n: int = 200) -> np.ndarray:
+    """Exactly `n` frames by block averaging, the transformer system's mocap length normalisation.
+
+    The rows are cut into `n` consecutive, nearly equal chunks (`np.array_split`: the first len % n chunks
+    one row longer) and each chunk is averaged. With fewer than `n` rows some chunks are empty and give NaN
+    rows; a NaN sample makes its chunk's mean NaN (plain mean, as the original), so callers decide how to fill.
+    """
+    frames = np.asarray(frames, dtype=np.float32)
+    out = np.full((n, frames.shape[1]), np.nan, dtype=np.float32)
+    for i, chunk in enumerate(np.array_split(frames, n, axis=0)):
+        if len(chunk):
+            out[i] = chunk.mean(axis=0)
+    return out
+
+
+# ------------------------------------------------------------------------------------- labels and folds
+
+
+@dataclass(frozen=True)
+class FourClassScheme:
+    classes: tuple[str, ...]  # class names in one-hot / confusion-matrix order
+    codes: dict[str, int]  # IEMOCAP consensus code -> class index; every other code is dropped
+    full_corpus_size: int  # utterances kept on the real release (a sanity check for real data)
+
+
+FOUR_CLASS = {
+    # MDRE: excited merged into happy
+    "mdre": FourClassScheme(classes=("angry", "happy", "sad", "neutral"),
+                            codes={"ang": 0, "hap": 1, "exc": 1, "sad": 2, "neu": 3}, full_corpus_size=5531),
+    # transformer/mocap system (PRML 2021): label_binarize order, hap dropped
+    "prml": FourClassScheme(classes=("ang", "exc", "neu", "sad"),
+                            codes={"ang": 0, "exc": 1, "neu": 2, "sad": 3}, full_corpus_size=4936),
+}
+
+
+def four_class(records: Sequence[Utterance], scheme: str) -> list[tuple[Utterance, int]]:
+    """(record, class index) for the records whose code the scheme keeps, in the input order."""
+    if scheme not in FOUR_CLASS:
+        raise ValueError(f"4-class scheme {scheme!r} not one of {', '.join(FOUR_CLASS)}")
+    codes = FOUR_CLASS[scheme].codes
+    return [(r, codes[r.category]) for r in records if r.category in codes]
+
+
+Item = TypeVar("Item")
+
+
+def _session(item: Utterance | tuple[Utterance, int]) -> int:
+    return (item if isinstance(item, Utterance) else item[0]).session
+
+
+def _utt_id(item: Utterance | tuple[Utterance, int]) -> str:
+    return (item if isinstance(item, Utterance) else item[0]).utt_id
+
+
+def loso_folds(records: Sequence[Item]) -> list[tuple[list[Item], list[Item]]]:
+    """Leave-one-session-out: one (train, test) per session present, sessions ascending, input order kept.
+
+    Items are records or (record, label) pairs as `four_class` returns them.
+    """
+    sessions = sorted({_session(r) for r in records})
+    return [([r for r in records if _session(r) != s], [r for r in records if _session(r) == s]) for s in sessions]
+
+
+def session5_split(records: Sequence[Item]) -> tuple[list[Item], list[Item]]:
+    """The transformer system's split: train = Sessions 1-4, test = Session 5, each sorted by utterance id."""
+    ordered = sorted(records, key=_utt_id)
+    return [r for r in ordered if _session(r) != 5], [r for r in ordered if _session(r) == 5]
+
+
+def mdre_random_folds(items: Sequence[Item]) -> list[tuple[list[Item], list[Item], list[Item]]]:
+    """MDRE's five random utterance-level folds as (train, dev, test), reproduced draw for draw.
+
+    `items` must be the 4-class utterances in the global order (read_iemocap's order, filtered). One draw per
+    item after seeding 337 assigns fold 1..5 (r > 0.8, > 0.6, > 0.4, > 0.2, else). For each fold the generator
+    is re-seeded with 3372 and drawn once per index over ALL items; fold members with r > 0.70 go to dev, the
+    rest of the fold to test, every non-member to train. Private `random.Random` instances give the same
+    streams as the original's `random.seed` without touching the global generator. On the real 5,531 this
+    yields train/dev/test 4445/313/773, 4374/386/771, 4399/353/779, 4432/343/756, 4474/307/750.
+    """
+    fold_rng = random.Random(337)
+    fold_of = []
+    for _ in items:
+        r = fold_rng.random()
+        fold_of.append(1 if r > 0.8 else 2 if r > 0.6 else 3 if r > 0.4 else 4 if r > 0.2 else 5)
+    dev_rng = random.Random(3372)  # re-seeded per fold in the original: the same draws every fold
+    dev_draw = [dev_rng.random() for _ in items]
+    folds = []
+    for k in range(1, 6):
+        train = [it for it, f in zip(items, fold_of) if f != k]
+        dev = [it for it, f, r in zip(items, fold_of, dev_draw) if f == k and r > 0.70]
+        test = [it for it, f, r in zip(items, fold_of, dev_draw) if f == k and r <= 0.70]
+        folds.append((train, dev, test))
+    return folds
