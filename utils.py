@@ -1,6 +1,6 @@
-"""Small pieces shared by every system: atomic file writes and seeding.
+"""Small pieces shared by every system: z-norm, atomic file writes, seeding.
 
-(CCC, z-norm and the dynamic chunker join this module with the systems that first need them.)
+(CCC and the dynamic chunker join this module with the first system that needs them.)
 """
 from __future__ import annotations
 
@@ -48,3 +48,16 @@ def seed_everything(seed: int) -> None:
         torch.manual_seed(seed)
     except ImportError:  # corpus tools run without torch
         pass
+
+
+def znorm(x: np.ndarray, mean: np.ndarray, std: np.ndarray, clip: float = 3.0,
+          dtype: np.dtype | type = np.float32) -> np.ndarray:
+    """(x - mean) / std in float64, NaN -> 0, clipped to [-clip, clip] (so +-inf -> +-clip), cast to `dtype`.
+
+    The one feature normalisation of all five systems; the originals do exactly these steps in this order.
+    """
+    with np.errstate(divide="ignore", invalid="ignore"):  # a zero std gives +-inf / NaN, handled next
+        z = (np.asarray(x, dtype=np.float64) - np.asarray(mean, dtype=np.float64)) / np.asarray(std, dtype=np.float64)
+    z[np.isnan(z)] = 0.0
+    np.clip(z, -clip, clip, out=z)
+    return z.astype(dtype, copy=False)

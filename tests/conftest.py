@@ -25,3 +25,23 @@ def msp_corpus(tmp_path_factory):
     root = tmp_path_factory.mktemp("msp") / "MSP-PODCAST-Publish-1.10"
     write_msp_podcast(root, n=60, seed=7, release="1.10", progress=False)
     return root
+
+
+def write_odd_wavs(folder: Path, speech) -> dict[str, str]:
+    """WAVs a user's folder may hold: a good 16 kHz file, 44.1 kHz stereo, 8-bit, and three broken ones.
+
+    Returns name -> 'ok' or the start of the reason the tools must give."""
+    import numpy as np
+    import soundfile as sf
+    import soxr
+
+    folder.mkdir(parents=True, exist_ok=True)
+    sf.write(folder / "good.wav", speech, 16000, subtype="PCM_16")
+    st = soxr.resample(speech, 16000, 44100)
+    sf.write(folder / "stereo44k.wav", np.stack([st, 0.5 * st], axis=1), 44100, subtype="PCM_24")
+    sf.write(folder / "eightbit.wav", speech, 16000, subtype="PCM_U8")
+    (folder / "empty.wav").write_bytes(b"")
+    (folder / "corrupt.wav").write_bytes(b"RIFF\x10\x00\x00\x00WAVEfmt garbage" + bytes(range(50)))
+    sf.write(folder / "silent.wav", np.zeros(16000, np.float32), 16000, subtype="PCM_16")
+    return {"good": "ok", "stereo44k": "ok", "eightbit": "ok", "empty": "empty file",
+            "corrupt": "unreadable audio", "silent": "silent"}

@@ -1,0 +1,112 @@
+"""NormTerm .mat files (the published folders read back unchanged), z-norm, statistics, norm_para.py, .mat I/O."""
+import numpy as np
+import pytest
+import scipy.io
+
+from conftest import PRETRAINED
+from features.normterm import NormTerm, frame_pooled_stats, label_stats, utterance_mean_stats
+from features.store import FeatureStore
+from utils import znorm
+
+PUBLISHED = {
+    "chunk_attention_lstm_v1.6/NormTerm": (130, {"act": (4.3943976787, 0.9359746713),
+                                                 "dom": (4.5298738234, 0.7457603454),
+                                                 "val": (4.0458438901, 0.8832976170)}),
+    "deep_emo_cluster_v1.8": (128, {"act": (4.443360246173043, 0.8783720915821666),
+                                    "dom": (4.553541012477997, 0.7215458452192005),
+                                    "val": (4.15039338610486, 0.8446607563693561)}),
+    "multiscale_chunk_v1.10/NormTerm_Speech": (1024, {"act": (4.328008765156319, 0.9579139928646752)}),
+    "multiscale_chunk_v1.10/NormTerm_Text": (768, {"val": (4.021101978311878, 0.8999097205396257)}),
+}
+
+
+@pytest.mark.parametrize("folder", sorted(PUBLISHED))
+def test_published_normterm_reads_back_unchanged(folder, tmp_path):
+    src = PRETRAINED / folder
+    if not src.is_dir():
+        pytest.skip(f"{src} absent")
+    dims, labels = PUBLISHED[folder]
+    nt = NormTerm.load(src)
+    assert nt.feat_mean.shape == nt.feat_std.shape == (dims,)
+    for a, (m, s) in labels.items():
+        assert nt.labels[a] == pytest.approx((m, s), abs=1e-9)
+    nt.save(tmp_path / "copy")
+    for f in sorted(src.glob("*.mat")):
+        orig = scipy.io.loadmat(str(f))["normal_para"]
+        ours = scipy.io.loadmat(str(tmp_path / "copy" / f.name))["normal_para"]
+        assert ours.dtype == orig.dtype and ours.shape == orig.shape
+        np.testing.assert_array_equal(ours, orig)
+
+
+def test_znorm_nan_inf_and_clip():
+    x = np.array([[1.0, np.nan, np.inf, -np.inf, 100.0, 2.0]])
+    z = znorm(x, np.zeros(6), np.array([1.0, 1, 1, 1, 1, 0]))
+    np.testing.assert_array_equal(z, [[1.0, 0.0, 3.0, -3.0, 3.0, 3.0]])  # 2/0 = inf -> 3
+    assert z.dtype == np.float32
+    assert znorm(x, 0, 1, dtype=np.float64).dtype == np.float64
+
+
+def test_frame_pooled_stats_equal_stacked_numpy():
+    rng = np.random.default_rng(0)
+    arrays = [rng.normal(1e5, 3e4, size=(rng.integers(1, 300), 7)) for _ in range(50)]
+    stacked = np.concatenate(arrays)
+    m, s = frame_pooled_stats(iter(arrays))
+    np.testing.assert_allclose(m, stacked.mean(0), rtol=1e-12)
+    np.testing.assert_allclose(s, stacked.std(0), rtol=1e-10)
+
+
+def test_utterance_mean_stats():
+    arrays = [np.array([[1.0, 5.0], [3.0, 5.0]]), np.array([[4.0, 5.0]])]
+    m, s = utterance_mean_stats(arrays)
+    np.testing.assert_allclose(m, [3.0, 5.0])
+    np.testing.assert_allclose(s, [1.0, 1e-10])  # means 2 and 4; the constant column's std 0 -> 1e-10
+
+
+def test_norm_para_cli_end_to_end(msp_corpus, tmp_path):
+    import feat_mel
+    import norm_para
+    from corpora.msp_podcast import read_msp_podcast
+    store_dir = tmp_path / "mel"
+    assert feat_mel.main(["--corpus", "msp-podcast", "--root", str(msp_corpus), "--split", "train",
+                          "--store", str(store_dir), "--no-progress"]) == 0
+    out = tmp_path / "NormTerm"
+    assert norm_para.main(["--store", str(store_dir), "--root", str(msp_corpus), "--out", str(out),
+                           "--no-progress"]) == 0
+    nt = NormTerm.load(out)
+    store = FeatureStore(store_dir)
+    train = read_msp_podcast(msp_corpus, split="train").records
+    stacked = np.concatenate([np.asarray(store[r.utt_id], np.float64) for r in train])
+    np.testing.assert_allclose(nt.feat_mean, stacked.mean(0), rtol=1e-10)
+    np.testing.assert_allclose(nt.feat_std, stacked.std(0), rtol=1e-10)
+    expected = label_stats(train)
+    assert set(nt.labels) == set(expected)
+    for a, ms in expected.items():
+        assert nt.labels[a] == pytest.approx(ms, rel=1e-12)
+    y = np.array([r.labels["act"] for r in train])
+    np.testing.assert_allclose(nt.denorm(nt.label(y, "act"), "act"), y)
+    z = nt.features(store[train[0].utt_id])
+    assert z.dtype == np.float32 and np.abs(z).max() <= 3.0
+
+
+def test_mat_round_trip(tmp_path):
+    import mat_io
+    src = FeatureStore.create(tmp_path / "s", name="lld", extractor="Toy", params={}, dims=3, frame_rate=62.5,
+                              extra={"mat_key": "Audio_data", "mat_time_column": True})
+    rng = np.random.default_rng(0)
+    data = {f"MSP-PODCAST_0001_000{i}": rng.normal(size=(5 + i, 3)).astype(np.float32) for i in range(4)}
+    with src.writer() as w:
+        for k, v in data.items():
+            w.add(k, v)
+    assert mat_io.main(["export", "--store", str(tmp_path / "s"), "--out", str(tmp_path / "feat_mat"),
+                        "--float64", "--no-progress"]) == 0
+    m = scipy.io.loadmat(str(tmp_path / "feat_mat" / "MSP-PODCAST_0001_0002.mat"))["Audio_data"]
+    assert m.shape == (7, 4) and m.dtype == np.float64  # the originals' layout: time column first
+    np.testing.assert_allclose(m[:, 0], np.arange(7) * 0.016)
+    (tmp_path / "feat_mat" / "broken.mat").write_bytes(b"not a mat file")
+    assert mat_io.main(["import", "--mat-dir", str(tmp_path / "feat_mat"), "--store", str(tmp_path / "back"),
+                        "--name", "lld", "--dims", "3", "--frame-rate", "62.5", "--time-column", "--no-progress"]) == 0
+    back = FeatureStore(tmp_path / "back")
+    assert sorted(back.keys()) == sorted(data)
+    for k, v in data.items():
+        np.testing.assert_allclose(back[k], v)
+    assert [e["utterance"] for e in back.errors()] == ["broken"]
