@@ -21,10 +21,9 @@ $(STAMP): requirements.txt
 	@touch $@
 
 demo: $(STAMP)
-	$(BIN)/python make_demo_corpus.py --kind msp-podcast --out $(DEMO)/msp-podcast --n 500 --seed 0 --if-missing
 	$(BIN)/python make_demo_corpus.py --kind iemocap --out $(DEMO)/iemocap --n 200 --seed 0 --if-missing
-	$(BIN)/python corpus_info.py --corpus msp-podcast --root $(DEMO)/msp-podcast
 	$(BIN)/python corpus_info.py --corpus iemocap --root $(DEMO)/iemocap
+	$(BIN)/python demo.py --data $(DEMO)
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -q

@@ -1,7 +1,4 @@
-"""Small pieces shared by every system: z-norm, atomic file writes, seeding.
-
-(CCC and the dynamic chunker join this module with the first system that needs them.)
-"""
+"""Small pieces shared by every system: CCC, the dynamic chunker, z-norm, atomic file writes, seeding."""
 from __future__ import annotations
 
 import contextlib
@@ -61,3 +58,68 @@ def znorm(x: np.ndarray, mean: np.ndarray, std: np.ndarray, clip: float = 3.0,
     z[np.isnan(z)] = 0.0
     np.clip(z, -clip, clip, out=z)
     return z.astype(dtype, copy=False)
+
+
+# ------------------------------------------------------------------------------------------------ metrics
+
+def ccc(pred, true) -> float:
+    """Lin's concordance correlation coefficient with population moments (ddof 0), as the originals score:
+    2 cov / (var_p + var_t + (mean_p - mean_t)^2)."""
+    p, t = np.asarray(pred, dtype=np.float64).ravel(), np.asarray(true, dtype=np.float64).ravel()
+    if len(p) != len(t) or len(p) == 0:
+        raise ValueError(f"ccc needs two equal, non-empty lengths (got {len(p)} and {len(t)})")
+    mp, mt = p.mean(), t.mean()
+    cov = ((p - mp) * (t - mt)).mean()
+    denom = p.var() + t.var() + (mp - mt) ** 2
+    return float(2 * cov / denom) if denom > 0 else 0.0
+
+
+def ccc_loss(pred, true, *, unbiased_var: bool = True):
+    """1 - CCC over a batch of torch tensors, differentiable.
+
+    `unbiased_var=True` is the chunk LSTM's training loss as published: population covariance but
+    `torch.var`'s unbiased variances (quirk Q5; a factor (N-1)/N on the variance terms). False gives the
+    textbook population CCC. Needs at least two items.
+    """
+    p, t = pred.reshape(-1), true.reshape(-1)
+    if p.numel() < 2:
+        raise ValueError("ccc_loss needs a batch of at least two items")
+    mp, mt = p.mean(), t.mean()
+    cov = ((p - mp) * (t - mt)).mean()
+    correction = 0 if not unbiased_var else 1
+    vp, vt = p.var(correction=correction), t.var(correction=correction)
+    return 1 - 2 * cov / (vp + vt + (mp - mt) ** 2)
+
+
+# --------------------------------------------------------------------------------------- chunking
+
+def dynamic_chunks(lengths, m: int = 62, C: int = 11, n: int = 1) -> np.ndarray:
+    """Start frame of each of the n*C chunks of m frames of every utterance: (len(lengths), n*C) int64.
+
+    The chunk-level systems' rule, for T >= m: S = n*C - 1 shifts, step = floor((T - m) / S), chunk k covers
+    [k*step, k*step + m). No padding; up to S-1 trailing frames (more when step > m) are never seen; step 0
+    (m <= T < m + S) gives n*C copies of the first m frames. The original crashes for T < m; here such an
+    utterance gets step 0 and start 0, and `gather_chunks` pads it at the end with zeros (the z-normalised
+    mean) to m frames. Returns index ranges, not copies: gather them from the (memory-mapped) features.
+    """
+    lengths = np.asarray(lengths, dtype=np.int64)
+    if n < 1 or C < 1 or m < 1:
+        raise ValueError(f"need m, C, n >= 1 (got m={m}, C={C}, n={n})")
+    shifts = n * C - 1
+    step = np.maximum(lengths - m, 0) // max(shifts, 1)
+    return step[:, None] * np.arange(n * C, dtype=np.int64)[None, :]
+
+
+def gather_chunks(arrays, starts: np.ndarray, m: int) -> np.ndarray:
+    """(sum of chunks, m, F) float32: chunk k of utterance u is arrays[u][starts[u, k] : starts[u, k] + m],
+    utterance-major (rows u*nC ... u*nC + nC - 1), zero-padded at the end for utterances shorter than m."""
+    out = np.zeros((starts.size, m, arrays[0].shape[1]), dtype=np.float32)
+    offsets = np.arange(m)
+    row = 0
+    for x, st in zip(arrays, starts):
+        if len(x) >= m:
+            out[row: row + len(st)] = x[st[:, None] + offsets[None, :]]  # one fancy-index gather per utterance
+        else:
+            out[row: row + len(st), : len(x)] = x[None, :, :]
+        row += len(st)
+    return out

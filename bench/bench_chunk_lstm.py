@@ -1,0 +1,92 @@
+#!/usr/bin/env python
+"""Chunk-LSTM speed: training throughput, share of step time outside forward/backward, test and prediction
+real-time factors, and memory when training from a store far larger than the batch.
+
+    python bench/bench_chunk_lstm.py [--device cpu|cuda] [--batch 32] [--steps 20] [--store-gb 2]
+
+Training runs engine/loop.py on a synthetic 130-d LLD store (--store-gb GiB, MSP-Podcast-like lengths of
+170-690 frames); "outside" is the time the loop waited for its next batch (z-norm, chunk gathering from the
+memory map), measured by the loop itself. Test RTF: Predictor on stored LLDs; prediction RTF: the whole
+prediction_process.py path (WAV decode, resample, openSMILE LLDs, three models) on the demo corpus.
+"""
+import argparse
+import shutil
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from engine.loop import LoopConfig, train  # noqa: E402
+from features.normterm import NormTerm  # noqa: E402
+from features.store import FeatureStore, dir_size  # noqa: E402
+from systems.chunk_lstm import ChunkLSTMMethod, Predictor  # noqa: E402
+
+
+def rss_anon_mib() -> float:
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith("RssAnon"):
+                return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--device", default="cpu")
+    ap.add_argument("--batch", type=int, default=32)
+    ap.add_argument("--steps", type=int, default=20)
+    ap.add_argument("--store-gb", type=float, default=2.0)
+    ap.add_argument("--atten", default="RnnAttenVec")
+    args = ap.parse_args()
+    tmp = Path(tempfile.mkdtemp(prefix="bench_lstm_"))
+    rng = np.random.default_rng(0)
+    n = int(args.store_gb * 2**30 / (430 * 130 * 4))
+    store = FeatureStore.create(tmp / "store", name="lld", extractor="Bench", params={}, dims=130, frame_rate=62.5)
+    block = rng.normal(size=(700, 130)).astype(np.float32)
+    with store.writer() as w:
+        for i in range(n):
+            w.add(f"u{i}", block[: int(rng.integers(170, 690))])
+    store = FeatureStore(tmp / "store")
+    nt = NormTerm(np.zeros(130), np.ones(130), {"act": (4.0, 1.0)})
+    items = [(u, float(rng.uniform(1, 7))) for u in store.keys()]
+    method = ChunkLSTMMethod(store, nt, "act", args.atten)
+    rss0 = rss_anon_mib()
+    cfg = LoopConfig(out_dir=tmp / "run", iterations=args.steps, batch_size=args.batch, val_every=10**9,
+                     device=args.device, progress=False)
+    res = train(method, items, items[:2], cfg)
+    rss1 = rss_anon_mib()
+    print(f"device {args.device}, {args.atten}, batch {args.batch}, store {dir_size(tmp / 'store') / 2**30:.2f} GiB "
+          f"({n} utterances)")
+    print(f"training: {res.steps * args.batch / res.seconds:.1f} utt/s, {res.seconds / res.steps * 1000:.0f} ms/step, "
+          f"{100 * res.data_seconds / res.seconds:.1f}% of step time waiting for data")
+    print(f"anonymous RSS: {rss0:.0f} MiB before training, {rss1:.0f} MiB after (store on disk "
+          f"{dir_size(tmp / 'store') / 2**20:.0f} MiB)")
+    model_dir = Path(__file__).resolve().parents[1] / "trained_models" / "LSTM_iter5000_batch128_ChunkSeq2One_SelfAttenVec_Act"
+    pred = Predictor.load(model_dir, device=args.device)
+    arrays = [store[u] for u in store.keys()[:500]]
+    seconds = sum(len(a) for a in arrays) / 62.5
+    t0 = time.perf_counter()
+    pred.predict(arrays)
+    dt = time.perf_counter() - t0
+    print(f"testing (stored LLDs -> CCC inputs): RTF {dt / seconds:.5f} ({len(arrays)} utterances, {seconds:.0f} s)")
+    demo = Path("/tmp/bench_msp")
+    if not (demo / "synth_summary.json").is_file():
+        from corpora.synth.msp_podcast import write_msp_podcast
+        write_msp_podcast(demo, n=100, seed=0, progress=False)
+    import prediction_process
+    wavs = sorted((demo / "Audios").glob("*.wav"))[:100]
+    from features.audio import load_audio
+    audio_s = sum(len(load_audio(w)) for w in wavs) / 16000
+    t0 = time.perf_counter()
+    prediction_process.main(["--wav-dir", str(demo / "Audios"), "--out", str(tmp / "pred.csv"), "--no-progress",
+                             "--device", args.device])
+    dt = time.perf_counter() - t0
+    print(f"prediction_process.py (WAV -> LLDs -> 3 models): RTF {dt / audio_s:.5f} ({len(wavs)} files, {audio_s:.0f} s)")
+    shutil.rmtree(tmp, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()

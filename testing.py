@@ -1,0 +1,77 @@
+#!/usr/bin/env python
+"""Score a chunk-level attention LSTM on a test split (the seed's command works as written):
+
+    python testing.py -iter 5000 -batch 128 -emo Dom -atten SelfAttenVec
+    python testing.py -iter 5000 -batch 128 -emo Act -atten RnnAttenVec --checkpoint X.pth.tar --normterm NormTerm
+
+The checkpoint is --checkpoint (our folder, or a published .pth.tar with --normterm), else Models/<run name>,
+else trained_models/<run name> (the published v1.6 models). Predictions are de-normalised and scored against
+the raw labels with CCC; a per-utterance CSV (utterance, prediction, label) is written.
+"""
+import argparse
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+from features.store import FeatureStore, StoreError
+from systems.chunk_lstm import Predictor, add_cli_args, labelled_items, resolve_paths
+from utils import atomic_path, ccc
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__)
+    add_cli_args(ap)
+    ap.add_argument("--checkpoint", type=Path)
+    ap.add_argument("--models-dir", type=Path, default=Path("Models"))
+    ap.add_argument("--split", default="test1", help="test split or alias (test, test1, test2, dev, ...)")
+    ap.add_argument("--csv", type=Path, help="per-utterance output (default results/<run name>_<split>.csv)")
+    ap.add_argument("--batch-eval", type=int, default=64)
+    args = ap.parse_args(argv)
+    resolve_paths(args)
+    ckpt = args.checkpoint
+    if ckpt is None:
+        for cand in (args.models_dir / args.name, Path("trained_models") / args.name):
+            if cand.is_dir():
+                ckpt = cand
+                break
+        else:
+            print(f"error: no checkpoint {args.name} in {args.models_dir}/ or trained_models/; give --checkpoint",
+                  file=sys.stderr)
+            return 1
+    try:
+        store = FeatureStore(args.store)
+        pred = Predictor.load(ckpt, normterm=args.normterm if ckpt.suffix == ".tar" else None, device=args.device)
+    except (StoreError, FileNotFoundError, ValueError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 1
+    if pred.attribute != args.attribute:
+        print(f"error: {ckpt} predicts {pred.attribute}, not {args.attribute}", file=sys.stderr)
+        return 1
+    items = labelled_items(args.root, args.split, args.attribute, store)
+    if not items:
+        print(f"error: no labelled {args.split} utterance with features", file=sys.stderr)
+        return 1
+    t0 = time.perf_counter()
+    scores = pred.predict([store[u] for u, _ in items], batch_size=args.batch_eval)
+    ms = 1000 * (time.perf_counter() - t0) / len(items)
+    labels = np.array([v for _, v in items])
+    print("ChunkSeq2One")
+    print(f"Iterations: {args.iterations}")
+    print(f"Batch_Size: {args.batch_size}")
+    print("Model_Type: LSTM")
+    print(f"Attention_Type: {args.atten_type}")
+    print(f"{args.emo_attr}-CCC: {ccc(scores, labels):.4f}")
+    print(f"Avg. Time Cost(ms/uttr): {ms:.2f}")
+    out = args.csv or Path("results") / f"{args.name}_{args.split}.csv"
+    with atomic_path(out) as tmp:
+        with open(tmp, "w") as f:
+            f.write("utterance,prediction,label\n")
+            f.writelines(f"{u},{p:.6f},{y:.6f}\n" for (u, y), p in zip(items, scores))
+    print(f"checkpoint {ckpt}; {len(items)} utterances of {args.split}; per-utterance results in {out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
