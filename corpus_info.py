@@ -13,6 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
+from corpora import read_corpus
 from corpora.records import ATTRIBUTES, CorpusError
 
 
@@ -29,12 +30,7 @@ def main(argv=None) -> int:
     ap.add_argument("--skipped-csv", type=Path, help="write the skipped rows (utterance, file, reason) here")
     args = ap.parse_args(argv)
     try:
-        if args.corpus == "msp-podcast":
-            from corpora.msp_podcast import read_msp_podcast
-            corpus = read_msp_podcast(args.root, split=args.split)
-        else:
-            from corpora.iemocap import FOUR_CLASS, four_class, read_iemocap
-            corpus = read_iemocap(args.root)
+        corpus = read_corpus(args.corpus, args.root, args.split)
     except CorpusError as e:
         print(f"error: {e}", file=sys.stderr)
         return 1
@@ -43,6 +39,7 @@ def main(argv=None) -> int:
     if args.corpus == "msp-podcast":
         print("  splits:", summarise(recs, lambda r: r.split))
     else:
+        from corpora.iemocap import FOUR_CLASS, four_class
         print("  sessions:", summarise(recs, lambda r: r.session))
         for scheme in FOUR_CLASS:
             print(f"  4-class ({scheme}): {len(four_class(recs, scheme))} utterances")

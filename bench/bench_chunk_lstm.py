@@ -72,12 +72,9 @@ def main() -> None:
     pred.predict(arrays)
     dt = time.perf_counter() - t0
     print(f"testing (stored LLDs -> CCC inputs): RTF {dt / seconds:.5f} ({len(arrays)} utterances, {seconds:.0f} s)")
-    demo = Path("/tmp/bench_msp")
-    if not (demo / "synth_summary.json").is_file():
-        from corpora.synth.msp_podcast import write_msp_podcast
-        write_msp_podcast(demo, n=100, seed=0, progress=False)
     import prediction_process
-    wavs = sorted((demo / "Audios").glob("*.wav"))[:100]
+    from bench.common import BENCH_CORPUS as demo, corpus_wavs
+    wavs = corpus_wavs(100)
     from features.audio import load_audio
     audio_s = sum(len(load_audio(w)) for w in wavs) / 16000
     t0 = time.perf_counter()

@@ -22,15 +22,9 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from bench.common import corpus_wavs  # noqa: E402
 from features.audio import load_audio  # noqa: E402
 
-
-def corpus_wavs(n: int) -> list[Path]:
-    root = Path("/tmp/bench_msp")
-    if not (root / "synth_summary.json").is_file():
-        from corpora.synth.msp_podcast import write_msp_podcast
-        write_msp_podcast(root, n=max(n, 100), seed=0, progress=False)
-    return sorted((root / "Audios").glob("*.wav"))[:n]
 
 
 def main() -> None:

@@ -25,6 +25,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from bench.common import BENCH_CORPUS, corpus_wavs  # noqa: E402
 from features.audio import load_audio  # noqa: E402
 
 SIZES = {"base": dict(hidden_size=768, num_hidden_layers=12, num_attention_heads=12, intermediate_size=3072),
@@ -32,13 +33,9 @@ SIZES = {"base": dict(hidden_size=768, num_hidden_layers=12, num_attention_heads
 
 
 def corpus(n: int) -> tuple[list[np.ndarray], list[str]]:
-    root = Path("/tmp/bench_msp")
-    if not (root / "synth_summary.json").is_file():
-        from corpora.synth.msp_podcast import write_msp_podcast
-        write_msp_podcast(root, n=max(n, 100), seed=0, progress=False)
-    wavs = sorted((root / "Audios").glob("*.wav"))[:n]
-    texts = [" ".join((root / "Transcripts" / f"{p.stem}.txt").read_text().split()) for p in
-             sorted((root / "Audios").glob("*.wav"))]
+    wavs = corpus_wavs(n)
+    texts = [" ".join((BENCH_CORPUS / "Transcripts" / f"{p.stem}.txt").read_text().split()) for p in
+             sorted((BENCH_CORPUS / "Audios").glob("*.wav"))]
     return [load_audio(p) for p in wavs], texts
 
 

@@ -27,6 +27,7 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
+from corpora import read_corpus
 from corpora.records import CorpusError, Utterance
 from features.audio import AudioError, load_audio
 from features.store import FeatureStore
@@ -191,12 +192,7 @@ def items_from_args(args) -> tuple[list[Item], str | None, Path | None]:
     if not (args.corpus and args.root):
         raise SystemExit("give --corpus and --root, or --wav-dir")
     try:
-        if args.corpus == "msp-podcast":
-            from corpora.msp_podcast import read_msp_podcast
-            corpus = read_msp_podcast(args.root, split=args.split)
-        else:
-            from corpora.iemocap import read_iemocap
-            corpus = read_iemocap(args.root)
+        corpus = read_corpus(args.corpus, args.root, args.split)
     except CorpusError as e:
         raise SystemExit(f"error: {e}") from None
     corpus.report()
