@@ -42,9 +42,15 @@ def main(argv=None) -> int:
             return 1
     try:
         store = FeatureStore(args.store)
-        pred = Predictor.load(ckpt, normterm=args.normterm if ckpt.suffix == ".tar" else None, device=args.device)
+        legacy_nt = args.normterm if args.normterm_given else Path(__file__).resolve().parent / "NormTerm"
+        pred = Predictor.load(ckpt, normterm=legacy_nt if ckpt.suffix == ".tar" else None, device=args.device)
     except (StoreError, FileNotFoundError, ValueError) as e:
         print(f"error: {e}", file=sys.stderr)
+        return 1
+    want = pred.config.get("features", {}).get("name")
+    if want and want != store.meta.get("name") or pred.config["model"]["input_dim"] != store.dims:
+        print(f"error: {ckpt} was trained on {want or pred.config['model']['input_dim']} features, but {args.store} "
+              f"holds {store.meta.get('name')} ({store.dims}-d)", file=sys.stderr)
         return 1
     if pred.attribute != args.attribute:
         print(f"error: {ckpt} predicts {pred.attribute}, not {args.attribute}", file=sys.stderr)

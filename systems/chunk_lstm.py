@@ -154,7 +154,8 @@ def add_cli_args(ap) -> None:
     ap.add_argument("--root", type=Path, default=None,
                     help="MSP-Podcast root (default: $MSP_PODCAST_ROOT, else demo_data/msp-podcast)")
     ap.add_argument("--store", type=Path, help="LLD feature store (default <root>/Features/OpenSmile_lld_IS13ComParE)")
-    ap.add_argument("--normterm", type=Path, help="NormTerm folder (default <root>/NormTerm if present, else NormTerm/)")
+    ap.add_argument("--normterm", type=Path, help="NormTerm folder (training default: <root>/NormTerm if present, "
+                    "else NormTerm/; a published .pth.tar defaults to NormTerm/, the v1.6 files it was trained with)")
     ap.add_argument("--chunk-n", type=int, default=1, help="chunk-count scale factor n (1, 2 or 3)")
     ap.add_argument("--device", default="auto", help="cpu, cuda or auto")
     ap.add_argument("--no-progress", action="store_true")
@@ -167,6 +168,7 @@ def resolve_paths(args) -> None:
         args.root = Path(os.environ.get("MSP_PODCAST_ROOT", "demo_data/msp-podcast"))
     if args.store is None:
         args.store = args.root / "Features" / "OpenSmile_lld_IS13ComParE"
+    args.normterm_given = args.normterm is not None
     if args.normterm is None:
         args.normterm = args.root / "NormTerm" if (args.root / "NormTerm").is_dir() else Path("NormTerm")
     if args.device == "auto":

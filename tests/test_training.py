@@ -107,3 +107,6 @@ def test_training_and_testing_cli_under_torchrun_two_cpu_processes(mel_setup, tm
     assert testing.main([*args, "--models-dir", str(tmp_path / "Models"), "--csv", str(csv_out)]) == 0
     lines = csv_out.read_text().splitlines()
     assert lines[0] == "utterance,prediction,label" and len(lines) > 1
+    # a checkpoint trained on other features is refused, not silently scored
+    shipped = REPO / "trained_models" / "LSTM_iter5000_batch128_ChunkSeq2One_SelfAttenVec_Act"
+    assert testing.main([*args, "--checkpoint", str(shipped), "--csv", str(tmp_path / "x.csv")]) == 1
