@@ -18,7 +18,7 @@ import numpy as np
 
 from corpora.records import CorpusError
 from features.normterm import NormTerm, frame_pooled_stats, label_stats, utterance_mean_stats
-from features.store import FeatureStore, StoreError
+from features.store import FeatureStore, StoreError, with_features
 
 UTTERANCE_MEAN_EXTRACTORS = {"Wav2Vec2Features", "TokenFeatures", "WordFeatures"}
 
@@ -49,12 +49,7 @@ def main(argv=None) -> int:
         except StoreError as e:
             print(f"error: {e}", file=sys.stderr)
             return 1
-        have = [r for r in records if r.utt_id in store]
-        missing = [r.utt_id for r in records if r.utt_id not in store]
-        if missing:
-            print(f"warning: {len(missing)} {args.split} utterance(s) have no features in {args.store} and are "
-                  f"left out of the statistics: {', '.join(missing[:10])}{' ...' if len(missing) > 10 else ''}",
-                  file=sys.stderr)
+        have = with_features(records, store, args.split)
         if not have:
             print(f"error: no {args.split} utterance has features in {args.store}", file=sys.stderr)
             return 1

@@ -224,3 +224,13 @@ class StoreWriter:
 
 def dir_size(path: str | Path) -> int:
     return sum(os.path.getsize(p) for p in Path(path).rglob("*") if p.is_file())
+
+
+def with_features(records: list, store: FeatureStore, what: str) -> list:
+    """The records whose utterance is in `store`; the others are listed on stderr, never silently dropped."""
+    import sys
+    missing = [r.utt_id for r in records if r.utt_id not in store]
+    if missing:
+        print(f"warning: {len(missing)} {what} utterance(s) have no features in {store.root} and are left out: "
+              f"{', '.join(missing[:10])}{' ...' if len(missing) > 10 else ''}", file=sys.stderr)
+    return [r for r in records if r.utt_id in store]

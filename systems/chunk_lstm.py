@@ -16,7 +16,7 @@ import torch
 
 from engine.checkpoint import load_checkpoint, load_legacy
 from features.normterm import NormTerm
-from features.store import FeatureStore
+from features.store import FeatureStore, with_features
 from models.chunk_lstm import ChunkLSTM
 from utils import ccc, ccc_loss, dynamic_chunks, gather_chunks
 
@@ -179,13 +179,8 @@ def resolve_paths(args) -> None:
 
 def labelled_items(root: Path, split: str, attribute: str, store: FeatureStore) -> list[tuple[str, float]]:
     """(utterance, raw label) of a split, listing (never silently dropping) utterances without features."""
-    import sys
     from corpora.msp_podcast import read_msp_podcast
     corpus = read_msp_podcast(root, split=split)
     corpus.report()
-    recs = [r for r in corpus.records if attribute in r.labels]
-    missing = [r.utt_id for r in recs if r.utt_id not in store]
-    if missing:
-        print(f"warning: {len(missing)} {split} utterance(s) have no features in {store.root} and are left out: "
-              f"{', '.join(missing[:10])}{' ...' if len(missing) > 10 else ''}", file=sys.stderr)
-    return [(r.utt_id, r.labels[attribute]) for r in recs if r.utt_id in store]
+    recs = with_features([r for r in corpus.records if attribute in r.labels], store, split)
+    return [(r.utt_id, r.labels[attribute]) for r in recs]

@@ -115,3 +115,14 @@ def test_errors_are_kept_until_the_input_succeeds(tmp_path):
     with store.writer() as w:
         w.add("later", np.zeros((1, 4)))
     assert [e["utterance"] for e in FeatureStore(tmp_path / "s").errors()] == ["bad"]
+
+
+def test_records_without_features_are_listed_not_dropped_silently(tmp_path, capsys):
+    from types import SimpleNamespace
+    from features.store import with_features
+    store = make(tmp_path / "s")
+    with store.writer() as w:
+        w.add("a", np.zeros((2, 4)))
+    recs = [SimpleNamespace(utt_id=u) for u in ("a", "b", "c")]
+    assert [r.utt_id for r in with_features(recs, store, "train")] == ["a"]
+    assert "2 train utterance(s) have no features" in capsys.readouterr().err
