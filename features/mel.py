@@ -46,7 +46,7 @@ class MelSpectrogram:
     input = "audio"
     dims = N_MELS
     frame_rate = SR / HOP  # 62.5 frames/s
-    min_seconds = 0.0
+    min_seconds = (N_FFT // 2 + 1) / SR  # reflect padding needs more samples than the 256-sample pad
     params = {"sr": SR, "n_fft": N_FFT, "hop": HOP, "n_mels": N_MELS, "window": "hann(periodic)",
               "center": True, "pad_mode": "reflect", "power": 2.0, "mel": "slaney", "norm": "slaney",
               "fmin": 0.0, "fmax": 8000.0, "peak_normalise": True, "log": False}

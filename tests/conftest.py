@@ -43,5 +43,6 @@ def write_odd_wavs(folder: Path, speech) -> dict[str, str]:
     (folder / "empty.wav").write_bytes(b"")
     (folder / "corrupt.wav").write_bytes(b"RIFF\x10\x00\x00\x00WAVEfmt garbage" + bytes(range(50)))
     sf.write(folder / "silent.wav", np.zeros(16000, np.float32), 16000, subtype="PCM_16")
+    sf.write(folder / "short.wav", speech[:150], 16000, subtype="PCM_16")  # 9 ms: shorter than one frame
     return {"good": "ok", "stereo44k": "ok", "eightbit": "ok", "empty": "empty file",
-            "corrupt": "unreadable audio", "silent": "silent"}
+            "corrupt": "unreadable audio", "silent": "silent", "short": "too short"}

@@ -58,7 +58,7 @@ def test_cli_on_wav_folder_lists_bad_files_and_resumes(msp_corpus, tmp_path):
     assert feat_mel.main(["--wav-dir", str(tmp_path / "wavs"), "--store", str(store_dir), "--no-progress"]) == 0
     assert sorted((store_dir / "shards").iterdir()) == shards  # nothing recomputed
     with open(next(store_dir.glob("errors-*.csv"))) as f:
-        assert len(list(csv.DictReader(f))) == 3
+        assert len(list(csv.DictReader(f))) == 4
 
 
 def test_cli_on_corpus_with_sharding(msp_corpus, tmp_path):
