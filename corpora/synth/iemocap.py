@@ -87,13 +87,6 @@ def dialog_plan(n: int) -> list[tuple[int, str, int]]:
     return sorted(p for p in plan if p[2] > 0)
 
 
-def _integer_ratings(mean: float, rng: np.random.Generator, raters: int = 3) -> list[int]:
-    """Integer 1-5 ratings of `raters` evaluators whose mean is `mean` (to_five_point's rounded mean)."""
-    q, r = divmod(int(round(mean * raters)), raters)
-    ratings = [q + 1] * r + [q] * (raters - r)
-    return [int(x) for x in rng.permutation(ratings)]
-
-
 def _category_lines(code: str, rng: np.random.Generator) -> list[str]:
     """Three evaluators' category words: a majority for the consensus code, three different ones for xxx."""
     others = [c for c in CATEGORY_WORDS if c != code]
@@ -111,7 +104,7 @@ def _emo_block(u: dict, rng: np.random.Generator) -> str:
     lines = [f"[{u['start']:.4f} - {u['end']:.4f}]\t{u['utt']}\t{u['category']}\t"
              f"[{lab['val']:.4f}, {lab['act']:.4f}, {lab['dom']:.4f}]"]
     lines += _category_lines(u["category"], rng)
-    ratings = {k: _integer_ratings(lab[k], rng) for k in ("val", "act", "dom")}
+    ratings = u["ratings"]
     lines += [f"A-E{k + 1}:\tval {ratings['val'][k]}; act {ratings['act'][k]}; dom {ratings['dom'][k]};\t()"
               for k in range(3)]
     return "\n".join(lines) + "\n"
@@ -233,10 +226,11 @@ def _plan_dialog(session: int, dialog: str, count: int, rng: np.random.Generator
         per_speaker[gender] += 1
         text, controls = rules.draw_utterance(speech_rng)
         scores = rules.attribute_scores(controls, speech_rng)
-        labels = rules.to_five_point(scores, speech_rng)
+        ratings = rules.five_point_ratings(scores, speech_rng)
+        labels = rules.consensus(ratings)
         category = rules.iemocap_category(scores, controls.sentiment, speech_rng)
         utts.append({"utt": utt, "dialog": dialog, "session": session, "gender": gender, "voice": voices[gender],
-                     "text": text, "controls": controls, "labels": labels, "category": category, "gap": gap()})
+                     "text": text, "controls": controls, "ratings": ratings, "labels": labels, "category": category, "gap": gap()})
     return DialogPlan(session, dialog, utts, gap(), eval_rng, motion_rng)
 
 

@@ -110,14 +110,18 @@ def msp_emo_class(scores: dict[str, float]) -> str:
     return "N" if abs(a - 4) < 1.5 else "X"
 
 
-def to_five_point(scores: dict[str, float], rng: np.random.Generator, raters: int = 3) -> dict[str, float]:
-    """1-7 scores -> IEMOCAP's 1-5 scale as the mean of `raters` integer ratings (values like 3.3333)."""
+def five_point_ratings(scores: dict[str, float], rng: np.random.Generator, raters: int = 3) -> dict[str, list[int]]:
+    """1-7 scores -> `raters` simulated evaluators' integer ratings on IEMOCAP's 1-5 scale."""
     out = {}
     for k, v in scores.items():
         five = 1 + (v - 1) * 4 / 6
-        ratings = np.clip(np.rint(five + rng.normal(0, 0.4, size=raters)), 1, 5)
-        out[k] = float(round(ratings.mean(), 4))
+        out[k] = [int(r) for r in np.clip(np.rint(five + rng.normal(0, 0.4, size=raters)), 1, 5)]
     return out
+
+
+def consensus(ratings: dict[str, list[int]]) -> dict[str, float]:
+    """The consensus label IEMOCAP prints: the evaluators' mean, 4 decimals (values like 3.3333)."""
+    return {k: float(round(float(np.mean(v)), 4)) for k, v in ratings.items()}
 
 
 def iemocap_category(scores: dict[str, float], sentiment: float, rng: np.random.Generator) -> str:
