@@ -8,12 +8,13 @@ The result (model.safetensors + config.json with the NormTerm values, the featur
 the attribute and chunking) reproduces the original's outputs exactly (tests/test_chunk_lstm.py). The legacy
 file is read with torch.load(weights_only=True): no code in it can run.
 """
-import argparse
 import sys
 from pathlib import Path
 
 from engine.checkpoint import save_checkpoint
+from engine.cli import entry, parser
 from systems.chunk_lstm import Predictor
+from utils import writable_dir
 
 
 def convert(pth: Path, normterm: Path, out: Path, corpus_version: str = "MSP-Podcast v1.6") -> Path:
@@ -28,13 +29,15 @@ def convert(pth: Path, normterm: Path, out: Path, corpus_version: str = "MSP-Pod
     return out
 
 
+@entry
 def main(argv=None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--pth", type=Path, required=True, nargs="+")
-    ap.add_argument("--normterm", type=Path, required=True)
+    ap = parser(__doc__)
+    ap.add_argument("--pth", type=Path, required=True, nargs="+", help="published LSTM_*.pth.tar file(s)")
+    ap.add_argument("--normterm", type=Path, required=True, help="the NormTerm folder they were trained with")
     ap.add_argument("--out", type=Path, required=True, help="output folder (parent folder when several --pth)")
-    ap.add_argument("--corpus-version", default="MSP-Podcast v1.6")
+    ap.add_argument("--corpus-version", default="MSP-Podcast v1.6", help="recorded in config.json")
     args = ap.parse_args(argv)
+    writable_dir(args.out)
     for p in args.pth:
         out = args.out / p.name.removesuffix(".pth.tar") if len(args.pth) > 1 else args.out
         try:

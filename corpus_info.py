@@ -6,7 +6,6 @@
 
 Exit code 1 when the corpus cannot be read; skipped rows are listed (and written with --skipped-csv).
 """
-import argparse
 import sys
 from collections import Counter
 from pathlib import Path
@@ -14,7 +13,9 @@ from pathlib import Path
 import numpy as np
 
 from corpora import read_corpus
-from corpora.records import ATTRIBUTES, CorpusError
+from corpora.records import ATTRIBUTES
+from engine.cli import entry, parser
+from utils import writable_dir
 
 
 def summarise(records, key) -> str:
@@ -22,18 +23,17 @@ def summarise(records, key) -> str:
     return ", ".join(f"{k}: {v}" for k, v in sorted(counts.items(), key=lambda kv: str(kv[0])))
 
 
+@entry
 def main(argv=None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--corpus", choices=("msp-podcast", "iemocap"), required=True)
-    ap.add_argument("--root", type=Path, required=True)
-    ap.add_argument("--split", help="MSP-Podcast split or alias (train, dev, test1, test2, test3, test, ...)")
-    ap.add_argument("--skipped-csv", type=Path, help="write the skipped rows (utterance, file, reason) here")
+    ap = parser(__doc__)
+    ap.add_argument("--corpus", choices=("msp-podcast", "iemocap"), required=True, help="which reader")
+    ap.add_argument("--root", type=Path, required=True, help="corpus root folder")
+    ap.add_argument("--split", help="MSP-Podcast split or alias (train, dev, test1, test2, test3, test, ...; default: all)")
+    ap.add_argument("--skipped-csv", type=Path, help="write the skipped rows (utterance, file, reason) here (default: none)")
     args = ap.parse_args(argv)
-    try:
-        corpus = read_corpus(args.corpus, args.root, args.split)
-    except CorpusError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 1
+    if args.skipped_csv:
+        writable_dir(args.skipped_csv.parent)
+    corpus = read_corpus(args.corpus, args.root, args.split)
     recs = corpus.records
     print(f"{corpus.name} at {corpus.root}: {len(recs)} utterances, {len({r.speaker for r in recs})} speakers")
     if args.corpus == "msp-podcast":

@@ -8,7 +8,6 @@ Every step skips what is already done (the corpus, the store, finished training 
 `make demo` only re-scores. Settings are the published ones except for the demo's short training
 (100 iterations of batch 16, lr 1e-3: a few minutes on 2 CPU cores instead of hours on a GPU).
 """
-import argparse
 import shutil
 import sys
 import time
@@ -22,18 +21,20 @@ import norm_para
 import prediction_process
 import testing
 import training
+from engine.cli import entry, int_at_least, parser, positive_float
 
 ATTRS = ("Act", "Dom", "Val")
 
 
+@entry
 def main(argv=None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--data", type=Path, default=Path("demo_data"))
-    ap.add_argument("--n", type=int, default=500)
-    ap.add_argument("--iterations", type=int, default=100)
-    ap.add_argument("--batch", type=int, default=16)
-    ap.add_argument("--lr", type=float, default=1e-3)
-    ap.add_argument("--atten", default="RnnAttenVec")
+    ap = parser(__doc__)
+    ap.add_argument("--data", type=Path, default=Path("demo_data"), help="where corpora, features and models go")
+    ap.add_argument("--n", type=int_at_least(20), default=500, help="utterances of the demo MSP-Podcast corpus")
+    ap.add_argument("--iterations", type=int_at_least(1), default=100, help="chunk-LSTM training iterations")
+    ap.add_argument("--batch", type=int_at_least(2), default=16, help="chunk-LSTM batch size")
+    ap.add_argument("--lr", type=positive_float, default=1e-3, help="chunk-LSTM learning rate")
+    ap.add_argument("--atten", default="RnnAttenVec", help="chunk-LSTM attention variant")
     args = ap.parse_args(argv)
     t_all = time.time()
     root = args.data / "msp-podcast"

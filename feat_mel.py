@@ -7,15 +7,16 @@
 Resumable (finished utterances are kept), shardable (--shard i/N or torchrun), bad inputs listed in
 <store>/errors-*.csv.
 """
-import argparse
 import sys
 
+from engine.cli import entry, parser
 from features.extract import add_io_args, run_cli
 from features.mel import MelSpectrogram
 
 
+@entry
 def main(argv=None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = parser(__doc__)
     add_io_args(ap)
     return run_cli(MelSpectrogram(), ap.parse_args(argv))
 

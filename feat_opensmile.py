@@ -10,18 +10,19 @@ from the installed `opensmile` package on first use (see features/opensmile_lld.
 utterances are kept), shardable (--shard i/N or torchrun), bad inputs listed in <store>/errors-*.csv.
 `python mat_io.py export` writes the original per-utterance Audio_data .mat files (time column first).
 """
-import argparse
 import sys
 
+from engine.cli import entry, int_at_least, parser
 from features.extract import add_io_args, run_cli
 
 
+@entry
 def main(argv=None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = parser(__doc__)
     add_io_args(ap)
     o = ap.add_argument_group("openSMILE")
-    o.add_argument("--threads", type=int, default=1,
-                   help="utterances of a batch processed in parallel threads (default 1; or use --shard)")
+    o.add_argument("--threads", type=int_at_least(1), default=1,
+                   help="utterances of a batch processed in parallel threads (or use --shard)")
     o.add_argument("--config-cache", help="folder for the generated config (default $SER_OPENSMILE_CACHE or "
                                           "~/.cache/ser-toolkit/opensmile)")
     args = ap.parse_args(argv)

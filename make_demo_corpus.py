@@ -6,21 +6,23 @@
 
 The label rules (what makes the corpus learnable) are in corpora/synth/rules.py and the README.
 """
-import argparse
 import json
 import sys
 import time
 from pathlib import Path
 
 from corpora.synth.msp_podcast import RELEASES, SUMMARY
+from engine.cli import entry, int_at_least, parser
+from utils import writable_dir
 
 
+@entry
 def main(argv=None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--kind", choices=("msp-podcast", "iemocap"), required=True)
+    ap = parser(__doc__)
+    ap.add_argument("--kind", choices=("msp-podcast", "iemocap"), required=True, help="which corpus layout")
     ap.add_argument("--out", type=Path, required=True, help="corpus root to create")
-    ap.add_argument("--n", type=int, default=500, help="number of utterances")
-    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--n", type=int_at_least(1), default=500, help="number of utterances")
+    ap.add_argument("--seed", type=int, default=0, help="seed: the same seed gives a byte-identical corpus")
     ap.add_argument("--release", default="1.10", choices=sorted(RELEASES),
                     help="MSP-Podcast release layout to imitate (folder, labels file and split names)")
     ap.add_argument("--if-missing", action="store_true",
@@ -30,6 +32,7 @@ def main(argv=None) -> int:
     wanted = {"kind": args.kind, "n": args.n, "seed": args.seed}
     if args.kind == "msp-podcast":
         wanted["release"] = args.release
+    writable_dir(args.out)
     done = args.out / SUMMARY
     if args.if_missing and done.is_file():
         old = json.loads(done.read_text())

@@ -10,60 +10,66 @@ Default: utterance-mean for wav2vec2/token/word stores, frames otherwise. Label 
 population std of the Train labels of each attribute) go into the same folder. Train utterances without
 features are listed, never silently left out.
 """
-import argparse
 import sys
 from pathlib import Path
 
 import numpy as np
 
-from corpora.records import CorpusError
-from features.normterm import NormTerm, frame_pooled_stats, label_stats, utterance_mean_stats
-from features.store import FeatureStore, StoreError, with_features
+from engine.cli import UserError, entry, parser
+from features.normterm import (NormTerm, finite_only, frame_pooled_stats, label_stats, store_pooling,
+                               utterance_mean_stats)
+from features.store import FeatureStore, with_features
+from utils import writable_dir
 
-UTTERANCE_MEAN_EXTRACTORS = {"Wav2Vec2Features", "TokenFeatures", "WordFeatures"}
 
-
+@entry
 def main(argv=None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--store", type=Path, help="feature store (omit for label statistics only)")
-    ap.add_argument("--corpus", choices=("msp-podcast",), default="msp-podcast")
-    ap.add_argument("--root", type=Path, required=True, help="MSP-Podcast root (labels and splits)")
-    ap.add_argument("--split", default="train", help="split the statistics come from (default train)")
-    ap.add_argument("--method", choices=("auto", "frames", "utterance-mean"), default="auto")
+    ap = parser(__doc__)
+    ap.add_argument("--store", type=Path, help="feature store (default: none, for label statistics only)")
+    ap.add_argument("--corpus", choices=("msp-podcast",), default="msp-podcast", help="corpus the labels come from")
+    ap.add_argument("--root", type=Path, required=True,
+                    help="MSP-Podcast root, the folder holding Labels/ (no audio needed)")
+    ap.add_argument("--split", default="train", help="split the statistics come from")
+    ap.add_argument("--method", choices=("auto", "frames", "utterance-mean"), default="auto",
+                    help="auto = the pooling the store records (refused when it records none)")
     ap.add_argument("--out", type=Path, required=True, help="NormTerm folder to write")
-    ap.add_argument("--no-progress", action="store_true")
+    ap.add_argument("--no-progress", action="store_true", help="no progress bars")
     args = ap.parse_args(argv)
 
+    writable_dir(args.out)
     from corpora.msp_podcast import read_msp_podcast
-    try:
-        corpus = read_msp_podcast(args.root, split=args.split)
-    except CorpusError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 1
+    corpus = read_msp_podcast(args.root, split=args.split, require_audio=False)
     corpus.report()
     records = corpus.records
     mean = std = None
     if args.store:
-        try:
-            store = FeatureStore(args.store)
-        except StoreError as e:
-            print(f"error: {e}", file=sys.stderr)
-            return 1
-        have = with_features(records, store, args.split)
-        if not have:
-            print(f"error: no {args.split} utterance has features in {args.store}", file=sys.stderr)
-            return 1
+        store = FeatureStore(args.store)
         method = args.method
         if method == "auto":
-            method = "utterance-mean" if store.meta.get("extractor") in UTTERANCE_MEAN_EXTRACTORS else "frames"
-        arrays = (store[r.utt_id] for r in have)
-        if method == "frames":
-            mean, std = frame_pooled_stats(arrays, progress=not args.no_progress)
-        else:
-            # the original averages float32 audio features in float32; never accumulate in float16
-            dtype = np.promote_types(store.dtype, np.float32)
-            mean, std = utterance_mean_stats(arrays, dtype=dtype, progress=not args.no_progress)
-        print(f"{method} statistics of {len(have)} utterances, {mean.shape[0]} dims")
+            method = store_pooling(store.meta)
+            if method is None:
+                raise UserError(f"{args.store}: the store does not record how its features are pooled "
+                                f"(extractor {store.meta.get('extractor')!r}); give --method frames (every frame, "
+                                "as for LLDs and mel) or --method utterance-mean (utterance means, as for wav2vec2 "
+                                "and text)")
+        have = with_features(records, store, args.split)
+        bad: list[str] = []
+        arrays = finite_only(((r.utt_id, store[r.utt_id]) for r in have), bad)
+        try:
+            if method == "frames":
+                mean, std = frame_pooled_stats(arrays, progress=not args.no_progress)
+            else:
+                # the original averages float32 audio features in float32; never accumulate in float16
+                dtype = np.promote_types(store.dtype, np.float32)
+                mean, std = utterance_mean_stats(arrays, dtype=dtype, progress=not args.no_progress)
+        except ValueError:  # nothing left to compute statistics from
+            mean = None
+        if bad:
+            print(f"warning: {len(bad)} {args.split} utterance(s) hold NaN/inf features in {args.store} and are left "
+                  f"out of the statistics: {', '.join(bad[:10])}{' ...' if len(bad) > 10 else ''}", file=sys.stderr)
+        if mean is None:
+            raise UserError(f"{args.store}: no {args.split} utterance with finite features to compute statistics from")
+        print(f"{method} statistics of {len(have) - len(bad)} utterances, {mean.shape[0]} dims")
     labels = label_stats(records)
     NormTerm(mean, std, labels).save(args.out)
     for a, (m, s) in labels.items():

@@ -3,14 +3,17 @@
 
     python prediction_process.py --wav-dir my_wavs [--out pred_result.csv]
     python prediction_process.py --wav-dir my_wavs --models Models/RUN_Act Models/RUN_Dom Models/RUN_Val
+    python prediction_process.py --wav-dir my_wavs --models X_Act.pth.tar --normterm NormTerm
 
 By default it uses the published v1.6 chunk-level attention LSTMs shipped in trained_models/ (SelfAttenVec;
 `--atten RnnAttenVec` for the others): IS13 LLDs at 32 ms / 16 ms, their NormTerm, their networks. Any sample
-rate, bit depth and channel count is accepted (resampled to 16 kHz, down-mixed). Files that cannot be read
-are listed with the reason in <out>_errors.csv and the rest are predicted. Exit code 0 when at least one
-file was predicted.
+rate, bit depth and channel count is accepted (resampled to 16 kHz, down-mixed).
+
+pred_result.csv: File_Name (the WAV's path below --wav-dir without .wav, e.g. sub/a: unique and stable),
+one score column per attribute, and Warning (empty, or why a score is less reliable: a truncated file, audio
+shorter than one chunk). Files that cannot be read are listed with the reason in <out>_errors.csv (removed
+when a run has none) and the rest are predicted. Exit code 0 when at least one file was predicted.
 """
-import argparse
 import csv
 import sys
 from pathlib import Path
@@ -18,67 +21,98 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
-from features.audio import AudioError
-from features.extract import Item, load_input
+from engine.cli import UserError, entry, int_at_least, parser
+from features.audio import AudioError, truncated_wav
+from features.extract import load_input, wav_folder
 from systems.chunk_lstm import ATTRIBUTE_NAMES, Predictor
-from utils import atomic_path
+from utils import atomic_path, writable_dir
 
 COLUMNS = {"act": "Aro-Score", "dom": "Dom-Score", "val": "Val-Score"}
-SHIPPED = Path(__file__).resolve().parent / "trained_models"
+HERE = Path(__file__).resolve().parent
+SHIPPED = HERE / "trained_models"
 
 
+def load_predictors(paths: list[Path], normterm: Path, device: str) -> list[Predictor]:
+    """One predictor per attribute, in Act, Dom, Val order; two models for one attribute are refused."""
+    try:
+        predictors = [Predictor.load(p, normterm=normterm if p.suffix == ".tar" else None, device=device)
+                      for p in paths]
+    except (FileNotFoundError, ValueError) as e:
+        raise UserError(str(e)) from None
+    by_attr: dict[str, list[str]] = {}
+    for p in predictors:
+        by_attr.setdefault(p.attribute, []).append(p.source)
+    twice = {a: srcs for a, srcs in by_attr.items() if len(srcs) > 1}
+    if twice:
+        raise UserError("--models: one model per attribute; " + "; ".join(
+            f"{ATTRIBUTE_NAMES[a]} is predicted by {' and '.join(srcs)}" for a, srcs in twice.items()))
+    feature_sets = {p.config["features"]["name"] if "features" in p.config else "OpenSmile_lld_IS13ComParE"
+                    for p in predictors}
+    if feature_sets != {"OpenSmile_lld_IS13ComParE"}:
+        raise UserError(f"the models use feature set(s) {sorted(feature_sets)}; prediction_process.py extracts "
+                        "IS13 LLDs (OpenSmile_lld_IS13ComParE)")
+    return sorted(predictors, key=lambda p: list(COLUMNS).index(p.attribute))
+
+
+@entry
 def main(argv=None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--wav-dir", type=Path, required=True)
-    ap.add_argument("--out", type=Path, default=Path("pred_result.csv"))
-    ap.add_argument("--models", type=Path, nargs="+", help="checkpoint folders (any subset of act/dom/val)")
+    ap = parser(__doc__)
+    ap.add_argument("--wav-dir", type=Path, required=True, help="folder of WAVs (searched recursively)")
+    ap.add_argument("--out", type=Path, default=Path("pred_result.csv"), help="CSV to write")
+    ap.add_argument("--models", type=Path, nargs="+",
+                    help="checkpoint folders or published .pth.tar files, one per attribute (any subset of "
+                         "Act/Dom/Val; default: the shipped published models of --atten)")
+    ap.add_argument("--normterm", type=Path, default=HERE / "NormTerm",
+                    help="NormTerm folder for published .pth.tar models (our checkpoints carry their own)")
     ap.add_argument("--atten", default="SelfAttenVec", choices=("SelfAttenVec", "RnnAttenVec"),
-                    help="which shipped published models to use")
-    ap.add_argument("--batch-size", type=int, default=16)
-    ap.add_argument("--device", default="cpu")
-    ap.add_argument("--no-progress", action="store_true")
+                    help="which shipped published models to use when --models is not given")
+    ap.add_argument("--batch-size", type=int_at_least(1), default=16, help="files per forward pass")
+    ap.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N")
+    ap.add_argument("--no-progress", action="store_true", help="no progress bar")
     args = ap.parse_args(argv)
 
+    writable_dir(args.out.parent)  # fail now, not after the whole folder
     paths = args.models or [SHIPPED / f"LSTM_iter5000_batch128_ChunkSeq2One_{args.atten}_{e}" for e in ("Act", "Dom", "Val")]
-    try:
-        predictors = [Predictor.load(p, device=args.device) for p in paths]
-    except (FileNotFoundError, ValueError) as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 1
-    predictors.sort(key=lambda p: list(COLUMNS).index(p.attribute))
-    feature_sets = {p.config["features"]["name"] for p in predictors}
-    if feature_sets != {"OpenSmile_lld_IS13ComParE"}:
-        print(f"error: the models use feature set(s) {sorted(feature_sets)}; prediction_process.py extracts "
-              "IS13 LLDs (OpenSmile_lld_IS13ComParE)", file=sys.stderr)
-        return 1
+    predictors = load_predictors(paths, args.normterm, args.device)
+    if not args.wav_dir.is_dir():
+        raise UserError(f"{args.wav_dir}: no such folder")
+    items, clashes = wav_folder(args.wav_dir)
+    if not items:
+        raise UserError(f"{args.wav_dir}: no .wav files")
     from features.opensmile_lld import OpenSmileLLD
     extractor = OpenSmileLLD()
-    wavs = sorted(p for p in args.wav_dir.rglob("*") if p.suffix.lower() == ".wav") if args.wav_dir.is_dir() else []
-    if not wavs:
-        print(f"error: no .wav files in {args.wav_dir}", file=sys.stderr)
-        return 1
-    rows, errors = [], []
-    for b in tqdm(range(0, len(wavs), args.batch_size), desc="predict", unit="batch", disable=args.no_progress):
-        names, feats = [], []
-        for w in wavs[b: b + args.batch_size]:
+    min_frames = max(p.chunking["m"] for p in predictors)
+    rows, errors = [], list(clashes)
+    for b in tqdm(range(0, len(items), args.batch_size), desc="predict", unit="batch", disable=args.no_progress):
+        names, feats, notes = [], [], []
+        for it in items[b: b + args.batch_size]:
+            rel = it.audio_path.relative_to(args.wav_dir).as_posix()
             try:
-                x = load_input(Item(w.stem, w), "audio", extractor.min_seconds)
+                x = load_input(it, "audio", extractor.min_seconds)
                 f = extractor([x])[0]
-                if not np.isfinite(f).all():
-                    raise AudioError(w, "non-finite features")
             except AudioError as e:
-                errors.append((str(w.relative_to(args.wav_dir)), e.reason))
+                errors.append((rel, e.reason))
                 continue
             except Exception as e:  # noqa: BLE001 - one bad file must not stop the folder
-                errors.append((str(w.relative_to(args.wav_dir)), f"feature extraction failed: {e}"))
+                errors.append((rel, f"feature extraction failed: {e}"))
                 continue
-            names.append(str(w.relative_to(args.wav_dir)))
+            if not np.isfinite(f).all():
+                errors.append((rel, "non-finite features"))
+                continue
+            note = [w for w in (truncated_wav(it.audio_path),) if w]
+            if len(f) < min_frames:
+                note.append(f"short: {len(x) / 16000:.2f} s gives {len(f)} frames, fewer than one chunk "
+                            f"({min_frames}); padded with zeros")
+            if note:
+                print(f"warning: {rel}: {'; '.join(note)}", file=sys.stderr)
+            names.append(it.utt_id)
             feats.append(f)
+            notes.append("; ".join(note))
         if not names:
             continue
         scores = {p.attribute: p.predict(feats) for p in predictors}
-        rows += [[n] + [f"{scores[a][i]:.4f}" for a in scores] for i, n in enumerate(names)]
-    header = ["File_Name"] + [COLUMNS[p.attribute] for p in predictors]
+        rows += [[n] + [f"{scores[a][i]:.4f}" for a in scores] + [notes[i]] for i, n in enumerate(names)]
+    header = ["File_Name"] + [COLUMNS[p.attribute] for p in predictors] + ["Warning"]
     with atomic_path(args.out) as tmp, open(tmp, "w", newline="") as f:
         w = csv.writer(f)
         w.writerow(header)
@@ -89,7 +123,11 @@ def main(argv=None) -> int:
             w = csv.writer(f)
             w.writerow(["File_Name", "reason"])
             w.writerows(errors)
-    print(f"predicted {len(rows)} of {len(wavs)} files -> {args.out}"
+    else:
+        err_path.unlink(missing_ok=True)  # an earlier run's list must not sit beside these results
+    warned = sum(1 for r in rows if r[-1])
+    print(f"predicted {len(rows)} of {len(items) + len(clashes)} files -> {args.out}"
+          + (f" ({warned} with a warning in its Warning column)" if warned else "")
           + (f"; {len(errors)} could not be read, listed in {err_path}" if errors else ""))
     print("models: " + ", ".join(f"{ATTRIBUTE_NAMES[p.attribute]} {p.source}" for p in predictors))
     return 0 if rows else 1

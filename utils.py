@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 import random
 import tempfile
@@ -10,24 +11,73 @@ from pathlib import Path
 import numpy as np
 
 
+class OutputError(Exception):
+    """An output cannot be written (read-only folder, full disk, ...). Names the target, never the temp file."""
+
+
+_WRITE_ERRNOS = {errno.EACCES, errno.EPERM, errno.ENOSPC, errno.EROFS, errno.EDQUOT, errno.EFBIG}
+
+
+def _umask() -> int:
+    """The process umask, read without changing it where /proc allows (os.umask alone must set it to read it)."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("Umask:"):
+                return int(line.split()[1], 8)
+    except (OSError, ValueError):
+        pass
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+def writable_dir(folder: str | Path) -> Path:
+    """Prove that files can be written in `folder` (or, where it does not exist yet, that it can be created)
+    without leaving anything behind; OutputError naming the folder otherwise.
+
+    Scripts call this before long work, so an unwritable output fails in a second, not after an hour."""
+    folder = Path(folder)
+    probe_in = folder
+    while not probe_in.exists() and probe_in != probe_in.parent:
+        probe_in = probe_in.parent
+    try:
+        if not probe_in.is_dir():
+            raise NotADirectoryError(errno.ENOTDIR, f"{probe_in} is not a folder")
+        fd, probe = tempfile.mkstemp(prefix=".write-test.", dir=probe_in)
+        os.close(fd)
+        os.unlink(probe)
+    except OSError as e:
+        raise OutputError(f"{folder}: cannot write there ({e.strerror or e})") from None
+    return folder
+
+
 @contextlib.contextmanager
 def atomic_path(path: str | Path):
     """Yield a temporary path next to `path`; on success fsync it and rename it over `path`.
 
-    A run killed half-way leaves at most a `.tmp` file behind, never a truncated `path`.
+    A run killed half-way leaves at most a `.tmp` file behind, never a truncated `path`. The file gets the
+    permissions a plain `open(path, "w")` would (0666 less the umask), not mkstemp's private 0600, so
+    colleagues on a shared server can read stores, models and results. Any failure to create, write or
+    rename raises OutputError naming `path`.
     """
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+        os.close(fd)
+    except OSError as e:
+        raise OutputError(f"{path}: cannot write ({e.strerror or e})") from None
     try:
         yield Path(tmp)
         with open(tmp, "rb+") as f:
             os.fsync(f.fileno())
+        os.chmod(tmp, 0o666 & ~_umask())
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as e:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
+        if isinstance(e, OSError) and e.errno in _WRITE_ERRNOS:
+            raise OutputError(f"{path}: cannot write ({e.strerror or e})") from None
         raise
 
 

@@ -9,7 +9,6 @@ Training runs engine/loop.py on a synthetic 130-d LLD store (--store-gb GiB, MSP
 memory map), measured by the loop itself. Test RTF: Predictor on stored LLDs; prediction RTF: the whole
 prediction_process.py path (WAV decode, resample, openSMILE LLDs, three models) on the demo corpus.
 """
-import argparse
 import shutil
 import sys
 import tempfile
@@ -23,6 +22,7 @@ from engine.loop import LoopConfig, train  # noqa: E402
 from features.normterm import NormTerm  # noqa: E402
 from features.store import FeatureStore, dir_size  # noqa: E402
 from systems.chunk_lstm import ChunkLSTMMethod, Predictor  # noqa: E402
+from engine.cli import parser  # noqa: E402
 
 
 def rss_anon_mib() -> float:
@@ -34,12 +34,12 @@ def rss_anon_mib() -> float:
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--device", default="cpu")
-    ap.add_argument("--batch", type=int, default=32)
-    ap.add_argument("--steps", type=int, default=20)
-    ap.add_argument("--store-gb", type=float, default=2.0)
-    ap.add_argument("--atten", default="RnnAttenVec")
+    ap = parser(__doc__)
+    ap.add_argument("--device", default="cpu", help="cpu or cuda")
+    ap.add_argument("--batch", type=int, default=32, help="training batch size")
+    ap.add_argument("--steps", type=int, default=20, help="timed training steps")
+    ap.add_argument("--store-gb", type=float, default=2.0, help="size of the synthetic LLD store trained from")
+    ap.add_argument("--atten", default="RnnAttenVec", help="attention variant")
     args = ap.parse_args()
     tmp = Path(tempfile.mkdtemp(prefix="bench_lstm_"))
     rng = np.random.default_rng(0)

@@ -6,7 +6,6 @@
 Uses the synthetic MSP-Podcast demo corpus (written to /tmp/bench_msp if absent). Reports librosa's first
 call separately: it includes librosa's one-off JIT/initialisation cost, which our NumPy version does not have.
 """
-import argparse
 import sys
 import time
 from pathlib import Path
@@ -17,12 +16,13 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from bench.common import corpus_wavs  # noqa: E402
 from features.audio import load_audio  # noqa: E402
 from features.mel import MelSpectrogram  # noqa: E402
+from engine.cli import parser  # noqa: E402
 
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__)
-    ap.add_argument("--n", type=int, default=100)
+    ap = parser(__doc__)
+    ap.add_argument("--n", type=int, default=100, help="utterances of the bench corpus")
     args = ap.parse_args()
     audio = [load_audio(p) for p in corpus_wavs(args.n)]
     seconds = sum(len(a) for a in audio) / 16000

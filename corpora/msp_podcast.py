@@ -6,6 +6,18 @@ Release differences it absorbs:
   split names       Train; Validation (<=1.8) or Development (>=1.10); Test (v1.6) or Test1, Test2, Test3
 Canonical split names are train, dev, test1, test2, test3; `--split` accepts the aliases in SPLIT_ALIASES,
 so `dev` and `test1` work on every release. Test3 is unlabelled.
+
+A labels file that mixes two spellings of one split (both Test and Test1 rows, or both Validation and
+Development rows) keeps them apart: the rows of the first spelling in SPLITS (Test1, Development) get the
+canonical name (test1, dev), the others their lower-cased spelling (test, validation); `--split` then takes
+a spelling (Test, test1, Validation, development, ...) and refuses an alias that fits both (dev, val, valid).
+
+Rows that repeat a FileName are never read twice: identical repeats are skipped (the first row is used),
+conflicting ones are all skipped; either way `Corpus.skipped` names their row numbers (the header is row 1,
+as a spreadsheet shows it). Detection runs over the whole file, whatever split is asked for.
+
+Features and labels without audio: `require_audio=False` reads a folder with no `Audio/`/`Audios/`; records
+then point at `Audios/<utt>.wav` (`Audio/` where that folder exists) and no row is skipped for missing audio.
 """
 from __future__ import annotations
 
@@ -20,7 +32,7 @@ REQUIRED = ("FileName", "EmoAct", "EmoVal", "EmoDom", "Split_Set")  # EmoClass, 
 LABEL_COLUMNS = {"act": "EmoAct", "dom": "EmoDom", "val": "EmoVal"}
 LABEL_RANGE = (1.0, 7.0)
 
-# canonical split -> the Split_Set strings releases use for it
+# canonical split -> the Split_Set strings releases use for it; the first is the canonical default spelling
 SPLITS = {"train": ("Train",), "dev": ("Development", "Validation"), "test1": ("Test1", "Test"),
           "test2": ("Test2",), "test3": ("Test3",)}
 UNLABELLED_SPLITS = ("test3",)
@@ -33,7 +45,9 @@ _RAW_TO_CANONICAL = {raw.lower(): canon for canon, raws in SPLITS.items() for ra
 
 
 def canonical_split(name: str) -> str:
-    """'Validation' / 'development' / 'dev' -> 'dev', 'Test' / 'test1' -> 'test1', ... ; CorpusError otherwise."""
+    """'Validation' / 'development' / 'dev' -> 'dev', 'Test' / 'test1' -> 'test1', ... ; CorpusError otherwise.
+
+    Knows no file: where one labels file mixes two spellings of a split, `read_msp_podcast` keeps them apart."""
     key = name.strip().lower()
     if key in SPLIT_ALIASES:
         return SPLIT_ALIASES[key]
@@ -42,14 +56,18 @@ def canonical_split(name: str) -> str:
     raise CorpusError(f"unknown split {name!r}; use one of {', '.join(sorted(SPLIT_ALIASES))}")
 
 
-def find_layout(root: str | Path) -> tuple[Path, Path]:
-    """(audio folder, labels CSV) of a release, whichever spelling it uses."""
+def find_layout(root: str | Path, *, require_audio: bool = True) -> tuple[Path, Path]:
+    """(audio folder, labels CSV) of a release, whichever spelling it uses.
+
+    Without `require_audio`, a missing audio folder is fine: the folder returned is then `root/Audios`."""
     root = Path(root)
     if not root.is_dir():
         raise CorpusError(f"{root}: MSP-Podcast root folder not found")
     audio = next((root / d for d in ("Audios", "Audio") if (root / d).is_dir()), None)
     if audio is None:
-        raise CorpusError(f"{root}: no audio folder (expected {root / 'Audios'} or {root / 'Audio'})")
+        if require_audio:
+            raise CorpusError(f"{root}: no audio folder (expected {root / 'Audios'} or {root / 'Audio'})")
+        audio = root / "Audios"
     labels = next((root / "Labels" / f for f in ("labels_consensus.csv", "labels_concensus.csv")
                    if (root / "Labels" / f).is_file()), None)
     if labels is None:
@@ -61,15 +79,94 @@ def _parse_label(value: str) -> float:
     return float(value) if value.strip() else math.nan
 
 
-def read_msp_podcast(root: str | Path, split: str | None = None, *, check_audio: bool = True) -> Corpus:
+def _mixed_splits(split_values) -> dict[str, list[str]]:
+    """canonical split -> the spellings (in SPLITS order) of those canonical splits the file spells several ways."""
+    present = {v.lower() for v in split_values}
+    mixed = {canon: [r for r in raws if r.lower() in present] for canon, raws in SPLITS.items()}
+    return {canon: raws for canon, raws in mixed.items() if len(raws) > 1}
+
+
+def _split_name(value: str, mixed: dict[str, list[str]]) -> str:
+    """The record's split for a Split_Set value: canonical, or the lower-cased spelling where the file mixes
+    spellings and this is not the default one. CorpusError when unknown."""
+    canon = canonical_split(value)
+    key = value.strip().lower()
+    if canon in mixed and key in _RAW_TO_CANONICAL and key != SPLITS[canon][0].lower():
+        return key
+    return canon
+
+
+def _wanted_split(request: str, mixed: dict[str, list[str]], labels_csv: Path) -> str:
+    """The record split a `split=` request selects, given the spellings the file mixes."""
+    canon = canonical_split(request)
+    if canon not in mixed:
+        return canon
+    key = request.strip().lower()
+    if key in _RAW_TO_CANONICAL:  # names one spelling exactly
+        return _split_name(key, mixed)
+    raise CorpusError(f"{labels_csv}: split {request!r} is ambiguous: the file holds both "
+                      f"{' and '.join(mixed[canon])} rows; ask for {' or '.join(mixed[canon])}")
+
+
+def _row_numbers(rows: list[int]) -> str:
+    nums = [str(n) for n in rows]
+    return "rows " + (", ".join(nums[:-1]) + " and " + nums[-1])
+
+
+def _row_content(row: dict[str, str]) -> dict[str, object]:
+    """What two rows of one FileName must share to count as identical (labels compared as numbers)."""
+    out: dict[str, object] = {}
+    for k, v in row.items():
+        if k == "FileName":
+            continue
+        if k in LABEL_COLUMNS.values():
+            try:
+                f = float(v)
+                v = f if not math.isnan(f) else v
+            except ValueError:
+                pass
+        elif k == "Split_Set":
+            v = v.lower()
+        out[k] = v
+    return out
+
+
+def _duplicates(utts: list[str], rows: list[dict[str, str]], labels_csv: Path) -> dict[int, str]:
+    """Row index -> reason, for every row that must not be used because its FileName repeats."""
+    where: dict[str, list[int]] = {}
+    for i, utt in enumerate(utts):
+        where.setdefault(utt, []).append(i)
+    skip = {}
+    for idx in where.values():
+        if len(idx) < 2:
+            continue
+        nums = _row_numbers([i + 2 for i in idx])  # header is row 1
+        contents = [_row_content(rows[i]) for i in idx]
+        differ = [k for k in contents[0] if any(c.get(k) != contents[0][k] for c in contents[1:])]
+        if differ:
+            why = (f"duplicate FileName with conflicting values: {nums} of {labels_csv.name} differ in "
+                   f"{', '.join(differ)}; none is used")
+            skip.update({i: why for i in idx})
+        else:
+            why = f"duplicate FileName: {nums} of {labels_csv.name} are identical; row {idx[0] + 2} is used"
+            skip.update({i: why for i in idx[1:]})
+    return skip
+
+
+def read_msp_podcast(root: str | Path, split: str | None = None, *, check_audio: bool = True,
+                     require_audio: bool = True) -> Corpus:
     """All rows of the labels CSV (or one split) as records, in CSV order.
 
     Rows are skipped, with the reason, when: the split value is unknown, a label is missing or outside 1-7
-    (except in the unlabelled Test3), or the audio file is missing (`check_audio`).
+    (except in the unlabelled Test3), the FileName repeats (see the module docstring), or the audio file is
+    missing (`check_audio`). `require_audio=False` reads a corpus without its audio folder and checks no
+    audio file (features and labels only). `split` takes a canonical name, an alias or a release spelling;
+    where the file mixes spellings of a split, only a spelling selects (an alias that fits both raises).
     """
     root = Path(root)
-    audio_dir, labels_csv = find_layout(root)
-    want = canonical_split(split) if split is not None else None
+    audio_dir, labels_csv = find_layout(root, require_audio=require_audio)
+    if split is not None:
+        canonical_split(split)  # an unknown name fails before the file is read
     with open(labels_csv, newline="", encoding="utf-8-sig") as f:
         reader = csv.DictReader(f)
         header = [h.strip() for h in (reader.fieldnames or [])]
@@ -77,19 +174,35 @@ def read_msp_podcast(root: str | Path, split: str | None = None, *, check_audio:
         if missing:
             raise CorpusError(f"{labels_csv}: missing column(s) {', '.join(missing)} (found {', '.join(header)})")
         rows = [{k.strip(): (v or "").strip() for k, v in row.items() if k is not None} for row in reader]
-    present = {p.name for p in audio_dir.iterdir()} if check_audio else None
+    mixed = _mixed_splits(row["Split_Set"] for row in rows)
+    want = _wanted_split(split, mixed, labels_csv) if split is not None else None
+    utts = [n[:-4] if n.lower().endswith(".wav") else n for n in (row["FileName"] for row in rows)]
+    names: list[str | None] = []
+    for row in rows:
+        try:
+            names.append(_split_name(row["Split_Set"], mixed))
+        except CorpusError:
+            names.append(None)
+    duplicate = _duplicates(utts, rows, labels_csv)
+    # a repeated FileName is reported where one of its rows is in the split asked for (or has an unknown split,
+    # which is reported whatever the split)
+    repeated = {utts[i] for i in duplicate}
+    touches = {utt for utt, name in zip(utts, names) if utt in repeated and (want is None or name in (want, None))}
+    present = {p.name for p in audio_dir.iterdir()} if check_audio and require_audio else None
     transcripts, aligned = root / "Transcripts", root / "ForceAligned"
     records, skipped = [], []
-    for row in rows:
-        name = row["FileName"]
-        utt = name[:-4] if name.lower().endswith(".wav") else name
-        try:
-            canon = canonical_split(row["Split_Set"])
-        except CorpusError:
+    for i, row in enumerate(rows):
+        utt, name = utts[i], names[i]
+        if i in duplicate:
+            if utt in touches:
+                skipped.append(Skipped(utt, str(labels_csv), duplicate[i]))
+            continue
+        if name is None:
             skipped.append(Skipped(utt, str(labels_csv), f"unknown split: {row['Split_Set']!r}"))
             continue
-        if want is not None and canon != want:
+        if want is not None and name != want:
             continue
+        canon = canonical_split(row["Split_Set"])
         try:
             labels = {a: _parse_label(row[LABEL_COLUMNS[a]]) for a in ATTRIBUTES}
         except ValueError:
@@ -110,7 +223,7 @@ def read_msp_podcast(root: str | Path, split: str | None = None, *, check_audio:
             continue
         spk = row.get("SpkrID", "")
         records.append(Utterance(
-            utt_id=utt, audio_path=audio_dir / f"{utt}.wav", corpus="MSP-Podcast", split=canon,
+            utt_id=utt, audio_path=audio_dir / f"{utt}.wav", corpus="MSP-Podcast", split=name,
             speaker=spk if spk and spk.lower() != "unknown" else f"unknown:{utt}",
             labels=labels, category=row.get("EmoClass") or None, gender=row.get("Gender") or None,
             transcript_path=transcripts / f"{utt}.txt", alignment_path=aligned / f"{utt}.TextGrid"))

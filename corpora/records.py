@@ -20,7 +20,7 @@ class Utterance:
     audio_path: Path
     speaker: str
     corpus: str
-    split: str | None = None  # canonical split name (see msp_podcast.SPLITS); None where folds are computed
+    split: str | None = None  # see msp_podcast.SPLITS (and its test/validation); None where folds are computed
     labels: dict[str, float] = field(default_factory=dict)  # subset of ATTRIBUTES -> score on the corpus scale
     category: str | None = None  # MSP-Podcast EmoClass letter or IEMOCAP 3-letter code
     gender: str | None = None

@@ -61,5 +61,13 @@ def save_state(folder: str | Path, state: dict) -> None:
 
 
 def load_state(folder: str | Path) -> dict | None:
+    """The resume state of a run folder, None when it has none; a corrupt one is a clear error, not a traceback."""
+    from engine.cli import UserError
     path = Path(folder) / STATE
-    return torch.load(str(path), map_location="cpu", weights_only=True) if path.is_file() else None
+    if not path.is_file():
+        return None
+    try:
+        return torch.load(str(path), map_location="cpu", weights_only=True)
+    except Exception as e:  # noqa: BLE001 - torch raises several types for truncated or foreign files
+        raise UserError(f"{path}: cannot read the resume state ({type(e).__name__}: {str(e)[:200]}); delete it or "
+                        "add --no-resume to start this run over") from None

@@ -18,11 +18,14 @@ optimiser, the sampler and every RNG, so a resumed run continues bit for bit.
 from __future__ import annotations
 
 import csv
+import hashlib
+import json
 import os
+import sys
 import random
 import time
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -30,8 +33,11 @@ import torch
 import torch.distributed as dist
 from tqdm import tqdm
 
-from engine.checkpoint import load_state, save_checkpoint, save_state
-from utils import atomic_path, seed_everything
+from engine.checkpoint import CONFIG, STATE, WEIGHTS, load_state, save_checkpoint, save_state
+from engine.cli import UserError
+from utils import atomic_path, atomic_write_text, seed_everything
+
+RUN = "run.json"
 
 
 @dataclass
@@ -46,15 +52,24 @@ class LoopConfig:
     resume: bool = True
     progress: bool = True
     eval_batch_size: int = 64
+    train_name: str = "training"  # what the items are, for messages ("train split of MSP-Podcast")
+    val_name: str = "validation"
+
+
+# settings that do not change what a run computes: a run may be resumed with other values of these
+NOT_IDENTITY = ("loop.out_dir", "loop.resume", "loop.progress", "loop.device", "loop.eval_batch_size",
+                "loop.iterations", "loop.train_name", "loop.val_name")
 
 
 @dataclass
 class LoopResult:
     best_step: int
     best_val: float
-    steps: int
-    seconds: float
-    data_seconds: float  # time the loop waited for batches (outside forward/backward)
+    steps: int  # the run's step count when this call returned
+    seconds: float  # wall time of this call
+    data_seconds: float  # time this call waited for batches (outside forward/backward)
+    steps_run: int = 0  # steps this call ran (0 when the run had already finished)
+    batch_size: int = 0  # the batch size actually used (the request capped at the number of training items)
 
 
 def ddp_env() -> tuple[int, int, int]:
@@ -118,13 +133,68 @@ def _plot(log_rows: list[dict], path: Path, title: str) -> None:
     plt.close(fig)
 
 
+def items_digest(items: list) -> str:
+    """A short hash of the items a run trains or validates on (ids and labels, in order)."""
+    return hashlib.sha256(json.dumps(items, default=str).encode()).hexdigest()[:16]
+
+
+def _flat(d: dict, prefix: str = "") -> dict:
+    out = {}
+    for k, v in d.items():
+        key = f"{prefix}{k}"
+        out.update(_flat(v, key + ".") if isinstance(v, dict) else {key: v})
+    return out
+
+
+def check_run_identity(out: Path, identity: dict, resume: bool) -> None:
+    """Refuse to resume a run folder that was started with other settings, naming the settings that differ.
+
+    A run folder records its full configuration in run.json; a folder with a resume state but no run.json
+    comes from an older version and is refused too (its settings cannot be checked)."""
+    has_state, run_file = (out / "state.pt").is_file(), out / RUN
+    if not resume or not has_state:
+        return
+    if not run_file.is_file():
+        raise UserError(f"{out}: holds a training state but no {RUN}, so its settings cannot be checked; "
+                        "add --no-resume to start this run over, or give another --out")
+    try:
+        old = json.loads(run_file.read_text())["identity"]
+    except (OSError, ValueError, KeyError) as e:
+        raise UserError(f"{run_file}: unreadable ({e}); add --no-resume to start this run over") from None
+    a, b = _flat(old), _flat(json.loads(json.dumps(identity, default=str)))
+    diff = sorted(k for k in a.keys() | b.keys() if a.get(k) != b.get(k))
+    if diff:
+        def show(v):
+            text = json.dumps(v)
+            return text if len(text) <= 40 else text[:37] + "..."
+        lines = "; ".join(f"{k}: {show(a.get(k))} -> {show(b.get(k))}" for k in diff[:8])
+        more = f" (and {len(diff) - 8} more)" if len(diff) > 8 else ""
+        raise UserError(f"{out} was started with other settings ({lines}{more}); to keep both runs give another "
+                        "--out, or add --no-resume to discard this run and start over")
+
+
 def train(method, train_items: list, val_items: list, cfg: LoopConfig) -> LoopResult:
     rank, world, local_rank = ddp_env()
+    if len(train_items) < 2:
+        raise UserError(f"the {cfg.train_name} has {len(train_items)} usable item(s); training needs at least 2")
+    if not val_items:
+        raise UserError(f"the {cfg.val_name} has no usable item; validation needs at least 1")
+    if cfg.batch_size > len(train_items) and rank == 0:
+        print(f"warning: batch size {cfg.batch_size} is larger than the {len(train_items)} items of the "
+              f"{cfg.train_name}; using batches of {len(train_items)}", file=sys.stderr)
+    requested_batch = cfg.batch_size
+    cfg = replace(cfg, batch_size=min(cfg.batch_size, len(train_items)))
+    out = Path(cfg.out_dir)
+    config = {"loop": {**{k: str(v) if isinstance(v, Path) else v for k, v in asdict(cfg).items()},
+                       "requested_batch_size": requested_batch}, **method.config(),
+              "data": {"train": {"items": len(train_items), "digest": items_digest(train_items)},
+                       "val": {"items": len(val_items), "digest": items_digest(val_items)}}}
+    identity = {k: v for k, v in _flat(config).items() if k not in NOT_IDENTITY}
+    check_run_identity(out, identity, cfg.resume)
     if world > 1 and not dist.is_initialized():
         dist.init_process_group("nccl" if cfg.device.startswith("cuda") else "gloo")
     device = torch.device(f"cuda:{local_rank}" if cfg.device == "cuda" and world > 1 else cfg.device)
     main_rank = rank == 0
-    out = Path(cfg.out_dir)
     seed_everything(cfg.seed)
     model = method.build_model().to(device)
     opt = torch.optim.Adam(model.parameters(), lr=cfg.lr)
@@ -140,9 +210,15 @@ def train(method, train_items: list, val_items: list, cfg: LoopConfig) -> LoopRe
         random.setstate(_to_python_random(state["python_rng"]))
         log_rows = _read_log(out / "log.csv")
         if main_rank:
-            print(f"resuming {out} at iteration {step} (best validation {best_val:.4f} at {best_step})")
+            done = " (already finished)" if step >= cfg.iterations else ""
+            print(f"resuming {out} at iteration {step}{done} (best validation {best_val:.4f} at {best_step})")
+    elif main_rank:  # a fresh start: nothing of an earlier run in this folder may survive to be resumed later
+        out.mkdir(parents=True, exist_ok=True)
+        for name in (STATE, WEIGHTS, CONFIG, "log.csv", "loss.png"):
+            (out / name).unlink(missing_ok=True)
+        atomic_write_text(out / RUN, json.dumps({"identity": identity, "config": config}, indent=1, default=str))
+    first_step = step
     net = torch.nn.parallel.DistributedDataParallel(model) if world > 1 else model
-    config = {"loop": {k: str(v) if isinstance(v, Path) else v for k, v in asdict(cfg).items()}, **method.config()}
     val_targets = method.targets(val_items)
 
     # data for the next step is prepared in a background thread while the model trains
@@ -198,7 +274,7 @@ def train(method, train_items: list, val_items: list, cfg: LoopConfig) -> LoopRe
                 dist.barrier()
     bar.close()
     pool.shutdown()
-    return LoopResult(best_step, best_val, step, time.time() - t_start, t_data)
+    return LoopResult(best_step, best_val, step, time.time() - t_start, t_data, step - first_step, cfg.batch_size)
 
 
 def _from_python_random(s):  # a tuple with a tuple of ints: make it a plain list for weights_only loading

@@ -48,6 +48,35 @@ def load_audio(path: str | Path, sr: int = TARGET_SR, min_seconds: float = 0.0) 
     return x
 
 
+def truncated_wav(path: str | Path) -> str | None:
+    """Why a WAV file looks cut short (its data chunk declares more bytes than the file holds), or None.
+
+    libsndfile reads such a file without complaint, returning only the samples that are there; a user should
+    still be told, since the end of the recording is missing. Streaming writers' placeholder sizes (0 and
+    0xFFFFFFFF) are not taken for truncation."""
+    import struct
+    try:
+        with open(path, "rb") as f:
+            head = f.read(12)
+            if len(head) < 12 or head[:4] not in (b"RIFF", b"RIFX") or head[8:12] != b"WAVE":
+                return None
+            endian = "<" if head[:4] == b"RIFF" else ">"
+            size = Path(path).stat().st_size
+            while True:
+                ck = f.read(8)
+                if len(ck) < 8:
+                    return None
+                cid, n = ck[:4], struct.unpack(endian + "I", ck[4:])[0]
+                if cid == b"data":
+                    have = size - f.tell()
+                    if n in (0, 0xFFFFFFFF) or n <= have:
+                        return None
+                    return f"truncated: the header announces {n} bytes of samples, the file holds {have}"
+                f.seek(n + (n & 1), 1)
+    except OSError:
+        return None
+
+
 def write_wav(path: str | Path, x: np.ndarray, sr: int = TARGET_SR, subtype: str = "PCM_16") -> None:
     """Write atomically (temp file + rename), so a killed writer never leaves a truncated WAV."""
     from utils import atomic_path

@@ -8,6 +8,7 @@ An extractor is any object with these attributes (see features/mel.py for the sm
     dims          feature dimension
     frame_rate    rows per second of audio, or None for token-level text
     params        dict of every setting that changes the numbers (stored in meta.json)
+    norm_pooling  how norm_para.py pools it: "frames" (every frame) or "utterance-mean" (stored in meta.json)
     min_seconds   audio shorter than this is listed as an error instead of extracted
     __call__(inputs: list) -> list of (T, dims) arrays, or of (array, times-dict) pairs
 
@@ -29,8 +30,10 @@ from tqdm import tqdm
 
 from corpora import read_corpus
 from corpora.records import CorpusError, Utterance
+from engine.cli import UserError, int_at_least
 from features.audio import AudioError, load_audio
-from features.store import FeatureStore
+from features.store import BadFeatures, FeatureStore
+from utils import writable_dir
 
 
 class InputError(Exception):
@@ -68,8 +71,7 @@ def load_input(item: Item, kind: str, min_seconds: float = 0.0):
         path = item.transcript_path
         if path is None or not Path(path).is_file():
             raise InputError(path or item.utt_id, "transcript missing")
-        # lines joined with one space, as the original text extractor does
-        text = " ".join(Path(path).read_text(encoding="utf-8", errors="replace").splitlines()).strip()
+        text = read_transcript_file(path)
         if not text:
             raise InputError(path, "empty transcript")
         return text
@@ -88,15 +90,23 @@ def load_input(item: Item, kind: str, min_seconds: float = 0.0):
     raise ValueError(f"unknown extractor input kind {kind!r}")
 
 
+def read_transcript_file(path: str | Path) -> str:
+    """A transcript as the original text extractor reads it: the file's lines with their newline characters
+    kept, joined with one space, stripped at the two ends only. An inner newline therefore survives (the
+    byte-level BPE of RoBERTa makes it a token of its own), so token rows line up with the original's."""
+    with open(path, encoding="utf-8", errors="replace") as f:
+        return " ".join(f.readlines()).strip()
+
+
 def resolve_shard(spec: str | None) -> tuple[int, int]:
     """'i/N' from --shard, else torchrun's RANK/WORLD_SIZE, else (0, 1)."""
     if spec:
         try:
             i, n = (int(v) for v in spec.split("/"))
         except ValueError:
-            raise SystemExit(f"--shard {spec!r}: expected i/N, e.g. 0/4") from None
+            raise UserError(f"--shard {spec!r}: expected i/N, e.g. 0/4") from None
         if not 0 <= i < n:
-            raise SystemExit(f"--shard {spec!r}: need 0 <= i < N")
+            raise UserError(f"--shard {spec!r}: need 0 <= i < N")
         return i, n
     return int(os.environ.get("RANK", 0)), int(os.environ.get("WORLD_SIZE", 1))
 
@@ -114,9 +124,9 @@ def extract_to_store(extractor, items: list[Item], store: FeatureStore, *, shard
                      batch_size: int = 1, progress: bool = True, flush_seconds: float = 60.0) -> ExtractionSummary:
     i, n = shard
     mine = items[i::n]
-    todo = [it for it in mine if it.utt_id not in store]
     t0, n_ok, n_err, audio_s = time.time(), 0, 0, 0.0
-    with store.writer(worker=f"{i}of{n}", flush_seconds=flush_seconds) as w:
+    with store.writer(worker=f"{i}of{n}", flush_seconds=flush_seconds) as w:  # locks this shard of the store
+        todo = [it for it in mine if it.utt_id not in store]
         bar = tqdm(total=len(todo), desc=f"{extractor.name} shard {i}/{n}", unit="utt", disable=not progress)
         for b in range(0, len(todo), batch_size):
             batch, inputs = [], []
@@ -129,17 +139,18 @@ def extract_to_store(extractor, items: list[Item], store: FeatureStore, *, shard
                     n_err += 1
             outputs = _run_batch(extractor, batch, inputs)
             for it, x, out in zip(batch, inputs, outputs):
+                source = it.audio_path or it.transcript_path or ""
                 if isinstance(out, Exception):
-                    w.error(it.utt_id, it.audio_path or it.transcript_path or "", f"extraction failed: {out}")
+                    w.error(it.utt_id, source, f"extraction failed: {out}")
                     n_err += 1
                     continue
                 feats, times = out if isinstance(out, tuple) else (out, None)
-                if not np.isfinite(feats).all():
-                    w.error(it.utt_id, it.audio_path or it.transcript_path or "",
-                            f"non-finite features ({int((~np.isfinite(feats)).sum())} values)")
+                try:
+                    w.add(it.utt_id, feats, times)  # refuses non-finite values, float16 overflow, wrong shapes
+                except BadFeatures as e:
+                    w.error(it.utt_id, source, e.reason)
                     n_err += 1
                     continue
-                w.add(it.utt_id, feats, times)
                 n_ok += 1
                 if extractor.input == "audio":
                     audio_s += len(x) / 16000
@@ -169,42 +180,61 @@ def _run_batch(extractor, batch: list[Item], inputs: list) -> list:
 
 def add_io_args(ap: argparse.ArgumentParser) -> None:
     src = ap.add_argument_group("input (one of)")
-    src.add_argument("--corpus", choices=("msp-podcast", "iemocap"), help="read items with a corpus reader")
-    src.add_argument("--root", type=Path, help="corpus root for --corpus")
+    src.add_argument("--corpus", choices=("msp-podcast", "iemocap"),
+                     help="read items with a corpus reader (default: none; give it or --wav-dir)")
+    src.add_argument("--root", type=Path, help="corpus root for --corpus (default: none)")
     src.add_argument("--split", help="MSP-Podcast split or alias (default: all)")
-    src.add_argument("--wav-dir", type=Path, help="every *.wav below this folder (utterance id = file stem)")
+    src.add_argument("--wav-dir", type=Path, help="every *.wav below this folder (utterance id = its relative path "
+                     "without .wav, e.g. sub/a; default: none)")
     out = ap.add_argument_group("output")
     out.add_argument("--store", type=Path, help="feature store folder (default: <root>/Features/<name>)")
     out.add_argument("--shard", help="i/N: process every N-th item starting at i (default: torchrun RANK/WORLD_SIZE)")
-    out.add_argument("--batch-size", type=int, default=8)
-    out.add_argument("--no-progress", action="store_true")
+    out.add_argument("--batch-size", type=int_at_least(1), default=8, help="inputs per extractor call")
+    out.add_argument("--no-progress", action="store_true", help="no progress bars")
+
+
+def wav_folder(folder: str | Path) -> tuple[list[Item], list[tuple[str, str]]]:
+    """Every *.wav below `folder` as an Item whose utterance id is its path relative to `folder` without the
+    extension, '/'-separated ("a", "sub/a"): unique, and never changed by files added later. Transcript and
+    TextGrid are looked for beside each WAV. Two files that differ only in the case of the extension (a.wav,
+    a.WAV) would share an id: the first (sorted) is used and the other is returned in the list of
+    (file, reason) it could not use."""
+    folder = Path(folder)
+    wavs = sorted(p for p in folder.rglob("*") if p.suffix.lower() == ".wav" and p.is_file())
+    items, clashes, seen = [], [], {}
+    for p in wavs:
+        utt = p.relative_to(folder).with_suffix("").as_posix()
+        if utt in seen:
+            clashes.append((p.relative_to(folder).as_posix(), f"same utterance id {utt!r} as {seen[utt]}"))
+            continue
+        seen[utt] = p.relative_to(folder).as_posix()
+        items.append(Item(utt, p, p.with_suffix(".txt"), None, p.with_suffix(".TextGrid")))
+    return items, clashes
 
 
 def items_from_args(args) -> tuple[list[Item], str | None, Path | None]:
     """(items, corpus name, default store parent) from --corpus/--root or --wav-dir."""
     if args.wav_dir:
-        wavs = sorted(p for p in Path(args.wav_dir).rglob("*") if p.suffix.lower() == ".wav")
-        if not wavs:
-            raise SystemExit(f"{args.wav_dir}: no .wav files")
-        stems = [p.stem for p in wavs]
-        ids = stems if len(set(stems)) == len(stems) else [str(p.relative_to(args.wav_dir).with_suffix("")) for p in wavs]
-        return [Item(u, p, p.with_suffix(".txt"), None, p.with_suffix(".TextGrid")) for u, p in zip(ids, wavs)], None, Path(args.wav_dir)
+        items, clashes = wav_folder(args.wav_dir)
+        for f, why in clashes:
+            print(f"warning: {args.wav_dir / f} not extracted: {why}", file=sys.stderr)
+        if not items:
+            raise UserError(f"{args.wav_dir}: no .wav files")
+        return items, None, Path(args.wav_dir)
     if not (args.corpus and args.root):
-        raise SystemExit("give --corpus and --root, or --wav-dir")
-    try:
-        corpus = read_corpus(args.corpus, args.root, args.split)
-    except CorpusError as e:
-        raise SystemExit(f"error: {e}") from None
+        raise UserError("give --corpus and --root, or --wav-dir")
+    corpus = read_corpus(args.corpus, args.root, args.split)
     corpus.report()
     return [Item.from_record(r) for r in corpus.records], corpus.name, Path(args.root) / "Features"
 
 
 def run_cli(extractor, args, *, dtype: str = "float32", extra_meta: dict | None = None) -> int:
     items, corpus, parent = items_from_args(args)
-    store_dir = args.store or parent / extractor.name
+    store_dir = writable_dir(args.store or parent / extractor.name)
     # how `mat_io.py export` writes this feature set in the originals' per-utterance .mat layout
     mat = {"mat_key": getattr(extractor, "mat_key", "Audio_data" if extractor.input == "audio" else "Text_data"),
-           "mat_time_column": bool(getattr(extractor, "mat_time_column", False))}
+           "mat_time_column": bool(getattr(extractor, "mat_time_column", False)),
+           "norm_pooling": extractor.norm_pooling}
     store = FeatureStore.create(store_dir, name=extractor.name, extractor=type(extractor).__name__,
                                 params=extractor.params, dims=extractor.dims, frame_rate=extractor.frame_rate,
                                 dtype=dtype, corpus=corpus, extra={**mat, **(extra_meta or {})})

@@ -14,7 +14,7 @@ import numpy as np
 import scipy.io
 from tqdm import tqdm
 
-from features.store import FeatureStore
+from features.store import BadFeatures, FeatureStore
 from utils import atomic_path
 
 
@@ -70,6 +70,24 @@ def import_mat(mat_dir: str | Path, store: FeatureStore, *, key: str | None = No
                 bad.append((str(path), f"{key} has shape {x.shape}, store expects (T, {store.dims})"))
                 w.error(path.stem, path, bad[-1][1])
                 continue
-            w.add(path.stem, x)
+            try:
+                w.add(path.stem, x)  # refuses NaN/inf
+            except BadFeatures as e:
+                bad.append((str(path), e.reason))
+                w.error(path.stem, path, e.reason)
+                continue
             added += 1
     return added, bad
+
+
+def source_dtype(mat_dir: str | Path, key: str) -> np.dtype:
+    """The float dtype of `key` in the first readable `<mat_dir>/*.mat` (float32 for integer data), so an
+    import keeps float64 features float64 as the originals have them."""
+    for path in sorted(Path(mat_dir).glob("*.mat")):
+        try:
+            x = scipy.io.loadmat(str(path), variable_names=[key]).get(key)
+        except Exception:  # noqa: BLE001 - unreadable files are reported by import_mat
+            continue
+        if x is not None:
+            return x.dtype if np.issubdtype(x.dtype, np.floating) else np.dtype(np.float32)
+    raise FileNotFoundError(f"{mat_dir}: no readable .mat file with a variable {key!r}")

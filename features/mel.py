@@ -44,6 +44,7 @@ def mel_filterbank(sr: int = SR, n_fft: int = N_FFT, n_mels: int = N_MELS, fmin:
 class MelSpectrogram:
     name = "Mel_Spec128"
     input = "audio"
+    norm_pooling = "frames"  # NormTerm over every Train frame (DeepEmoCluster)
     dims = N_MELS
     frame_rate = SR / HOP  # 62.5 frames/s
     min_seconds = (N_FFT // 2 + 1) / SR  # reflect padding needs more samples than the 256-sample pad

@@ -85,6 +85,30 @@ class NormTerm:
 
 # -------------------------------------------------------------------- statistics
 
+POOLINGS = ("frames", "utterance-mean")
+# how each feature set is pooled, by our extractor class (stores written before meta.json recorded
+# `norm_pooling`) and by the originals' feature-set names (for `mat_io.py import`)
+POOLING_BY_EXTRACTOR = {"OpenSmileLLD": "frames", "MelSpectrogram": "frames", "Wav2Vec2Features": "utterance-mean",
+                        "TokenFeatures": "utterance-mean", "WordFeatures": "utterance-mean"}
+POOLING_BY_NAME = {"OpenSmile_lld_IS13ComParE": "frames", "Mel_Spec128": "frames", "Wav2Vec1024": "utterance-mean",
+                   "RoBERTa768": "utterance-mean"}
+
+
+def store_pooling(meta: dict) -> str | None:
+    """How a store's features are pooled for NormTerm: recorded in its meta.json, else known from the extractor
+    that wrote it; None when nobody knows (e.g. an import of an unknown feature set)."""
+    return meta.get("norm_pooling") or POOLING_BY_EXTRACTOR.get(meta.get("extractor"))
+
+
+def finite_only(named_arrays, bad: list):
+    """Yield the arrays of (name, array) pairs that hold only finite values; append the others' names to `bad`."""
+    for name, x in named_arrays:
+        if np.isfinite(x).all():
+            yield x
+        else:
+            bad.append(name)
+
+
 def frame_pooled_stats(arrays, progress: bool = False) -> tuple[np.ndarray, np.ndarray]:
     """Mean and population std over all frames of all arrays, float64, in one streaming pass.
 

@@ -227,6 +227,7 @@ class OpenSmileLLD:
 
     name = "OpenSmile_lld_IS13ComParE"
     input = "audio"
+    norm_pooling = "frames"  # NormTerm over every Train frame (chunk LSTM)
     dims = 130
     frame_rate = SR / round(FRAME_STEP * SR)  # 62.5 rows per second
     min_seconds = FRAME_SIZE  # openSMILE gives no frame for less than one window

@@ -23,7 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
-from utils import atomic_path, atomic_write_text
+from utils import OutputError, atomic_path, atomic_write_text
 
 META = "meta.json"
 _SHARD = re.compile(r"index-(?P<tag>.+)\.json$")
@@ -31,6 +31,14 @@ _SHARD = re.compile(r"index-(?P<tag>.+)\.json$")
 
 class StoreError(Exception):
     pass
+
+
+class BadFeatures(StoreError):
+    """One utterance's features cannot be stored (non-finite values, float16 overflow, wrong shape)."""
+
+    def __init__(self, utt: str, reason: str):
+        super().__init__(f"{utt}: {reason}")
+        self.utt, self.reason = utt, reason
 
 
 @dataclass(frozen=True)
@@ -84,7 +92,10 @@ class FeatureStore:
                                  f"(old {[old.get(k) for k in diff]}, new {[meta.get(k) for k in diff]}); "
                                  "use another folder or delete it")
         else:
-            (root / "shards").mkdir(parents=True, exist_ok=True)
+            try:
+                (root / "shards").mkdir(parents=True, exist_ok=True)
+            except OSError as e:
+                raise OutputError(f"{root}: cannot create the feature store ({e.strerror or e})") from None
             atomic_write_text(root / META, json.dumps(meta, indent=1))
         return cls(root)
 
@@ -155,12 +166,19 @@ class FeatureStore:
 
 class StoreWriter:
     """Buffers utterances and writes them as one shard when the buffer holds `flush_mb` or every
-    `flush_seconds`, so a killed run loses at most that much finished work. Use as a context manager."""
+    `flush_seconds`, so a killed run loses at most that much finished work. Use as a context manager.
+
+    Every value stored is finite: `add` refuses NaN/inf with BadFeatures, so statistics and training never
+    meet them. One process at a time writes a given worker tag (an exclusive lock file `.lock-<tag>`); writers
+    of tags `<i>of<N>` with the same N split the items and may run together, any other combination (a second
+    `0of1`, or `0of1` beside `0of2`, which would extract the same utterances twice) is refused."""
 
     def __init__(self, store: FeatureStore, worker: str, *, flush_mb: float, flush_seconds: float):
         if not re.fullmatch(r"[\w.]+", worker):
             raise ValueError(f"worker tag {worker!r}: letters, digits, '_' and '.' only")
         self.store, self.worker = store, worker
+        self._lock = _lock_worker(store.root, worker)
+        store.refresh()  # what a writer that held the lock before us finished
         self.flush_bytes, self.flush_seconds = flush_mb * 2**20, flush_seconds
         self._buf: list[tuple[str, np.ndarray, dict | None]] = []
         self._bytes, self._last = 0, time.monotonic()
@@ -177,12 +195,14 @@ class StoreWriter:
     def add(self, utt: str, features: np.ndarray, times: dict | None = None) -> None:
         x = np.asarray(features)
         if x.ndim != 2 or x.shape[1] != self.store.dims:
-            raise StoreError(f"{utt}: features of shape {x.shape}, store {self.store.root} holds (T, {self.store.dims})")
+            raise BadFeatures(utt, f"features of shape {x.shape}, store {self.store.root} holds (T, {self.store.dims})")
+        bad = int(x.size - np.isfinite(x).sum())
+        if bad:
+            raise BadFeatures(utt, f"non-finite features ({bad} NaN/inf values)")
         with np.errstate(over="ignore"):  # overflow is detected just below, with a clear message
             y = x.astype(self.store.dtype, copy=False)
-        if self.store.dtype == np.float16 and np.isinf(y).sum() > np.isinf(x).sum():
-            raise StoreError(f"{utt}: values overflow float16 (max |x| = {np.nanmax(np.abs(x)):.3g}); "
-                             "use a float32 store")
+        if self.store.dtype == np.float16 and not np.isfinite(y).all():
+            raise BadFeatures(utt, f"values overflow float16 (max |x| = {np.abs(x).max():.3g}); use a float32 store")
         self._buf.append((utt, y, times))
         self._bytes += y.nbytes
         if self._bytes >= self.flush_bytes or time.monotonic() - self._last >= self.flush_seconds:
@@ -219,7 +239,36 @@ class StoreWriter:
         return self
 
     def __exit__(self, *exc) -> None:
-        self.flush()  # on an exception too: what finished is kept
+        try:
+            self.flush()  # on an exception too: what finished is kept
+        finally:
+            self._lock.close()  # releases the lock
+
+
+def _lock_worker(root: Path, worker: str):
+    """Hold `<root>/.lock-<worker>` exclusively, then refuse if a conflicting writer holds another tag's lock."""
+    import fcntl
+    mine = open(root / f".lock-{worker}", "a")
+    try:
+        fcntl.flock(mine, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        mine.close()
+        raise StoreError(f"{root}: another process is already writing to this store as {worker!r} (the same "
+                         "--shard); wait for it to finish, or split the work with --shard i/N") from None
+    n_of = re.fullmatch(r"\d+of(\d+)", worker)
+    for other in sorted(root.glob(".lock-*")):
+        tag = other.name[len(".lock-"):]
+        if tag == worker or (n_of and (m := re.fullmatch(r"\d+of(\d+)", tag)) and m[1] == n_of[1]):
+            continue  # ourselves, or a shard of the same split: they cooperate
+        with open(other, "a") as f:
+            try:
+                fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                mine.close()
+                raise StoreError(f"{root}: another process is writing to this store as {tag!r}; running it beside "
+                                 f"{worker!r} would extract the same utterances twice. Wait for it, or run shards "
+                                 "of one split (--shard 0/N ... N-1/N) together") from None
+    return mine
 
 
 def dir_size(path: str | Path) -> int:

@@ -2,8 +2,8 @@
 
 `TokenFeatures` = the original feat_roberta.py: `roberta-base`, its tokenizer with the special tokens added
 (<s> ... </s>; [CLS] ... [SEP] for BERT-style models), the last hidden state for every token including the
-specials, (n_tokens, 768). Input: the transcript string (the runner joins its lines with one space, as the
-original). Stored as float32 (the original saved float64 copies of float32 numbers). Nothing is truncated,
+specials, (n_tokens, 768). Input: the transcript string, read as the original reads it
+(`features.extract.read_transcript_file`: lines with their newlines kept, joined with one space). Stored as float32 (the original saved float64 copies of float32 numbers). Nothing is truncated,
 except a text longer than the model's position table (512 tokens for roberta-base), which the original could
 not extract at all: it is cut to that length (keeping the final special token) with a warning.
 
@@ -48,6 +48,7 @@ class _TextEncoder:
     """Shared loading, batching and forward pass of TokenFeatures and WordFeatures."""
 
     frame_rate = None  # token- or word-level rows, no fixed rate
+    norm_pooling = "utterance-mean"  # NormTerm across utterance-mean vectors (audio-text system)
     min_seconds = 0.0
 
     def __init__(self, model: str = DEFAULT_MODEL, layer: int = -1, device: str = "auto",

@@ -66,6 +66,7 @@ class Wav2Vec2Features:
     """Extractor (see features/extract.py): list of 16 kHz float32 waveforms -> list of (T, dims) float32."""
 
     input = "audio"
+    norm_pooling = "utterance-mean"  # NormTerm across utterance-mean vectors (audio-text system)
 
     def __init__(self, model: str = DEFAULT_MODEL, layers: str | Sequence[int] = "last", combine: str = "concat",
                  device: str = "auto", fp16: bool = False, normalise: bool = True, eps: float = EPS_ORIGINAL,

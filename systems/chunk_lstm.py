@@ -145,21 +145,27 @@ class Predictor:
 
 def add_cli_args(ap) -> None:
     """The original's four flags (same spelling) plus where things are; shared by training.py and testing.py."""
-    import argparse
+    from engine.cli import int_at_least
     from models.chunk_lstm import ATTENTIONS
-    ap.add_argument("-iter", "--iterations", type=int, required=True)
-    ap.add_argument("-batch", "--batch_size", type=int, required=True)
-    ap.add_argument("-emo", "--emo_attr", choices=("Act", "Dom", "Val"), required=True)
-    ap.add_argument("-atten", "--atten_type", choices=ATTENTIONS, required=True)
+    ap.add_argument("-iter", "--iterations", type=int_at_least(1), required=True,
+                    help="training iterations (names the run folder: LSTM_iter<ITER>_batch<B>_...)")
+    ap.add_argument("-batch", "--batch_size", type=int_at_least(2), required=True,
+                    help="utterances per batch (at least 2: the CCC loss of one item is undefined)")
+    ap.add_argument("-emo", "--emo_attr", choices=("Act", "Dom", "Val"), required=True,
+                    help="attribute: arousal (Act), dominance (Dom) or valence (Val)")
+    ap.add_argument("-atten", "--atten_type", choices=ATTENTIONS, required=True,
+                    help="chunk-level attention: " + ", ".join(ATTENTIONS))
     ap.add_argument("--root", type=Path, default=None,
-                    help="MSP-Podcast root (default: $MSP_PODCAST_ROOT, else demo_data/msp-podcast)")
-    ap.add_argument("--store", type=Path, help="LLD feature store (default <root>/Features/OpenSmile_lld_IS13ComParE)")
+                    help="MSP-Podcast root, the folder holding Labels/ (default: $MSP_PODCAST_ROOT, else "
+                         "demo_data/msp-podcast); audio is not needed once the features are in the store")
+    ap.add_argument("--store", type=Path,
+                    help="LLD feature store (default: <root>/Features/OpenSmile_lld_IS13ComParE)")
     ap.add_argument("--normterm", type=Path, help="NormTerm folder (training default: <root>/NormTerm if present, "
                     "else NormTerm/; a published .pth.tar defaults to NormTerm/, the v1.6 files it was trained with)")
-    ap.add_argument("--chunk-n", type=int, default=1, help="chunk-count scale factor n (1, 2 or 3)")
-    ap.add_argument("--device", default="auto", help="cpu, cuda or auto")
-    ap.add_argument("--no-progress", action="store_true")
-    ap.formatter_class = argparse.RawDescriptionHelpFormatter
+    ap.add_argument("--chunk-n", type=int, choices=(1, 2, 3), default=1,
+                    help="chunk-count scale factor n: n*11 chunks per utterance")
+    ap.add_argument("--device", default="auto", help="cpu, cuda, cuda:N, or auto (a GPU when one is visible)")
+    ap.add_argument("--no-progress", action="store_true", help="no progress bars (for logs)")
 
 
 def resolve_paths(args) -> None:
@@ -177,9 +183,11 @@ def resolve_paths(args) -> None:
 
 
 def labelled_items(root: Path, split: str, attribute: str, store: FeatureStore) -> list[tuple[str, float]]:
-    """(utterance, raw label) of a split, listing (never silently dropping) utterances without features."""
+    """(utterance, raw label) of a split, listing (never silently dropping) utterances without features.
+
+    Reads labels only: the audio folder need not exist, the features come from the store."""
     from corpora.msp_podcast import read_msp_podcast
-    corpus = read_msp_podcast(root, split=split)
+    corpus = read_msp_podcast(root, split=split, require_audio=False)
     corpus.report()
     recs = with_features([r for r in corpus.records if attribute in r.labels], store, split)
     return [(r.utt_id, r.labels[attribute]) for r in recs]

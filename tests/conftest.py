@@ -46,3 +46,18 @@ def write_odd_wavs(folder: Path, speech) -> dict[str, str]:
     sf.write(folder / "short.wav", speech[:150], 16000, subtype="PCM_16")  # 9 ms: shorter than one frame
     return {"good": "ok", "stereo44k": "ok", "eightbit": "ok", "empty": "empty file",
             "corrupt": "unreadable audio", "silent": "silent", "short": "too short"}
+
+
+def unwritable_folders(tmp_path: Path) -> list[Path]:
+    """Output folders no file can be written in: below a regular file (any user), and a read-only folder
+    (only where permissions bind, i.e. not as root)."""
+    import os
+    blocker = tmp_path / "a_file"
+    blocker.write_text("not a folder")
+    out = [blocker / "results"]
+    ro = tmp_path / "readonly"
+    ro.mkdir()
+    ro.chmod(0o555)
+    if not os.access(ro, os.W_OK):
+        out.append(ro)
+    return out

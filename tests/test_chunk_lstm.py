@@ -1,14 +1,12 @@
 """Chunk-level attention LSTM: the faithful model (parameter counts, keys, the original's forward), the
 chunker, CCC, the shared training loop (resume, determinism, DDP) and the published checkpoints."""
-import subprocess
-import sys
 
 import numpy as np
 import pytest
 import torch
 
 from conftest import PRETRAINED
-from models.chunk_lstm import ATTENTIONS, ChunkLSTM
+from models.chunk_lstm import ChunkLSTM
 from utils import ccc, ccc_loss, dynamic_chunks, gather_chunks
 
 V16 = PRETRAINED / "chunk_attention_lstm_v1.6"

@@ -90,7 +90,9 @@ def test_short_format_textgrid(tmp_path):
                  '"IntervalTier"\n"phones"\n0\n1.5\n1\n0\n1.5\n"h"\n')
     tiers = read_textgrid(p)
     assert list(tiers) == ["words", "phones"]
-    assert [(w.start, w.end, w.text) for w in read_words(p)] == [(0.4, 1.0, 'hello "you"')]
+    # only empty marks are silence, as the originals read tier 0: "sil" is a word unless asked otherwise
+    assert [(w.start, w.end, w.text) for w in read_words(p)] == [(0.4, 1.0, 'hello "you"'), (1.0, 1.5, "sil")]
+    assert [w.text for w in read_words(p, drop_silence_marks=True)] == ['hello "you"']
     (tmp_path / "bad.TextGrid").write_text("not a textgrid")
     with pytest.raises(CorpusError, match="bad.TextGrid"):
         read_textgrid(tmp_path / "bad.TextGrid")
@@ -229,3 +231,110 @@ def test_corpus_info_cli(msp_corpus, capsys):
     assert corpus_info.main(["--corpus", "msp-podcast", "--root", str(msp_corpus), "--split", "dev"]) == 0
     assert "splits: dev:" in capsys.readouterr().out
     assert corpus_info.main(["--corpus", "msp-podcast", "--root", str(msp_corpus), "--split", "nope"]) == 1
+
+
+def _column(rows, name):
+    return rows[0].index(name)
+
+
+def test_duplicate_filenames_are_never_read_twice(msp_corpus, tmp_path):
+    root = _copy(msp_corpus, tmp_path / "c")
+    got = {}
+
+    def edit(rows):
+        header, body = rows[0], rows[1:]
+        act, split = _column(rows, "EmoAct"), _column(rows, "Split_Set")
+        train = [r for r in body if r[split] == "Train"]
+        same, clash, moved = train[0], train[1], train[2]
+        got.update(same=same[0][:-4], clash=clash[0][:-4], moved=moved[0][:-4],
+                   rows={n: 2 + body.index(r) for n, r in (("same", same), ("clash", clash), ("moved", moved))})
+        repeat = list(same)
+        repeat[0] = same[0][:-4]  # the same utterance, written without .wav
+        changed = list(clash)
+        changed[act] = "6.5" if clash[act] != "6.5" else "1.5"
+        elsewhere = list(moved)
+        elsewhere[split] = "Test2"  # a repeat in another split than the one asked for
+        return [header] + body + [repeat, changed, elsewhere]
+
+    _rewrite_labels(root, edit)
+    rows = got["rows"]
+    corpus = read_msp_podcast(root)
+    ids = [r.utt_id for r in corpus.records]
+    assert len(ids) == len(set(ids)) == 60 - 2
+    assert got["same"] in ids and got["clash"] not in ids and got["moved"] not in ids
+    reasons = {}
+    for s in corpus.skipped:
+        reasons.setdefault(s.utt_id, []).append(s.reason)
+        assert s.file.endswith("labels_consensus.csv")
+    assert reasons[got["same"]] == [f"duplicate FileName: rows {rows['same']} and 62 of labels_consensus.csv "
+                                    f"are identical; row {rows['same']} is used"]
+    assert reasons[got["clash"]] == 2 * [f"duplicate FileName with conflicting values: rows {rows['clash']} and 63 "
+                                         "of labels_consensus.csv differ in EmoAct; none is used"]
+    assert reasons[got["moved"]] == 2 * [f"duplicate FileName with conflicting values: rows {rows['moved']} and 64 "
+                                         "of labels_consensus.csv differ in Split_Set; none is used"]
+    assert len(corpus.skipped) == 5
+    for split in ("train", "test2"):  # detected over the whole file, whichever split is asked for
+        part = read_msp_podcast(root, split=split)
+        assert got["moved"] not in {r.utt_id for r in part.records}
+        assert [s.utt_id for s in part.skipped].count(got["moved"]) == 2
+    assert got["clash"] not in {s.utt_id for s in read_msp_podcast(root, split="test2").skipped}
+    assert [r.utt_id for r in read_msp_podcast(root, split="train").records].count(got["same"]) == 1
+
+
+def test_features_and_labels_without_audio_folder(msp_corpus, tmp_path):
+    root = tmp_path / "c"
+    shutil.copytree(msp_corpus, root, ignore=shutil.ignore_patterns("Audios"))
+    with pytest.raises(CorpusError, match="no audio folder"):  # audio required by default: unchanged
+        read_msp_podcast(root)
+    for check_audio in (True, False):
+        corpus = read_msp_podcast(root, check_audio=check_audio, require_audio=False)
+        assert len(corpus) == 60 and corpus.skipped == []
+        assert all(r.audio_path == root / "Audios" / f"{r.utt_id}.wav" for r in corpus.records)
+        assert corpus.records[0].transcript_path.is_file()
+    dev = read_msp_podcast(root, split="dev", require_audio=False)
+    assert dev.records and {r.split for r in dev.records} == {"dev"}
+    (root / "Audio").mkdir()  # an (empty) older-release audio folder is used for the paths, still nothing skipped
+    corpus = read_msp_podcast(root, require_audio=False)
+    assert len(corpus) == 60 and corpus.skipped == []
+    assert all(r.audio_path == root / "Audio" / f"{r.utt_id}.wav" for r in corpus.records)
+
+
+def test_mixed_split_spellings_stay_apart(msp_corpus, tmp_path):
+    root = _copy(msp_corpus, tmp_path / "c")
+    raw = {}
+
+    def mix(old, new):
+        def edit(rows):
+            split = _column(rows, "Split_Set")
+            hit = [r for r in rows[1:] if r[split] == old]
+            for r in hit[::2]:
+                r[split] = new
+            for r in rows[1:]:
+                raw[r[0][:-4]] = r[split]
+            return rows
+        return edit
+
+    _rewrite_labels(root, mix("Test1", "Test"))
+    every = read_msp_podcast(root).records
+    assert {r.split for r in every} == {"train", "dev", "test1", "test", "test2"}
+    assert all(r.split == {"Test": "test", "Test1": "test1"}.get(raw[r.utt_id], r.split) for r in every)
+    for request, spelling in [("Test", "Test"), ("test", "Test"), ("Test1", "Test1"), ("TEST1", "Test1")]:
+        got = read_msp_podcast(root, split=request).records
+        assert got and all(raw[r.utt_id] == spelling for r in got)
+        assert len(got) == sum(v == spelling for v in raw.values())
+    assert {r.split for r in read_msp_podcast(root, split="dev").records} == {"dev"}  # dev not mixed: alias works
+
+    _rewrite_labels(root, mix("Development", "Validation"))
+    every = read_msp_podcast(root).records
+    assert {r.split for r in every} == {"train", "dev", "validation", "test1", "test", "test2"}
+    for request, spelling, name in [("Validation", "Validation", "validation"), ("validation", "Validation",
+                                    "validation"), ("Development", "Development", "dev"),
+                                    ("development", "Development", "dev")]:
+        got = read_msp_podcast(root, split=request).records
+        assert got and all(raw[r.utt_id] == spelling and r.split == name for r in got)
+        assert len(got) == sum(v == spelling for v in raw.values())
+    for alias in ("dev", "val", "valid", "DEV"):
+        with pytest.raises(CorpusError, match=r"labels_consensus.csv: split .* is ambiguous: the file holds both "
+                                              r"Development and Validation rows; ask for Development or Validation"):
+            read_msp_podcast(root, split=alias)
+    assert canonical_split("test") == "test1" and canonical_split("Validation") == "dev"  # no file: as before

@@ -110,3 +110,81 @@ def test_mat_round_trip(tmp_path):
     for k, v in data.items():
         np.testing.assert_allclose(back[k], v)
     assert [e["utterance"] for e in back.errors()] == ["broken"]
+
+
+def _train_mats(msp_corpus, folder, dims, dtype, n=None, nan_in=None):
+    """Per-utterance .mat files of the train split, as the originals' feature scripts leave them."""
+    from corpora.msp_podcast import read_msp_podcast
+    train = read_msp_podcast(msp_corpus, split="train").records[:n]
+    rng = np.random.default_rng(1)
+    data = {}
+    for i, r in enumerate(train):
+        x = rng.normal(loc=i % 3, size=(4 + 3 * i, dims)).astype(dtype)
+        if nan_in == r.utt_id:
+            x[1, 0] = np.nan
+        data[r.utt_id] = x
+        folder.mkdir(parents=True, exist_ok=True)
+        scipy.io.savemat(str(folder / f"{r.utt_id}.mat"), {"Text_data": x})
+    return data
+
+
+def test_imported_originals_keep_dtype_and_pool_as_the_originals(msp_corpus, tmp_path, capsys):
+    """RoBERTa768 / Wav2Vec1024 imports are utterance-mean pooled and float64 stays float64; an unknown
+    feature set is not guessed."""
+    import mat_io
+    import norm_para
+    data = _train_mats(msp_corpus, tmp_path / "mats", 6, np.float64)
+    for name in ("RoBERTa768", "MyText"):
+        assert mat_io.main(["import", "--mat-dir", str(tmp_path / "mats"), "--store", str(tmp_path / name),
+                            "--name", name, "--dims", "6", "--key", "Text_data", "--no-progress"]) == 0
+    store = FeatureStore(tmp_path / "RoBERTa768")
+    assert store.dtype == np.float64 and store.meta["norm_pooling"] == "utterance-mean"
+    assert norm_para.main(["--store", str(tmp_path / "RoBERTa768"), "--root", str(msp_corpus), "--out",
+                           str(tmp_path / "NT"), "--no-progress"]) == 0
+    nt = NormTerm.load(tmp_path / "NT")
+    means = np.stack([x.mean(0) for x in data.values()])
+    assert nt.feat_mean.dtype == np.float64
+    np.testing.assert_allclose(nt.feat_mean, means.mean(0), rtol=1e-12)
+    np.testing.assert_allclose(nt.feat_std, means.std(0), rtol=1e-12)
+    capsys.readouterr()
+    assert norm_para.main(["--store", str(tmp_path / "MyText"), "--root", str(msp_corpus), "--out",
+                           str(tmp_path / "NT2"), "--no-progress"]) == 1
+    assert "does not record how its features are pooled" in capsys.readouterr().err and not (tmp_path / "NT2").exists()
+    assert norm_para.main(["--store", str(tmp_path / "MyText"), "--root", str(msp_corpus), "--out",
+                           str(tmp_path / "NT2"), "--method", "frames", "--no-progress"]) == 0
+    np.testing.assert_allclose(NormTerm.load(tmp_path / "NT2").feat_mean, np.concatenate(list(data.values())).mean(0))
+    assert mat_io.main(["import", "--mat-dir", str(tmp_path / "mats"), "--store", str(tmp_path / "f32"),
+                        "--name", "RoBERTa768", "--dims", "6", "--key", "Text_data", "--dtype", "float32",
+                        "--no-progress"]) == 0
+    assert FeatureStore(tmp_path / "f32").dtype == np.float32
+
+
+def test_non_finite_features_are_listed_never_averaged(msp_corpus, tmp_path, capsys):
+    import mat_io
+    import norm_para
+    data = _train_mats(msp_corpus, tmp_path / "mats", 5, np.float32)
+    bad = sorted(data)[2]
+    scipy.io.savemat(str(tmp_path / "mats" / f"{bad}.mat"), {"Text_data": np.full((3, 5), np.nan, np.float32)})
+    assert mat_io.main(["import", "--mat-dir", str(tmp_path / "mats"), "--store", str(tmp_path / "s"),
+                        "--name", "Mel_Spec128", "--dims", "5", "--key", "Text_data", "--no-progress"]) == 0
+    store = FeatureStore(tmp_path / "s")
+    assert bad not in store and store.errors()[0]["utterance"] == bad
+    assert "non-finite" in store.errors()[0]["reason"]
+    # a store written before the writer refused NaN: norm_para lists the utterance and leaves it out
+    other = sorted(data)[0]
+    with store.writer() as w:
+        w.add(bad, data[bad])
+    store = FeatureStore(tmp_path / "s")
+    e = store._index[other]
+    shard = np.load(store._shards[e.shard], mmap_mode="r+")
+    shard[e.offset + 1, 3] = np.inf
+    shard.flush()
+    capsys.readouterr()
+    assert norm_para.main(["--store", str(tmp_path / "s"), "--root", str(msp_corpus), "--out", str(tmp_path / "NT"),
+                           "--no-progress"]) == 0
+    assert "1 train utterance(s) hold NaN/inf features" in capsys.readouterr().err
+    nt = NormTerm.load(tmp_path / "NT")
+    finite = np.concatenate([x for u, x in data.items() if u != other]).astype(np.float64)
+    assert np.isfinite(nt.feat_mean).all()
+    np.testing.assert_allclose(nt.feat_mean, finite.mean(0), rtol=1e-6)
+    np.testing.assert_allclose(nt.feat_std, finite.std(0), rtol=1e-6)

@@ -4,7 +4,7 @@ import csv
 import numpy as np
 from scipy.stats import spearmanr
 
-from conftest import write_odd_wavs
+from conftest import unwritable_folders, write_odd_wavs
 from corpora.synth import rules
 from corpora.synth.speech import speak_many
 from features.audio import write_wav
@@ -26,14 +26,14 @@ def test_published_arousal_model_follows_controlled_arousal_and_bad_files_are_li
     assert prediction_process.main(["--wav-dir", str(wavs), "--no-progress"]) == 0
     with open(tmp_path / "pred_result.csv") as f:
         rows = {r["File_Name"]: r for r in csv.DictReader(f)}
-    assert list(next(iter(rows.values()))) == ["File_Name", "Aro-Score", "Dom-Score", "Val-Score"]
+    assert list(next(iter(rows.values()))) == ["File_Name", "Aro-Score", "Dom-Score", "Val-Score", "Warning"]
     for v in range(2):  # the published Act model's score rises with the arousal we put into the voice
-        aro = [float(rows[f"v{v}_level{k}.wav"]["Aro-Score"]) for k in range(6)]
+        aro = [float(rows[f"v{v}_level{k}"]["Aro-Score"]) for k in range(6)]
         assert spearmanr(levels, aro).statistic >= 0.9, aro
         assert aro[-1] - aro[0] > 1.0
     assert all(1.0 <= float(r[c]) <= 7.0 for r in rows.values() for c in ("Aro-Score", "Dom-Score", "Val-Score"))
     for name in ("stereo44k", "eightbit"):  # any rate, depth and channel count is predicted
-        assert f"odd/{name}.wav" in rows
+        assert rows[f"odd/{name}"]["Warning"] == ""
     with open(tmp_path / "pred_result_errors.csv") as f:
         errors = {r["File_Name"]: r["reason"] for r in csv.DictReader(f)}
     for name, why in expected.items():
@@ -47,3 +47,60 @@ def test_no_readable_file_gives_exit_code_1(tmp_path):
     (tmp_path / "w" / "empty.wav").write_bytes(b"")
     assert prediction_process.main(["--wav-dir", str(tmp_path / "w"), "--out", str(tmp_path / "p.csv"),
                                     "--no-progress"]) == 1
+
+
+def _speech():
+    from corpora.synth.speech import speak_many
+    return next(iter(speak_many([("It was a long and ordinary day at the office.", "en-us+m1",
+                                  rules.to_prosody(rules.Controls(0, 0, 0, 0, 0.0)))]))).audio
+
+
+def test_ids_are_relative_paths_and_odd_files_are_marked(tmp_path):
+    """sub/a.wav and a.wav both predicted under their own ids; truncated and sub-chunk files get a warning;
+    a stale errors file from an earlier run is removed."""
+    import soundfile as sf
+
+    import prediction_process
+    speech = _speech()
+    wavs = tmp_path / "w"
+    write_wav(wavs / "sub" / "a.wav", speech)
+    write_wav(wavs / "a.wav", speech[: len(speech) // 2])
+    write_wav(wavs / "half_second.wav", speech[:8000])
+    sf.write(tmp_path / "full.wav", speech, 16000, subtype="PCM_16")
+    data = (tmp_path / "full.wav").read_bytes()
+    (wavs / "cut.wav").write_bytes(data[: len(data) // 2])  # the header still announces the whole recording
+    out = tmp_path / "res" / "pred.csv"
+    out.parent.mkdir()
+    (tmp_path / "res" / "pred_errors.csv").write_text("File_Name,reason\nold.wav,from an earlier run\n")
+    assert prediction_process.main(["--wav-dir", str(wavs), "--out", str(out), "--no-progress"]) == 0
+    with open(out) as f:
+        rows = {r["File_Name"]: r for r in csv.DictReader(f)}
+    assert sorted(rows) == ["a", "cut", "half_second", "sub/a"]
+    assert rows["a"]["Aro-Score"] != rows["sub/a"]["Aro-Score"]  # two different recordings, two scores
+    assert rows["cut"]["Warning"].startswith("truncated")
+    assert rows["half_second"]["Warning"].startswith("short")
+    assert rows["a"]["Warning"] == rows["sub/a"]["Warning"] == ""
+    assert not (tmp_path / "res" / "pred_errors.csv").exists()
+
+
+def test_clear_errors_before_any_work(tmp_path, capsys):
+    import prediction_process
+    from conftest import PRETRAINED
+    wavs = tmp_path / "w"
+    write_wav(wavs / "a.wav", _speech())
+    shipped = prediction_process.SHIPPED
+    act = shipped / "LSTM_iter5000_batch128_ChunkSeq2One_SelfAttenVec_Act"
+    act2 = shipped / "LSTM_iter5000_batch128_ChunkSeq2One_RnnAttenVec_Act"
+    out = tmp_path / "o.csv"
+    assert prediction_process.main(["--wav-dir", str(wavs), "--out", str(out), "--models", str(act), str(act2)]) == 1
+    assert "one model per attribute" in capsys.readouterr().err and not out.exists()
+    for target in unwritable_folders(tmp_path):
+        assert prediction_process.main(["--wav-dir", str(wavs), "--out", str(target / "p.csv")]) == 1
+        cap = capsys.readouterr()
+        assert f"{target}: cannot write" in cap.err and ".tmp" not in cap.err and "predicted" not in cap.out
+    legacy = PRETRAINED / "chunk_attention_lstm_v1.6" / "LSTM_iter5000_batch128_ChunkSeq2One_RnnAttenVec_Act.pth.tar"
+    if legacy.is_file():  # a published .pth.tar is used with its NormTerm, not refused with a foreign flag
+        assert prediction_process.main(["--wav-dir", str(wavs), "--out", str(out), "--models", str(legacy),
+                                        "--no-progress"]) == 0
+        with open(out) as f:
+            assert list(csv.DictReader(f))[0].keys() == {"File_Name", "Aro-Score", "Warning"}

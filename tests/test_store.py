@@ -126,3 +126,91 @@ def test_records_without_features_are_listed_not_dropped_silently(tmp_path, caps
     recs = [SimpleNamespace(utt_id=u) for u in ("a", "b", "c")]
     assert [r.utt_id for r in with_features(recs, store, "train")] == ["a"]
     assert "2 train utterance(s) have no features" in capsys.readouterr().err
+
+
+def test_non_finite_features_never_enter_a_store(tmp_path):
+    from features.store import BadFeatures
+    w = make(tmp_path / "s").writer()
+    for bad in (np.nan, np.inf, -np.inf):
+        x = np.zeros((3, 4), np.float32)
+        x[1, 2] = bad
+        with pytest.raises(BadFeatures, match="u: non-finite features \\(1 NaN/inf values\\)"):
+            w.add("u", x)
+    w.flush()
+    assert "u" not in FeatureStore(tmp_path / "s")
+
+
+def test_wav_folder_ids_are_relative_paths_and_never_change(msp_corpus, tmp_path):
+    """sub/a.wav extracted first, then a different top-level a.wav: both stored under their own ids, once."""
+    import feat_mel
+    from features.audio import load_audio, write_wav
+    from features.mel import MelSpectrogram
+    wavs = sorted((msp_corpus / "Audios").glob("*.wav"))
+    folder, store_dir = tmp_path / "w", tmp_path / "mel"
+    write_wav(folder / "sub" / "a.wav", load_audio(wavs[0]))
+    assert feat_mel.main(["--wav-dir", str(folder), "--store", str(store_dir), "--no-progress"]) == 0
+    first = FeatureStore(store_dir)
+    assert first.keys() == ["sub/a"]
+    write_wav(folder / "a.wav", load_audio(wavs[1]))
+    assert feat_mel.main(["--wav-dir", str(folder), "--store", str(store_dir), "--no-progress"]) == 0
+    store = FeatureStore(store_dir)
+    assert sorted(store.keys()) == ["a", "sub/a"] and len(store) == 2
+    mel = MelSpectrogram()
+    np.testing.assert_allclose(store["a"], mel.one(load_audio(folder / "a.wav")), rtol=1e-5)
+    np.testing.assert_allclose(store["sub/a"], mel.one(load_audio(folder / "sub" / "a.wav")), rtol=1e-5)
+    frames = sum(len(np.load(p, mmap_mode="r")) for p in (store_dir / "shards").glob("data-*.npy"))
+    assert frames == store.frames("a") + store.frames("sub/a")  # nothing stored twice
+
+
+def test_a_second_writer_of_the_same_shard_is_refused(tmp_path):
+    store = make(tmp_path / "s")
+    with store.writer(worker="0of1"):
+        with pytest.raises(StoreError, match="already writing to this store as '0of1'"):
+            store.writer(worker="0of1")
+        with pytest.raises(StoreError, match="writing to this store as '0of1'.*twice"):
+            store.writer(worker="0of2")  # a different split of the work would overlap
+    with store.writer(worker="0of1") as w:  # released: the next run may write
+        w.add("x", np.zeros((1, 4)))
+
+
+HOLD_LOCK = textwrap.dedent("""
+    import sys, time
+    sys.path.insert(0, {repo!r})
+    from features.store import FeatureStore
+    with FeatureStore({root!r}).writer(worker="0of1"):
+        print("locked", flush=True)
+        time.sleep(60)
+""")
+
+
+def test_concurrent_extraction_into_one_store_refuses_clearly(msp_corpus, tmp_path, capsys):
+    import feat_mel
+    args = ["--corpus", "msp-podcast", "--root", str(msp_corpus), "--split", "dev", "--store", str(tmp_path / "m"),
+            "--no-progress"]
+    assert feat_mel.main([*args, "--shard", "0/2"]) == 0  # creates the store
+    holder = subprocess.Popen([sys.executable, "-c", HOLD_LOCK.format(repo=REPO, root=str(tmp_path / "m"))],
+                              stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "locked"
+        capsys.readouterr()
+        assert feat_mel.main(args) == 1  # the same shard (0/1) as the running process
+        assert "another process is already writing to this store as '0of1'" in capsys.readouterr().err
+    finally:
+        holder.kill()
+        holder.wait()
+    assert feat_mel.main(args) == 0  # the holder is gone: the run goes on
+
+
+@pytest.mark.parametrize("mask,mode", [(0o022, 0o644), (0o077, 0o600), (0o002, 0o664)])
+def test_outputs_follow_the_umask(tmp_path, mask, mode):
+    from utils import atomic_write_text
+    old = os.umask(mask)
+    try:
+        store = make(tmp_path / "s")
+        with store.writer() as w:
+            w.add("u", np.zeros((2, 4)))
+        atomic_write_text(tmp_path / "r.csv", "a,b\n")
+    finally:
+        os.umask(old)
+    files = [tmp_path / "r.csv", tmp_path / "s" / "meta.json", *(tmp_path / "s" / "shards").iterdir()]
+    assert {oct(p.stat().st_mode & 0o777) for p in files} == {oct(mode)}

@@ -1,5 +1,6 @@
 """The shared training loop through the chunk-LSTM method: learning, exact iteration count, best checkpoint,
 bit-exact resume, determinism, and training.py / testing.py under torchrun with two CPU processes."""
+import json
 import os
 import subprocess
 import sys
@@ -39,11 +40,13 @@ def toy(tmp_path_factory):
     return store, nt, items[:40], items[40:]
 
 
-def run(toy, out, iterations, seed=0, atten="NonAtten", lr=3e-3):
+def run(toy, out, iterations, seed=0, atten="NonAtten", lr=3e-3, batch=8, train_items=None, val_items=None,
+        resume=True, C=4):
     store, nt, tr, va = toy
-    method = ChunkLSTMMethod(store, nt, "act", atten, m=20, C=4)
-    cfg = LoopConfig(out_dir=out, iterations=iterations, batch_size=8, lr=lr, val_every=5, seed=seed, progress=False)
-    return train(method, tr, va, cfg)
+    method = ChunkLSTMMethod(store, nt, "act", atten, m=20, C=C)
+    cfg = LoopConfig(out_dir=out, iterations=iterations, batch_size=batch, lr=lr, val_every=5, seed=seed,
+                     progress=False, resume=resume)
+    return train(method, tr if train_items is None else train_items, va if val_items is None else val_items, cfg)
 
 
 def test_learns_and_keeps_the_best_checkpoint(toy, tmp_path):
@@ -100,7 +103,7 @@ def test_training_and_testing_cli_under_torchrun_two_cpu_processes(mel_setup, tm
     run_dir = tmp_path / "Models" / "LSTM_iter4_batch8_ChunkSeq2One_GatedVec_Act"
     assert proc.stdout.count("4 iterations in") == 1  # only rank 0 reports
     assert sorted(p.name for p in run_dir.iterdir()) == ["config.json", "log.csv", "loss.png", "model.safetensors",
-                                                         "state.pt"]
+                                                         "run.json", "state.pt"]
     assert len((run_dir / "log.csv").read_text().splitlines()) == 3
     import testing
     csv_out = tmp_path / "res.csv"
@@ -110,3 +113,96 @@ def test_training_and_testing_cli_under_torchrun_two_cpu_processes(mel_setup, tm
     # a checkpoint trained on other features is refused, not silently scored
     shipped = REPO / "trained_models" / "LSTM_iter5000_batch128_ChunkSeq2One_SelfAttenVec_Act"
     assert testing.main([*args, "--checkpoint", str(shipped), "--csv", str(tmp_path / "x.csv")]) == 1
+
+
+def test_a_run_folder_resumes_only_its_own_configuration(toy, tmp_path):
+    """Re-running with another setting must never silently return the old model."""
+    from engine.cli import UserError
+    out = tmp_path / "r"
+    run(toy, out, 10)
+    before = (out / "model.safetensors").read_bytes()
+    for change, expected in [({"lr": 1e-3}, "loop.lr: 0.003 -> 0.001"), ({"seed": 3}, "loop.seed: 0 -> 3"),
+                             ({"C": 5}, "chunking.C: 4 -> 5"),
+                             ({"train_items": toy[2][:-1]}, "data.train.digest"),
+                             ({"val_items": toy[3][:-1]}, "data.val.digest")]:
+        with pytest.raises(UserError, match="--no-resume") as e:
+            run(toy, out, 20, **change)
+        assert expected in str(e.value), str(e.value)
+    assert (out / "model.safetensors").read_bytes() == before  # the refused runs changed nothing
+    res = run(toy, out, 20)  # the same settings resume (a longer run continues the same one)
+    assert res.steps == 20 and res.steps_run == 10
+    res = run(toy, out, 20, lr=1e-3, resume=False)  # --no-resume starts over with the new settings
+    assert res.steps_run == 20
+    assert json.loads((out / "run.json").read_text())["identity"]["loop.lr"] == 1e-3
+    res = run(toy, out, 20, lr=1e-3)
+    assert res.steps_run == 0  # finished: nothing to do, nothing reported as throughput
+
+
+def test_batch_larger_than_the_training_set_is_recorded_as_used(toy, tmp_path, capsys):
+    res = run(toy, tmp_path / "big", 5, batch=64)
+    assert res.batch_size == 40 and "using batches of 40" in capsys.readouterr().err
+    cfg = json.loads((tmp_path / "big" / "config.json").read_text())
+    assert cfg["loop"]["batch_size"] == 40 and cfg["loop"]["requested_batch_size"] == 64
+
+
+def test_too_few_items_and_a_corrupt_state_are_clear_errors(toy, tmp_path):
+    from engine.cli import UserError
+    with pytest.raises(UserError, match="1 usable item.*at least 2"):
+        run(toy, tmp_path / "one", 5, train_items=toy[2][:1])
+    with pytest.raises(UserError, match="validation has no usable item"):
+        run(toy, tmp_path / "noval", 5, val_items=[])
+    assert not (tmp_path / "noval").exists()  # refused before anything was written
+    run(toy, tmp_path / "c", 5)
+    (tmp_path / "c" / "state.pt").write_bytes(b"PK\x03\x04 truncated")
+    with pytest.raises(UserError, match="state.pt: cannot read the resume state.*--no-resume"):
+        run(toy, tmp_path / "c", 10)
+    assert run(toy, tmp_path / "c", 10, resume=False).steps_run == 10
+
+
+@pytest.mark.parametrize("flag,value", [("-batch", "1"), ("-batch", "0"), ("-iter", "0"), ("-iter", "-5"),
+                                        ("--val-every", "0"), ("--lr", "0")])
+def test_nonsense_numbers_are_refused_by_the_command_line(flag, value, capsys, tmp_path):
+    import training
+    args = {"-iter": "10", "-batch": "8", "--val-every": "5", "--lr": "1e-3", flag: value}
+    with pytest.raises(SystemExit) as e:
+        training.main([*(x for kv in args.items() for x in kv), "-emo", "Act", "-atten", "NonAtten",
+                       "--root", str(tmp_path)])
+    err = capsys.readouterr().err
+    assert e.value.code == 2 and f"argument {flag}" in err and ("too small" in err or "greater than 0" in err), err
+
+
+def test_cli_errors_name_the_problem(mel_setup, tmp_path, capsys):
+    import testing
+    import training
+    corpus, root = mel_setup
+    common = ["-iter", "4", "-batch", "8", "-emo", "Act", "-atten", "NonAtten", "--store", str(root / "mel"),
+              "--normterm", str(root / "NT"), "--no-progress"]
+    cases = [
+        (training, ["--root", str(corpus), "--train-split", "Tarin"], "unknown split 'Tarin'"),
+        (testing, ["--root", str(corpus), "--split", "tset", "--checkpoint", str(tmp_path)], "unknown split 'tset'"),
+        (training, ["--root", str(tmp_path / "nowhere")], "nowhere: MSP-Podcast root folder not found"),
+    ]
+    from conftest import unwritable_folders
+    for target in unwritable_folders(tmp_path):
+        cases.append((training, ["--root", str(corpus), "--out", str(target)], f"{target}"))
+        cases.append((testing, ["--root", str(corpus), "--csv", str(target / "r.csv")], f"{target}: cannot write"))
+    for script, extra, message in cases:
+        assert script.main([*common, *extra]) == 1
+        err = capsys.readouterr().err
+        assert err.startswith("error: ") and message in err and "Traceback" not in err, err
+    assert not list(tmp_path.glob("**/LSTM_*"))  # nothing half-made
+
+
+def test_training_and_testing_need_no_audio_folder(mel_setup, tmp_path):
+    """Labs share features and labels, not audio: the readers must not ask for it once a store exists."""
+    import shutil
+
+    import testing
+    import training
+    corpus, root = mel_setup
+    lab = tmp_path / "MSP-PODCAST-Publish-1.10"
+    shutil.copytree(corpus / "Labels", lab / "Labels")
+    args = ["-iter", "2", "-batch", "4", "-emo", "Dom", "-atten", "NonAtten", "--root", str(lab),
+            "--store", str(root / "mel"), "--normterm", str(root / "NT"), "--no-progress"]
+    assert training.main([*args, "--out", str(tmp_path / "M"), "--val-every", "1"]) == 0
+    assert testing.main([*args, "--models-dir", str(tmp_path / "M"), "--csv", str(tmp_path / "t.csv")]) == 0

@@ -321,3 +321,18 @@ def test_cli_end_to_end(small_corpus, w2v_layer, tiny_roberta, tmp_path):
     assert len(st) == 7 and st.dims == 384 and st.meta["params"]["model"] == "minilm"
     means = np.stack([np.asarray(st[u]).mean(0) for u in st.keys()])
     assert np.abs(means[0] - means[1:]).max(axis=1).min() > 1e-3  # different sentences, different vectors
+
+
+def test_transcripts_keep_inner_newlines_as_the_original(tiny_roberta, tmp_path):
+    """The original joins the file's lines with their newline characters kept: an inner newline survives and
+    the byte-level BPE makes it a token of its own, so every later token row lines up with the original's."""
+    from features.extract import Item, load_input, read_transcript_file
+    p = tmp_path / "t.txt"
+    p.write_text("  the weather is nice\nand the food is good\n\n")
+    text = load_input(Item("t", transcript_path=p), "text")
+    assert text == read_transcript_file(p) == "the weather is nice\n and the food is good"
+    ex = TokenFeatures(str(tiny_roberta), device="cpu")
+    ids = ex.tokenizer(text)["input_ids"]
+    assert len(ids) == len(ex.tokenizer("the weather is nice and the food is good")["input_ids"]) + 1
+    assert "Ċ" in ex.tokenizer.convert_ids_to_tokens(ids)
+    assert ex([text])[0].shape[0] == len(ids)
