@@ -7,10 +7,12 @@
 The label rules (what makes the corpus learnable) are in corpora/synth/rules.py and the README.
 """
 import json
+import shutil
 import sys
 import time
 from pathlib import Path
 
+from corpora.synth import generator_version
 from corpora.synth.msp_podcast import RELEASES, SUMMARY
 from engine.cli import entry, int_at_least, parser
 from utils import writable_dir
@@ -29,16 +31,22 @@ def main(argv=None) -> int:
                     help="do nothing when OUT already holds a finished corpus made with the same settings")
     args = ap.parse_args(argv)
 
-    wanted = {"kind": args.kind, "n": args.n, "seed": args.seed}
+    wanted = {"kind": args.kind, "n": args.n, "seed": args.seed, "generator": generator_version()}
     if args.kind == "msp-podcast":
         wanted["release"] = args.release
     writable_dir(args.out)
     done = args.out / SUMMARY
-    if args.if_missing and done.is_file():
+    if done.is_file():
         old = json.loads(done.read_text())
         if all(old.get(k) == v for k, v in wanted.items()):
-            print(f"{args.out}: demo corpus already there ({args.n} utterances, seed {args.seed})")
-            return 0
+            if args.if_missing:
+                print(f"{args.out}: demo corpus already there ({args.n} utterances, seed {args.seed})")
+                return 0
+        else:  # our own corpus, made with other settings or by other generator code: nothing of it may survive,
+            # neither its audio nor what was derived from it inside the folder (features, NormTerm)
+            changed = ", ".join(k for k, v in wanted.items() if old.get(k) != v)
+            print(f"{args.out}: demo corpus made with other {changed}; writing it anew")
+            shutil.rmtree(args.out)
     t0 = time.time()
     if args.kind == "msp-podcast":
         from corpora.synth.msp_podcast import write_msp_podcast

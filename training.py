@@ -33,6 +33,9 @@ def main(argv=None) -> int:
     ap.add_argument("--no-resume", action="store_true",
                     help="start over, discarding what the run folder holds (without it, a re-run resumes, and "
                          "refuses a run folder started with other settings)")
+    ap.add_argument("--deterministic", action="store_true",
+                    help="one CPU thread and deterministic kernels: a seeded run gives identical weights under any "
+                         "load and on any number of cores (1.8x slower per step on 2 cores; see README)")
     ap.add_argument("--population-ccc-loss", action="store_true",
                     help="textbook 1-CCC loss (the original mixes a population covariance with unbiased variances)")
     args = ap.parse_args(argv)
@@ -50,7 +53,7 @@ def main(argv=None) -> int:
                              unbiased_var_loss=not args.population_ccc_loss, corpus_version=args.root.name)
     cfg = LoopConfig(out_dir=out_dir, iterations=args.iterations, batch_size=args.batch_size, lr=args.lr,
                      val_every=args.val_every, seed=args.seed, device=args.device, resume=not args.no_resume,
-                     progress=not args.no_progress, train_name=f"{args.train_split} split (with {args.emo_attr} "
+                     progress=not args.no_progress, deterministic=args.deterministic, train_name=f"{args.train_split} split (with {args.emo_attr} "
                      f"labels and features)", val_name=f"{args.val_split} split (with {args.emo_attr} labels and features)")
     res = train(method, train_items, val_items, cfg)
     if ddp_env()[0] == 0:

@@ -40,6 +40,7 @@ def main() -> None:
     ap.add_argument("--steps", type=int, default=20, help="timed training steps")
     ap.add_argument("--store-gb", type=float, default=2.0, help="size of the synthetic LLD store trained from")
     ap.add_argument("--atten", default="RnnAttenVec", help="attention variant")
+    ap.add_argument("--deterministic", action="store_true", help="train as training.py --deterministic does")
     args = ap.parse_args()
     tmp = Path(tempfile.mkdtemp(prefix="bench_lstm_"))
     rng = np.random.default_rng(0)
@@ -55,12 +56,13 @@ def main() -> None:
     method = ChunkLSTMMethod(store, nt, "act", args.atten)
     rss0 = rss_anon_mib()
     cfg = LoopConfig(out_dir=tmp / "run", iterations=args.steps, batch_size=args.batch, val_every=10**9,
-                     device=args.device, progress=False)
+                     device=args.device, progress=False, deterministic=args.deterministic)
     res = train(method, items, items[:2], cfg)
     rss1 = rss_anon_mib()
-    print(f"device {args.device}, {args.atten}, batch {args.batch}, store {dir_size(tmp / 'store') / 2**30:.2f} GiB "
+    print(f"device {args.device}, {args.atten}, batch {args.batch}, deterministic {args.deterministic}, store {dir_size(tmp / 'store') / 2**30:.2f} GiB "
           f"({n} utterances)")
-    print(f"training: {res.steps * args.batch / res.seconds:.1f} utt/s, {res.seconds / res.steps * 1000:.0f} ms/step, "
+    print(f"training: {res.steps_run * res.batch_size / res.seconds:.1f} utt/s, "
+          f"{res.seconds / res.steps_run * 1000:.0f} ms/step, "
           f"{100 * res.data_seconds / res.seconds:.1f}% of step time waiting for data")
     print(f"anonymous RSS: {rss0:.0f} MiB before training, {rss1:.0f} MiB after (store on disk "
           f"{dir_size(tmp / 'store') / 2**20:.0f} MiB)")

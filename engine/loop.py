@@ -17,6 +17,7 @@ optimiser, the sampler and every RNG, so a resumed run continues bit for bit.
 """
 from __future__ import annotations
 
+import contextlib
 import csv
 import hashlib
 import json
@@ -52,13 +53,14 @@ class LoopConfig:
     resume: bool = True
     progress: bool = True
     eval_batch_size: int = 64
+    deterministic: bool = False  # one thread + deterministic kernels: identical weights under any load
     train_name: str = "training"  # what the items are, for messages ("train split of MSP-Podcast")
     val_name: str = "validation"
 
 
 # settings that do not change what a run computes: a run may be resumed with other values of these
 NOT_IDENTITY = ("loop.out_dir", "loop.resume", "loop.progress", "loop.device", "loop.eval_batch_size",
-                "loop.iterations", "loop.train_name", "loop.val_name")
+                "loop.iterations", "loop.train_name", "loop.val_name", "loop.threads")
 
 
 @dataclass
@@ -105,12 +107,44 @@ class Sampler:
         self.perm, self.pos = s["perm"].numpy(), int(s["pos"])
 
 
+def to_device(batch: dict, device) -> dict:
+    """Move a collated batch to `device`. On the CPU, tensors that wrap a NumPy buffer are copied into torch's
+    own 64-byte-aligned memory first: BLAS kernels may round differently depending on where a buffer starts,
+    and NumPy's alignment depends on the allocator's history, so seeded runs would otherwise hinge on it."""
+    out = {}
+    for k, v in batch.items():
+        if torch.is_tensor(v):
+            if v.device.type == "cpu" and v.data_ptr() % 64:
+                v = v.clone(memory_format=torch.contiguous_format)
+            v = v.to(device, non_blocking=True)
+        out[k] = v
+    return out
+
+
+@contextlib.contextmanager
+def deterministic_mode(on: bool):
+    """--deterministic: one intra-op thread and deterministic kernels for the duration of a run, so a seeded
+    run gives the same weights whatever else the machine is doing and however many cores it has (parallel
+    reductions split their work by the thread count). Costs speed; see README "Determinism"."""
+    if not on:
+        yield
+        return
+    threads, was = torch.get_num_threads(), torch.are_deterministic_algorithms_enabled()
+    torch.set_num_threads(1)
+    torch.use_deterministic_algorithms(True, warn_only=True)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(threads)
+        torch.use_deterministic_algorithms(was)
+
+
 def evaluate(method, model, items, batch_size: int, device) -> np.ndarray:
     model.eval()
     preds = []
     with torch.inference_mode():
         for b in range(0, len(items), batch_size):
-            batch = {k: v.to(device) if torch.is_tensor(v) else v for k, v in method.collate(items[b: b + batch_size]).items()}
+            batch = to_device(method.collate(items[b: b + batch_size]), device)
             preds.append(np.asarray(method.predict(model, batch), dtype=np.float64))
     return np.concatenate(preds) if preds else np.zeros(0)
 
@@ -174,6 +208,11 @@ def check_run_identity(out: Path, identity: dict, resume: bool) -> None:
 
 
 def train(method, train_items: list, val_items: list, cfg: LoopConfig) -> LoopResult:
+    with deterministic_mode(cfg.deterministic):
+        return _train(method, train_items, val_items, cfg)
+
+
+def _train(method, train_items: list, val_items: list, cfg: LoopConfig) -> LoopResult:
     rank, world, local_rank = ddp_env()
     if len(train_items) < 2:
         raise UserError(f"the {cfg.train_name} has {len(train_items)} usable item(s); training needs at least 2")
@@ -186,7 +225,8 @@ def train(method, train_items: list, val_items: list, cfg: LoopConfig) -> LoopRe
     cfg = replace(cfg, batch_size=min(cfg.batch_size, len(train_items)))
     out = Path(cfg.out_dir)
     config = {"loop": {**{k: str(v) if isinstance(v, Path) else v for k, v in asdict(cfg).items()},
-                       "requested_batch_size": requested_batch}, **method.config(),
+                       "requested_batch_size": requested_batch, "threads": torch.get_num_threads()},
+              **method.config(),
               "data": {"train": {"items": len(train_items), "digest": items_digest(train_items)},
                        "val": {"items": len(val_items), "digest": items_digest(val_items)}}}
     identity = {k: v for k, v in _flat(config).items() if k not in NOT_IDENTITY}
@@ -241,7 +281,7 @@ def train(method, train_items: list, val_items: list, cfg: LoopConfig) -> LoopRe
         if (step + 1) % cfg.val_every == 0 or step + 1 == cfg.iterations:
             snapshot = {"sampler": sampler.state(), "python_rng": random.getstate()}
         pending = pool.submit(next_batch) if step + 1 < cfg.iterations else None
-        batch = {k: v.to(device, non_blocking=True) if torch.is_tensor(v) else v for k, v in batch.items()}
+        batch = to_device(batch, device)
         net.train()
         loss = method.loss(net, batch)
         opt.zero_grad(set_to_none=True)

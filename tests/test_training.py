@@ -202,7 +202,38 @@ def test_training_and_testing_need_no_audio_folder(mel_setup, tmp_path):
     corpus, root = mel_setup
     lab = tmp_path / "MSP-PODCAST-Publish-1.10"
     shutil.copytree(corpus / "Labels", lab / "Labels")
+    import norm_para
+    assert norm_para.main(["--store", str(root / "mel"), "--root", str(lab), "--out", str(tmp_path / "NT"),
+                           "--no-progress"]) == 0
+    assert NormTerm.load(tmp_path / "NT").labels == NormTerm.load(root / "NT").labels
     args = ["-iter", "2", "-batch", "4", "-emo", "Dom", "-atten", "NonAtten", "--root", str(lab),
-            "--store", str(root / "mel"), "--normterm", str(root / "NT"), "--no-progress"]
+            "--store", str(root / "mel"), "--normterm", str(tmp_path / "NT"), "--no-progress"]
     assert training.main([*args, "--out", str(tmp_path / "M"), "--val-every", "1"]) == 0
     assert testing.main([*args, "--models-dir", str(tmp_path / "M"), "--csv", str(tmp_path / "t.csv")]) == 0
+
+
+def test_seeded_deterministic_runs_are_identical_when_run_concurrently(mel_setup, tmp_path):
+    """Two --deterministic trainings started at once, plus a third process keeping the cores busy, end with
+    bit-identical weights (and the same weights as one run alone)."""
+    corpus, root = mel_setup
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    args = ["-iter", "12", "-batch", "8", "-emo", "Val", "-atten", "RnnAttenVec", "--root", str(corpus),
+            "--store", str(root / "mel"), "--normterm", str(root / "NT"), "--no-progress", "--val-every", "6",
+            "--deterministic", "--seed", "5"]
+    busy = subprocess.Popen([sys.executable, "-c", "import torch\nx=torch.randn(600,600)\nwhile True: x@x"])
+    try:
+        procs = [subprocess.Popen([sys.executable, str(REPO / "training.py"), *args, "--out", str(tmp_path / f"r{i}")],
+                                  cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                 for i in range(2)]
+        for p in procs:
+            out, err = p.communicate(timeout=300)
+            assert p.returncode == 0, err[-2000:]
+    finally:
+        busy.kill()
+        busy.wait()
+    import training
+    assert training.main([*args, "--out", str(tmp_path / "alone")]) == 0
+    name = "LSTM_iter12_batch8_ChunkSeq2One_RnnAttenVec_Val"
+    weights = [(tmp_path / d / name / "model.safetensors").read_bytes() for d in ("r0", "r1", "alone")]
+    assert weights[0] == weights[1] == weights[2]
+    assert json.loads((tmp_path / "r0" / name / "config.json").read_text())["loop"]["threads"] == 1

@@ -34,7 +34,7 @@ from scipy.signal import lfilter
 from tqdm import tqdm
 
 from corpora.iemocap import MOCAP_NAME_EXCEPTIONS, mocap_dialog
-from corpora.synth import rules
+from corpora.synth import generator_version, rules
 from corpora.synth.msp_podcast import SUMMARY
 from corpora.synth.speech import speak_many
 from features.audio import TARGET_SR, write_wav
@@ -312,7 +312,7 @@ def write_iemocap(out: str | Path, n: int = 200, seed: int = 0, *, progress: boo
     categories: dict[str, int] = {}
     for u in utts:
         categories[u["category"]] = categories.get(u["category"], 0) + 1
-    summary = {"kind": "iemocap", "n": n, "seed": seed, "sessions": sorted({p.session for p in plans}),
+    summary = {"kind": "iemocap", "n": n, "seed": seed, "generator": generator_version(), "sessions": sorted({p.session for p in plans}),
                "dialogs": len(plans),
                "categories": dict(sorted(categories.items())),
                "seconds": round(sum(u["end"] - u["start"] for u in utts), 2),

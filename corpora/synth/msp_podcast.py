@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
-from corpora.synth import rules
+from corpora.synth import generator_version, rules
 from corpora.synth.speech import speak_many
 from corpora.textgrid import write_textgrid
 from features.audio import TARGET_SR, write_wav
@@ -104,7 +104,8 @@ def write_msp_podcast(out: str | Path, n: int = 500, seed: int = 0, release: str
     w.writerow(["FileName", "EmoClass", "EmoAct", "EmoVal", "EmoDom", "SpkrID", "Gender", "Split_Set"])
     w.writerows(rows)
     atomic_write_text(out / "Labels" / lay["labels"], buf.getvalue())
-    summary = {"kind": "msp-podcast", "release": release, "n": n, "seed": seed, "speakers": n_spk,
+    summary = {"kind": "msp-podcast", "release": release, "n": n, "seed": seed, "generator": generator_version(),
+               "speakers": n_spk,
                "seconds": round(seconds, 2), "splits": {s: sum(r[-1] == s for r in rows) for s in splits},
                "controls": {p["utt"]: asdict(p["controls"]) for p in plans}}
     atomic_write_text(out / SUMMARY, json.dumps(summary, indent=1))
