@@ -25,3 +25,23 @@ def test_readme_figures_are_compared_with_the_run(tmp_path):
 def test_the_shipped_readme_has_the_demo_table():
     assert not any(m.startswith("no ") or "missing" in m
                    for m in readme_mismatches("Demo results", {"Act": "x", "Dom": "x", "Val": "x"}))
+
+
+def test_a_demo_corpus_from_other_generator_code_is_written_anew(tmp_path, capsys):
+    """`make demo` reuses its corpus only when the same code made it; otherwise the corpus and what was derived
+    from it inside the folder (features, NormTerm) go, so no figure is measured on stale data."""
+    import json
+
+    import make_demo_corpus
+    out = tmp_path / "c"
+    args = ["--kind", "msp-podcast", "--out", str(out), "--n", "12", "--if-missing"]
+    assert make_demo_corpus.main(args) == 0
+    assert make_demo_corpus.main(args) == 0 and "already there" in capsys.readouterr().out
+    stale = out / "Features" / "x" / "meta.json"
+    stale.parent.mkdir(parents=True)
+    stale.write_text("{}")
+    summary = json.loads((out / "synth_summary.json").read_text())
+    (out / "synth_summary.json").write_text(json.dumps({**summary, "generator": "older"}))
+    assert make_demo_corpus.main(args) == 0
+    assert "other generator; writing it anew" in capsys.readouterr().out
+    assert not stale.exists() and json.loads((out / "synth_summary.json").read_text()) == summary
