@@ -16,7 +16,8 @@ import numpy as np
 
 from engine.cli import UserError, entry, int_at_least, parser
 from features.store import FeatureStore
-from systems.chunk_lstm import Predictor, add_cli_args, labelled_items, resolve_paths
+from systems.chunk_lstm import Predictor, add_cli_args, resolve_paths
+from systems.common import labelled_items
 from utils import atomic_path, ccc, writable_dir
 
 

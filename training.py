@@ -16,7 +16,8 @@ from engine.cli import UserError, entry, int_at_least, parser, positive_float
 from engine.loop import LoopConfig, ddp_env, train
 from features.normterm import NormTerm
 from features.store import FeatureStore
-from systems.chunk_lstm import ChunkLSTMMethod, add_cli_args, labelled_items, resolve_paths
+from systems.chunk_lstm import ChunkLSTMMethod, add_cli_args, resolve_paths
+from systems.common import labelled_items
 from utils import writable_dir
 
 

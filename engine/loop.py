@@ -1,7 +1,8 @@
-"""The one training loop: iterations, validation every k steps, best-by-validation checkpoint, resume, CSV log,
-loss-curve PNG, tqdm, and torchrun/DDP picked up from the environment (only rank 0 logs and saves).
+"""The one training loop of every system: rounds of training, validation after each round, the best checkpoint
+by validation, exact resume, CSV log, curve PNG, tqdm, run identity, and torchrun/DDP picked up from the
+environment (only rank 0 logs and saves).
 
-A system plugs in through a small `Method` object (see systems/chunk_lstm.py):
+A system plugs in through a small `Method` object (see systems/chunk_lstm.py, systems/deep_emo_cluster.py):
     build_model() -> nn.Module
     collate(items) -> dict of tensors            (items: a list of the system's dataset entries)
     loss(model, batch) -> scalar tensor
@@ -9,11 +10,19 @@ A system plugs in through a small `Method` object (see systems/chunk_lstm.py):
     targets(items) -> np.ndarray                 (the validation targets, aligned with predict)
     val_loss(pred, target) -> float              (lower is better)
     config() -> dict                             (what config.json records besides the loop's settings)
+and, optionally:
+    optimizers(model) -> {name: Optimizer}       (default: one Adam at LoopConfig.lr over all parameters)
+    epoch_stages(model, epoch, ctx, train_items) -> [Stage]
+                                                 (epoch mode: what one epoch trains, in order; each stage's
+                                                  prepare() runs just before it, e.g. DeepEmoCluster's
+                                                  embedding pass, k-means, fresh head and sampler)
+    state() / load_state(s)                      (the method's own RNGs etc., saved for an exact resume)
+    round_log() -> dict                          (extra numbers for this round's log row, e.g. NMI)
 
-Batches are always full: the sampler walks a fresh seeded permutation of the training items and continues
-into the next one at the end (so no batch of one, whose CCC is undefined). Training stops after exactly
-`iterations` steps (the original overshoots to the end of the epoch). Resume restores the model, the
-optimiser, the sampler and every RNG, so a resumed run continues bit for bit.
+Two ways to count: `iterations` (System 1: rounds of `val_every` steps drawn from an endless seeded sampler of
+full batches, stopping after exactly `iterations` steps, where the original overshoots to the end of an epoch)
+or `epochs` (a round is one epoch of the method's stages). Resume restores the model, every optimiser, the
+sampler, the method's state and every RNG at the last round boundary, so a resumed run continues bit for bit.
 """
 from __future__ import annotations
 
@@ -44,8 +53,9 @@ RUN = "run.json"
 @dataclass
 class LoopConfig:
     out_dir: Path
-    iterations: int
+    iterations: int  # 0 with epochs > 0
     batch_size: int
+    epochs: int = 0  # > 0: epoch mode (the method's epoch_stages), validation after each epoch
     lr: float = 1e-4
     val_every: int = 50
     seed: int = 0
@@ -60,7 +70,51 @@ class LoopConfig:
 
 # settings that do not change what a run computes: a run may be resumed with other values of these
 NOT_IDENTITY = ("loop.out_dir", "loop.resume", "loop.progress", "loop.device", "loop.eval_batch_size",
-                "loop.iterations", "loop.train_name", "loop.val_name", "loop.threads")
+                "loop.iterations", "loop.epochs", "loop.train_name", "loop.val_name", "loop.threads")
+
+
+@dataclass
+class Stage:
+    """One pass of training inside a round: batches of item indices (each a whole batch; under DDP every rank
+    trains on its slice idx[rank::world]), the items they index, the loss, and the optimisers it steps."""
+    name: str
+    batches: object = ()  # iterable of np.ndarray of indices into `items`
+    items: list = ()
+    loss: object = None  # (model, batch) -> scalar tensor
+    optimizers: list = ()
+    collate: object = None  # (items) -> batch; default: the method's collate
+    total: int | None = None  # number of batches, for the progress bar
+    prepare: object = None  # (stage) -> None, run just before the stage: may fill in everything above
+
+
+@dataclass
+class Context:
+    """What a method's epoch_stages may use: the device, the DDP rank and world, and collectives on NumPy arrays."""
+    device: torch.device
+    rank: int
+    world: int
+    eval_batch_size: int
+    progress: bool
+
+    def block(self, n: int) -> range:
+        """This rank's contiguous share of n items (rank order concatenates back to 0..n-1)."""
+        return range(n * self.rank // self.world, n * (self.rank + 1) // self.world)
+
+    def gather(self, x: np.ndarray) -> np.ndarray:
+        """Every rank's block, concatenated in rank order, on every rank."""
+        if self.world == 1:
+            return x
+        parts = [None] * self.world
+        dist.all_gather_object(parts, x)
+        return np.concatenate(parts)
+
+    def broadcast(self, x):
+        """Rank 0's object on every rank."""
+        if self.world == 1:
+            return x
+        box = [x]
+        dist.broadcast_object_list(box, src=0)
+        return box[0]
 
 
 @dataclass
@@ -71,6 +125,7 @@ class LoopResult:
     seconds: float  # wall time of this call
     data_seconds: float  # time this call waited for batches (outside forward/backward)
     steps_run: int = 0  # steps this call ran (0 when the run had already finished)
+    epochs: int = 0  # epoch mode: the run's completed epochs
     batch_size: int = 0  # the batch size actually used (the request capped at the number of training items)
 
 
@@ -150,17 +205,26 @@ def evaluate(method, model, items, batch_size: int, device) -> np.ndarray:
 
 
 def _plot(log_rows: list[dict], path: Path, title: str) -> None:
+    """Losses per round (left) and any other logged curve, e.g. NMI, on its own panel (right)."""
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
-    steps = [r["step"] for r in log_rows]
-    fig, ax = plt.subplots(figsize=(6, 4))
-    ax.plot(steps, [r["train_loss"] for r in log_rows], "b-", label="train (mean since last validation)")
-    ax.plot(steps, [r["val_loss"] for r in log_rows], "r-", label="validation")
-    ax.set_xlabel("iteration")
-    ax.set_ylabel("loss")
-    ax.set_title(title)
-    ax.legend()
+    xkey = "epoch" if "epoch" in log_rows[0] else "step"
+    x = [r[xkey] for r in log_rows]
+    losses = [k for k in log_rows[0] if k.endswith("_loss")]
+    others = [k for k in log_rows[0] if k not in (*losses, xkey, "steps", "best_val", "seconds")]
+    fig, axes = plt.subplots(1, 2 if others else 1, figsize=(11 if others else 6, 4), squeeze=False)
+    for k in losses:
+        axes[0, 0].plot(x, [r[k] for r in log_rows], label=k.replace("_", " "))
+    axes[0, 0].set_xlabel("iteration" if xkey == "step" else "epoch")
+    axes[0, 0].set_ylabel("loss")
+    axes[0, 0].set_title(title, fontsize=8)
+    axes[0, 0].legend()
+    for k in others:
+        axes[0, 1].plot(x, [r[k] for r in log_rows], label=k)
+    if others:
+        axes[0, 1].set_xlabel(axes[0, 0].get_xlabel())
+        axes[0, 1].legend()
     fig.tight_layout()
     with atomic_path(path) as tmp:
         fig.savefig(tmp, format="png")
@@ -214,6 +278,9 @@ def train(method, train_items: list, val_items: list, cfg: LoopConfig) -> LoopRe
 
 def _train(method, train_items: list, val_items: list, cfg: LoopConfig) -> LoopResult:
     rank, world, local_rank = ddp_env()
+    epoch_mode = cfg.epochs > 0
+    if epoch_mode == (cfg.iterations > 0) or (epoch_mode and not hasattr(method, "epoch_stages")):
+        raise ValueError("give iterations or epochs (epochs needs a method with epoch_stages)")
     if len(train_items) < 2:
         raise UserError(f"the {cfg.train_name} has {len(train_items)} usable item(s); training needs at least 2")
     if not val_items:
@@ -237,84 +304,133 @@ def _train(method, train_items: list, val_items: list, cfg: LoopConfig) -> LoopR
     main_rank = rank == 0
     seed_everything(cfg.seed)
     model = method.build_model().to(device)
-    opt = torch.optim.Adam(model.parameters(), lr=cfg.lr)
-    sampler = Sampler(len(train_items), cfg.batch_size, cfg.seed)
-    step, best_val, best_step, log_rows = 0, float("inf"), -1, []
+    optimizers = (method.optimizers(model) if hasattr(method, "optimizers")
+                  else {"adam": torch.optim.Adam(model.parameters(), lr=cfg.lr)})
+    sampler = None if epoch_mode else Sampler(len(train_items), cfg.batch_size, cfg.seed)
+    step, epoch, best_val, best_step, log_rows = 0, 0, float("inf"), -1, []
     state = load_state(out) if cfg.resume else None
     if state is not None:
         model.load_state_dict(state["model"])
-        opt.load_state_dict(state["optimizer"])
-        sampler.load(state["sampler"])
-        step, best_val, best_step = int(state["step"]), float(state["best_val"]), int(state["best_step"])
+        for name, o in optimizers.items():
+            o.load_state_dict(state["optimizers"][name])
+        if sampler is not None:
+            sampler.load(state["sampler"])
+        if hasattr(method, "load_state"):
+            method.load_state(state["method"])
+        step, epoch = int(state["step"]), int(state.get("epoch", 0))
+        best_val, best_step = float(state["best_val"]), int(state["best_step"])
         torch.set_rng_state(state["torch_rng"])
         random.setstate(_to_python_random(state["python_rng"]))
         log_rows = _read_log(out / "log.csv")
         if main_rank:
-            done = " (already finished)" if step >= cfg.iterations else ""
-            print(f"resuming {out} at iteration {step}{done} (best validation {best_val:.4f} at {best_step})")
+            at = f"epoch {epoch}" if epoch_mode else f"iteration {step}"
+            done = " (already finished)" if (epoch >= cfg.epochs if epoch_mode else step >= cfg.iterations) else ""
+            print(f"resuming {out} at {at}{done} (best validation {best_val:.4f} at {best_step})")
     elif main_rank:  # a fresh start: nothing of an earlier run in this folder may survive to be resumed later
         out.mkdir(parents=True, exist_ok=True)
         for name in (STATE, WEIGHTS, CONFIG, "log.csv", "loss.png"):
             (out / name).unlink(missing_ok=True)
         atomic_write_text(out / RUN, json.dumps({"identity": identity, "config": config}, indent=1, default=str))
     first_step = step
-    net = torch.nn.parallel.DistributedDataParallel(model) if world > 1 else model
+    ctx = Context(device, rank, world, cfg.eval_batch_size, cfg.progress and main_rank)
     val_targets = method.targets(val_items)
+    pool = ThreadPoolExecutor(max_workers=1)  # prepares the next batch while the model trains on this one
+    t_start, t_data = time.time(), 0.0
+    bar = tqdm(total=cfg.epochs if epoch_mode else cfg.iterations, initial=epoch if epoch_mode else step,
+               desc=f"train {out.name}", unit="epoch" if epoch_mode else "it", disable=not ctx.progress)
 
-    # data for the next step is prepared in a background thread while the model trains
-    def next_batch():
-        idx = sampler.next()
-        mine = idx[rank::world] if world > 1 else idx
-        return method.collate([train_items[i] for i in mine])
+    def rounds():
+        """(stages of one round) until the run is done: an epoch, or the steps up to the next validation."""
+        while epoch < cfg.epochs if epoch_mode else step < cfg.iterations:
+            if epoch_mode:
+                yield method.epoch_stages(model, epoch, ctx, train_items)
+            else:
+                n = min(cfg.val_every - step % cfg.val_every, cfg.iterations - step)
+                yield [Stage("train", (sampler.next() for _ in range(n)), train_items, method.loss,
+                             list(optimizers.values()), total=n)]
 
-    pool = ThreadPoolExecutor(max_workers=1)
-    pending = pool.submit(next_batch) if step < cfg.iterations else None
-    losses, t_start, t_data = [], time.time(), 0.0
-    bar = tqdm(total=cfg.iterations, initial=step, desc=f"train {out.name}", unit="it",
-               disable=not (cfg.progress and main_rank))
-    while step < cfg.iterations:
-        t0 = time.perf_counter()
-        batch = pending.result()
-        t_data += time.perf_counter() - t0
-        # the sampler and RNGs must be captured before the next batch is drawn, for an exact resume
-        snapshot = None
-        if (step + 1) % cfg.val_every == 0 or step + 1 == cfg.iterations:
-            snapshot = {"sampler": sampler.state(), "python_rng": random.getstate()}
-        pending = pool.submit(next_batch) if step + 1 < cfg.iterations else None
-        batch = to_device(batch, device)
-        net.train()
-        loss = method.loss(net, batch)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
-        losses.append(float(loss.detach()))
-        step += 1
-        bar.update(1)
-        if snapshot is not None:
-            pred = evaluate(method, model, val_items, cfg.eval_batch_size, device)
-            val = float(method.val_loss(pred, val_targets))
-            improved = val < best_val
+    def run_stage(st: Stage) -> list[float]:
+        nonlocal step, t_data
+        if st.prepare is not None:
+            st.prepare(st)
+        collate = st.collate or method.collate
+        batches = iter(st.batches)
+
+        def next_batch():
+            idx = next(batches, None)
+            if idx is None:
+                return None
+            mine = idx[rank::world] if world > 1 else idx
+            return collate([st.items[i] for i in mine])
+
+        net = (torch.nn.parallel.DistributedDataParallel(model, find_unused_parameters=epoch_mode)
+               if world > 1 else model)  # wrapped per stage: a method may swap a head between stages
+        inner = tqdm(total=st.total, desc=f"  {st.name}", unit="batch", leave=False,
+                     disable=not (ctx.progress and epoch_mode))
+        losses, pending = [], pool.submit(next_batch)
+        while True:
+            t0 = time.perf_counter()
+            batch = pending.result()
+            t_data += time.perf_counter() - t0
+            if batch is None:
+                break
+            pending = pool.submit(next_batch)
+            batch = to_device(batch, device)
+            net.train()
+            loss = st.loss(net, batch)
+            for o in st.optimizers:
+                o.zero_grad(set_to_none=True)
+            loss.backward()
+            for o in st.optimizers:
+                o.step()
+            losses.append(float(loss.detach()))
+            step += 1
+            inner.update(1)
+            if not epoch_mode:
+                bar.update(1)
+        inner.close()
+        return losses
+
+    for stages in rounds():
+        row_losses = {}
+        for st in stages:
+            row_losses[st.name] = run_stage(st)
+        if epoch_mode:
+            epoch += 1
+            bar.update(1)
+        pred = evaluate(method, model, val_items, cfg.eval_batch_size, device)
+        val = float(method.val_loss(pred, val_targets))
+        improved = val < best_val
+        where = epoch if epoch_mode else step
+        if improved:
+            best_val, best_step = val, where
+        row = {("epoch" if epoch_mode else "step"): where}
+        if epoch_mode:
+            row["steps"] = step
+        for name, ls in row_losses.items():
+            row[f"{name}_loss" if name != "train" else "train_loss"] = float(np.mean(ls)) if ls else float("nan")
+        row.update({"val_loss": val, "best_val": best_val, **(method.round_log() if hasattr(method, "round_log") else {}),
+                    "seconds": round(time.time() - t_start, 2)})
+        log_rows.append(row)
+        bar.set_postfix(val=f"{val:.4f}", best=f"{best_val:.4f}@{best_step}")
+        if main_rank:
             if improved:
-                best_val, best_step = val, step
-            row = {"step": step, "train_loss": float(np.mean(losses)), "val_loss": val, "best_val": best_val,
-                   "seconds": round(time.time() - t_start, 2)}
-            log_rows.append(row)
-            losses = []
-            bar.set_postfix(val=f"{val:.4f}", best=f"{best_val:.4f}@{best_step}")
-            if main_rank:
-                if improved:
-                    save_checkpoint(out, model.state_dict(), {**config, "step": step, "val_loss": val})
-                _write_log(out / "log.csv", log_rows)
-                _plot(log_rows, out / "loss.png", out.name)
-                save_state(out, {"model": model.state_dict(), "optimizer": opt.state_dict(), "step": step,
-                                 "best_val": best_val, "best_step": best_step, "torch_rng": torch.get_rng_state(),
-                                 "sampler": snapshot["sampler"],
-                                 "python_rng": _from_python_random(snapshot["python_rng"])})
-            if world > 1:
-                dist.barrier()
+                save_checkpoint(out, model.state_dict(), {**config, ("epoch" if epoch_mode else "step"): where,
+                                                          "val_loss": val})
+            _write_log(out / "log.csv", log_rows)
+            _plot(log_rows, out / "loss.png", out.name)
+            save_state(out, {"model": model.state_dict(), "step": step, "epoch": epoch,
+                             "optimizers": {k: o.state_dict() for k, o in optimizers.items()},
+                             "best_val": best_val, "best_step": best_step, "torch_rng": torch.get_rng_state(),
+                             "python_rng": _from_python_random(random.getstate()),
+                             **({"sampler": sampler.state()} if sampler is not None else {}),
+                             **({"method": method.state()} if hasattr(method, "state") else {})})
+        if world > 1:
+            dist.barrier()
     bar.close()
     pool.shutdown()
-    return LoopResult(best_step, best_val, step, time.time() - t_start, t_data, step - first_step, cfg.batch_size)
+    return LoopResult(best_step, best_val, step, time.time() - t_start, t_data, steps_run=step - first_step,
+                      batch_size=cfg.batch_size, epochs=epoch)
 
 
 def _from_python_random(s):  # a tuple with a tuple of ints: make it a plain list for weights_only loading
@@ -336,4 +452,5 @@ def _read_log(path: Path) -> list[dict]:
     if not path.is_file():
         return []
     with open(path, newline="") as f:
-        return [{k: float(v) if k != "step" else int(v) for k, v in r.items()} for r in csv.DictReader(f)]
+        return [{k: int(v) if k in ("step", "epoch", "steps") else float(v) for k, v in r.items()}
+                for r in csv.DictReader(f)]

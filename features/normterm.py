@@ -43,6 +43,17 @@ class NormTerm:
         m, s = self.labels[attr]
         return np.asarray(p, dtype=np.float64) * s + m
 
+    # ---------------------------------------------------------------- in a checkpoint's config.json
+    def to_json(self, attribute: str) -> dict:
+        """The feature statistics and one attribute's label statistics, as a checkpoint records them."""
+        return {"feat_mean": self.feat_mean.tolist(), "feat_std": self.feat_std.tolist(),
+                "label_mean": self.labels[attribute][0], "label_std": self.labels[attribute][1]}
+
+    @classmethod
+    def from_json(cls, d: dict, attribute: str) -> "NormTerm":
+        return cls(np.array(d["feat_mean"]), np.array(d["feat_std"]),
+                   {attribute: (float(d["label_mean"]), float(d["label_std"]))})
+
     # ---------------------------------------------------------------- files
     @classmethod
     def load(cls, folder: str | Path) -> "NormTerm":

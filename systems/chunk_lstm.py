@@ -16,35 +16,18 @@ import torch
 
 from engine.checkpoint import load_checkpoint, load_legacy
 from features.normterm import NormTerm
-from features.store import FeatureStore, with_features
+from features.store import FeatureStore
 from models.chunk_lstm import ChunkLSTM
-from utils import ccc, ccc_loss, dynamic_chunks, gather_chunks, resolve_device
+from systems.common import ATTRIBUTE_NAMES, add_data_args, chunk_batch, resolve_data_paths
+from utils import ccc, ccc_loss
 
 SYSTEM = "chunk_lstm"
-ATTRIBUTE_NAMES = {"act": "Act", "dom": "Dom", "val": "Val"}
 LEGACY_NAME = re.compile(r"LSTM_iter(\d+)_batch(\d+)_ChunkSeq2One_(\w+?)_(Act|Dom|Val)\.pth\.tar$")
 
 
 def run_name(iterations: int, batch: int, atten: str, emo: str) -> str:
     """The original's output name, kept so published and new models sort side by side."""
     return f"LSTM_iter{iterations}_batch{batch}_ChunkSeq2One_{atten}_{emo}"
-
-
-def normterm_to_json(nt: NormTerm, attribute: str) -> dict:
-    return {"feat_mean": nt.feat_mean.tolist(), "feat_std": nt.feat_std.tolist(),
-            "label_mean": nt.labels[attribute][0], "label_std": nt.labels[attribute][1]}
-
-
-def normterm_from_json(d: dict, attribute: str) -> NormTerm:
-    return NormTerm(np.array(d["feat_mean"]), np.array(d["feat_std"]),
-                    {attribute: (float(d["label_mean"]), float(d["label_std"]))})
-
-
-def chunk_batch(arrays: list[np.ndarray], nt: NormTerm, m: int, C: int, n: int) -> torch.Tensor:
-    """Raw (T, F) feature arrays -> (B * n*C, m, F) float32 chunks of the z-normalised frames."""
-    normed = [nt.features(x) for x in arrays]
-    starts = dynamic_chunks([len(x) for x in normed], m=m, C=C, n=n)
-    return torch.from_numpy(gather_chunks(normed, starts, m))
 
 
 @dataclass
@@ -86,7 +69,7 @@ class ChunkLSTMMethod:
                                             "chunks_per_utt": self.n * self.C},
                 "attribute": self.attribute, "chunking": {"m": self.m, "C": self.C, "n": self.n},
                 "features": {k: self.store.meta.get(k) for k in ("name", "extractor", "params", "dims", "frame_rate")},
-                "normterm": normterm_to_json(self.normterm, self.attribute),
+                "normterm": self.normterm.to_json(self.attribute),
                 "loss": "1-CCC (unbiased variances)" if self.unbiased_var_loss else "1-CCC",
                 "corpus_version": self.corpus_version}
 
@@ -111,7 +94,7 @@ class Predictor:
                 raise ValueError(f"{path}: a {cfg.get('system')!r} checkpoint, not {SYSTEM}")
             model = ChunkLSTM(**cfg["model"])
             model.load_state_dict(sd, strict=True)
-            nt = normterm_from_json(cfg["normterm"], cfg["attribute"])
+            nt = NormTerm.from_json(cfg["normterm"], cfg["attribute"])
             return cls(model, nt, cfg["attribute"], cfg["chunking"], {**cfg, "source": str(path)}, device)
         match = LEGACY_NAME.search(path.name)
         if not match:
@@ -127,7 +110,7 @@ class Predictor:
                                            "dropout": 0.5, "chunks_per_utt": 11},
                "attribute": attribute, "chunking": {"m": 62, "C": 11, "n": 1}, "legacy_file": path.name,
                "source": str(path),
-               "normterm": normterm_to_json(nt, attribute)}
+               "normterm": nt.to_json(attribute)}
         return cls(model, nt, attribute, cfg["chunking"], cfg, device)
 
     def predict(self, arrays: list[np.ndarray], batch_size: int = 64) -> np.ndarray:
@@ -155,39 +138,12 @@ def add_cli_args(ap) -> None:
                     help="attribute: arousal (Act), dominance (Dom) or valence (Val)")
     ap.add_argument("-atten", "--atten_type", choices=ATTENTIONS, required=True,
                     help="chunk-level attention: " + ", ".join(ATTENTIONS))
-    ap.add_argument("--root", type=Path, default=None,
-                    help="MSP-Podcast root, the folder holding Labels/ (default: $MSP_PODCAST_ROOT, else "
-                         "demo_data/msp-podcast); audio is not needed once the features are in the store")
-    ap.add_argument("--store", type=Path,
-                    help="LLD feature store (default: <root>/Features/OpenSmile_lld_IS13ComParE)")
-    ap.add_argument("--normterm", type=Path, help="NormTerm folder (training default: <root>/NormTerm if present, "
-                    "else NormTerm/; a published .pth.tar defaults to NormTerm/, the v1.6 files it was trained with)")
     ap.add_argument("--chunk-n", type=int, choices=(1, 2, 3), default=1,
                     help="chunk-count scale factor n: n*11 chunks per utterance")
-    ap.add_argument("--device", default="auto", help="cpu, cuda, cuda:N, or auto (a GPU when one is visible)")
-    ap.add_argument("--no-progress", action="store_true", help="no progress bars (for logs)")
+    add_data_args(ap, "OpenSmile_lld_IS13ComParE",
+                  "a published .pth.tar defaults to NormTerm/, the v1.6 files it was trained with")
 
 
 def resolve_paths(args) -> None:
-    import os
-    if args.root is None:
-        args.root = Path(os.environ.get("MSP_PODCAST_ROOT", "demo_data/msp-podcast"))
-    if args.store is None:
-        args.store = args.root / "Features" / "OpenSmile_lld_IS13ComParE"
-    args.normterm_given = args.normterm is not None
-    if args.normterm is None:
-        args.normterm = args.root / "NormTerm" if (args.root / "NormTerm").is_dir() else Path("NormTerm")
-    args.device = resolve_device(args.device)
-    args.attribute = {v: k for k, v in ATTRIBUTE_NAMES.items()}[args.emo_attr]
+    resolve_data_paths(args, "OpenSmile_lld_IS13ComParE")
     args.name = run_name(args.iterations, args.batch_size, args.atten_type, args.emo_attr)
-
-
-def labelled_items(root: Path, split: str, attribute: str, store: FeatureStore) -> list[tuple[str, float]]:
-    """(utterance, raw label) of a split, listing (never silently dropping) utterances without features.
-
-    Reads labels only: the audio folder need not exist, the features come from the store."""
-    from corpora.msp_podcast import read_msp_podcast
-    corpus = read_msp_podcast(root, split=split, require_audio=False)
-    corpus.report()
-    recs = with_features([r for r in corpus.records if attribute in r.labels], store, split)
-    return [(r.utt_id, r.labels[attribute]) for r in recs]

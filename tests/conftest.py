@@ -27,6 +27,19 @@ def msp_corpus(tmp_path_factory):
     return root
 
 
+@pytest.fixture(scope="session")
+def mel_setup(msp_corpus, tmp_path_factory):
+    """(corpus root, folder with a `mel` store of the whole corpus and its Train NormTerm `NT`)."""
+    import feat_mel
+    import norm_para
+    root = tmp_path_factory.mktemp("melrun")
+    assert feat_mel.main(["--corpus", "msp-podcast", "--root", str(msp_corpus), "--store", str(root / "mel"),
+                          "--no-progress"]) == 0
+    assert norm_para.main(["--store", str(root / "mel"), "--root", str(msp_corpus), "--out", str(root / "NT"),
+                           "--no-progress"]) == 0
+    return msp_corpus, root
+
+
 def write_odd_wavs(folder: Path, speech) -> dict[str, str]:
     """WAVs a user's folder may hold: a good 16 kHz file, 44.1 kHz stereo, 8-bit, and three broken ones.
 

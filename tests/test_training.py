@@ -79,18 +79,6 @@ def test_resume_is_bit_exact_and_runs_are_deterministic(toy, tmp_path):
     assert not torch.equal(a["model"]["fc2.weight"], c["model"]["fc2.weight"]) and other_seed.steps == 20
 
 
-@pytest.fixture(scope="module")
-def mel_setup(msp_corpus, tmp_path_factory):
-    import feat_mel
-    import norm_para
-    root = tmp_path_factory.mktemp("melrun")
-    assert feat_mel.main(["--corpus", "msp-podcast", "--root", str(msp_corpus), "--store", str(root / "mel"),
-                          "--no-progress"]) == 0
-    assert norm_para.main(["--store", str(root / "mel"), "--root", str(msp_corpus), "--out", str(root / "NT"),
-                           "--no-progress"]) == 0
-    return msp_corpus, root
-
-
 def test_training_and_testing_cli_under_torchrun_two_cpu_processes(mel_setup, tmp_path):
     corpus, root = mel_setup
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(REPO)}

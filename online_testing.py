@@ -1,0 +1,82 @@
+#!/usr/bin/env python
+"""Score a temporal-enhanced DeepEmoCluster on a test split (the seed's command works as written):
+
+    python online_testing.py -ep 30 -batch 64 -emo Val -nc 10 -mt Temp-Triplet
+    python online_testing.py -ep 30 -batch 64 -emo Act -nc 30 -mt Temp-Trans -unlabel 100000 \\
+        --checkpoint TempDeepEmoCluster_epoch30_batch64_30clusters_Act_Temp-Trans_unlabel100000.pth.tar \\
+        --normterm NormTerm_v1.8
+
+The checkpoint is --checkpoint (our folder, or an original .pth.tar with --normterm), else
+<models-dir>/<run name>. Each sentence's prediction is the mean of its 11 chunk outputs, de-normalised with
+the Train label statistics, scored with CCC against the raw labels; prints the original's summary lines and
+writes a per-utterance CSV (utterance, prediction, label).
+"""
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+from engine.cli import UserError, entry, int_at_least, parser
+from features.store import FeatureStore
+from systems.common import labelled_items
+from systems.deep_emo_cluster import Predictor, add_cli_args, resolve_paths
+from utils import atomic_path, ccc, writable_dir
+
+
+@entry
+def main(argv=None) -> int:
+    ap = parser(__doc__)
+    add_cli_args(ap)
+    ap.add_argument("--checkpoint", type=Path,
+                    help="our checkpoint folder or an original .pth.tar (default: <models-dir>/<run name>)")
+    ap.add_argument("--models-dir", type=Path, default=Path("Models"), help="where main.py put its run folders")
+    ap.add_argument("--split", default="test1", help="split or alias to score (test1 = the original's Test1)")
+    ap.add_argument("--csv", type=Path, help="per-utterance output (default: results/<run name>_<split>.csv)")
+    ap.add_argument("--batch-eval", type=int_at_least(1), default=32, help="sentences per forward pass")
+    args = ap.parse_args(argv)
+    resolve_paths(args)
+    out = args.csv or Path("results") / f"{args.name}_{args.split}.csv"
+    writable_dir(out.parent)
+    ckpt = args.checkpoint or args.models_dir / args.name
+    if not ckpt.exists():
+        raise UserError(f"no checkpoint {ckpt}; train it with main.py or give --checkpoint")
+    store = FeatureStore(args.store)
+    items = labelled_items(args.root, args.split, args.attribute, store)
+    if not items:
+        raise UserError(f"no {args.split} utterance with {args.emo_attr} labels and features in {args.store}")
+    print(f"=> loading checkpoint '{ckpt}'")
+    try:
+        pred = Predictor.load(ckpt, normterm=args.normterm if ckpt.suffix == ".tar" else None, device=args.device)
+    except (FileNotFoundError, ValueError) as e:
+        raise UserError(str(e)) from None
+    print("Loaded")
+    want = pred.config.get("features", {}).get("name")
+    if want != store.meta.get("name") or store.dims != 128:
+        raise UserError(f"{ckpt} was trained on {want} features, but {args.store} holds "
+                        f"{store.meta.get('name')} ({store.dims}-d)")
+    if pred.attribute != args.attribute or pred.config["model"]["variant"] != args.model_type:
+        raise UserError(f"{ckpt} is a {pred.config['model']['variant']} model of {pred.attribute}, not "
+                        f"{args.model_type} of {args.attribute}")
+    print("Start Online Testing Process")
+    t0 = time.perf_counter()
+    scores = pred.predict([store[u] for u, _ in items], batch_size=args.batch_eval)
+    ms = 1000 * (time.perf_counter() - t0) / len(items)
+    labels = np.array([v for _, v in items])
+    print(f"Epochs: {args.epoch}")
+    print(f"Batch Size: {args.batch_size}")
+    print(f"Unlabeled Size: {args.unlabel_size}")
+    print(f"EmoClusters (#): {args.num_clusters}")
+    print("Model: Vgg16_DeepEmoCluster")
+    print(f"Temporal-Modeling: {args.model_type}")
+    print(f"Test {args.emo_attr}-CCC: {ccc(scores, labels):.4f}")
+    with atomic_path(out) as tmp, open(tmp, "w") as f:
+        f.write("utterance,prediction,label\n")
+        f.writelines(f"{u},{p:.6f},{y:.6f}\n" for (u, y), p in zip(items, scores))
+    print(f"checkpoint {ckpt}; {len(items)} utterances of {args.split} ({ms:.2f} ms/utterance); "
+          f"per-utterance results in {out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
