@@ -170,7 +170,7 @@ def to_device(batch: dict, device) -> dict:
     for k, v in batch.items():
         if torch.is_tensor(v):
             if v.device.type == "cpu" and v.data_ptr() % 64:
-                v = v.clone(memory_format=torch.contiguous_format)
+                v = v.clone(memory_format=torch.preserve_format)
             v = v.to(device, non_blocking=True)
         out[k] = v
     return out
@@ -212,7 +212,8 @@ def _plot(log_rows: list[dict], path: Path, title: str) -> None:
     xkey = "epoch" if "epoch" in log_rows[0] else "step"
     x = [r[xkey] for r in log_rows]
     losses = [k for k in log_rows[0] if k.endswith("_loss")]
-    others = [k for k in log_rows[0] if k not in (*losses, xkey, "steps", "best_val", "seconds")]
+    others = [k for k in log_rows[0] if k not in (*losses, xkey, "steps", "best_val")
+              and not k.endswith("seconds") and not k.endswith("empty_clusters")]
     fig, axes = plt.subplots(1, 2 if others else 1, figsize=(11 if others else 6, 4), squeeze=False)
     for k in losses:
         axes[0, 0].plot(x, [r[k] for r in log_rows], label=k.replace("_", " "))
@@ -349,10 +350,13 @@ def _train(method, train_items: list, val_items: list, cfg: LoopConfig) -> LoopR
                 yield [Stage("train", (sampler.next() for _ in range(n)), train_items, method.loss,
                              list(optimizers.values()), total=n)]
 
-    def run_stage(st: Stage) -> list[float]:
+    def run_stage(st: Stage, timing: dict) -> list[float]:
         nonlocal step, t_data
+        t_prepare, data_before = time.perf_counter(), t_data
         if st.prepare is not None:
             st.prepare(st)
+        t_train = time.perf_counter()
+        timing[f"{st.name}_prepare_seconds"] = round(t_train - t_prepare, 3)
         collate = st.collate or method.collate
         batches = iter(st.batches)
 
@@ -389,12 +393,14 @@ def _train(method, train_items: list, val_items: list, cfg: LoopConfig) -> LoopR
             if not epoch_mode:
                 bar.update(1)
         inner.close()
+        timing[f"{st.name}_train_seconds"] = round(time.perf_counter() - t_train, 3)
+        timing[f"{st.name}_data_wait_seconds"] = round(t_data - data_before, 3)
         return losses
 
     for stages in rounds():
-        row_losses = {}
+        row_losses, timing = {}, {}
         for st in stages:
-            row_losses[st.name] = run_stage(st)
+            row_losses[st.name] = run_stage(st, timing)
         if epoch_mode:
             epoch += 1
             bar.update(1)
@@ -410,7 +416,7 @@ def _train(method, train_items: list, val_items: list, cfg: LoopConfig) -> LoopR
         for name, ls in row_losses.items():
             row[f"{name}_loss" if name != "train" else "train_loss"] = float(np.mean(ls)) if ls else float("nan")
         row.update({"val_loss": val, "best_val": best_val, **(method.round_log() if hasattr(method, "round_log") else {}),
-                    "seconds": round(time.time() - t_start, 2)})
+                    **(timing if epoch_mode else {}), "seconds": round(time.time() - t_start, 2)})
         log_rows.append(row)
         bar.set_postfix(val=f"{val:.4f}", best=f"{best_val:.4f}@{best_step}")
         if main_rank:

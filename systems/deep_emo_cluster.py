@@ -21,6 +21,7 @@ triplets) and torch's RNG (heads, dropout), both saved for an exact resume.
 from __future__ import annotations
 
 import re
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -39,6 +40,7 @@ from systems.common import ATTRIBUTE_CODES, chunk_batch
 from utils import ccc, ccc_loss
 
 SYSTEM = "deep_emo_cluster"
+CHANNELS_LAST = torch.channels_last
 M_FRAMES, CHUNKS = 62, 11
 LEGACY_NAME = re.compile(r"TempDeepEmoCluster_epoch(\d+)_batch(\d+)_(\d+)clusters_(Act|Dom|Val)_"
                          r"(Temp-GRU|Temp-CNN|Temp-Trans|Temp-Triplet)(?:_unlabel(\d+))?(?:\.pth\.tar)?$")
@@ -85,7 +87,8 @@ class DeepEmoClusterMethod:
 
     # ------------------------------------------------------------------ what the loop calls
     def build_model(self) -> DeepEmoCluster:
-        return DeepEmoCluster(variant=self.variant, num_clusters=self.num_clusters)
+        # channels-last convolutions: 1.7x faster training steps on CPU (bench/bench_deep_emo_cluster.py)
+        return DeepEmoCluster(variant=self.variant, num_clusters=self.num_clusters).to(memory_format=CHANNELS_LAST)
 
     def optimizers(self, model) -> dict:
         """SGD and Adam over every weight but the cluster head, built once as the original does."""
@@ -152,7 +155,7 @@ class DeepEmoClusterMethod:
     # ------------------------------------------------------------------ the pieces
     def _chunks(self, store: FeatureStore, utts: list[str]) -> torch.Tensor:
         x = chunk_batch([store[u] for u in utts], self.normterm, M_FRAMES, CHUNKS)
-        return x.unsqueeze(1)  # (B*11, 1, 62, 128): height = time, width = mel
+        return x.unsqueeze(1).contiguous(memory_format=CHANNELS_LAST)  # (B*11, 1, 62, 128): height time, width mel
 
     def _triplet(self, out) -> torch.Tensor:
         if self.variant != "Temp-Triplet":
@@ -175,12 +178,17 @@ class DeepEmoClusterMethod:
     def _prepare(self, st: Stage, model, ctx, kind: str, items: list) -> None:
         store = self.pool_store if kind == "unlabelled" else self.store
         utts = [u for u, _ in items]
+        t0 = time.perf_counter()
         emb = self.embeddings(model, store, utts, ctx)
+        t1 = time.perf_counter()
         seed = int(self.rng.randint(1234))  # a fresh k-means seed every call, as the original draws it
         result = ctx.broadcast(kmeans(emb, self.num_clusters, niter=self.kmeans_iterations, seed=seed,
                                       backend=self.kmeans_backend) if ctx.rank == 0 else None)
+        t2 = time.perf_counter()
         assign = result.assign.reshape(len(utts), CHUNKS)
         order = sentence_uniform_order(assign, self.num_clusters, self.rng)
+        self._log.update({f"{kind}_embed_seconds": round(t1 - t0, 3), f"{kind}_kmeans_seconds": round(t2 - t1, 3),
+                          f"{kind}_sampling_seconds": round(time.perf_counter() - t2, 4)})
         sizes = np.bincount(result.assign, minlength=self.num_clusters)
         self._log.update({f"{kind}_kmeans_objective": float(result.objective[-1]) if len(result.objective) else np.nan,
                           f"{kind}_empty_clusters": int((sizes == 0).sum())})
@@ -218,7 +226,7 @@ class Predictor:
     de-normalised with the Train label statistics."""
 
     def __init__(self, model: DeepEmoCluster, normterm: NormTerm, attribute: str, config: dict, device: str = "cpu"):
-        self.model = model.to(device).eval()
+        self.model = model.to(device, memory_format=CHANNELS_LAST).eval()
         self.normterm, self.attribute, self.config, self.device = normterm, attribute, config, device
         self.chunking = {"m": M_FRAMES, "C": CHUNKS}
         self.source = str(config.get("source", ""))
@@ -257,6 +265,7 @@ class Predictor:
         with torch.inference_mode():
             for b in range(0, len(arrays), batch_size):
                 x = chunk_batch(arrays[b: b + batch_size], self.normterm, M_FRAMES, CHUNKS).unsqueeze(1)
+                x = x.contiguous(memory_format=CHANNELS_LAST)
                 out.append(sentence_mean(self.model(x.to(self.device))["attri"], CHUNKS).float().cpu().numpy())
         p = np.concatenate(out) if out else np.zeros(0)
         return self.normterm.denorm(p, self.attribute)

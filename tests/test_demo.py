@@ -4,10 +4,10 @@ from demo import readme_mismatches
 README = """# x
 **Demo results** (`make demo`, ...):
 
-| attribute | test CCC |
-|---|---|
-| Act | 0.7677 |
-| Dom | 0.8097 |
+| system | attribute | test CCC |
+|---|---|---|
+| chunk LSTM | Act | 0.7677 |
+| chunk LSTM | Dom | 0.8097 |
 
 Other text | with | pipes |
 """
@@ -16,15 +16,17 @@ Other text | with | pipes |
 def test_readme_figures_are_compared_with_the_run(tmp_path):
     p = tmp_path / "README.md"
     p.write_text(README)
-    assert readme_mismatches("Demo results", {"Act": "0.7677", "Dom": "0.8097"}, p) == []
-    assert readme_mismatches("Demo results", {"Act": "0.7677", "Dom": "0.7160", "Val": "0.1"}, p) == \
-        ["Dom: 0.8097 -> 0.7160", "Val: missing -> 0.1"]
+    assert readme_mismatches("Demo results", {"chunk LSTM | Act": "0.7677", "chunk LSTM | Dom": "0.8097"}, p) == []
+    assert readme_mismatches("Demo results", {"chunk LSTM | Act": "0.7677", "chunk LSTM | Dom": "0.7160",
+                                              "DeepEmoCluster | Act": "0.1"}, p) == \
+        ["chunk LSTM | Dom: 0.8097 -> 0.7160", "DeepEmoCluster | Act: missing -> 0.1"]
     assert readme_mismatches("Other results", {"Act": "1"}, p) == ["no **Other results** table in README.md"]
 
 
 def test_the_shipped_readme_has_the_demo_table():
     assert not any(m.startswith("no ") or "missing" in m
-                   for m in readme_mismatches("Demo results", {"Act": "x", "Dom": "x", "Val": "x"}))
+                   for m in readme_mismatches("Demo results", {f"chunk LSTM | {a}": "x" for a in ("Act", "Dom", "Val")}
+                                              | {"DeepEmoCluster | Act": "x"}))
 
 
 def test_a_demo_corpus_from_other_generator_code_is_written_anew(tmp_path, capsys):
