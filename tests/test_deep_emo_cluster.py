@@ -64,6 +64,34 @@ def test_unlabelled_stage_from_a_split_with_a_pool_smaller_than_asked(mel_setup,
     assert float(row["unlabelled_loss"]) > 0 and "unlabelled_kmeans_objective" in row
 
 
+def test_unlabelled_pool_from_a_wav_folder_and_from_a_store(mel_setup, tmp_path):
+    """A folder of WAVs (mel extracted on first use, bad files listed) or any mel store, U drawn with a seed."""
+    import shutil
+
+    import main
+    from conftest import write_odd_wavs
+    from features.audio import load_audio
+    from features.store import FeatureStore
+    corpus, root = mel_setup
+    wavs = tmp_path / "pool"
+    (wavs / "sub").mkdir(parents=True)
+    for p in sorted((corpus / "Audios").glob("*.wav"))[:5]:
+        shutil.copy(p, wavs / "sub" / p.name)
+    write_odd_wavs(wavs / "odd", load_audio(sorted((corpus / "Audios").glob("*.wav"))[0]))
+    assert main.main(train_args(mel_setup, 1, "Temp-GRU", "--out", str(tmp_path / "a"), "-unlabel", "6",
+                                "--unlabelled-wav-dir", str(wavs))) == 0
+    pool = FeatureStore(wavs / "Features" / "Mel_Spec128")
+    assert len(pool) == 8 and {e["utterance"] for e in pool.errors()} == {"odd/empty", "odd/corrupt", "odd/silent",
+                                                                         "odd/short"}
+    cfg = json.loads((tmp_path / "a" / RUN.format(ep=1, mt="Temp-GRU", u=6) / "config.json").read_text())
+    assert cfg["unlabelled"]["size"] == 6 and cfg["unlabelled"]["source"].startswith("WAV folder")
+    assert main.main(train_args(mel_setup, 1, "Temp-GRU", "--out", str(tmp_path / "b"), "-unlabel", "6",
+                                "--unlabelled-store", str(wavs / "Features" / "Mel_Spec128"))) == 0
+    a = weights(tmp_path / "a" / RUN.format(ep=1, mt="Temp-GRU", u=6))
+    b = weights(tmp_path / "b" / RUN.format(ep=1, mt="Temp-GRU", u=6))
+    assert all(torch.equal(a[k], b[k]) for k in a)  # the same pool, the same draw, the same model
+
+
 def test_the_unlabelled_stage_trains_only_what_the_original_trains(mel_setup):
     """CE (+ triplet) through the shared weights, classifier and head; the emotion regressor stays untouched."""
     from engine.loop import Context
