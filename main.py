@@ -69,11 +69,8 @@ def unlabelled_pool(args, store) -> tuple[list[str], object, str]:
 
 def deep_emo_cluster(argv) -> int:
     from engine.loop import LoopConfig, ddp_env, train
-    from features.normterm import NormTerm
-    from features.store import FeatureStore
-    from systems.common import labelled_items
+    from systems.common import add_training_args, load_training_data, split_names
     from systems.deep_emo_cluster import DeepEmoClusterMethod, add_cli_args, resolve_paths
-    from utils import writable_dir
     ap = parser(__doc__)
     add_cli_args(ap)
     pool = ap.add_argument_group("unlabelled pool (with -unlabel U > 0; one of)")
@@ -82,37 +79,19 @@ def deep_emo_cluster(argv) -> int:
                       help="a folder of WAVs; mel features go to <dir>/Features/Mel_Spec128 (default: none)")
     pool.add_argument("--unlabelled-split", help="a split of --root, labels ignored, e.g. test3 (default: none)")
     pool.add_argument("--unlabel-seed", type=int, default=99, help="seed of the draw of U pool sentences")
-    ap.add_argument("--out", type=Path, default=Path("Models"), help="parent folder of the run folder")
-    ap.add_argument("--seed", type=int, default=0, help="seed of the initialisation, k-means, sampling and dropout")
-    ap.add_argument("--train-split", default="train", help="split to train on (a name or alias)")
-    ap.add_argument("--val-split", default="dev", help="split that picks the best checkpoint")
+    add_training_args(ap, "seed of the initialisation, k-means, sampling, triplets and dropout")
     ap.add_argument("--kmeans", choices=("auto", "faiss", "torch"), default="auto",
                     help="k-means backend: auto = faiss-cpu when importable, else the torch implementation")
-    ap.add_argument("--no-resume", action="store_true",
-                    help="start over, discarding what the run folder holds (without it, a re-run resumes, and "
-                         "refuses a run folder started with other settings)")
-    ap.add_argument("--deterministic", action="store_true",
-                    help="one CPU thread and deterministic kernels: identical weights under any load")
     args = ap.parse_args(argv)
     resolve_paths(args)
-    try:
-        store, nt = FeatureStore(args.store), NormTerm.load(args.normterm)
-    except (FileNotFoundError, ValueError) as e:
-        raise UserError(str(e)) from None
-    if args.attribute not in nt.labels or nt.feat_mean is None or len(nt.feat_mean) != store.dims:
-        raise UserError(f"{args.normterm} lacks {args.attribute} label or {store.dims}-d feature statistics")
-    train_items = labelled_items(args.root, args.train_split, args.attribute, store)
-    val_items = labelled_items(args.root, args.val_split, args.attribute, store)
-    out_dir = writable_dir(args.out / args.name)
+    store, nt, train_items, val_items, out_dir = load_training_data(args)
     drawn, pool_store, source = unlabelled_pool(args, store) if args.unlabel_size else ([], None, "")
     method = DeepEmoClusterMethod(store, nt, args.attribute, args.model_type, args.num_clusters, args.batch_size,
                                   seed=args.seed, pool_store=pool_store, pool=drawn, pool_source=source,
                                   kmeans_backend=args.kmeans, corpus_version=args.root.name)
     cfg = LoopConfig(out_dir=out_dir, iterations=0, epochs=args.epoch, batch_size=args.batch_size,
                      seed=args.seed, device=args.device, resume=not args.no_resume, progress=not args.no_progress,
-                     deterministic=args.deterministic,
-                     train_name=f"{args.train_split} split (with {args.emo_attr} labels and features)",
-                     val_name=f"{args.val_split} split (with {args.emo_attr} labels and features)")
+                     deterministic=args.deterministic, **split_names(args))
     res = train(method, train_items, val_items, cfg)
     if ddp_env()[0] == 0:
         speed = (f"{res.steps_run} steps in {res.seconds:.1f} s, {100 * res.data_seconds / res.seconds:.1f}% of the "

@@ -13,38 +13,20 @@ writes a per-utterance CSV (utterance, prediction, label).
 """
 import sys
 import time
-from pathlib import Path
 
-import numpy as np
-
-from engine.cli import UserError, entry, int_at_least, parser
-from features.store import FeatureStore
-from systems.common import labelled_items
+from engine.cli import UserError, entry, parser
+from systems.common import add_testing_args, testing_inputs, write_scores
 from systems.deep_emo_cluster import Predictor, add_cli_args, resolve_paths
-from utils import atomic_path, ccc, writable_dir
 
 
 @entry
 def main(argv=None) -> int:
     ap = parser(__doc__)
     add_cli_args(ap)
-    ap.add_argument("--checkpoint", type=Path,
-                    help="our checkpoint folder or an original .pth.tar (default: <models-dir>/<run name>)")
-    ap.add_argument("--models-dir", type=Path, default=Path("Models"), help="where main.py put its run folders")
-    ap.add_argument("--split", default="test1", help="split or alias to score (test1 = the original's Test1)")
-    ap.add_argument("--csv", type=Path, help="per-utterance output (default: results/<run name>_<split>.csv)")
-    ap.add_argument("--batch-eval", type=int_at_least(1), default=32, help="sentences per forward pass")
+    add_testing_args(ap, "main.py", "<models-dir>/<run name>", 32)
     args = ap.parse_args(argv)
     resolve_paths(args)
-    out = args.csv or Path("results") / f"{args.name}_{args.split}.csv"
-    writable_dir(out.parent)
-    ckpt = args.checkpoint or args.models_dir / args.name
-    if not ckpt.exists():
-        raise UserError(f"no checkpoint {ckpt}; train it with main.py or give --checkpoint")
-    store = FeatureStore(args.store)
-    items = labelled_items(args.root, args.split, args.attribute, store)
-    if not items:
-        raise UserError(f"no {args.split} utterance with {args.emo_attr} labels and features in {args.store}")
+    out, ckpt, store, items = testing_inputs(args)
     print(f"=> loading checkpoint '{ckpt}'")
     try:
         pred = Predictor.load(ckpt, normterm=args.normterm if ckpt.suffix == ".tar" else None, device=args.device)
@@ -62,17 +44,16 @@ def main(argv=None) -> int:
     t0 = time.perf_counter()
     scores = pred.predict([store[u] for u, _ in items], batch_size=args.batch_eval)
     ms = 1000 * (time.perf_counter() - t0) / len(items)
-    labels = np.array([v for _, v in items])
+    value = write_scores(out, items, scores, result={
+        "system": "deep_emo_cluster", "attribute": args.attribute, "corpus": str(args.root), "split": args.split,
+        "checkpoint": str(ckpt), "model": pred.config["model"], "seed": pred.config.get("loop", {}).get("seed")})
     print(f"Epochs: {args.epoch}")
     print(f"Batch Size: {args.batch_size}")
     print(f"Unlabeled Size: {args.unlabel_size}")
     print(f"EmoClusters (#): {args.num_clusters}")
     print("Model: Vgg16_DeepEmoCluster")
     print(f"Temporal-Modeling: {args.model_type}")
-    print(f"Test {args.emo_attr}-CCC: {ccc(scores, labels):.4f}")
-    with atomic_path(out) as tmp, open(tmp, "w") as f:
-        f.write("utterance,prediction,label\n")
-        f.writelines(f"{u},{p:.6f},{y:.6f}\n" for (u, y), p in zip(items, scores))
+    print(f"Test {args.emo_attr}-CCC: {value:.4f}")
     print(f"checkpoint {ckpt}; {len(items)} utterances of {args.split} ({ms:.2f} ms/utterance); "
           f"per-utterance results in {out}")
     return 0

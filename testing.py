@@ -12,42 +12,19 @@ import sys
 import time
 from pathlib import Path
 
-import numpy as np
-
-from engine.cli import UserError, entry, int_at_least, parser
-from features.store import FeatureStore
+from engine.cli import UserError, entry, parser
 from systems.chunk_lstm import Predictor, add_cli_args, resolve_paths
-from systems.common import labelled_items
-from utils import atomic_path, ccc, writable_dir
+from systems.common import add_testing_args, testing_inputs, write_scores
 
 
 @entry
 def main(argv=None) -> int:
     ap = parser(__doc__)
     add_cli_args(ap)
-    ap.add_argument("--checkpoint", type=Path,
-                    help="our checkpoint folder or a published .pth.tar (default: <models-dir>/<run name>, "
-                         "else trained_models/<run name>)")
-    ap.add_argument("--models-dir", type=Path, default=Path("Models"), help="where training.py put its run folders")
-    ap.add_argument("--split", default="test1", help="split or alias to score (test, test1, test2, dev, ...)")
-    ap.add_argument("--csv", type=Path, help="per-utterance output (default: results/<run name>_<split>.csv)")
-    ap.add_argument("--batch-eval", type=int_at_least(1), default=64, help="utterances per forward pass")
+    add_testing_args(ap, "training.py", "<models-dir>/<run name>, else trained_models/<run name>", 64)
     args = ap.parse_args(argv)
     resolve_paths(args)
-    out = args.csv or Path("results") / f"{args.name}_{args.split}.csv"
-    writable_dir(out.parent)
-    ckpt = args.checkpoint
-    if ckpt is None:
-        for cand in (args.models_dir / args.name, Path("trained_models") / args.name):
-            if cand.is_dir():
-                ckpt = cand
-                break
-        else:
-            raise UserError(f"no checkpoint {args.name} in {args.models_dir}/ or trained_models/; give --checkpoint")
-    store = FeatureStore(args.store)
-    items = labelled_items(args.root, args.split, args.attribute, store)
-    if not items:
-        raise UserError(f"no {args.split} utterance with {args.emo_attr} labels and features in {args.store}")
+    out, ckpt, store, items = testing_inputs(args, also_in=(Path("trained_models"),))
     try:
         legacy_nt = args.normterm if args.normterm_given else Path(__file__).resolve().parent / "NormTerm"
         pred = Predictor.load(ckpt, normterm=legacy_nt if ckpt.suffix == ".tar" else None, device=args.device)
@@ -62,19 +39,17 @@ def main(argv=None) -> int:
     t0 = time.perf_counter()
     scores = pred.predict([store[u] for u, _ in items], batch_size=args.batch_eval)
     ms = 1000 * (time.perf_counter() - t0) / len(items)
-    labels = np.array([v for _, v in items])
+    value = write_scores(out, items, scores, result={
+        "system": "chunk_lstm", "attribute": args.attribute, "corpus": str(args.root), "split": args.split,
+        "checkpoint": str(ckpt), "model": pred.config["model"], "seed": pred.config.get("loop", {}).get("seed")})
     print("ChunkSeq2One")
     print(f"Iterations: {args.iterations}")
     print(f"Batch_Size: {args.batch_size}")
     print("Model_Type: LSTM")
     print(f"Attention_Type: {args.atten_type}")
-    print(f"{args.emo_attr}-CCC: {ccc(scores, labels):.4f}")
+    print(f"{args.emo_attr}-CCC: {value:.4f}")
     print(f"Avg. Time Cost(ms/uttr): {ms:.2f}")
-    with atomic_path(out) as tmp:
-        with open(tmp, "w") as f:
-            f.write("utterance,prediction,label\n")
-            f.writelines(f"{u},{p:.6f},{y:.6f}\n" for (u, y), p in zip(items, scores))
-    print(f"checkpoint {ckpt}; {len(items)} utterances of {args.split}; per-utterance results in {out}")
+    print(f"checkpoint {ckpt}; {len(items)} utterances of {args.split}; per-utterance results in {out}, result in {out.with_suffix('.json')}")
     return 0
 
 

@@ -14,11 +14,11 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from engine.checkpoint import load_checkpoint, load_legacy
+from engine.checkpoint import load_legacy
 from features.normterm import NormTerm
 from features.store import FeatureStore
 from models.chunk_lstm import ChunkLSTM
-from systems.common import ATTRIBUTE_NAMES, add_data_args, chunk_batch, resolve_data_paths
+from systems.common import ATTRIBUTE_NAMES, add_data_args, chunk_batch, load_our_checkpoint, resolve_data_paths
 from utils import ccc, ccc_loss
 
 SYSTEM = "chunk_lstm"
@@ -89,13 +89,10 @@ class Predictor:
         """Our checkpoint folder, or a published `.pth.tar` (its NormTerm folder given by `normterm`)."""
         path = Path(path)
         if path.is_dir():
-            sd, cfg = load_checkpoint(path)
-            if cfg.get("system") != SYSTEM:
-                raise ValueError(f"{path}: a {cfg.get('system')!r} checkpoint, not {SYSTEM}")
+            sd, cfg, nt = load_our_checkpoint(path, SYSTEM)
             model = ChunkLSTM(**cfg["model"])
             model.load_state_dict(sd, strict=True)
-            nt = NormTerm.from_json(cfg["normterm"], cfg["attribute"])
-            return cls(model, nt, cfg["attribute"], cfg["chunking"], {**cfg, "source": str(path)}, device)
+            return cls(model, nt, cfg["attribute"], cfg["chunking"], cfg, device)
         match = LEGACY_NAME.search(path.name)
         if not match:
             raise ValueError(f"{path}: expected a checkpoint folder or LSTM_iter*_batch*_ChunkSeq2One_<atten>_<emo>.pth.tar")

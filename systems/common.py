@@ -57,3 +57,97 @@ def resolve_data_paths(args, store_name: str) -> None:
         args.normterm = args.root / "NormTerm" if (args.root / "NormTerm").is_dir() else Path("NormTerm")
     args.device = resolve_device(args.device)
     args.attribute = ATTRIBUTE_CODES[args.emo_attr]
+
+
+def add_training_args(ap, seed_help: str) -> None:
+    """The flags every training script shares: where the run goes, the seed, the splits, resume, determinism."""
+    ap.add_argument("--out", type=Path, default=Path("Models"), help="parent folder of the run folder")
+    ap.add_argument("--seed", type=int, default=0, help=seed_help)
+    ap.add_argument("--train-split", default="train", help="split to train on (a name or alias)")
+    ap.add_argument("--val-split", default="dev", help="split that picks the best checkpoint")
+    ap.add_argument("--no-resume", action="store_true",
+                    help="start over, discarding what the run folder holds (without it, a re-run resumes, and "
+                         "refuses a run folder started with other settings)")
+    ap.add_argument("--deterministic", action="store_true",
+                    help="one CPU thread and deterministic kernels: a seeded run gives identical weights under any "
+                         "load and on any number of cores (1.8x slower per chunk-LSTM step on 2 cores; see README)")
+
+
+def load_training_data(args) -> tuple[FeatureStore, NormTerm, list, list, Path]:
+    """(store, NormTerm, train items, validation items, run folder) for a training script, or a clear error."""
+    from engine.cli import UserError
+    from utils import writable_dir
+    try:
+        store, nt = FeatureStore(args.store), NormTerm.load(args.normterm)
+    except (FileNotFoundError, ValueError) as e:
+        raise UserError(str(e)) from None
+    if args.attribute not in nt.labels or nt.feat_mean is None or len(nt.feat_mean) != store.dims:
+        raise UserError(f"{args.normterm} lacks {args.attribute} label or {store.dims}-d feature statistics")
+    train_items = labelled_items(args.root, args.train_split, args.attribute, store)
+    val_items = labelled_items(args.root, args.val_split, args.attribute, store)
+    return store, nt, train_items, val_items, writable_dir(args.out / args.name)
+
+
+def split_names(args) -> dict:
+    """LoopConfig's names of the training and validation sets, for its messages."""
+    return {"train_name": f"{args.train_split} split (with {args.emo_attr} labels and features)",
+            "val_name": f"{args.val_split} split (with {args.emo_attr} labels and features)"}
+
+
+def add_testing_args(ap, trainer: str, default_checkpoint: str, batch_default: int) -> None:
+    from engine.cli import int_at_least
+    ap.add_argument("--checkpoint", type=Path,
+                    help=f"our checkpoint folder or an original .pth.tar (default: {default_checkpoint})")
+    ap.add_argument("--models-dir", type=Path, default=Path("Models"), help=f"where {trainer} put its run folders")
+    ap.add_argument("--split", default="test1", help="split or alias to score (test1 = the original's Test1/Test)")
+    ap.add_argument("--csv", type=Path, help="per-utterance output (default: results/<run name>_<split>.csv)")
+    ap.add_argument("--batch-eval", type=int_at_least(1), default=batch_default, help="utterances per forward pass")
+
+
+def load_our_checkpoint(path: Path, system: str) -> tuple[dict, dict, NormTerm]:
+    """(state_dict, config, NormTerm) of one of our checkpoint folders of `system`."""
+    from engine.checkpoint import load_checkpoint
+    sd, cfg = load_checkpoint(path)
+    if cfg.get("system") != system:
+        raise ValueError(f"{path}: a {cfg.get('system')!r} checkpoint, not {system}")
+    return sd, {**cfg, "source": str(path)}, NormTerm.from_json(cfg["normterm"], cfg["attribute"])
+
+
+def write_scores(out: Path, items: list, scores, *, result: dict) -> float:
+    """The per-utterance CSV (utterance, prediction, label) and, beside it, <out>.json: one result file in one
+    format for every system (metric, system, corpus, split, checkpoint, ...), for comparison reports."""
+    import json
+
+    from utils import atomic_path, atomic_write_text, ccc
+    labels = np.array([v for _, v in items])
+    value = ccc(scores, labels)
+    with atomic_path(out) as tmp, open(tmp, "w") as f:
+        f.write("utterance,prediction,label\n")
+        f.writelines(f"{u},{p:.6f},{y:.6f}\n" for (u, y), p in zip(items, scores))
+    from engine.checkpoint import git_commit
+    atomic_write_text(out.with_suffix(".json"), json.dumps(
+        {"metric": "CCC", "value": value, "utterances": len(items), "per_utterance_csv": out.name,
+         "code_version": git_commit(), **result}, indent=1, default=str))
+    return value
+
+
+def testing_inputs(args, also_in: tuple[Path, ...] = ()) -> tuple[Path, Path, FeatureStore, list]:
+    """(per-utterance CSV path, checkpoint, store, labelled items) for a testing script: the output folder is
+    checked first, the checkpoint is --checkpoint or <models-dir>/<run name> (else in `also_in`)."""
+    from engine.cli import UserError
+    from utils import writable_dir
+    out = args.csv or Path("results") / f"{args.name}_{args.split}.csv"
+    writable_dir(out.parent)
+    ckpt = args.checkpoint
+    if ckpt is None:
+        ckpt = next((d / args.name for d in (args.models_dir, *also_in) if (d / args.name).is_dir()), None)
+        if ckpt is None:
+            where = " or ".join(f"{d}/" for d in (args.models_dir, *also_in))
+            raise UserError(f"no checkpoint {args.name} in {where}; train it first or give --checkpoint")
+    elif not ckpt.exists():
+        raise UserError(f"{ckpt}: no such checkpoint")
+    store = FeatureStore(args.store)
+    items = labelled_items(args.root, args.split, args.attribute, store)
+    if not items:
+        raise UserError(f"no {args.split} utterance with {args.emo_attr} labels and features in {args.store}")
+    return out, ckpt, store, items

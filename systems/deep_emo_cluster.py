@@ -29,14 +29,14 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from engine.checkpoint import load_checkpoint, load_legacy
+from engine.checkpoint import load_legacy
 from engine.clustering import kmeans, nmi, sentence_uniform_order
 from engine.loop import Stage
 from features.normterm import NormTerm
 from features.store import FeatureStore
 from models.deep_emo_cluster import (DeepEmoCluster, from_legacy_state_dict, infer_num_clusters, sentence_mean,
                                      strip_module, triplet_embeddings, triplet_loss)
-from systems.common import ATTRIBUTE_CODES, chunk_batch
+from systems.common import ATTRIBUTE_CODES, chunk_batch, load_our_checkpoint
 from utils import ccc, ccc_loss
 
 SYSTEM = "deep_emo_cluster"
@@ -236,13 +236,10 @@ class Predictor:
         """Our checkpoint folder, or an original `TempDeepEmoCluster_*.pth.tar` with its NormTerm folder."""
         path = Path(path)
         if path.is_dir():
-            sd, cfg = load_checkpoint(path)
-            if cfg.get("system") != SYSTEM:
-                raise ValueError(f"{path}: a {cfg.get('system')!r} checkpoint, not {SYSTEM}")
+            sd, cfg, nt = load_our_checkpoint(path, SYSTEM)
             model = DeepEmoCluster(variant=cfg["model"]["variant"], num_clusters=cfg["model"]["num_clusters"])
             model.load_state_dict(sd, strict=True)
-            return cls(model, NormTerm.from_json(cfg["normterm"], cfg["attribute"]), cfg["attribute"],
-                       {**cfg, "source": str(path)}, device)
+            return cls(model, nt, cfg["attribute"], cfg, device)
         match = LEGACY_NAME.search(path.name)
         if not match:
             raise ValueError(f"{path}: expected a checkpoint folder or "

@@ -185,6 +185,9 @@ def test_testing_and_prediction_with_ours_and_original_checkpoints(mel_setup, tm
     for line in ("Epochs: 1", "Batch Size: 4", "Unlabeled Size: 0", "EmoClusters (#): 3",
                  "Model: Vgg16_DeepEmoCluster", "Temporal-Modeling: Temp-Trans", "Test Act-CCC: "):
         assert line in out
+    result = json.loads((tmp_path / "ours.json").read_text())  # one result file per evaluation, shared format
+    assert f"Test Act-CCC: {result['value']:.4f}" in out and result["system"] == "deep_emo_cluster"
+    assert result["split"] == "test1" and result["per_utterance_csv"] == "ours.csv" and result["code_version"]
     legacy = _original_layout(tmp_path / "M" / name, name)
     assert online_testing.main([*base, "--checkpoint", str(legacy), "--csv", str(tmp_path / "orig.csv")]) == 0
     ours = np.genfromtxt(tmp_path / "ours.csv", delimiter=",", skip_header=1, usecols=1)
