@@ -88,6 +88,7 @@ def deep_emo_cluster(argv) -> int:
     drawn, pool_store, source = unlabelled_pool(args, store) if args.unlabel_size else ([], None, "")
     method = DeepEmoClusterMethod(store, nt, args.attribute, args.model_type, args.num_clusters, args.batch_size,
                                   seed=args.seed, pool_store=pool_store, pool=drawn, pool_source=source,
+                                  pool_seed=args.unlabel_seed if drawn else None,
                                   kmeans_backend=args.kmeans, corpus_version=args.root.name)
     cfg = LoopConfig(out_dir=out_dir, iterations=0, epochs=args.epoch, batch_size=args.batch_size,
                      seed=args.seed, device=args.device, resume=not args.no_resume, progress=not args.no_progress,

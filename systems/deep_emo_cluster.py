@@ -73,6 +73,7 @@ class DeepEmoClusterMethod:
     pool_store: FeatureStore | None = None  # the unlabelled pool's mel features
     pool: list[str] = field(default_factory=list)  # the U utterances drawn from it
     pool_source: str = ""
+    pool_seed: int | None = None  # the seed the U pool sentences were drawn with
     kmeans_backend: str = "auto"
     kmeans_iterations: int = 20
     lr_sgd: float = 1e-3
@@ -147,7 +148,7 @@ class DeepEmoClusterMethod:
                 "batch_sentences": self.batch_size, "seed": self.seed,
                 "optimisers": {"sgd": self.lr_sgd, "adam": self.lr_adam, "head_sgd": self.lr_head},
                 "kmeans": {"backend": self.kmeans_backend, "iterations": self.kmeans_iterations},
-                "unlabelled": {"size": len(self.pool), "source": self.pool_source,
+                "unlabelled": {"size": len(self.pool), "source": self.pool_source, "seed": self.pool_seed,
                                "pool_store": str(self.pool_store.root) if self.pool_store else None},
                 "loss": "CE + 1-CCC (unbiased variances)" + (" + triplet" if self.variant == "Temp-Triplet" else ""),
                 "corpus_version": self.corpus_version}

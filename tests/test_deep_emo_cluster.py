@@ -85,6 +85,7 @@ def test_unlabelled_pool_from_a_wav_folder_and_from_a_store(mel_setup, tmp_path)
                                                                          "odd/short"}
     cfg = json.loads((tmp_path / "a" / RUN.format(ep=1, mt="Temp-GRU", u=6) / "config.json").read_text())
     assert cfg["unlabelled"]["size"] == 6 and cfg["unlabelled"]["source"].startswith("WAV folder")
+    assert cfg["unlabelled"]["seed"] == 99
     assert main.main(train_args(mel_setup, 1, "Temp-GRU", "--out", str(tmp_path / "b"), "-unlabel", "6",
                                 "--unlabelled-store", str(wavs / "Features" / "Mel_Spec128"))) == 0
     a = weights(tmp_path / "a" / RUN.format(ep=1, mt="Temp-GRU", u=6))
