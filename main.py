@@ -13,7 +13,11 @@ runs first. Writes <out>/TempDeepEmoCluster_epoch<EP>_batch<B>_<K>clusters_<emo>
 model.safetensors + config.json (best validation CCC), run.json, state.pt (resume), log.csv (losses, NMI,
 k-means objective), loss.png. Re-running resumes.
 
-`python main.py` with none of the flags above is the audio-text system of the seed 000 (System 3).
+`python main.py` with none of the flags above is the audio-text system of the seed 000 (System 3): wav2vec2 +
+text token stores, multi-scale chunks, co-attention transformer, Act/Dom/Val at once, then the test banner:
+
+    python main.py --root R --normterm-audio R/NormTerm_Speech --normterm-text R/NormTerm_Text
+    python main.py --root R --chunking fixed --train-missing bursts:0.2 -iter 2000 -batch 64
 """
 import sys
 from pathlib import Path
@@ -102,15 +106,96 @@ def deep_emo_cluster(argv) -> int:
     return 0
 
 
+def audio_text(argv) -> int:
+    """System 3 (seed 000): train the audio-text co-attention model, then print the test CCC banner."""
+    from engine.cli import int_at_least, positive_float
+    from engine.loop import LoopConfig, ddp_env, evaluate, train
+    from features.missing import parse_condition
+    from features.normterm import NormTerm
+    from features.store import FeatureStore
+    from systems.audio_text import STRATEGIES, AudioTextMethod, audio_text_items, run_name
+    from systems.common import add_training_args, write_scores
+    from utils import resolve_device, writable_dir
+    ap = parser(__doc__)
+    ap.add_argument("--root", type=Path, default=None,
+                    help="MSP-Podcast root (default: $MSP_PODCAST_ROOT, else MSP-PODCAST-Publish-1.10 as the original)")
+    ap.add_argument("--audio-store", type=Path, help="wav2vec2 store (default: <root>/Features/Wav2Vec1024)")
+    ap.add_argument("--text-store", type=Path, help="text token store (default: <root>/Features/RoBERTa768)")
+    ap.add_argument("--normterm-audio", type=Path, default=Path("NormTerm_Speech"),
+                    help="audio NormTerm (its label statistics are the ones used, as the original)")
+    ap.add_argument("--normterm-text", type=Path, default=Path("NormTerm_Text"), help="text NormTerm")
+    ap.add_argument("-iter", "--iterations", type=int_at_least(1), default=5000, help="training iterations")
+    ap.add_argument("-batch", "--batch-size", type=int_at_least(2), default=128, help="utterances per batch")
+    ap.add_argument("--lr", type=positive_float, default=1e-4, help="Adam learning rate")
+    ap.add_argument("--val-every", type=int_at_least(1), default=100, help="validate every N iterations")
+    ap.add_argument("--chunking", choices=STRATEGIES, default="multiscale",
+                    help="multiscale (random 0.2-1 s crops in training), fixed (the same windows, no crop), lexical "
+                         "(chunks cut at the TextGrid word boundaries)")
+    ap.add_argument("--train-missing", type=parse_condition,
+                    help="missing data as regularisation in training, e.g. bursts:0.2, frames:0.3, words:0.2, "
+                         "text-absent (default: none)")
+    ap.add_argument("--test-split", default="test1", help="split scored after training")
+    ap.add_argument("--device", default="auto", help="cpu, cuda, cuda:N, or auto")
+    ap.add_argument("--no-progress", action="store_true", help="no progress bars")
+    add_training_args(ap, "seed of the initialisation, sampling, crops, missing data and dropout")
+    args = ap.parse_args(argv)
+    import os
+    root = args.root or Path(os.environ.get("MSP_PODCAST_ROOT", "MSP-PODCAST-Publish-1.10"))
+    try:
+        audio = FeatureStore(args.audio_store or root / "Features" / "Wav2Vec1024")
+        text = FeatureStore(args.text_store or root / "Features" / "RoBERTa768")
+        nt_a, nt_t = NormTerm.load(args.normterm_audio), NormTerm.load(args.normterm_text)
+    except (FileNotFoundError, ValueError) as e:
+        raise UserError(str(e)) from None
+    for nt, store, flag in ((nt_a, audio, "--normterm-audio"), (nt_t, text, "--normterm-text")):
+        if nt.feat_mean is None or len(nt.feat_mean) != store.dims:
+            raise UserError(f"{flag}: no {store.dims}-d feature statistics for {store.root}")
+    if set(nt_a.labels) != {"act", "dom", "val"}:
+        raise UserError(f"--normterm-audio {args.normterm_audio}: needs act, dom and val label statistics")
+    cond = str(args.train_missing) if args.train_missing else None
+    name = run_name(args.iterations, args.batch_size, args.chunking, cond)
+    splits = {s: audio_text_items(root, s, audio, text) for s in (args.train_split, args.val_split, args.test_split)}
+    out_dir = writable_dir(args.out / name)
+    words = {u: w for _, ws, _ in splits.values() for u, w in ws.items()}
+    transcripts = {u: p for _, _, ts in splits.values() for u, p in ts.items()}
+    method = AudioTextMethod(audio, text, nt_a, nt_t, words, strategy=args.chunking, train_condition=cond,
+                             seed=args.seed, corpus_version=root.name, transcripts=transcripts)
+    cfg = LoopConfig(out_dir=out_dir, iterations=args.iterations, batch_size=args.batch_size, lr=args.lr,
+                     val_every=args.val_every, seed=args.seed, device=resolve_device(args.device),
+                     resume=not args.no_resume, progress=not args.no_progress, deterministic=args.deterministic,
+                     train_name=f"{args.train_split} split (with labels, features and TextGrids)",
+                     val_name=f"{args.val_split} split (with labels, features and TextGrids)")
+    res = train(method, splits[args.train_split][0], splits[args.val_split][0], cfg)
+    if ddp_env()[0] != 0:
+        return 0
+    from engine.checkpoint import load_checkpoint
+    model = method.build_model()
+    model.load_state_dict(load_checkpoint(out_dir)[0])
+    test = splits[args.test_split][0]
+    pred = evaluate(method, model.to(cfg.device), test, 64, cfg.device)
+    print("#" * 60 + f"\n# Summary Performance on {root.name} {args.test_split} Set\n" + "#" * 60)
+    print(f"Iterations: {args.iterations}")
+    print(f"Batch_Size: {args.batch_size}")
+    print(f"Model_Type: TransformerCoAtten-AudioText-ParymidPool-{args.chunking}")
+    for k, a in enumerate(("act", "dom", "val")):
+        scores = nt_a.denorm(pred[:, k], a)
+        value = write_scores(Path("results") / f"{name}_{args.test_split}_{a}.csv", [(u, y[k]) for u, y in test],
+                             scores, result={"system": "audio_text", "attribute": a, "corpus": str(root),
+                                             "split": args.test_split, "checkpoint": str(out_dir),
+                                             "chunking": args.chunking, "train_missing": cond, "seed": args.seed})
+        print(f"{a.capitalize()}-CCC: {value}")
+    print("=" * 60)
+    print(f"{res.steps_run} iterations this run; best validation loss {res.best_val:.4f} at iteration "
+          f"{res.best_step}; model in {out_dir}")
+    return 0
+
+
 @entry
 def main(argv=None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
     if any(a.split("=")[0] in FLAGS for a in argv):
         return deep_emo_cluster(argv)
-    ap = parser(__doc__)
-    ap.parse_args(argv)
-    raise UserError("the audio-text system of the seed 000 (`python main.py` without flags) is not built yet; "
-                    "for DeepEmoCluster give -ep -batch -emo -nc -mt (see --help)")
+    return audio_text(argv)
 
 
 if __name__ == "__main__":

@@ -5,6 +5,7 @@ environment (only rank 0 logs and saves).
 A system plugs in through a small `Method` object (see systems/chunk_lstm.py, systems/deep_emo_cluster.py):
     build_model() -> nn.Module
     collate(items) -> dict of tensors            (items: a list of the system's dataset entries)
+    train_collate(items) (optional)              (training batches, e.g. with random crops; default collate)
     loss(model, batch) -> scalar tensor
     predict(model, batch) -> np.ndarray          (per-utterance outputs, model in eval mode)
     targets(items) -> np.ndarray                 (the validation targets, aligned with predict)
@@ -348,7 +349,7 @@ def _train(method, train_items: list, val_items: list, cfg: LoopConfig) -> LoopR
             else:
                 n = min(cfg.val_every - step % cfg.val_every, cfg.iterations - step)
                 yield [Stage("train", (sampler.next() for _ in range(n)), train_items, method.loss,
-                             list(optimizers.values()), total=n)]
+                             list(optimizers.values()), collate=getattr(method, "train_collate", None), total=n)]
 
     def run_stage(st: Stage, timing: dict) -> list[float]:
         nonlocal step, t_data

@@ -49,6 +49,16 @@ class NormTerm:
         return {"feat_mean": self.feat_mean.tolist(), "feat_std": self.feat_std.tolist(),
                 "label_mean": self.labels[attribute][0], "label_std": self.labels[attribute][1]}
 
+    def to_json_all(self) -> dict:
+        """Feature statistics and every attribute's label statistics (a multi-output checkpoint's config)."""
+        return {"feat_mean": self.feat_mean.tolist(), "feat_std": self.feat_std.tolist(),
+                "labels": {a: list(ms) for a, ms in self.labels.items()}}
+
+    @classmethod
+    def from_json_all(cls, d: dict) -> "NormTerm":
+        return cls(np.array(d["feat_mean"]), np.array(d["feat_std"]),
+                   {a: (float(m), float(s)) for a, (m, s) in d["labels"].items()})
+
     @classmethod
     def from_json(cls, d: dict, attribute: str) -> "NormTerm":
         return cls(np.array(d["feat_mean"]), np.array(d["feat_std"]),

@@ -176,3 +176,26 @@ class Wav2Vec2Features:
                 for row, i in enumerate(group):
                     out[i] = np.ascontiguousarray(h[row, :self.n_frames(lengths[i])])
         return out  # type: ignore[return-value]
+
+
+def save_tiny_random(folder, *, hidden: int = 32, seed: int = 0):
+    """A small randomly initialised wav2vec2 with the real models' frame rate (7 convolutions of total stride
+    320: 50 frames/s, 25 ms receptive field) and layer-norm encoder, saved like a hub checkpoint. The offline
+    demo and the tests extract with it through the same code path as `facebook/wav2vec2-large-robust`; a
+    folder that already holds it is left as it is."""
+    from pathlib import Path
+
+    import torch
+    from transformers import Wav2Vec2Config, Wav2Vec2Model
+    folder = Path(folder)
+    if (folder / "config.json").is_file():
+        return folder
+    cfg = Wav2Vec2Config(hidden_size=hidden, num_hidden_layers=2, num_attention_heads=2, intermediate_size=2 * hidden,
+                         conv_dim=(16,) * 7, conv_kernel=(10, 3, 3, 3, 3, 2, 2), conv_stride=(5, 2, 2, 2, 2, 2, 2),
+                         conv_bias=True, feat_extract_norm="layer", do_stable_layer_norm=True,
+                         num_conv_pos_embeddings=16, num_conv_pos_embedding_groups=2, layerdrop=0.0)
+    with torch.random.fork_rng():
+        torch.manual_seed(seed)
+        model = Wav2Vec2Model(cfg).eval()
+    model.save_pretrained(folder)
+    return folder
