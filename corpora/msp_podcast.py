@@ -25,7 +25,7 @@ import csv
 import math
 from pathlib import Path
 
-from corpora.records import ATTRIBUTES, Corpus, CorpusError, Skipped, Utterance
+from corpora.records import ATTRIBUTES, Corpus, CorpusError, Skipped, Utterance, read_transcript_file
 
 COLUMNS = ("FileName", "EmoClass", "EmoAct", "EmoVal", "EmoDom", "SpkrID", "Gender", "Split_Set")
 REQUIRED = ("FileName", "EmoAct", "EmoVal", "EmoDom", "Split_Set")  # EmoClass, SpkrID, Gender are optional
@@ -235,7 +235,7 @@ def read_transcript(record: Utterance) -> str:
     path = record.transcript_path
     if path is None or not path.is_file():
         raise CorpusError(f"{path}: transcript missing for {record.utt_id}")
-    text = path.read_text(encoding="utf-8", errors="replace").strip()
+    text = read_transcript_file(path)
     if not text:
         raise CorpusError(f"{path}: transcript empty for {record.utt_id}")
     return text

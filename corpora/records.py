@@ -14,6 +14,14 @@ class CorpusError(Exception):
     """A corpus cannot be read at all (missing folder, file or column, unknown split). Names the file."""
 
 
+def read_transcript_file(path: str | Path) -> str:
+    """A transcript as the original text extractor reads it: the file's lines with their newline characters
+    kept, joined with one space, stripped at the two ends only. An inner newline therefore survives (the
+    byte-level BPE of RoBERTa makes it a token of its own), so token rows line up with the original's."""
+    with open(path, encoding="utf-8", errors="replace") as f:
+        return " ".join(f.readlines()).strip()
+
+
 @dataclass(frozen=True)
 class Utterance:
     utt_id: str

@@ -7,7 +7,6 @@ What is here (see the reference sheet ``deep_emo_cluster.md`` §9-§11 and quirk
   but on CPU: faiss-cpu when it can be imported, otherwise a pure-torch implementation of the same algorithm.
 * :func:`sentence_uniform_order` - the original's ``SentUnifSampler`` draw: whole sentences, drawn with
   replacement so that the chunk clusters come out balanced.
-* :func:`remap_labels` - pseudo-label bookkeeping (we keep the k-means ids as they are; see its docstring).
 * :func:`nmi` - normalized mutual information (arithmetic mean), used to log how much the partition moved
   between epochs.
 
@@ -25,7 +24,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-__all__ = ["KMeansResult", "kmeans", "sentence_uniform_order", "remap_labels", "nmi", "faiss_available"]
+__all__ = ["KMeansResult", "kmeans", "sentence_uniform_order", "nmi", "faiss_available"]
 
 # The original set max_points_per_centroid to 10,000,000 so that faiss never subsamples the training set.
 _MAX_POINTS_PER_CENTROID = 10_000_000
@@ -365,34 +364,6 @@ def sentence_uniform_order(chunk_clusters: np.ndarray, k: int, rng) -> np.ndarra
 
 # ----------------------------------------------------------------------------------------------------------
 # Pseudo-labels
-# ----------------------------------------------------------------------------------------------------------
-
-def remap_labels(assign: np.ndarray, k: int) -> tuple[np.ndarray, int]:
-    """Pseudo-labels for the cluster head: the k-means ids unchanged, plus the number of non-empty clusters.
-
-    The original relabels through ``enumerate(set(labels))``, which is the identity when no cluster is empty
-    and otherwise silently compacts the ids (quirk 12). We keep the ids as they are: the head is a fresh
-    Linear(256, k) either way, so an empty cluster is simply an output that no target uses; keeping the ids
-    keeps pseudo-label j == k-means cluster j == centroid j, which logging, NMI and debugging rely on, and does
-    not depend on set() iteration order.
-    """
-    a = np.asarray(assign)
-    if a.ndim != 1:
-        raise ValueError(f"remap_labels: assign must be 1-D, got shape {a.shape}")
-    if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 1:
-        raise ValueError(f"remap_labels: k must be a positive integer, got {k!r}")
-    if a.size and not np.issubdtype(a.dtype, np.integer):
-        raise ValueError(f"remap_labels: assign must hold integer ids, got dtype {a.dtype}")
-    labels = a.astype(np.int64, copy=True)
-    if labels.size and (labels.min() < 0 or labels.max() >= k):
-        raise ValueError(f"remap_labels: cluster ids must lie in [0, {int(k)}), "
-                         f"got range [{labels.min()}, {labels.max()}]")
-    n_nonempty = int(np.count_nonzero(np.bincount(labels, minlength=int(k)))) if labels.size else 0
-    return labels, n_nonempty
-
-
-# ----------------------------------------------------------------------------------------------------------
-# NMI
 # ----------------------------------------------------------------------------------------------------------
 
 def _entropy(counts: np.ndarray, n: int) -> float:

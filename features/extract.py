@@ -29,7 +29,7 @@ import numpy as np
 from tqdm import tqdm
 
 from corpora import read_corpus
-from corpora.records import CorpusError, Utterance
+from corpora.records import CorpusError, Utterance, read_transcript_file
 from engine.cli import UserError, int_at_least
 from features.audio import AudioError, load_audio
 from features.store import BadFeatures, FeatureStore
@@ -88,14 +88,6 @@ def load_input(item: Item, kind: str, min_seconds: float = 0.0):
             raise InputError(path, "TextGrid has no words")
         return words
     raise ValueError(f"unknown extractor input kind {kind!r}")
-
-
-def read_transcript_file(path: str | Path) -> str:
-    """A transcript as the original text extractor reads it: the file's lines with their newline characters
-    kept, joined with one space, stripped at the two ends only. An inner newline therefore survives (the
-    byte-level BPE of RoBERTa makes it a token of its own), so token rows line up with the original's."""
-    with open(path, encoding="utf-8", errors="replace") as f:
-        return " ".join(f.readlines()).strip()
 
 
 def resolve_shard(spec: str | None) -> tuple[int, int]:

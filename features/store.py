@@ -99,6 +99,10 @@ class FeatureStore:
             atomic_write_text(root / META, json.dumps(meta, indent=1))
         return cls(root)
 
+    def describe(self) -> dict:
+        """What a checkpoint records about the features it was trained on."""
+        return {k: self.meta.get(k) for k in ("name", "extractor", "params", "dims", "frame_rate")}
+
     # -------------------------------------------------------------- reading
     def refresh(self) -> None:
         """(Re)load the index of every complete shard."""

@@ -3,7 +3,8 @@
 `TokenFeatures` = the original feat_roberta.py: `roberta-base`, its tokenizer with the special tokens added
 (<s> ... </s>; [CLS] ... [SEP] for BERT-style models), the last hidden state for every token including the
 specials, (n_tokens, 768). Input: the transcript string, read as the original reads it
-(`features.extract.read_transcript_file`: lines with their newlines kept, joined with one space). Stored as float32 (the original saved float64 copies of float32 numbers). Nothing is truncated,
+(`corpora.records.read_transcript_file`: lines with their newlines kept, joined with one space). Stored as
+float32 (the original saved float64 copies of float32 numbers). Nothing is truncated,
 except a text longer than the model's position table (512 tokens for roberta-base), which the original could
 not extract at all: it is cut to that length (keeping the final special token) with a warning.
 

@@ -125,11 +125,10 @@ class AudioTextMethod:
                                              "has_uint32": m["has_uint32"], "uinteger": m["uinteger"]}
 
     def config(self) -> dict:
-        meta = lambda s: {k: s.meta.get(k) for k in ("name", "extractor", "params", "dims", "frame_rate")}  # noqa: E731
         return {"system": SYSTEM, "model": {"audio_dim": 7 * self.audio.dims, "text_dim": self.text.dims},
                 "attributes": list(ATTRIBUTES), "chunking": {"strategy": self.strategy, "m": M_FRAMES,
                                                              "max_len": MAX_LEN},
-                "features": {"audio": meta(self.audio), "text": meta(self.text)},
+                "features": {"audio": self.audio.describe(), "text": self.text.describe()},
                 "normterm": {"audio": self.nt_audio.to_json_all(), "text": self.nt_text.to_json_all()},
                 "train_condition": self.train_condition, "seed": self.seed,
                 "loss": "mean of 1-CCC (unbiased variances) over Act, Dom, Val", "corpus_version": self.corpus_version}
@@ -147,7 +146,7 @@ class AudioTextMethod:
             from features.text import resolve_model
             model, alias = resolve_model(self.text.meta["params"]["model"])
             self._tokenizer = AutoTokenizer.from_pretrained(model, local_files_only=True)
-        from features.extract import read_transcript_file
+        from corpora.records import read_transcript_file
         tw = transcript_token_words(self._tokenizer, read_transcript_file(path),
                                     [w.text for w in self.words.get(utt, [])])
         self._token_word_cache[utt] = tw if len(tw) == self.text.frames(utt) else None

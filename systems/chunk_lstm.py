@@ -68,7 +68,7 @@ class ChunkLSTMMethod:
                                             "hidden_dim": self.store.dims, "num_layers": 2, "dropout": 0.5,
                                             "chunks_per_utt": self.n * self.C},
                 "attribute": self.attribute, "chunking": {"m": self.m, "C": self.C, "n": self.n},
-                "features": {k: self.store.meta.get(k) for k in ("name", "extractor", "params", "dims", "frame_rate")},
+                "features": self.store.describe(),
                 "normterm": self.normterm.to_json(self.attribute),
                 "loss": "1-CCC (unbiased variances)" if self.unbiased_var_loss else "1-CCC",
                 "corpus_version": self.corpus_version}

@@ -143,7 +143,7 @@ class DeepEmoClusterMethod:
     def config(self) -> dict:
         return {"system": SYSTEM, "model": {"variant": self.variant, "num_clusters": self.num_clusters},
                 "attribute": self.attribute, "chunking": {"m": M_FRAMES, "C": CHUNKS, "n": 1},
-                "features": {k: self.store.meta.get(k) for k in ("name", "extractor", "params", "dims", "frame_rate")},
+                "features": self.store.describe(),
                 "normterm": self.normterm.to_json(self.attribute),
                 "batch_sentences": self.batch_size, "seed": self.seed,
                 "optimisers": {"sgd": self.lr_sgd, "adam": self.lr_adam, "head_sgd": self.lr_head},

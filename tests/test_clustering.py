@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from engine import clustering
-from engine.clustering import kmeans, nmi, remap_labels, sentence_uniform_order
+from engine.clustering import kmeans, nmi, sentence_uniform_order
 
 
 def blobs(n_per=400, k=5, d=16, seed=0):
@@ -211,14 +211,6 @@ def test_sampler_single_cluster_is_uniform_and_checks_input():
 
 
 # --------------------------------------------------------------------------- labels, NMI
-
-def test_remap_labels_keeps_ids():
-    labels, n_nonempty = remap_labels(np.array([0, 3, 3, 0]), 5)
-    np.testing.assert_array_equal(labels, [0, 3, 3, 0])
-    assert labels.dtype == np.int64 and n_nonempty == 2
-    with pytest.raises(ValueError):
-        remap_labels(np.array([0, 5]), 5)
-
 
 def test_nmi_hand_computed_values():
     assert nmi([0, 0, 1, 1], [1, 1, 0, 0]) == pytest.approx(1.0)
