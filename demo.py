@@ -4,11 +4,17 @@
     demo corpus -> feat_opensmile.py -> norm_para.py -> training.py (Act, Dom, Val) -> testing.py
     -> prediction_process.py on a folder of demo WAVs                                     (System 1)
     -> feat_mel.py -> norm_para.py -> main.py (DeepEmoCluster, Act) -> online_testing.py   (System 2)
+    -> feat_wav2vec2.py (tiny local model) + feat_roberta.py (MiniLM) -> norm_para.py
+    -> main.py (audio-text, multiscale and fixed chunks) -> evaluate_missing.py
+    -> prediction_process.py --system audio-text                                          (System 3)
 
 Every step skips what is already done (the corpus, the stores, finished training runs), so a second
 `make demo` only re-scores. Settings are the published ones except for the demo's short training: the chunk
 LSTM 100 iterations of batch 16 at lr 1e-3, DeepEmoCluster 3 epochs of batch 8 with K = 5 and a 40-sentence
-unlabelled pool (minutes on 2 CPU cores instead of hours on a GPU).
+unlabelled pool, the audio-text system 60 iterations of batch 16 at lr 5e-4 per chunking strategy, on
+wav2vec2 frames of a tiny randomly initialised local model (no model hub here; it still hears pitch and
+timing, not loudness, as its input is standardised) and token features of the offline pretrained MiniLM
+(minutes on 2 CPU cores instead of hours on a GPU).
 """
 import shutil
 import sys
@@ -17,8 +23,11 @@ from pathlib import Path
 
 import numpy as np
 
+import evaluate_missing
 import feat_mel
 import feat_opensmile
+import feat_roberta
+import feat_wav2vec2
 import main as main_script
 import make_demo_corpus
 import norm_para
@@ -34,8 +43,9 @@ ATTRS = ("Act", "Dom", "Val")
 
 def readme_mismatches(section: str, table: dict[str, str], readme: Path = Path(__file__).with_name("README.md")):
     """'name: README value -> this value' for every row of the `| name ... | value |` table that follows the
-    paragraph starting with **<section>** in README.md and differs from `table` (a stale figure is a bug); a
-    row's name is its cells but the last, joined with ' | '."""
+    paragraph starting with **<section>** in README.md and differs from `table` (a stale figure is a bug). A
+    row's name is its first cells joined with ' | ' and its value the rest so joined, split where the name is
+    one of `table`'s keys (the last cell alone, for a two-part key and a one-column value)."""
     text = readme.read_text(encoding="utf-8")
     start = text.find(f"**{section}**")
     if start < 0:
@@ -43,12 +53,39 @@ def readme_mismatches(section: str, table: dict[str, str], readme: Path = Path(_
     shown = {}
     for line in text[start:].splitlines()[1:]:
         cells = [c.strip() for c in line.strip().strip("|").split("|")]
-        name = " | ".join(cells[:-1])
-        if line.startswith("|") and len(cells) >= 2 and name in table:
-            shown[name] = cells[-1]
+        split = next((i for i in range(len(cells) - 1, 0, -1) if " | ".join(cells[:i]) in table), None)
+        if line.startswith("|") and split is not None:
+            shown[" | ".join(cells[:split])] = " | ".join(cells[split:])
         elif shown and not line.startswith("|"):
             break
     return [f"{k}: {shown.get(k, 'missing')} -> {v}" for k, v in table.items() if shown.get(k) != v]
+
+
+def missing_data_summary(rows: list[dict], runs: dict) -> dict[str, str]:
+    """Print the audio-text missing-data table of the demo (fusion against each modality alone, and how each
+    chunking strategy degrades at the highest rate) and return it as {'chunking | data': 'Act | Dom | Val'}."""
+    top = max(float(r["rate"]) for r in rows if r["rate"])
+    labels = {("complete", "0.0"): "both (fusion)", ("text-absent", ""): "audio only (text absent)",
+              ("audio-absent", ""): "text only (audio absent)"}
+    labels.update({(c, str(top)): f"{c} {top:.0%} missing" for c in ("frames", "bursts", "words", "words+audio")})
+    print("\nAudio-text under missing data (test1 CCC; one model per chunking strategy, the other stream blanked "
+          "to its Train mean for the single-modality rows):")
+    print("| chunking | data | Act | Dom | Val |\n|---|---|---|---|---|")
+    out = {}
+    for chunking, run in runs.items():
+        by = {(r["condition"], r["rate"]): r for r in rows if r["checkpoint"] == str(run)}
+        for key, label in labels.items():
+            if key in by:
+                out[f"{chunking} | {label}"] = " | ".join(by[key][a] for a in ATTRS)
+                print(f"| {chunking} | {label} | {out[f'{chunking} | {label}']} |")
+        full = {a: float(by[("complete", "0.0")][a]) for a in ATTRS}
+        alone = {a: max(float(by[(k, "")][a]) for k in ("text-absent", "audio-absent")) for a in ATTRS}
+        beats = [a for a in ATTRS if full[a] > alone[a]]
+        drops = {c: np.mean([full[a] - float(by[(c, str(top))][a]) for a in ATTRS])
+                 for c in ("frames", "bursts", "words", "words+audio") if (c, str(top)) in by}
+        print(f"   {chunking}: fusion beats the better single modality for {', '.join(beats) or 'no attribute'}; "
+              f"mean CCC drop at {top:.0%} missing: " + ", ".join(f"{c} {d:+.3f}" for c, d in drops.items()))
+    return out
 
 
 @entry
@@ -61,6 +98,7 @@ def main(argv=None) -> int:
     ap.add_argument("--lr", type=positive_float, default=1e-3, help="chunk-LSTM learning rate")
     ap.add_argument("--atten", default="RnnAttenVec", help="chunk-LSTM attention variant")
     ap.add_argument("--dec-epochs", type=int_at_least(1), default=3, help="DeepEmoCluster training epochs")
+    ap.add_argument("--at-iterations", type=int_at_least(1), default=60, help="audio-text training iterations")
     args = ap.parse_args(argv)
     t_all = time.time()
     root = args.data / "msp-podcast"
@@ -118,9 +156,40 @@ def main(argv=None) -> int:
     dec_csv = args.data / "results" / "DeepEmoCluster_Act.csv"
     step("test DeepEmoCluster Act", online_testing.main, [*dec, "--models-dir", models, "--csv", dec_csv])
 
+    # System 3: audio-text fusion on a tiny random local wav2vec2 + the offline MiniLM, two chunking strategies
+    from features.wav2vec2 import save_tiny_random
+    w2v = save_tiny_random(args.data / "tiny_wav2vec2")
+    a_store, t_store = root / "Features" / "Wav2Vec32", root / "Features" / "MiniLM384"
+    a_nt, t_nt = root / "NormTerm_Speech32", root / "NormTerm_Text384"
+    step("wav2vec2 frames (tiny local model)", feat_wav2vec2.main,
+         ["--corpus", "msp-podcast", "--root", root, "--model", w2v, "--store", a_store, *quiet])
+    step("MiniLM token features", feat_roberta.main,
+         ["--corpus", "msp-podcast", "--root", root, "--model", "minilm", "--store", t_store, *quiet])
+    for store, nt in ((a_store, a_nt), (t_store, t_nt)):
+        step(f"NormTerm of {store.name}", norm_para.main, ["--store", store, "--root", root, "--out", nt, *quiet])
+    feats = ["--root", root, "--audio-store", a_store, "--text-store", t_store]
+    at_runs = {}
+    for chunking in ("multiscale", "fixed"):
+        at_train = [*feats, "--normterm-audio", a_nt, "--normterm-text", t_nt, "-iter", args.at_iterations,
+                    "-batch", 16, "--lr", 5e-4, "--val-every", 20, "--chunking", chunking, "--out", models,
+                    "--results", args.data / "results", "--deterministic", *quiet]
+        step(f"train + test audio-text, {chunking} chunks", main_script.main, at_train,
+             or_else=[*at_train, "--no-resume"])
+        from systems.audio_text import run_name
+        at_runs[chunking] = models / run_name(args.at_iterations, 16, chunking, None)
+    miss = args.data / "results" / "audio_text_missing_data"
+    step("missing-data table", evaluate_missing.main, ["--checkpoints", *at_runs.values(), *feats,
+                                                       "--rates", "0,0.25,0.5", "--out", miss])
+    for p in sorted(wav_dir.glob("*.wav"))[::2]:  # transcripts beside half the WAVs; the rest: text absent
+        shutil.copy(root / "Transcripts" / f"{p.stem}.txt", p.with_suffix(".txt"))
+    step("predict the WAV folder with the audio-text model", prediction_process.main,
+         ["--system", "audio-text", "--models", at_runs["multiscale"], "--wav-dir", wav_dir,
+          "--out", args.data / "pred_result_audio_text.csv", *quiet])
+
     from utils import ccc
     print(f"\nDemo test split (test1) CCC; chunk LSTM {args.atten}: {args.iterations} iterations of batch "
-          f"{args.batch}; DeepEmoCluster Temp-Trans: {args.dec_epochs} epochs of batch 8, K = 5, U = 40:")
+          f"{args.batch}; DeepEmoCluster Temp-Trans: {args.dec_epochs} epochs of batch 8, K = 5, U = 40; "
+          f"audio-text: {args.at_iterations} iterations of batch 16:")
     print("| system | attribute | test CCC |\n|---|---|---|")
     table = {}
     for name, path in [*((f"chunk LSTM | {emo}", p) for emo, p in results.items()),
@@ -128,9 +197,19 @@ def main(argv=None) -> int:
         rows = np.genfromtxt(path, delimiter=",", skip_header=1, usecols=(1, 2))
         table[name] = f"{ccc(rows[:, 0], rows[:, 1]):.4f}"
         print(f"| {name} | {table[name]} |")
+    import csv
+    with open(miss.with_suffix(".csv"), newline="") as f:
+        miss_rows = list(csv.DictReader(f))
+    for chunking, run in at_runs.items():
+        (r,) = [r for r in miss_rows if r["checkpoint"] == str(run) and r["condition"] == "complete"]
+        for emo in ATTRS:
+            table[f"audio-text {chunking} | {emo}"] = r[emo]
+            print(f"| audio-text {chunking} | {emo} | {r[emo]} |")
+    miss_table = missing_data_summary(miss_rows, at_runs)
+    stale = []
     defaults = vars(ap.parse_args([]))
     if {k: v for k, v in vars(args).items() if k != "data"} == {k: v for k, v in defaults.items() if k != "data"}:
-        stale = readme_mismatches("Demo results", table)
+        stale = readme_mismatches("Demo results", table) + readme_mismatches("Demo missing data", miss_table)
         print("README.md's demo figures match this run" if not stale else
               "note: README.md's demo figures differ from this run (README -> now: " + ", ".join(stale) +
               "); they are measured with these default settings, so README.md needs updating")

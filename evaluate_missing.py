@@ -84,6 +84,11 @@ def main(argv=None) -> int:
         except (FileNotFoundError, ValueError) as e:
             raise UserError(str(e)) from None
         method.eval_seed = args.seed
+        bad = method.without_word_alignment(items) if any(c.kind.startswith("words") for c in conds) else []
+        if bad:
+            raise UserError(f"--conditions {args.conditions}: {len(bad)} {args.split} utterance(s) have no transcript "
+                            f"matching their text features, needed by the word conditions: {', '.join(bad[:10])}"
+                            f"{' ...' if len(bad) > 10 else ''} (leave out words and words+audio to score the rest)")
         truth = np.array([y for _, y in items])
         for cond in conds:
             method.condition = cond

@@ -135,6 +135,8 @@ def audio_text(argv) -> int:
                     help="missing data as regularisation in training, e.g. bursts:0.2, frames:0.3, words:0.2, "
                          "text-absent (default: none)")
     ap.add_argument("--test-split", default="test1", help="split scored after training")
+    ap.add_argument("--results", type=Path, default=Path("results"),
+                    help="folder for the per-utterance test CSVs and their result JSON files")
     ap.add_argument("--device", default="auto", help="cpu, cuda, cuda:N, or auto")
     ap.add_argument("--no-progress", action="store_true", help="no progress bars")
     add_training_args(ap, "seed of the initialisation, sampling, crops, missing data and dropout")
@@ -156,10 +158,16 @@ def audio_text(argv) -> int:
     name = run_name(args.iterations, args.batch_size, args.chunking, cond)
     splits = {s: audio_text_items(root, s, audio, text) for s in (args.train_split, args.val_split, args.test_split)}
     out_dir = writable_dir(args.out / name)
+    writable_dir(args.results)
     words = {u: w for _, ws, _ in splits.values() for u, w in ws.items()}
     transcripts = {u: p for _, _, ts in splits.values() for u, p in ts.items()}
     method = AudioTextMethod(audio, text, nt_a, nt_t, words, strategy=args.chunking, train_condition=cond,
                              seed=args.seed, corpus_version=root.name, transcripts=transcripts)
+    if cond and parse_condition(cond).kind.startswith("words"):
+        bad = method.without_word_alignment(splits[args.train_split][0])
+        if bad:
+            raise UserError(f"--train-missing {cond}: {len(bad)} {args.train_split} utterance(s) have no transcript "
+                            f"matching their text features: {', '.join(bad[:10])}{' ...' if len(bad) > 10 else ''}")
     cfg = LoopConfig(out_dir=out_dir, iterations=args.iterations, batch_size=args.batch_size, lr=args.lr,
                      val_every=args.val_every, seed=args.seed, device=resolve_device(args.device),
                      resume=not args.no_resume, progress=not args.no_progress, deterministic=args.deterministic,
@@ -179,7 +187,7 @@ def audio_text(argv) -> int:
     print(f"Model_Type: TransformerCoAtten-AudioText-ParymidPool-{args.chunking}")
     for k, a in enumerate(("act", "dom", "val")):
         scores = nt_a.denorm(pred[:, k], a)
-        value = write_scores(Path("results") / f"{name}_{args.test_split}_{a}.csv", [(u, y[k]) for u, y in test],
+        value = write_scores(args.results / f"{name}_{args.test_split}_{a}.csv", [(u, y[k]) for u, y in test],
                              scores, result={"system": "audio_text", "attribute": a, "corpus": str(root),
                                              "split": args.test_split, "checkpoint": str(out_dir),
                                              "chunking": args.chunking, "train_missing": cond, "seed": args.seed})

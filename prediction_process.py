@@ -5,17 +5,25 @@
     python prediction_process.py --wav-dir my_wavs --models Models/RUN_Act Models/RUN_Dom Models/RUN_Val
     python prediction_process.py --wav-dir my_wavs --models X_Act.pth.tar --normterm NormTerm
     python prediction_process.py --system deep-emo-cluster --models Models/dec --wav-dir my_wavs
+    python prediction_process.py --system audio-text --models Models/TransformerCoAtten_... --wav-dir my_wavs
 
 --system picks the system and with it the features extracted in memory: chunk-lstm (IS13 LLDs; by default
 the published v1.6 chunk-level attention LSTMs shipped in trained_models/, SelfAttenVec, or `--atten
-RnnAttenVec`) or deep-emo-cluster (128-mel; no published weights exist, so --models is required). --models
-takes checkpoint folders or original .pth.tar files, one per attribute, or one folder holding them. Any
-sample rate, bit depth and channel count is accepted (resampled to 16 kHz, down-mixed).
+RnnAttenVec`), deep-emo-cluster (128-mel; no published weights exist, so --models is required) or audio-text
+(wav2vec2 frames + text tokens with the extractors the checkpoint was trained on, `--audio-model`/
+`--text-model` to load them from elsewhere; one model predicts all three attributes; an original
+TransformerCoAtten_*.pth.tar needs --normterm, the folder holding NormTerm_Speech and NormTerm_Text). For
+audio-text the transcript is DIR/<name>.txt beside each WAV and the word alignment DIR/<name>.TextGrid:
+a WAV without transcript is predicted with the text modality absent (column Text = absent); without a
+TextGrid the chunk count comes from the transcript's words, or from the duration at 2.5 words/s.
+--models takes checkpoint folders or original .pth.tar files, one per attribute, or one folder holding them.
+Any sample rate, bit depth and channel count is accepted (resampled to 16 kHz, down-mixed).
 
 pred_result.csv: File_Name (the WAV's path below --wav-dir without .wav, e.g. sub/a: unique and stable),
-one score column per attribute, and Warning (empty, or why a score is less reliable: a truncated file, audio
-shorter than one chunk). Files that cannot be read are listed with the reason in <out>_errors.csv (removed
-when a run has none) and the rest are predicted. Exit code 0 when at least one file was predicted.
+one score column per attribute, (audio-text) Text, and Warning (empty, or why a score is less reliable: a
+truncated file, audio shorter than one chunk). Files that cannot be read are listed with the reason in
+<out>_errors.csv (removed when a run has none) and the rest are predicted. Exit code 0 when at least one
+file was predicted.
 """
 import csv
 import sys
@@ -26,7 +34,8 @@ from tqdm import tqdm
 
 from engine.cli import UserError, entry, int_at_least, parser
 from features.audio import AudioError, truncated_wav
-from features.extract import load_input, wav_folder
+from features.extract import InputError, load_input, wav_folder
+from systems.audio_text_inputs import M_FRAMES
 from systems.common import ATTRIBUTE_NAMES
 from utils import atomic_path, writable_dir
 
@@ -41,6 +50,9 @@ def system_parts(name: str):
         from features.opensmile_lld import OpenSmileLLD
         from systems.chunk_lstm import Predictor
         return Predictor, OpenSmileLLD(), "OpenSmile_lld_IS13ComParE"
+    if name == "audio-text":
+        from systems.audio_text import Predictor
+        return Predictor, None, None  # extractors come from the checkpoint
     from features.mel import MelSpectrogram
     from systems.deep_emo_cluster import Predictor
     return Predictor, MelSpectrogram(), "Mel_Spec128"
@@ -80,20 +92,89 @@ def load_predictors(predictor_cls, paths: list[Path], normterm: Path | None, dev
     return sorted(predictors, key=lambda p: list(COLUMNS).index(p.attribute))
 
 
+def per_attribute_parts(predictors, extractor):
+    """(featurize, predict, columns) of the one-model-per-attribute systems (chunk LSTM, DeepEmoCluster)."""
+    min_frames = max(p.chunking["m"] for p in predictors)
+
+    def featurize(it):
+        x = load_input(it, "audio", extractor.min_seconds)
+        f = extractor([x])[0]
+        if not np.isfinite(f).all():
+            raise InputError(it.audio_path, "non-finite features")
+        note = []
+        if len(f) < min_frames:
+            note.append(f"short: {len(x) / 16000:.2f} s gives {len(f)} frames, fewer than one chunk "
+                        f"({min_frames}); padded with zeros")
+        return f, [], note
+
+    def predict(feats):
+        return np.stack([p.predict(feats) for p in predictors], 1)
+    return featurize, predict, [COLUMNS[p.attribute] for p in predictors]
+
+
+def audio_text_parts(predictors, args):
+    """(featurize, predict, columns) of the audio-text system: wav2vec2 frames of the WAV, text tokens of
+    <name>.txt beside it (absent when there is none), words of <name>.TextGrid (else counted)."""
+    from corpora.records import CorpusError, read_transcript_file
+    from corpora.textgrid import read_words
+    from systems.audio_text import WORDS_PER_SECOND
+    (pred,) = predictors
+    try:
+        audio_ext, text_ext = pred.extractors(args.audio_model, args.text_model, args.device)
+    except Exception as e:  # noqa: BLE001 - transformers raises many types for a wrong or broken model folder
+        raise UserError(f"cannot load the feature extractors of {pred.source}: {type(e).__name__}: {e}") from None
+
+    def featurize(it):
+        x = load_input(it, "audio", audio_ext.min_seconds)
+        a = audio_ext([x])[0]
+        note, text, transcript = [], None, it.audio_path.with_suffix(".txt")
+        if transcript.is_file():
+            words_text = read_transcript_file(transcript)
+            if words_text:
+                text = text_ext([words_text])[0]
+            else:
+                note.append(f"{transcript.name} is empty: predicted without text")
+        for f in (a, text):
+            if f is not None and not np.isfinite(f).all():
+                raise InputError(it.audio_path, "non-finite features")
+        grid = it.audio_path.with_suffix(".TextGrid")
+        try:
+            words = read_words(grid) if grid.is_file() else None
+        except CorpusError as e:
+            note.append(f"{e}; chunks counted without it")
+            words = None
+        if words is None:
+            words = len(words_text.split()) if text is not None else max(2, round(len(x) / 16000 * WORDS_PER_SECOND))
+            if text is None:
+                note.append(f"no TextGrid or transcript: {words} chunks from the duration at {WORDS_PER_SECOND} "
+                            "words/s")
+        if len(a) < M_FRAMES:
+            note.append(f"short: {len(x) / 16000:.2f} s gives {len(a)} frames, fewer than one chunk ({M_FRAMES}); "
+                        "padded with zeros")
+        return (a, text, words), ["transcript" if text is not None else "absent"], note
+
+    return featurize, pred.predict, [COLUMNS[a] for a in pred.attributes] + ["Text"]
+
+
 @entry
 def main(argv=None) -> int:
     ap = parser(__doc__)
     ap.add_argument("--wav-dir", type=Path, required=True, help="folder of WAVs (searched recursively)")
     ap.add_argument("--out", type=Path, default=Path("pred_result.csv"), help="CSV to write")
-    ap.add_argument("--system", choices=("chunk-lstm", "deep-emo-cluster"), default="chunk-lstm",
+    ap.add_argument("--system", choices=("chunk-lstm", "deep-emo-cluster", "audio-text"), default="chunk-lstm",
                     help="which system's models and features")
+    ap.add_argument("--audio-model", help="audio-text: wav2vec2 model id or folder to use instead of the one the "
+                                          "checkpoint records (same output size; default: the recorded one)")
+    ap.add_argument("--text-model", help="audio-text: text encoder id, folder or minilm instead of the one the "
+                                         "checkpoint records (same output size; default: the recorded one)")
     ap.add_argument("--models", type=Path, nargs="+",
                     help="checkpoint folders or original .pth.tar files, one per attribute (any subset of "
                          "Act/Dom/Val), or one folder holding them (default: the shipped published chunk-LSTM "
                          "models of --atten)")
     ap.add_argument("--normterm", type=Path,
                     help="NormTerm folder for original .pth.tar models (our checkpoints carry their own; default: "
-                         "NormTerm/, the v1.6 statistics of the shipped chunk-LSTM models)")
+                         "NormTerm/, the v1.6 statistics of the shipped chunk-LSTM models); audio-text: the folder "
+                         "holding NormTerm_Speech and NormTerm_Text")
     ap.add_argument("--atten", default="SelfAttenVec", choices=("SelfAttenVec", "RnnAttenVec"),
                     help="which shipped published models to use when --models is not given")
     ap.add_argument("--batch-size", type=int_at_least(1), default=16, help="files per forward pass")
@@ -103,49 +184,59 @@ def main(argv=None) -> int:
 
     writable_dir(args.out.parent)  # fail now, not after the whole folder
     if args.models is None and args.system != "chunk-lstm":
-        raise UserError("the DeepEmoCluster weights were never published (the original repository names them but "
-                        "does not hold them), so there is no default: train with main.py and give --models")
+        what = {"deep-emo-cluster": "DeepEmoCluster weights were never published (the original repository names "
+                                    "them but does not hold them)",
+                "audio-text": "audio-text weights were never published (the original repository ships only its "
+                              "NormTerm statistics)"}[args.system]
+        raise UserError(f"the {what}, so there is no default: train with main.py and give --models")
     paths = args.models or [SHIPPED / f"LSTM_iter5000_batch128_ChunkSeq2One_{args.atten}_{e}" for e in ("Act", "Dom", "Val")]
     predictor_cls, extractor, feature_set = system_parts(args.system)
     normterm = args.normterm or (HERE / "NormTerm" if args.system == "chunk-lstm" else None)
-    predictors = load_predictors(predictor_cls, paths, normterm, args.device, feature_set)
+    if args.system == "audio-text":
+        found = checkpoint_paths(paths)
+        if len(found) != 1:
+            raise UserError(f"--models: an audio-text model predicts all three attributes; give one (got "
+                            f"{', '.join(map(str, found))})")
+        try:
+            predictors = [predictor_cls.load(found[0], normterm=normterm, device=args.device)]
+        except (FileNotFoundError, ValueError) as e:
+            raise UserError(str(e)) from None
+    else:
+        predictors = load_predictors(predictor_cls, paths, normterm, args.device, feature_set)
     if not args.wav_dir.is_dir():
         raise UserError(f"{args.wav_dir}: no such folder")
     items, clashes = wav_folder(args.wav_dir)
     if not items:
         raise UserError(f"{args.wav_dir}: no .wav files")
-    min_frames = max(p.chunking["m"] for p in predictors)
+    if args.system == "audio-text":
+        featurize, predict, columns = audio_text_parts(predictors, args)
+    else:
+        featurize, predict, columns = per_attribute_parts(predictors, extractor)
     rows, errors = [], list(clashes)
     for b in tqdm(range(0, len(items), args.batch_size), desc="predict", unit="batch", disable=args.no_progress):
-        names, feats, notes = [], [], []
+        names, inputs, extra, notes = [], [], [], []
         for it in items[b: b + args.batch_size]:
             rel = it.audio_path.relative_to(args.wav_dir).as_posix()
             try:
-                x = load_input(it, "audio", extractor.min_seconds)
-                f = extractor([x])[0]
-            except AudioError as e:
+                x, cells, note = featurize(it)
+            except (AudioError, InputError) as e:
                 errors.append((rel, e.reason))
                 continue
             except Exception as e:  # noqa: BLE001 - one bad file must not stop the folder
                 errors.append((rel, f"feature extraction failed: {e}"))
                 continue
-            if not np.isfinite(f).all():
-                errors.append((rel, "non-finite features"))
-                continue
-            note = [w for w in (truncated_wav(it.audio_path),) if w]
-            if len(f) < min_frames:
-                note.append(f"short: {len(x) / 16000:.2f} s gives {len(f)} frames, fewer than one chunk "
-                            f"({min_frames}); padded with zeros")
+            note = [w for w in (truncated_wav(it.audio_path),) if w] + note
             if note:
                 print(f"warning: {rel}: {'; '.join(note)}", file=sys.stderr)
             names.append(it.utt_id)
-            feats.append(f)
+            inputs.append(x)
+            extra.append(cells)
             notes.append("; ".join(note))
         if not names:
             continue
-        scores = {p.attribute: p.predict(feats) for p in predictors}
-        rows += [[n] + [f"{scores[a][i]:.4f}" for a in scores] + [notes[i]] for i, n in enumerate(names)]
-    header = ["File_Name"] + [COLUMNS[p.attribute] for p in predictors] + ["Warning"]
+        scores = predict(inputs)
+        rows += [[n, *(f"{v:.4f}" for v in scores[i]), *extra[i], notes[i]] for i, n in enumerate(names)]
+    header = ["File_Name", *columns, "Warning"]
     with atomic_path(args.out) as tmp, open(tmp, "w", newline="") as f:
         w = csv.writer(f)
         w.writerow(header)
@@ -162,7 +253,8 @@ def main(argv=None) -> int:
     print(f"predicted {len(rows)} of {len(items) + len(clashes)} files -> {args.out}"
           + (f" ({warned} with a warning in its Warning column)" if warned else "")
           + (f"; {len(errors)} could not be read, listed in {err_path}" if errors else ""))
-    print("models: " + ", ".join(f"{ATTRIBUTE_NAMES[p.attribute]} {p.source}" for p in predictors))
+    print("models: " + ", ".join(f"{ATTRIBUTE_NAMES[p.attribute]} {p.source}" if hasattr(p, "attribute")
+                                 else f"Act, Dom and Val {p.source}" for p in predictors))
     return 0 if rows else 1
 
 

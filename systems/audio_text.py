@@ -133,6 +133,11 @@ class AudioTextMethod:
                 "train_condition": self.train_condition, "seed": self.seed,
                 "loss": "mean of 1-CCC (unbiased variances) over Act, Dom, Val", "corpus_version": self.corpus_version}
 
+    def without_word_alignment(self, items) -> list[str]:
+        """The utterances of `items` a word-drop condition cannot be applied to: no transcript, or one whose
+        tokens do not match the text store's rows (checked before any work, so nothing fails halfway)."""
+        return [utt for utt, _ in items if self._token_words(utt) is None]
+
     # ------------------------------------------------------------------ the pieces
     def _token_words(self, utt: str) -> np.ndarray | None:
         if utt in self._token_word_cache:
@@ -159,27 +164,41 @@ class AudioTextMethod:
         if cond is not None and cond.kind != "none":
             rng = self.miss_rng if train else utterance_rng(self.eval_seed, utt, cond)
             token_words = self._token_words(utt) if cond.kind.startswith("words") else None
-            if cond.kind.startswith("words") and token_words is None:
-                raise ValueError(f"{utt}: the {cond.kind} condition needs the transcript and its TextGrid words")
+            if cond.kind.startswith("words") and token_words is None:  # callers check first: a backstop
+                from corpora.records import CorpusError
+                raise CorpusError(f"{self.transcripts.get(utt, utt)}: the {cond.kind} condition needs {utt}'s "
+                                  "transcript, matching its text features, and its TextGrid words")
             audio, text = apply_condition(cond, audio, text, self.words.get(utt), token_words, rng,
                                           self.audio.meta.get("frame_rate") or 50.0)
         return audio, text
 
     def _collate(self, items, train: bool) -> dict:
-        seqs_a, seqs_t = [], []
-        for utt, _ in items:
-            audio, text = self._streams(utt, train)
-            words = self.words.get(utt, [])
-            seqs_a.append(audio_sequence(audio, len(words), self.strategy, rng=self.crop_rng, train=train,
-                                         words=words, frame_rate=self.audio.meta.get("frame_rate") or 50.0))
-            seqs_t.append(with_global_token(text.astype(np.float32)))
-        a, ma = pad_batch(seqs_a, MAX_LEN, truncate=True)
-        t, mt = pad_batch(seqs_t, MAX_LEN, truncate=True)
-        batch = {"audio": torch.from_numpy(a), "text": torch.from_numpy(t),
-                 "mask_audio": torch.from_numpy(ma), "mask_text": torch.from_numpy(mt)}
+        streams = [self._streams(utt, train) for utt, _ in items]
+        batch = model_inputs([a for a, _ in streams], [t for _, t in streams],
+                             [self.words.get(utt, []) for utt, _ in items], self.strategy, train=train,
+                             rng=self.crop_rng, frame_rate=self.audio.meta.get("frame_rate") or 50.0)
         if items and items[0][1] is not None:
             batch["y"] = torch.from_numpy(self.targets(items).astype(np.float32))
         return batch
+
+
+def model_inputs(audios, texts, words, strategy: str, train: bool = False, rng=None,
+                 frame_rate: float = 50.0) -> dict:
+    """The model's four input tensors for a batch. audios[i]: (T, D) z-normalised frames; texts[i]: (N, Dt)
+    z-normalised token rows; words[i]: the TextGrid's word intervals, or a bare word count when there is no
+    alignment (then `lexical` falls back to the even windows, which need only the count). Sequences over
+    MAX_LEN rows keep their first MAX_LEN (audio_text_items lists such utterances before training)."""
+    seqs_a, seqs_t = [], []
+    for audio, text, w in zip(audios, texts, words):
+        aligned = not isinstance(w, (int, np.integer))
+        seqs_a.append(audio_sequence(audio, len(w) if aligned else int(w),
+                                     strategy if aligned or strategy != "lexical" else "fixed", rng=rng,
+                                     train=train, words=w if aligned else None, frame_rate=frame_rate))
+        seqs_t.append(with_global_token(np.asarray(text, np.float32)))
+    a, ma = pad_batch(seqs_a, MAX_LEN, truncate=True)
+    t, mt = pad_batch(seqs_t, MAX_LEN, truncate=True)
+    return {"audio": torch.from_numpy(a), "text": torch.from_numpy(t),
+            "mask_audio": torch.from_numpy(ma), "mask_text": torch.from_numpy(mt)}
 
 
 # ---------------------------------------------------------------------------- data and command line
@@ -220,6 +239,12 @@ def audio_text_items(root: Path, split: str, audio: FeatureStore, text: FeatureS
     for what, utts in missing.items():
         print(f"warning: {len(utts)} {split} utterance(s) without {what} are left out: {', '.join(utts[:10])}"
               f"{' ...' if len(utts) > 10 else ''}", file=sys.stderr)
+    long = [f"{u} ({max(2, len(words[u]))} chunks, {text.frames(u)} tokens)" for u, _ in items
+            if max(2, len(words[u])) + 1 > MAX_LEN or text.frames(u) + 1 > MAX_LEN]
+    if long:  # the original crashes on these; we keep each stream's first MAX_LEN rows
+        print(f"warning: {len(long)} {split} utterance(s) exceed {MAX_LEN} rows per stream (global token "
+              f"included) and are cut to their first {MAX_LEN}: {', '.join(long[:10])}"
+              f"{' ...' if len(long) > 10 else ''}", file=sys.stderr)
     return items, words, transcripts
 
 
@@ -242,3 +267,103 @@ def load_trained(folder: Path, audio: FeatureStore, text: FeatureStore, words: d
     model.load_state_dict(sd, strict=True)
     return method, model.eval()
 
+
+
+# ---------------------------------------------------------------------------- prediction on raw inputs
+
+LEGACY_NAME = re.compile(r"TransformerCoAtten_.*\.pth\.tar$")
+PAPER_FEATURES = {"audio": {"name": "Wav2Vec1024", "dims": 1024, "frame_rate": 50.0,
+                            "params": {"model": "facebook/wav2vec2-large-robust", "layers": "last",
+                                       "combine": "concat", "normalise": True, "eps": 1e-5}},
+                  "text": {"name": "RoBERTa768", "dims": 768, "params": {"model": "roberta-base",
+                                                                         "layer": "last_hidden_state"}}}
+WORDS_PER_SECOND = 2.5  # C for a WAV with neither TextGrid nor transcript: a conversational ~150 words/min
+
+
+class Predictor:
+    """A trained audio-text model ready to score feature arrays: z-norm with its NormTerms, chunks, the model,
+    Act/Dom/Val de-normalised with the audio NormTerm's label statistics (as the original)."""
+
+    attributes = ATTRIBUTES
+
+    def __init__(self, model: AudioTextCoAttention, nt_audio: NormTerm, nt_text: NormTerm, config: dict,
+                 device: str = "cpu"):
+        self.model = model.to(device).eval()
+        self.nt_audio, self.nt_text, self.config, self.device = nt_audio, nt_text, config, device
+        self.strategy = config["chunking"]["strategy"]
+        self.source = str(config.get("source", ""))
+        self.chunking = {"m": M_FRAMES}
+
+    @classmethod
+    def load(cls, path: str | Path, normterm: str | Path | None = None, device: str = "cpu") -> "Predictor":
+        """Our checkpoint folder, or an original `TransformerCoAtten_*.pth.tar` (bare state_dict) with the
+        folder holding the original's NormTerm_Speech and NormTerm_Text (`normterm`); an original model was
+        trained on the paper's features (PAPER_FEATURES)."""
+        from engine.checkpoint import load_checkpoint, load_legacy
+        from models.audio_text_coatten import from_original_state_dict
+        path = Path(path)
+        if path.is_dir():
+            sd, cfg = load_checkpoint(path)
+            if cfg.get("system") != SYSTEM:
+                raise ValueError(f"{path}: a {cfg.get('system')!r} checkpoint, not {SYSTEM}")
+            model = AudioTextCoAttention(**cfg["model"])
+            model.load_state_dict(sd, strict=True)
+            return cls(model, NormTerm.from_json_all(cfg["normterm"]["audio"]),
+                       NormTerm.from_json_all(cfg["normterm"]["text"]), {**cfg, "source": str(path)}, device)
+        if not LEGACY_NAME.search(path.name):
+            raise ValueError(f"{path}: expected a checkpoint folder or an original TransformerCoAtten_*.pth.tar")
+        if normterm is None or not (Path(normterm) / "NormTerm_Speech").is_dir() \
+                or not (Path(normterm) / "NormTerm_Text").is_dir():
+            raise ValueError(f"{path}: an original .pth.tar needs --normterm, a folder holding the original's "
+                             f"NormTerm_Speech and NormTerm_Text (got {normterm})")
+        model = from_original_state_dict(load_legacy(path))
+        nt_a, nt_t = NormTerm.load(Path(normterm) / "NormTerm_Speech"), NormTerm.load(Path(normterm) / "NormTerm_Text")
+        for what, nt, dims in (("NormTerm_Speech", nt_a, model.audio_dim // 7), ("NormTerm_Text", nt_t, model.text_dim)):
+            if nt.feat_mean is None or len(nt.feat_mean) != dims:
+                raise ValueError(f"{Path(normterm) / what}: the model takes {dims}-d features, the statistics "
+                                 f"are {None if nt.feat_mean is None else len(nt.feat_mean)}-d")
+        features = {k: {**v, "dims": d} for (k, v), d in zip(PAPER_FEATURES.items(),
+                                                               (model.audio_dim // 7, model.text_dim))}
+        cfg = {"system": SYSTEM, "model": {"audio_dim": model.audio_dim, "text_dim": model.text_dim},
+               "chunking": {"strategy": "multiscale", "m": M_FRAMES, "max_len": MAX_LEN}, "features": features,
+               "legacy_file": path.name, "source": str(path)}
+        return cls(model, nt_a, nt_t, cfg, device)
+
+    def predict(self, inputs: list, batch_size: int = 16) -> np.ndarray:
+        """(N, 3) Act, Dom, Val on the label scale for inputs [(audio (T, D), text (N, Dt) or None, words)]:
+        raw (un-normalised) feature arrays; text None = the text modality absent (the empty transcript's two
+        special-token rows at the Train mean, z = 0); words = the TextGrid's intervals or a word count."""
+        out = []
+        with torch.inference_mode():
+            for b in range(0, len(inputs), batch_size):
+                chunk = inputs[b: b + batch_size]
+                audios = [self.nt_audio.features(a) for a, _, _ in chunk]
+                texts = [np.zeros((2, self.model.text_dim), np.float32) if t is None else self.nt_text.features(t)
+                         for _, t, _ in chunk]
+                batch = model_inputs(audios, texts, [w for _, _, w in chunk], self.strategy,
+                                     frame_rate=self.config["features"]["audio"].get("frame_rate") or 50.0)
+                o = self.model(*(batch[k].to(self.device) for k in ("audio", "text", "mask_audio", "mask_text")))
+                out.append(torch.stack([o[a] for a in ATTRIBUTES], 1).float().cpu().numpy())
+        z = np.concatenate(out) if out else np.zeros((0, 3))
+        return np.stack([self.nt_audio.denorm(z[:, k], a) for k, a in enumerate(ATTRIBUTES)], 1)
+
+    def extractors(self, audio_model: str | None = None, text_model: str | None = None, device: str = "cpu"):
+        """(wav2vec2 extractor, text token extractor) as the checkpoint's features were made, from the model
+        ids recorded (or the ones given, e.g. a local copy); refused when their output differs in size."""
+        from features.text import TokenFeatures
+        from features.wav2vec2 import Wav2Vec2Features
+        fa, ft = self.config["features"]["audio"], self.config["features"]["text"]
+        pa, pt = fa.get("params") or {}, ft.get("params") or {}
+        layers = pa.get("layers", "last")
+        audio = Wav2Vec2Features(model=audio_model or pa["model"], layers=layers, device=device,
+                                 combine=pa.get("combine", "concat"), normalise=pa.get("normalise", True),
+                                 **({"eps": pa["eps"]} if pa.get("eps") is not None else {}))
+        layer = pt.get("layer", "last_hidden_state")
+        text = TokenFeatures(model=text_model or pt["model"], device=device,
+                             layer=-1 if layer == "last_hidden_state" else int(layer))
+        for kind, ext, name, want in (("audio", audio, audio_model or pa["model"], fa),
+                                      ("text", text, text_model or pt["model"], ft)):
+            if ext.dims != want.get("dims"):
+                raise ValueError(f"{self.source} takes {want.get('dims')}-d {kind} features; {name} gives "
+                                 f"{ext.dims}-d")
+        return audio, text

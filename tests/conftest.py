@@ -40,6 +40,26 @@ def mel_setup(msp_corpus, tmp_path_factory):
     return msp_corpus, root
 
 
+@pytest.fixture(scope="session")
+def at_setup(msp_corpus, tmp_path_factory):
+    """(corpus root, folder with a tiny random wav2vec2 `audio` store, an offline MiniLM `text` store and their
+    Train NormTerms `NT_S` / `NT_T`) for the audio-text system; shared by every test of a run."""
+    import feat_roberta
+    import feat_wav2vec2
+    import norm_para
+    from features.wav2vec2 import save_tiny_random
+    d = tmp_path_factory.mktemp("at")
+    w2v = save_tiny_random(d / "tiny_w2v")
+    assert feat_wav2vec2.main(["--corpus", "msp-podcast", "--root", str(msp_corpus), "--model", str(w2v),
+                               "--store", str(d / "audio"), "--no-progress"]) == 0
+    assert feat_roberta.main(["--corpus", "msp-podcast", "--root", str(msp_corpus), "--model", "minilm",
+                              "--store", str(d / "text"), "--no-progress"]) == 0
+    for store, nt in (("audio", "NT_S"), ("text", "NT_T")):
+        assert norm_para.main(["--store", str(d / store), "--root", str(msp_corpus), "--out", str(d / nt),
+                               "--no-progress"]) == 0
+    return msp_corpus, d
+
+
 def write_odd_wavs(folder: Path, speech) -> dict[str, str]:
     """WAVs a user's folder may hold: a good 16 kHz file, 44.1 kHz stereo, 8-bit, and three broken ones.
 

@@ -2,26 +2,6 @@
 main.py without DeepEmoCluster flags trains and prints the banner; evaluate_missing.py tables the conditions."""
 import csv
 
-import pytest
-
-
-@pytest.fixture(scope="module")
-def at_setup(msp_corpus, tmp_path_factory):
-    import feat_roberta
-    import feat_wav2vec2
-    import norm_para
-    from features.wav2vec2 import save_tiny_random
-    d = tmp_path_factory.mktemp("at")
-    w2v = save_tiny_random(d / "tiny_w2v")
-    assert feat_wav2vec2.main(["--corpus", "msp-podcast", "--root", str(msp_corpus), "--model", str(w2v),
-                               "--store", str(d / "audio"), "--no-progress"]) == 0
-    assert feat_roberta.main(["--corpus", "msp-podcast", "--root", str(msp_corpus), "--model", "minilm",
-                              "--store", str(d / "text"), "--no-progress"]) == 0
-    for store, nt in (("audio", "NT_S"), ("text", "NT_T")):
-        assert norm_para.main(["--store", str(d / store), "--root", str(msp_corpus), "--out", str(d / nt),
-                               "--no-progress"]) == 0
-    return msp_corpus, d
-
 
 def test_train_test_banner_and_missing_data_table(at_setup, tmp_path, capsys, monkeypatch):
     import evaluate_missing
