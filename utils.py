@@ -149,6 +149,121 @@ def ccc_loss(pred, true, *, unbiased_var: bool = True):
     return 1 - 2 * cov / (vp + vt + (mp - mt) ** 2)
 
 
+# -------------------------------------------------------------------------------- classification metrics
+# Class labels are integers 0..n_classes-1 (the 4-class schemes of corpora.iemocap give the order).
+
+
+def _class_labels(true, pred, n_classes: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Both label vectors as int64, after checking: 1-D, equal lengths, integers, in [0, n_classes)."""
+    out = []
+    for name, x in (("true", true), ("pred", pred)):
+        a = np.asarray(x)
+        if a.ndim != 1:
+            raise ValueError(f"{name} labels must be a 1-D sequence (got shape {a.shape})")
+        if a.size and (a.dtype.kind not in "biuf" or (a.dtype.kind == "f" and not np.all(a == np.round(a)))):
+            raise ValueError(f"{name} labels must be integer class indices (got dtype {a.dtype})")
+        a = a.astype(np.int64)
+        if a.size and a.min() < 0:
+            raise ValueError(f"{name} labels must be >= 0 (got {a.min()})")
+        if n_classes is not None and a.size and a.max() >= n_classes:
+            raise ValueError(f"{name} label {a.max()} out of range for {n_classes} classes")
+        out.append(a)
+    if len(out[0]) != len(out[1]):
+        raise ValueError(f"true and pred differ in length ({len(out[0])} and {len(out[1])})")
+    return out[0], out[1]
+
+
+def confusion_matrix(true, pred, n_classes: int) -> np.ndarray:
+    """(n_classes, n_classes) int64 counts: row = true class, column = predicted class."""
+    if n_classes < 1:
+        raise ValueError(f"n_classes must be >= 1 (got {n_classes})")
+    t, p = _class_labels(true, pred, n_classes)
+    return np.bincount(t * n_classes + p, minlength=n_classes * n_classes).reshape(n_classes, n_classes)
+
+
+def weighted_accuracy(true, pred) -> float:
+    """Correct / total: the plain accuracy, what the IEMOCAP papers call weighted accuracy (WA)."""
+    t, p = _class_labels(true, pred)
+    if len(t) == 0:
+        raise ValueError("weighted_accuracy of no items")
+    return float(np.mean(t == p))
+
+
+def unweighted_accuracy(true, pred, n_classes: int) -> float:
+    """Mean of the per-class recalls (UA), over the classes PRESENT in `true`.
+
+    A class with no true item has recall 0/0; it is left out of the mean rather than counted as 0 (which would
+    punish a fold that lacks a class) or 1. Predictions of such a class still count against the recall of the
+    true class they were made for. On data holding every class this is the usual UA.
+    """
+    cm = confusion_matrix(true, pred, n_classes)
+    support = cm.sum(axis=1)
+    present = support > 0
+    if not present.any():
+        raise ValueError("unweighted_accuracy of no items")
+    return float(np.mean(np.diag(cm)[present] / support[present]))
+
+
+def write_confusion(path_stem: str | Path, cm, class_names, title: str | None = None) -> tuple[Path, Path]:
+    """Write `<stem>.csv` and `<stem>.png` for a confusion matrix (rows = true, columns = predicted); returns
+    both paths. `.csv`/`.png` are appended to the stem as given (a stem like `out/fold1.test` keeps its dot).
+
+    CSV: header `true\\pred,<class names>`, then one row per true class: name, counts. PNG: the counts with
+    the row-normalised percentages (recall of the row's class on the diagonal) in every cell, cells shaded by
+    that percentage; a row without items shows `-`. Both written atomically (`atomic_path`).
+    """
+    import csv
+
+    cm = np.asarray(cm)
+    names = [str(c) for c in class_names]
+    n = len(names)
+    if cm.shape != (n, n):
+        raise ValueError(f"confusion matrix of shape {cm.shape} for {n} class names")
+    if cm.size and (cm.dtype.kind not in "biuf" or not np.all(cm >= 0) or not np.all(cm == np.round(cm))):
+        raise ValueError("a confusion matrix holds non-negative integer counts")
+    cm = cm.astype(np.int64)
+    csv_path, png_path = Path(f"{path_stem}.csv"), Path(f"{path_stem}.png")
+
+    with atomic_path(csv_path) as tmp, open(tmp, "w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(["true\\pred", *names])
+        for name, row in zip(names, cm):
+            w.writerow([name, *(int(v) for v in row)])
+
+    from matplotlib.figure import Figure  # no pyplot: no backend state, Agg canvas, safe in any process
+
+    support = cm.sum(axis=1, keepdims=True)
+    frac = np.where(support > 0, cm / np.maximum(support, 1), np.nan)  # row shares; NaN for an empty row
+    side = max(4.0, 1.1 * n + 2.0)
+    fig = Figure(figsize=(side + 1.0, side))
+    ax = fig.add_subplot()
+    im = ax.imshow(np.nan_to_num(frac), cmap="Blues", vmin=0.0, vmax=1.0)
+    for i in range(n):
+        for j in range(n):
+            pct = "-" if np.isnan(frac[i, j]) else f"{100 * frac[i, j]:.1f}%"
+            dark = not np.isnan(frac[i, j]) and frac[i, j] > 0.5
+            ax.text(j, i, f"{cm[i, j]}\n{pct}", ha="center", va="center", fontsize=10,
+                    color="white" if dark else "black")
+    long_names = max(map(len, names), default=0) > 6
+    ax.set_xticks(range(n), names, rotation=30 if long_names else 0, ha="right" if long_names else "center")
+    ax.set_yticks(range(n), names)
+    ax.set_xlabel("predicted")
+    ax.set_ylabel("true")
+    total = int(cm.sum())
+    present = support[:, 0] > 0
+    if total:
+        ua = np.mean(np.diag(cm)[present] / support[present, 0])
+        acc = f"WA {100 * np.trace(cm) / total:.1f}%, UA {100 * ua:.1f}% ({total} items)"
+    else:
+        acc = "no items"
+    ax.set_title(f"{title}\n{acc}" if title else acc)
+    fig.colorbar(im, ax=ax, fraction=0.046, pad=0.04, label="share of the true class")
+    fig.tight_layout()
+    with atomic_path(png_path) as tmp:
+        fig.savefig(tmp, format="png", dpi=100)
+    return csv_path, png_path
+
+
 # --------------------------------------------------------------------------------------- chunking
 
 def dynamic_chunks(lengths, m: int = 62, C: int = 11, n: int = 1) -> np.ndarray:

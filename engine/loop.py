@@ -20,6 +20,7 @@ and, optionally:
     state() / load_state(s)                      (the method's own RNGs etc., saved for an exact resume)
     round_log() -> dict                          (extra numbers for this round's log row, e.g. NMI)
 
+Early stopping (`patience`) and gradient clipping by value (`clip_value`) are loop settings, off by default.
 Two ways to count: `iterations` (System 1: rounds of `val_every` steps drawn from an endless seeded sampler of
 full batches, stopping after exactly `iterations` steps, where the original overshoots to the end of an epoch)
 or `epochs` (a round is one epoch of the method's stages). Resume restores the model, every optimiser, the
@@ -67,6 +68,12 @@ class LoopConfig:
     deterministic: bool = False  # one thread + deterministic kernels: identical weights under any load
     train_name: str = "training"  # what the items are, for messages ("train split of MSP-Podcast")
     val_name: str = "validation"
+    patience: int = 0  # > 0: stop after patience + 1 validations in a row without improvement (MDRE: 7)
+    clip_value: float = 0.0  # > 0: clip every gradient element to [-clip_value, clip_value] (MDRE: 10)
+
+
+# settings added after runs existed: recorded only when set, so older run folders keep resuming
+OPTIONAL_SETTINGS = {"patience": 0, "clip_value": 0.0}
 
 
 # settings that do not change what a run computes: a run may be resumed with other values of these
@@ -128,6 +135,7 @@ class LoopResult:
     steps_run: int = 0  # steps this call ran (0 when the run had already finished)
     epochs: int = 0  # epoch mode: the run's completed epochs
     batch_size: int = 0  # the batch size actually used (the request capped at the number of training items)
+    stopped_early: bool = False  # ended by LoopConfig.patience before its iterations / epochs
 
 
 def ddp_env() -> tuple[int, int, int]:
@@ -293,7 +301,8 @@ def _train(method, train_items: list, val_items: list, cfg: LoopConfig) -> LoopR
     requested_batch = cfg.batch_size
     cfg = replace(cfg, batch_size=min(cfg.batch_size, len(train_items)))
     out = Path(cfg.out_dir)
-    config = {"loop": {**{k: str(v) if isinstance(v, Path) else v for k, v in asdict(cfg).items()},
+    config = {"loop": {**{k: str(v) if isinstance(v, Path) else v for k, v in asdict(cfg).items()
+                          if OPTIONAL_SETTINGS.get(k, object()) != v},
                        "requested_batch_size": requested_batch, "threads": torch.get_num_threads()},
               **method.config(),
               "data": {"train": {"items": len(train_items), "digest": items_digest(train_items)},
@@ -310,6 +319,7 @@ def _train(method, train_items: list, val_items: list, cfg: LoopConfig) -> LoopR
                   else {"adam": torch.optim.Adam(model.parameters(), lr=cfg.lr)})
     sampler = None if epoch_mode else Sampler(len(train_items), cfg.batch_size, cfg.seed)
     step, epoch, best_val, best_step, log_rows = 0, 0, float("inf"), -1, []
+    stale = 0  # validations in a row without improvement (early stopping)
     state = load_state(out) if cfg.resume else None
     if state is not None:
         model.load_state_dict(state["model"])
@@ -321,6 +331,7 @@ def _train(method, train_items: list, val_items: list, cfg: LoopConfig) -> LoopR
             method.load_state(state["method"])
         step, epoch = int(state["step"]), int(state.get("epoch", 0))
         best_val, best_step = float(state["best_val"]), int(state["best_step"])
+        stale = int(state.get("stale", 0))
         torch.set_rng_state(state["torch_rng"])
         random.setstate(_to_python_random(state["python_rng"]))
         log_rows = _read_log(out / "log.csv")
@@ -342,14 +353,18 @@ def _train(method, train_items: list, val_items: list, cfg: LoopConfig) -> LoopR
                desc=f"train {out.name}", unit="epoch" if epoch_mode else "it", disable=not ctx.progress)
 
     def rounds():
-        """(stages of one round) until the run is done: an epoch, or the steps up to the next validation."""
-        while epoch < cfg.epochs if epoch_mode else step < cfg.iterations:
+        """(stages of one round) until the run is done: an epoch, or the steps up to the next validation, or
+        early stopping."""
+        while (epoch < cfg.epochs if epoch_mode else step < cfg.iterations) and not stopped_early():
             if epoch_mode:
                 yield method.epoch_stages(model, epoch, ctx, train_items)
             else:
                 n = min(cfg.val_every - step % cfg.val_every, cfg.iterations - step)
                 yield [Stage("train", (sampler.next() for _ in range(n)), train_items, method.loss,
                              list(optimizers.values()), collate=getattr(method, "train_collate", None), total=n)]
+
+    def stopped_early() -> bool:
+        return cfg.patience > 0 and stale > cfg.patience
 
     def run_stage(st: Stage, timing: dict) -> list[float]:
         nonlocal step, t_data
@@ -386,6 +401,8 @@ def _train(method, train_items: list, val_items: list, cfg: LoopConfig) -> LoopR
             for o in st.optimizers:
                 o.zero_grad(set_to_none=True)
             loss.backward()
+            if cfg.clip_value > 0:
+                torch.nn.utils.clip_grad_value_(net.parameters(), cfg.clip_value)
             for o in st.optimizers:
                 o.step()
             losses.append(float(loss.detach()))
@@ -411,6 +428,7 @@ def _train(method, train_items: list, val_items: list, cfg: LoopConfig) -> LoopR
         where = epoch if epoch_mode else step
         if improved:
             best_val, best_step = val, where
+        stale = 0 if improved else stale + 1
         row = {("epoch" if epoch_mode else "step"): where}
         if epoch_mode:
             row["steps"] = step
@@ -428,7 +446,8 @@ def _train(method, train_items: list, val_items: list, cfg: LoopConfig) -> LoopR
             _plot(log_rows, out / "loss.png", out.name)
             save_state(out, {"model": model.state_dict(), "step": step, "epoch": epoch,
                              "optimizers": {k: o.state_dict() for k, o in optimizers.items()},
-                             "best_val": best_val, "best_step": best_step, "torch_rng": torch.get_rng_state(),
+                             "best_val": best_val, "best_step": best_step, "stale": stale,
+                             "torch_rng": torch.get_rng_state(),
                              "python_rng": _from_python_random(random.getstate()),
                              **({"sampler": sampler.state()} if sampler is not None else {}),
                              **({"method": method.state()} if hasattr(method, "state") else {})})
@@ -436,8 +455,11 @@ def _train(method, train_items: list, val_items: list, cfg: LoopConfig) -> LoopR
             dist.barrier()
     bar.close()
     pool.shutdown()
+    if stopped_early() and main_rank:
+        print(f"early stop at {'epoch ' + str(epoch) if epoch_mode else 'iteration ' + str(step)}: "
+              f"{stale} validations without improvement (patience {cfg.patience})")
     return LoopResult(best_step, best_val, step, time.time() - t_start, t_data, steps_run=step - first_step,
-                      batch_size=cfg.batch_size, epochs=epoch)
+                      batch_size=cfg.batch_size, epochs=epoch, stopped_early=stopped_early())
 
 
 def _from_python_random(s):  # a tuple with a tuple of ints: make it a plain list for weights_only loading

@@ -151,3 +151,30 @@ def testing_inputs(args, also_in: tuple[Path, ...] = ()) -> tuple[Path, Path, Fe
     if not items:
         raise UserError(f"no {args.split} utterance with {args.emo_attr} labels and features in {args.store}")
     return out, ckpt, store, items
+
+
+def write_class_scores(out: Path, utts: list[str], labels, logits, classes, *, result: dict) -> tuple[float, float]:
+    """The classification counterpart of write_scores (Systems 4 and 5): per-utterance CSV (utterance, label,
+    prediction, one logit per class), the confusion matrix as <stem>_confusion.csv/.png, and <out>.json with
+    WA, UA and the matrix in the shared result format. Returns (WA, UA)."""
+    import json
+
+    from engine.checkpoint import git_commit
+    from utils import (atomic_path, atomic_write_text, confusion_matrix, unweighted_accuracy, weighted_accuracy,
+                       write_confusion)
+    labels = np.asarray(labels, np.int64)
+    logits = np.asarray(logits, np.float64)
+    pred = logits.argmax(1)
+    wa, ua = weighted_accuracy(labels, pred), unweighted_accuracy(labels, pred, len(classes))
+    cm = confusion_matrix(labels, pred, len(classes))
+    with atomic_path(out) as tmp, open(tmp, "w") as f:
+        f.write("utterance,label,prediction," + ",".join(f"logit_{c}" for c in classes) + "\n")
+        f.writelines(f"{u},{classes[y]},{classes[p]}," + ",".join(f"{v:.5f}" for v in row) + "\n"
+                     for u, y, p, row in zip(utts, labels, pred, logits))
+    stem = out.with_name(out.stem + "_confusion")
+    write_confusion(stem, cm, list(classes), title=result.get("title"))
+    atomic_write_text(out.with_suffix(".json"), json.dumps(
+        {"metric": "WA/UA", "WA": wa, "UA": ua, "utterances": len(utts), "classes": list(classes),
+         "confusion": cm.tolist(), "per_utterance_csv": out.name, "confusion_png": stem.name + ".png",
+         "code_version": git_commit(), **result}, indent=1, default=str))
+    return wa, ua

@@ -1,0 +1,244 @@
+#!/usr/bin/env python
+"""Train and test the MDRE family (ARE, TRE, MDRE, MDREA) on IEMOCAP over every fold of a protocol; print the
+fold table and the mean WA / UA.
+
+    python mdre.py --root /data/IEMOCAP_full_release --model MDREA                 # the original's 5 random folds
+    python mdre.py --root R --model MDRE --protocol loso --glove glove.840B.300d.txt  # leave one session out
+    python mdre.py --root R --model ARE --folds 1 --missing frames:0.3,words:0.3,text-absent
+    torchrun --nproc_per_node=2 mdre.py --root R --model TRE
+
+Features: the MFCC-E-D-A and prosody stores (feat_mdre.py; extracted here on first use when the audio is
+there). Text: NLTK-style tokens, a vocabulary from the training part of each fold (`--faithful-vocab`: from
+every utterance, as the original, which lets test words in), 300-d GloVe rows from `--glove` when given, else
+random 100-d vectors. Protocols: `random5` (the original's utterance-level folds, seeds 337 / 3372, dev and
+test drawn from the held-out fold) and `loso` (speaker-independent: each session tested once; the dev part is
+10 % of the training sessions' utterances, seeded). Training as the original: Adam 1e-3, batch 128, gradients
+clipped to +-10, sigmoid cross-entropy on one-hot targets (`--loss softmax`), validation every 0.3 epoch of
+draws, best model by dev loss, early stop after 8 validations without improvement, at most -iter steps.
+
+Writes per fold <out>/<MODEL>_<protocol>_fold<k>/ (model.safetensors + config.json, run.json, state.pt,
+log.csv, loss.png) and <results>/<MODEL>_<protocol>_fold<k>.csv (per utterance) + _confusion.csv/.png + .json;
+then <results>/<MODEL>_<protocol>_folds.csv/.json (the fold table and the mean). With --missing, every fold's
+model is also tested under each condition: <results>/<MODEL>_<protocol>_missing.csv. Re-running resumes.
+"""
+import json
+import random
+import sys
+import warnings
+from pathlib import Path
+
+import numpy as np
+
+from engine.cli import UserError, entry, int_at_least, parser, positive_float
+
+
+def fold_splits(items: list, protocol: str, dev_share: float = 0.1, seed: int = 3372) -> list:
+    """(train, dev, test) per fold of (record, label) items: the original's random folds, or leave-one-session-out
+    with a seeded dev share of the training sessions."""
+    from corpora.iemocap import loso_folds, mdre_random_folds
+    if protocol == "random5":
+        return mdre_random_folds(items)
+    folds = []
+    for train, test in loso_folds(items):
+        rng = random.Random(seed)
+        dev_idx = set(rng.sample(range(len(train)), max(1, round(dev_share * len(train)))))
+        folds.append(([it for i, it in enumerate(train) if i not in dev_idx],
+                      [it for i, it in enumerate(train) if i in dev_idx], test))
+    return folds
+
+
+def ensure_features(records, root: Path, kind: str, progress: bool):
+    """The MFCC or prosody store under <root>/Features, extracting what it lacks when the audio is there."""
+    from features.extract import Item, extract_to_store
+    from features.mdre_acoustic import EXTRACTORS
+    from features.store import FeatureStore
+    ext = EXTRACTORS[kind]()
+    path = root / "Features" / ext.name
+    if path.is_dir():
+        store = FeatureStore(path)
+    else:
+        store = FeatureStore.create(path, name=ext.name, extractor=type(ext).__name__, params=ext.params,
+                                    dims=ext.dims, frame_rate=ext.frame_rate, dtype="float32",
+                                    extra={"norm_pooling": ext.norm_pooling})
+    todo = [Item.from_record(r) for r in records if r.utt_id not in store and r.audio_path is not None
+            and Path(r.audio_path).is_file()]
+    if todo:
+        extract_to_store(ext, todo, store, progress=progress)
+        store.refresh()
+    return store
+
+
+@entry
+def main(argv=None) -> int:
+    from corpora.iemocap import FOUR_CLASS, four_class, read_iemocap
+    from corpora.records import CorpusError
+    from engine.checkpoint import load_checkpoint
+    from engine.loop import LoopConfig, ddp_env, evaluate, train
+    from features.missing import parse_condition
+    from features.vocab import build_vocabulary, load_glove, tokenize
+    from systems.common import write_class_scores
+    from systems.mdre import CLASSES, KINDS, MAX_TOKENS, USES_AUDIO, MDREMethod, training_norm
+    from utils import atomic_path, atomic_write_text, resolve_device, writable_dir
+    ap = parser(__doc__)
+    ap.add_argument("--root", type=Path, required=True, help="IEMOCAP release folder (holding Session1..5)")
+    ap.add_argument("--model", choices=KINDS, default="MDREA", help="which model of the family")
+    ap.add_argument("--protocol", choices=("random5", "loso"), default="random5",
+                    help="random5: the original's 5 random utterance folds; loso: leave one session out")
+    ap.add_argument("--folds", help="comma-separated fold numbers to run, 1-based (default: all)")
+    ap.add_argument("--glove", type=Path, help="GloVe-format text file of 300-d word vectors (default: random 100-d)")
+    ap.add_argument("--faithful-vocab", action="store_true",
+                    help="build the vocabulary from every utterance, test ones included, as the original")
+    ap.add_argument("--loss", choices=("sigmoid", "softmax"), default="sigmoid",
+                    help="sigmoid cross-entropy on one-hot targets (the original) or softmax cross-entropy")
+    ap.add_argument("--normalise", action="store_true",
+                    help="z-normalise MFCC and prosody with the training part's statistics (the original feeds raw "
+                         "values: Hz, dB and log-energy scales)")
+    ap.add_argument("-iter", "--iterations", type=int_at_least(1), default=10000, help="most training steps")
+    ap.add_argument("-batch", "--batch-size", type=int_at_least(2), default=128, help="utterances per batch")
+    ap.add_argument("--lr", type=positive_float, default=1e-3, help="Adam learning rate")
+    ap.add_argument("--val-every", type=int_at_least(1),
+                    help="validate every N steps (default: int(0.3 * train size / batch) + 1, the original's)")
+    ap.add_argument("--patience", type=int, default=7, help="validations without improvement tolerated (0: off)")
+    ap.add_argument("--clip", type=float, default=10.0, help="clip gradients by value to +-clip (0: off)")
+    ap.add_argument("--train-missing", type=parse_condition,
+                    help="missing data as training augmentation, e.g. frames:0.2, words:0.2 (default: none)")
+    ap.add_argument("--missing", help="test every fold also under these comma-separated conditions, e.g. "
+                                      "frames:0.3,words:0.3,audio-absent,text-absent (default: none)")
+    ap.add_argument("--seed", type=int, default=0, help="seed of initialisation, sampling, dropout, missing data")
+    ap.add_argument("--out", type=Path, default=Path("Models"), help="folder of the run folders")
+    ap.add_argument("--results", type=Path, default=Path("results"), help="folder of the result files")
+    ap.add_argument("--device", default="auto", help="cpu, cuda, cuda:N, or auto")
+    ap.add_argument("--deterministic", action="store_true", help="one thread, deterministic kernels")
+    ap.add_argument("--no-resume", action="store_true", help="start every fold over")
+    ap.add_argument("--no-progress", action="store_true", help="no progress bars")
+    args = ap.parse_args(argv)
+    writable_dir(args.out)
+    writable_dir(args.results)
+    try:
+        conditions = [parse_condition(c) for c in args.missing.split(",")] if args.missing else []
+    except ValueError as e:
+        raise UserError(f"--missing: {e}") from None
+    if any(c.kind == "words+audio" for c in conditions):
+        raise UserError("--missing words+audio needs word timings, which IEMOCAP's reader does not give")
+    try:
+        corpus = read_iemocap(args.root)
+    except CorpusError as e:
+        raise UserError(str(e)) from None
+    corpus.report()
+    labelled = four_class(corpus.records, "mdre")
+    if not labelled:
+        raise UserError(f"{args.root}: no utterance of the four classes {', '.join(FOUR_CLASS['mdre'].classes)}")
+    progress = not args.no_progress
+    rank = ddp_env()[0]
+    stores = {}
+    if args.model in USES_AUDIO:
+        for kind in ("mfcc", "prosody"):
+            stores[kind] = ensure_features([r for r, _ in labelled], args.root, kind, progress and rank == 0)
+    missing = sorted({r.utt_id for r, _ in labelled for s in stores.values() if r.utt_id not in s})
+    if missing:
+        print(f"warning: {len(missing)} utterance(s) have no acoustic features (see the stores' errors-*.csv) and "
+              f"are left out: {', '.join(missing[:10])}{' ...' if len(missing) > 10 else ''}", file=sys.stderr)
+    no_text = [r.utt_id for r, _ in labelled if not (r.transcript or "").strip()]
+    if no_text and args.model != "ARE":
+        print(f"warning: {len(no_text)} utterance(s) have an empty or missing transcript and get no words: "
+              f"{', '.join(no_text[:10])}{' ...' if len(no_text) > 10 else ''}", file=sys.stderr)
+    # the fold draws run over every four-class utterance in the global order, as the original's
+    folds = [tuple([(r.utt_id, y) for r, y in part] for part in fold) for fold in fold_splits(labelled, args.protocol)]
+    usable = set(r.utt_id for r, _ in labelled) - set(missing)
+    tokens_of = {r.utt_id: tokenize(r.transcript or "") for r, _ in labelled}
+    long = [u for u, t in tokens_of.items() if len(t) > MAX_TOKENS]
+    if long:
+        print(f"warning: {len(long)} transcript(s) have more than {MAX_TOKENS} tokens and keep their first "
+              f"{MAX_TOKENS}: {', '.join(long[:10])}", file=sys.stderr)
+    chosen = range(1, len(folds) + 1) if not args.folds else [int(k) for k in args.folds.split(",")]
+    if any(not 1 <= k <= len(folds) for k in chosen):
+        raise UserError(f"--folds {args.folds}: the {args.protocol} protocol has folds 1..{len(folds)}")
+    device = resolve_device(args.device)
+    tag = f"{args.model}_{args.protocol}{'_norm' if args.normalise else ''}{'_allvocab' if args.faithful_vocab else ''}"
+    rows, miss_rows = [], []
+    for k in chosen:
+        train_items, dev_items, test_items = ([it for it in part if it[0] in usable] for part in folds[k - 1])
+        vocab = build_vocabulary([tokens_of[u] for u, _ in train_items],
+                                 [tokenize(r.transcript or "") for r in corpus.records] if args.faithful_vocab else None,
+                                 faithful=args.faithful_vocab)
+        with warnings.catch_warnings():  # over-long transcripts are listed once, above
+            warnings.simplefilter("ignore")
+            ids = {u: vocab.encode(toks, max_len=MAX_TOKENS)[: min(len(toks), MAX_TOKENS)]
+                   for u, toks in tokens_of.items()}
+        embedding = None
+        if args.glove:
+            try:
+                embedding, coverage = load_glove(args.glove, vocab, seed=args.seed, progress=progress and rank == 0)
+            except (OSError, ValueError) as e:
+                raise UserError(f"--glove: {e}") from None
+            print(f"fold {k}: GloVe {coverage}", flush=True)
+        norm = (training_norm(stores["mfcc"], stores["prosody"], [u for u, _ in train_items])
+                if args.normalise and stores else None)
+        method = MDREMethod(args.model, stores.get("mfcc"), stores.get("prosody"), ids, vocab.tokens, norm=norm,
+                            embedding=embedding, loss_kind=args.loss,
+                            train_condition=str(args.train_missing) if args.train_missing else None, seed=args.seed,
+                            protocol={"name": args.protocol, "fold": k, "folds": len(folds),
+                                      "faithful_vocab": args.faithful_vocab, "glove": str(args.glove or "")})
+        val_every = args.val_every or int(len(train_items) * 0.3 / args.batch_size) + 1
+        run = args.out / f"{tag}_fold{k}"
+        cfg = LoopConfig(out_dir=run, iterations=args.iterations, batch_size=args.batch_size, lr=args.lr,
+                         val_every=val_every, seed=args.seed, device=device, resume=not args.no_resume,
+                         progress=progress, deterministic=args.deterministic, patience=args.patience,
+                         clip_value=args.clip, train_name=f"fold {k} training part", val_name=f"fold {k} dev part")
+        res = train(method, train_items, dev_items, cfg)
+        if rank != 0:
+            continue
+        model = method.build_model()
+        model.load_state_dict(load_checkpoint(run)[0])
+        model = model.to(device).eval()
+        logits = evaluate(method, model, test_items, 256, device)
+        utts, labels = [u for u, _ in test_items], [y for _, y in test_items]
+        result = {"system": "mdre", "model": args.model, "corpus": str(args.root), "protocol": args.protocol,
+                  "fold": k, "split": f"fold {k} test", "checkpoint": str(run), "seed": args.seed,
+                  "loss": args.loss, "faithful_vocab": args.faithful_vocab, "normalise": args.normalise,
+                  "title": f"{tag} fold {k}"}
+        wa, ua = write_class_scores(args.results / f"{tag}_fold{k}.csv", utts, labels, logits, CLASSES, result=result)
+        rows.append({"fold": k, "train": len(train_items), "dev": len(dev_items), "test": len(test_items),
+                     "WA": wa, "UA": ua, "best_step": res.best_step, "steps": res.steps,
+                     "stopped_early": res.stopped_early, "vocab": len(vocab.tokens)})
+        print(f"{tag} fold {k}: WA {wa:.4f}  UA {ua:.4f}  (train {len(train_items)}, dev {len(dev_items)}, test "
+              f"{len(test_items)}; best dev loss at step {res.best_step} of {res.steps})", flush=True)
+        for cond in conditions:
+            method.condition, method.eval_seed = cond, args.seed
+            lg = evaluate(method, model, test_items, 256, device)
+            from utils import unweighted_accuracy, weighted_accuracy
+            miss_rows.append({"fold": k, "condition": str(cond), "WA": weighted_accuracy(labels, lg.argmax(1)),
+                              "UA": unweighted_accuracy(labels, lg.argmax(1), len(CLASSES))})
+        method.condition = None
+    if rank != 0 or not rows:
+        return 0
+    mean = {m: float(np.mean([r[m] for r in rows])) for m in ("WA", "UA")}
+    print(f"\n| {tag} fold | train | dev | test | WA | UA |\n|---|---|---|---|---|---|")
+    for r in rows:
+        print(f"| {r['fold']} | {r['train']} | {r['dev']} | {r['test']} | {r['WA']:.4f} | {r['UA']:.4f} |")
+    print(f"| mean of {len(rows)} | | | | {mean['WA']:.4f} | {mean['UA']:.4f} |")
+    table = args.results / f"{tag}_folds.csv"
+    with atomic_path(table) as tmp, open(tmp, "w") as f:
+        f.write(",".join(rows[0]) + "\n")
+        f.writelines(",".join(f"{v:.6f}" if isinstance(v, float) else str(v) for v in r.values()) + "\n" for r in rows)
+    from engine.checkpoint import git_commit
+    atomic_write_text(table.with_suffix(".json"), json.dumps(
+        {"metric": "WA/UA", "system": "mdre", "model": args.model, "corpus": str(args.root), "protocol": args.protocol,
+         "folds": rows, "mean": mean, "seed": args.seed, "loss": args.loss, "faithful_vocab": args.faithful_vocab,
+         "code_version": git_commit(), "command": "python mdre.py " + " ".join(map(str, argv or sys.argv[1:]))},
+        indent=1, default=str))
+    if miss_rows:
+        path = args.results / f"{tag}_missing.csv"
+        with atomic_path(path) as tmp, open(tmp, "w") as f:
+            f.write("fold,condition,WA,UA\n")
+            f.writelines(f"{r['fold']},{r['condition']},{r['WA']:.6f},{r['UA']:.6f}\n" for r in miss_rows)
+        print(f"\n| {tag} condition | WA | UA |  (mean over folds)\n|---|---|---|")
+        print(f"| complete | {mean['WA']:.4f} | {mean['UA']:.4f} |")
+        for c in dict.fromkeys(r["condition"] for r in miss_rows):
+            sel = [r for r in miss_rows if r["condition"] == c]
+            print(f"| {c} | {np.mean([r['WA'] for r in sel]):.4f} | {np.mean([r['UA'] for r in sel]):.4f} |")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,119 @@
+"""The MDRE family end to end on a small synthetic IEMOCAP release: folds (random and leave-one-session-out),
+the fold table, result files (per utterance, confusion matrix, WA/UA JSON), resume, early stopping, the
+vocabulary of the training part only, and the missing-data conditions."""
+import csv
+import json
+
+import numpy as np
+import pytest
+
+from systems.mdre import UNK, apply_missing
+
+
+@pytest.fixture(scope="module")
+def iemocap(tmp_path_factory):
+    from corpora.synth.iemocap import write_iemocap
+    root = tmp_path_factory.mktemp("mdre_corpus") / "IEMOCAP_full_release"
+    write_iemocap(root, n=80, seed=3, progress=False)
+    return root
+
+
+def run(iemocap, tmp_path, *extra):
+    import mdre
+    return mdre.main(["--root", str(iemocap), "-iter", "6", "-batch", "8", "--val-every", "3", "--out",
+                      str(tmp_path / "M"), "--results", str(tmp_path / "R"), "--no-progress", "--deterministic",
+                      *extra])
+
+
+def test_loso_fold_table_result_files_and_resume(iemocap, tmp_path, capsys):
+    from corpora.iemocap import four_class, read_iemocap
+    assert run(iemocap, tmp_path, "--model", "MDREA", "--protocol", "loso", "--folds", "4,5",
+               "--missing", "frames:0.5,words:0.5,audio-absent,text-absent") == 0
+    out = capsys.readouterr().out
+    assert "| MDREA_loso fold | train | dev | test | WA | UA |" in out and "| mean of 2 |" in out
+    R = tmp_path / "R"
+    folds = list(csv.DictReader(open(R / "MDREA_loso_folds.csv")))
+    assert [r["fold"] for r in folds] == ["4", "5"]
+    records = {r.utt_id: r for r, _ in four_class(read_iemocap(iemocap).records, "mdre")}
+    for k in (4, 5):
+        rows = list(csv.DictReader(open(R / f"MDREA_loso_fold{k}.csv")))
+        # leave one session out: the test part is exactly session k's four-class utterances
+        assert {r["utterance"] for r in rows} == {u for u, rec in records.items() if rec.session == k}
+        res = json.loads((R / f"MDREA_loso_fold{k}.json").read_text())
+        labels = np.array([res["classes"].index(r["label"]) for r in rows])
+        pred = np.array([res["classes"].index(r["prediction"]) for r in rows])
+        assert res["WA"] == pytest.approx(np.mean(labels == pred))
+        recalls = [np.mean(pred[labels == c] == c) for c in np.unique(labels)]
+        assert res["UA"] == pytest.approx(np.mean(recalls))
+        assert np.array(res["confusion"]).sum() == len(rows)
+        assert (R / f"MDREA_loso_fold{k}_confusion.png").read_bytes()[:4] == b"\x89PNG"
+        assert res["protocol"] == "loso" and res["fold"] == k and res["code_version"]
+        # the vocabulary holds no token seen only outside the training part
+        from features.vocab import tokenize
+        cfg = json.loads((tmp_path / "M" / f"MDREA_loso_fold{k}" / "config.json").read_text())
+        train_tokens = {t for u, rec in records.items() if rec.session != k for t in tokenize(rec.transcript or "")}
+        assert set(cfg["vocab"]) - {"_PAD_", "_UNK_"} <= train_tokens
+        assert cfg["loop"]["clip_value"] == 10.0 and cfg["loop"]["patience"] == 7
+    miss = list(csv.DictReader(open(R / "MDREA_loso_missing.csv")))
+    assert [(r["fold"], r["condition"]) for r in miss] == [
+        (k, c) for k in ("4", "5") for c in ("frames:0.5", "words:0.5", "audio-absent", "text-absent")]
+    # a second run resumes every fold and writes the same table
+    before = (R / "MDREA_loso_folds.csv").read_bytes()
+    assert run(iemocap, tmp_path, "--model", "MDREA", "--protocol", "loso", "--folds", "4,5") == 0
+    assert "already finished" in capsys.readouterr().out
+    assert (R / "MDREA_loso_folds.csv").read_bytes() == before
+
+
+def test_random_folds_faithful_vocab_and_early_stop(iemocap, tmp_path, capsys):
+    import shutil
+
+    from corpora.iemocap import four_class, mdre_random_folds, read_iemocap
+    items = four_class(read_iemocap(iemocap).records, "mdre")
+    test_utt = mdre_random_folds(items)[0][2][0][0].utt_id
+    iemocap = shutil.copytree(iemocap, tmp_path / "corpus")  # a word only a test utterance says
+    for f in iemocap.glob("Session*/dialog/transcriptions/*.txt"):
+        text = f.read_text()
+        if test_utt in text:
+            f.write_text("\n".join(line + " zyzzyva" if line.startswith(test_utt) else line
+                                   for line in text.splitlines()) + "\n")
+    assert run(iemocap, tmp_path, "--model", "TRE", "--folds", "1", "--faithful-vocab", "-iter", "300",
+               "--val-every", "1", "--patience", "1", "--lr", "3") == 0
+    train, dev, test = mdre_random_folds(items)[0]
+    (row,) = csv.DictReader(open(tmp_path / "R" / "TRE_random5_allvocab_folds.csv"))
+    assert (int(row["train"]), int(row["dev"]), int(row["test"])) == (len(train), len(dev), len(test))
+    assert row["stopped_early"] == "True" and int(row["steps"]) < 300
+    assert "early stop at iteration" in capsys.readouterr().out
+    cfg = json.loads((tmp_path / "M" / "TRE_random5_allvocab_fold1" / "config.json").read_text())
+    from features.vocab import tokenize
+    every = {t for r in read_iemocap(iemocap).records for t in tokenize(r.transcript or "")}
+    outside = every - {t for r, _ in train for t in tokenize(r.transcript or "")}
+    # the original's leak, kept by --faithful-vocab: every transcript's tokens, other classes' and test's too
+    assert "zyzzyva" in outside and set(cfg["vocab"]) == every | {"_PAD_", "_UNK_"}
+
+
+def test_are_normalised_and_bad_arguments(iemocap, tmp_path, capsys):
+    assert run(iemocap, tmp_path, "--model", "ARE", "--protocol", "loso", "--folds", "1", "--normalise") == 0
+    cfg = json.loads((tmp_path / "M" / "ARE_loso_norm_fold1" / "config.json").read_text())
+    assert len(cfg["norm"]["mfcc"][0]) == 39 and len(cfg["norm"]["prosody"][1]) == 35
+    assert run(iemocap, tmp_path, "--model", "ARE", "--folds", "9") == 1
+    assert "folds 1..5" in capsys.readouterr().err
+    assert run(iemocap, tmp_path, "--model", "MDRE", "--missing", "words+audio:0.2") == 1
+    assert "word timings" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        run(iemocap, tmp_path, "--model", "ARE", "-batch", "1")
+
+
+def test_missing_conditions_on_mdre_inputs():
+    from features.missing import parse_condition
+    rng = np.random.default_rng(0)
+    mfcc, pros, ids = rng.normal(size=(40, 39)), rng.normal(size=35), np.arange(2, 22)
+    m, p, t = apply_missing(parse_condition("words:0.25"), mfcc, pros, ids, np.random.default_rng(1))
+    assert (t == UNK).sum() == 5 and (m is mfcc) and (ids == np.arange(2, 22)).all()
+    m, p, t = apply_missing(parse_condition("frames:0.5"), mfcc, pros, ids, np.random.default_rng(1))
+    assert (np.abs(m).sum(1) == 0).sum() == 20 and np.abs(mfcc).sum(1).min() > 0
+    m, p, t = apply_missing(parse_condition("audio-absent"), mfcc, pros, ids, rng)
+    assert not m.any() and not p.any() and (t == ids).all()
+    m, p, t = apply_missing(parse_condition("text-absent"), mfcc, pros, ids, rng)
+    assert (t == UNK).all() and (m == mfcc).all()
+    with pytest.raises(ValueError, match="word timings"):
+        apply_missing(parse_condition("words+audio:0.2"), mfcc, pros, ids, rng)
