@@ -131,9 +131,20 @@ def main(argv=None) -> int:
     progress = not args.no_progress
     rank = ddp_env()[0]
     stores = {}
+    world = ddp_env()[1]
+    if world > 1:  # the process group now, so rank 0 alone extracts what the stores lack while the others wait
+        import torch.distributed as dist
+        dist.init_process_group("nccl" if args.device.startswith("cuda") else "gloo")
     if args.model in USES_AUDIO:
         for kind in ("mfcc", "prosody"):
-            stores[kind] = ensure_features([r for r, _ in labelled], args.root, kind, progress and rank == 0)
+            if rank == 0:
+                stores[kind] = ensure_features([r for r, _ in labelled], args.root, kind, progress)
+            if world > 1:
+                dist.barrier()
+            if rank != 0:
+                from features.mdre_acoustic import EXTRACTORS
+                from features.store import FeatureStore
+                stores[kind] = FeatureStore(args.root / "Features" / EXTRACTORS[kind].name)
     missing = sorted({r.utt_id for r, _ in labelled for s in stores.values() if r.utt_id not in s})
     if missing:
         print(f"warning: {len(missing)} utterance(s) have no acoustic features (see the stores' errors-*.csv) and "

@@ -117,3 +117,24 @@ def test_missing_conditions_on_mdre_inputs():
     assert (t == UNK).all() and (m == mfcc).all()
     with pytest.raises(ValueError, match="word timings"):
         apply_missing(parse_condition("words+audio:0.2"), mfcc, pros, ids, rng)
+
+
+def test_torchrun_two_cpu_processes(iemocap, tmp_path):
+    """Rank 0 extracts the features while rank 1 waits; both train; only rank 0 writes results and prints."""
+    import os
+    import shutil
+    import subprocess
+    import sys
+    from pathlib import Path
+    repo = Path(__file__).resolve().parents[1]
+    root = shutil.copytree(iemocap, tmp_path / "corpus", ignore=shutil.ignore_patterns("Features"))
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(repo)}
+    proc = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
+                           str(repo / "mdre.py"), "--root", str(root), "--model", "MDREA", "--protocol", "loso",
+                           "--folds", "2", "-iter", "4", "-batch", "8", "--val-every", "2", "--out", str(tmp_path / "M"),
+                           "--results", str(tmp_path / "R"), "--no-progress"],
+                          cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert proc.stdout.count("MDREA_loso fold 2: WA") == 1 and proc.stdout.count("| mean of 1 |") == 1
+    assert (tmp_path / "R" / "MDREA_loso_fold2.json").is_file()
+    assert [r["step"] for r in csv.DictReader(open(tmp_path / "M" / "MDREA_loso_fold2" / "log.csv"))] == ["2", "4"]
