@@ -12,7 +12,7 @@
 Every step skips what is already done (the corpus, the stores, finished training runs), so a second
 `make demo` only re-scores. Settings are the published ones except for the demo's short training: the chunk
 LSTM 100 iterations of batch 16 at lr 1e-3, DeepEmoCluster 3 epochs of batch 8 with K = 5 and a 40-sentence
-unlabelled pool, the audio-text system 60 iterations of batch 16 at lr 5e-4 per chunking strategy, on
+unlabelled pool, the audio-text system 40 iterations of batch 16 at lr 5e-4 per chunking strategy, on
 wav2vec2 frames of a tiny randomly initialised local model (no model hub here; it still hears pitch and
 timing, not loudness, as its input is standardised) and token features of the offline pretrained MiniLM
 (minutes on 2 CPU cores instead of hours on a GPU).
@@ -100,8 +100,8 @@ def main(argv=None) -> int:
     ap.add_argument("--lr", type=positive_float, default=1e-3, help="chunk-LSTM learning rate")
     ap.add_argument("--atten", default="RnnAttenVec", help="chunk-LSTM attention variant")
     ap.add_argument("--dec-epochs", type=int_at_least(1), default=3, help="DeepEmoCluster training epochs")
-    ap.add_argument("--at-iterations", type=int_at_least(1), default=60, help="audio-text training iterations")
-    ap.add_argument("--mdre-iterations", type=int_at_least(1), default=150, help="MDRE family training iterations")
+    ap.add_argument("--at-iterations", type=int_at_least(1), default=40, help="audio-text training iterations")
+    ap.add_argument("--mdre-iterations", type=int_at_least(1), default=100, help="MDRE family training iterations")
     args = ap.parse_args(argv)
     t_all = time.time()
     root = args.data / "msp-podcast"
