@@ -1,0 +1,163 @@
+"""Per-utterance IEMOCAP motion-capture features for the speech + text + mocap fusion system.
+
+Output of `utterance_mocap`: an (n, 189) float32 array, n = 200 by default, columns in this order
+(`column_layout` gives it programmatically; the store's meta.json records it):
+
+    0   .. 164   MOCAP_rotated  55 face markers x (x, y, z), head motion removed, in the file's marker order
+    165 .. 170   MOCAP_head     head pose: pitch, roll, yaw, tra_x, tra_y, tra_z (the file's order)
+    171 .. 188   MOCAP_hand     6 hand / wrist markers x (x, y, z), in the file's marker order
+
+Every stream keeps its REAL width (head 6, hand 18) and its values. The transformer system's combined input
+swapped the head and hand shapes, so both failed its shape check and became zeros; here a stream whose file
+does not have the expected column count is reported as unusable instead.
+
+Each stream's rows with start < Time < end (`corpora.iemocap.load_mocap`) are block-averaged to n frames
+(`resample_mocap`). Only the actor named by the gender letter of the dialog (`Ses01F_...` -> F) wore markers;
+an utterance whose speaker letter (`..._M003` -> M) differs is the other actor speaking while the rows describe
+the listener. The original used that listener motion; here such an utterance has NO mocap (None + reason).
+
+NaN policy (`interpolate`, default True): a marker sample lost in the file is NaN and stays NaN through the
+block averaging (a chunk holding a NaN is NaN; an utterance with fewer than n rows gets empty, all-NaN chunks).
+Then every column is linearly interpolated over frame index between its finite frames, and held constant
+before the first / after the last finite frame. A column with no finite frame at all in the utterance (a
+marker lost for the whole utterance) stays NaN: it is not guessed at extraction time. Normalisation decides:
+`MocapStats` ignores NaN when fitting, and `apply` maps NaN to `fill` (0 = the training mean) after
+z-normalisation. With interpolate=False every NaN is left for `apply` to fill.
+
+The feature store refuses NaN, so `store_arrays` writes whole-NaN columns as 0 and lists them in the
+utterance's side information (`{"nan_columns": [...]}`); `stored_mocap` restores the NaN when reading.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from corpora.iemocap import MOCAP_STREAMS, load_mocap, mocap_path, resample_mocap
+from corpora.records import CorpusError, Utterance
+
+# numeric columns per stream after Frame# and Time, as in the release files
+STREAM_WIDTHS = {"rotated": 165, "head": 6, "hand": 18}
+STREAM_CONTENT = {"rotated": "55 face markers x (x, y, z), head motion removed",
+                  "head": "head pose: 3 rotation angles, 3 translations",
+                  "hand": "6 hand/wrist markers x (x, y, z)"}
+
+
+def column_layout(streams=MOCAP_STREAMS) -> list[dict]:
+    """[{"stream", "first", "stop", "content"}] in output column order."""
+    out, first = [], 0
+    for s in streams:
+        if s not in STREAM_WIDTHS:
+            raise ValueError(f"mocap stream {s!r} not one of {', '.join(STREAM_WIDTHS)}")
+        out.append({"stream": s, "first": first, "stop": first + STREAM_WIDTHS[s], "content": STREAM_CONTENT[s]})
+        first += STREAM_WIDTHS[s]
+    return out
+
+
+def marker_wearer(utt_id: str) -> str:
+    """Gender letter of the actor wearing markers in the utterance's dialog (`Ses01F_impro01_M000` -> F)."""
+    return utt_id[5]
+
+
+def utterance_speaker(utt_id: str) -> str:
+    """Gender letter of the actor speaking the utterance (`Ses01F_impro01_M000` -> M)."""
+    return utt_id.rsplit("_", 1)[1][0]
+
+
+def speaker_wore_markers(utt_id: str) -> bool:
+    return marker_wearer(utt_id) == utterance_speaker(utt_id)
+
+
+def interpolate_nan(x: np.ndarray) -> np.ndarray:
+    """Per column, NaN frames linearly interpolated between finite frames (held at the edges); a column with
+    no finite frame stays all-NaN. Returns a new float32 array."""
+    x = np.array(x, dtype=np.float32, copy=True)
+    t = np.arange(len(x))
+    finite = np.isfinite(x)
+    for j in np.flatnonzero(~finite.all(axis=0)):
+        ok = finite[:, j]
+        if ok.any():
+            x[~ok, j] = np.interp(t[~ok], t[ok], x[ok, j])
+    return x
+
+
+def utterance_mocap(record: Utterance, root: str | Path | None = None, n: int = 200,
+                    streams=MOCAP_STREAMS, interpolate: bool = True) -> tuple[np.ndarray | None, str]:
+    """(n x sum(stream widths) float32 array, "") or (None, reason) when the utterance has no usable mocap.
+
+    Reasons: the speaker did not wear markers in this dialog; a stream file is missing or unreadable; a file
+    has an unexpected column count; no mocap rows fall inside the utterance span. NaN: see the module doc.
+    """
+    layout = column_layout(streams)
+    if not speaker_wore_markers(record.utt_id):
+        return None, (f"speaker {utterance_speaker(record.utt_id)} did not wear markers in {record.dialog} "
+                      f"(the {marker_wearer(record.utt_id)} actor did)")
+    parts = []
+    for part in layout:
+        stream = part["stream"]
+        try:
+            frames, _ = load_mocap(record, stream, root)
+        except CorpusError as e:
+            path = mocap_path(record, stream, root)
+            return None, "mocap file missing" if not path.is_file() else f"mocap file unreadable: {e}"
+        width = part["stop"] - part["first"]
+        if frames.shape[1] != width:
+            return None, f"MOCAP_{stream} has {frames.shape[1]} value columns, expected {width}"
+        if len(frames) == 0:
+            return None, f"no MOCAP_{stream} rows between {record.start} and {record.end} s"
+        parts.append(resample_mocap(frames, n))
+    x = np.concatenate(parts, axis=1)
+    return (interpolate_nan(x) if interpolate else x), ""
+
+
+class MocapStats:
+    """Per-column mean / std over training utterances (NaN ignored) and z-normalisation with them."""
+
+    def __init__(self, mean: np.ndarray, std: np.ndarray):
+        self.mean, self.std = np.asarray(mean, np.float32), np.asarray(std, np.float32)
+
+    @classmethod
+    def fit(cls, arrays, min_std: float = 1e-6) -> "MocapStats":
+        """Pooled over every frame of every array; a column with no finite value gets mean 0, std 1, and a
+        (near-)constant column std 1, so `apply` never divides by zero."""
+        arrays = list(arrays)
+        if not arrays:
+            raise ValueError("MocapStats.fit: no training utterances")
+        x = np.concatenate([np.asarray(a, np.float64) for a in arrays])
+        count = np.isfinite(x).sum(axis=0)
+        safe = np.where(np.isfinite(x), x, 0.0)
+        mean = safe.sum(axis=0) / np.maximum(count, 1)
+        var = (np.where(np.isfinite(x), x - mean, 0.0) ** 2).sum(axis=0) / np.maximum(count, 1)
+        std = np.sqrt(var)
+        std = np.where((count == 0) | (std < min_std), 1.0, std)
+        return cls(np.where(count == 0, 0.0, mean), std)
+
+    def apply(self, x: np.ndarray, fill: float = 0.0) -> np.ndarray:
+        """(x - mean) / std as float32, then NaN -> `fill` (0: the training mean of that column)."""
+        z = (np.asarray(x, np.float32) - self.mean) / self.std
+        return np.where(np.isnan(z), np.float32(fill), z).astype(np.float32)
+
+    def save(self, path: str | Path) -> None:
+        np.savez(path, mean=self.mean, std=self.std)
+
+    @classmethod
+    def load(cls, path: str | Path) -> "MocapStats":
+        with np.load(path) as f:
+            return cls(f["mean"], f["std"])
+
+
+def store_arrays(x: np.ndarray) -> tuple[np.ndarray, dict | None]:
+    """What the (finite-only) feature store keeps: NaN -> 0, and the whole-NaN columns as side information."""
+    nan_cols = np.flatnonzero(np.isnan(x).all(axis=0))
+    if np.isnan(x).any() and len(nan_cols) < np.isnan(x).any(axis=0).sum():
+        raise ValueError("partly NaN columns: store only interpolated mocap (interpolate=True)")
+    return np.nan_to_num(x, nan=0.0), ({"nan_columns": nan_cols.tolist()} if len(nan_cols) else None)
+
+
+def stored_mocap(store, utt: str) -> np.ndarray:
+    """One utterance from a mocap FeatureStore, float32, with its whole-NaN columns NaN again."""
+    x = np.array(store[utt], dtype=np.float32)
+    side = store.times(utt) or {}
+    if side.get("nan_columns"):
+        x[:, side["nan_columns"]] = np.nan
+    return x
