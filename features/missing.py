@@ -399,6 +399,19 @@ def apply_condition(cond: Condition | str, audio, text, words: Sequence | None, 
 
 # ------------------------------------------------------------------------------------------------- seeding
 
+def rng_state(rng: np.random.Generator) -> dict:
+    """A PCG64 generator's state as plain ints (what a resume state saved with weights_only can hold)."""
+    g = rng.bit_generator.state
+    return {"state": int(g["state"]["state"]), "inc": int(g["state"]["inc"]), "has_uint32": g["has_uint32"],
+            "uinteger": g["uinteger"]}
+
+
+def set_rng_state(rng: np.random.Generator, s: dict) -> None:
+    """Restore what `rng_state` saved."""
+    rng.bit_generator.state = {"bit_generator": "PCG64", "state": {"state": s["state"], "inc": s["inc"]},
+                               "has_uint32": s["has_uint32"], "uinteger": s["uinteger"]}
+
+
 def utterance_rng(seed: int, utt_id: str, condition: Condition | str) -> np.random.Generator:
     """Generator derived from (seed, utterance id, str(condition)) only: reproducible and independent of the
     order utterances are visited in. Uses SHA-256 (not Python's salted hash()) fed to np.random.SeedSequence."""

@@ -21,7 +21,7 @@ import numpy as np
 import torch
 
 from corpora.records import ATTRIBUTES
-from features.missing import Condition, apply_condition, parse_condition, utterance_rng
+from features.missing import Condition, apply_condition, parse_condition, rng_state, set_rng_state, utterance_rng
 from features.normterm import NormTerm
 from features.store import FeatureStore
 from models.audio_text_coatten import AudioTextCoAttention
@@ -113,16 +113,11 @@ class AudioTextMethod:
 
     def state(self) -> dict:
         s = self.crop_rng.getstate()
-        g = self.miss_rng.bit_generator.state
-        return {"crop": [s[0], list(s[1]), s[2]], "missing": {"state": int(g["state"]["state"]),
-                                                              "inc": int(g["state"]["inc"]),
-                                                              "has_uint32": g["has_uint32"], "uinteger": g["uinteger"]}}
+        return {"crop": [s[0], list(s[1]), s[2]], "missing": rng_state(self.miss_rng)}
 
     def load_state(self, s: dict) -> None:
         self.crop_rng.setstate((s["crop"][0], tuple(s["crop"][1]), s["crop"][2]))
-        m = s["missing"]
-        self.miss_rng.bit_generator.state = {"bit_generator": "PCG64", "state": {"state": m["state"], "inc": m["inc"]},
-                                             "has_uint32": m["has_uint32"], "uinteger": m["uinteger"]}
+        set_rng_state(self.miss_rng, s["missing"])
 
     def config(self) -> dict:
         return {"system": SYSTEM, "model": {"audio_dim": 7 * self.audio.dims, "text_dim": self.text.dims},

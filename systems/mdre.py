@@ -22,7 +22,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from features.missing import Condition, absent, drop_frames, drop_words, markov_loss, parse_condition, utterance_rng
+from features.missing import (Condition, absent, drop_frames, drop_words, markov_loss, parse_condition,
+                              rng_state, set_rng_state, utterance_rng)
 from features.store import FeatureStore
 from models.mdre import MDRE
 from utils import znorm
@@ -127,14 +128,10 @@ class MDREMethod:
         return float(F.cross_entropy(logits, y))
 
     def state(self) -> dict:
-        g = self.miss_rng.bit_generator.state
-        return {"missing": {"state": int(g["state"]["state"]), "inc": int(g["state"]["inc"]),
-                            "has_uint32": g["has_uint32"], "uinteger": g["uinteger"]}}
+        return {"missing": rng_state(self.miss_rng)}
 
     def load_state(self, s: dict) -> None:
-        m = s["missing"]
-        self.miss_rng.bit_generator.state = {"bit_generator": "PCG64", "state": {"state": m["state"], "inc": m["inc"]},
-                                             "has_uint32": m["has_uint32"], "uinteger": m["uinteger"]}
+        set_rng_state(self.miss_rng, s["missing"])
 
     def config(self) -> dict:
         return {"system": SYSTEM, "model": {"kind": self.kind, "vocab_size": len(self.vocab),
