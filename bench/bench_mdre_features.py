@@ -18,10 +18,9 @@ import sys
 import time
 from pathlib import Path
 
-import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from bench.common import corpus_wavs  # noqa: E402
+from bench.common import best_of_rounds, corpus_wavs  # noqa: E402
 from engine.cli import int_at_least, parser  # noqa: E402
 from features.audio import load_audio  # noqa: E402
 
@@ -63,18 +62,7 @@ def main(argv=None) -> None:
         variants[f"{kind}: plain process_signal"] = lambda x, s=plain: s.process_signal(x, 16000)
         variants[f"{kind}: package call"] = lambda x, s=plain: s(x, 16000)
         variants[f"{kind}: ours"] = ex.one
-    for f in variants.values():  # warm-up (first-call imports, page cache)
-        f(audio[0])
-    best = {k: np.full(len(audio), np.inf) for k in variants}
-    names = list(variants)
-    for r in range(args.rounds):
-        for i, x in enumerate(audio):
-            for k in names[r % len(names):] + names[: r % len(names)]:  # rotate the order every round
-                t0 = time.perf_counter()
-                variants[k](x)
-                best[k][i] = min(best[k][i], time.perf_counter() - t0)
-
-    total = {k: float(v.sum()) for k, v in best.items()}
+    total = best_of_rounds(variants, audio, args.rounds)
     for who in ("plain process_signal", "package call", "ours"):
         total[f"both: {who}"] = total[f"mfcc: {who}"] + total[f"prosody: {who}"]
     print(f"{args.corpus} demo corpus: {len(audio)} utterances, {seconds:.0f} s of audio, cores "

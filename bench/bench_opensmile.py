@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from bench.common import corpus_wavs  # noqa: E402
+from bench.common import best_of_rounds, corpus_wavs  # noqa: E402
 from features.audio import load_audio  # noqa: E402
 from engine.cli import parser  # noqa: E402
 
@@ -54,16 +54,7 @@ def main() -> None:
         "package call, lean": lambda x: lean(x, 16000),
         "ours": ours.one,
     }
-    for f in variants.values():  # warm-up (first-call imports, page cache)
-        f(audio[0])
-    best = {k: np.full(len(audio), np.inf) for k in variants}
-    names = list(variants)
-    for r in range(args.rounds):
-        for i, x in enumerate(audio):
-            for k in names[r % len(names):] + names[: r % len(names)]:  # rotate the order every round
-                t0 = time.perf_counter()
-                variants[k](x)
-                best[k][i] = min(best[k][i], time.perf_counter() - t0)
+    total = best_of_rounds(variants, audio, args.rounds)
     threaded = OpenSmileLLD(threads=2)
     wall2 = np.inf
     for _ in range(args.rounds):
@@ -71,12 +62,11 @@ def main() -> None:
         threaded(audio)
         wall2 = min(wall2, time.perf_counter() - t0)
 
-    total = {k: float(v.sum()) for k, v in best.items()}
     ref2, ref1 = total["plain lld + lld_de"], total["plain lld"]
     print(f"{len(audio)} utterances, {seconds:.0f} s of audio, cores {sorted(os.sched_getaffinity(0))}, "
           f"opensmile {opensmile.__version__}; extractor set-up (config + Smile) {setup:.2f} s once")
     print(f"{'variant':24s} {'seconds':>8s} {'RTF':>8s} {'vs plain lld+lld_de':>20s} {'vs plain lld':>13s}")
-    for k in names:
+    for k in variants:
         print(f"{k:24s} {total[k]:8.3f} {total[k] / seconds:8.5f} {100 * (total[k] / ref2 - 1):+19.1f}% "
               f"{100 * (total[k] / ref1 - 1):+12.1f}%")
     print(f"{'ours, 2 threads (wall)':24s} {wall2:8.3f} {wall2 / seconds:8.5f} {100 * (wall2 / ref2 - 1):+19.1f}% "

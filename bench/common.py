@@ -1,4 +1,4 @@
-"""Shared by the bench scripts: the synthetic MSP-Podcast corpus they time on."""
+"""Shared by the bench scripts: the synthetic MSP-Podcast corpus they time on, and best-of-rounds timing."""
 from pathlib import Path
 
 BENCH_CORPUS = Path("/tmp/bench_msp")
@@ -10,3 +10,22 @@ def corpus_wavs(n: int) -> list[Path]:
         from corpora.synth.msp_podcast import write_msp_podcast
         write_msp_podcast(BENCH_CORPUS, n=max(n, 100), seed=0, progress=False)
     return sorted((BENCH_CORPUS / "Audios").glob("*.wav"))[:n]
+
+
+def best_of_rounds(variants: dict, inputs: list, rounds: int) -> dict[str, float]:
+    """{name: seconds} of each variant over all `inputs`, the best of `rounds` per input; one warm-up call
+    each first (imports, page cache), and the variants' order rotated every round so none is always first."""
+    import time
+
+    import numpy as np
+    for f in variants.values():
+        f(inputs[0])
+    best = {k: np.full(len(inputs), np.inf) for k in variants}
+    names = list(variants)
+    for r in range(rounds):
+        for i, x in enumerate(inputs):
+            for k in names[r % len(names):] + names[: r % len(names)]:
+                t0 = time.perf_counter()
+                variants[k](x)
+                best[k][i] = min(best[k][i], time.perf_counter() - t0)
+    return {k: float(v.sum()) for k, v in best.items()}

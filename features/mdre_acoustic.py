@@ -51,13 +51,12 @@ float32 holds everything openSMILE computes (its data memory is float32); the or
 from __future__ import annotations
 
 import hashlib
-import tempfile
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
 
-from features.opensmile_lld import default_cache_dir
+from features.opensmile_lld import write_to_cache
 
 SR = 16000
 MFCC_FRAME, MFCC_HOP = 0.025, 0.010  # 400 / 160 samples
@@ -189,23 +188,10 @@ CONFIGS = {"mfcc": ("MDRE_MFCC12_E_D_A", "MFCC 12 + log energy, deltas, delta-de
 
 def config_file(kind: str, cache_dir: str | Path | None = None) -> Path:
     """Path of the generated config for `kind` ('mfcc' or 'prosody'), written once (atomically) into the cache."""
-    from utils import atomic_write_text
-
     stem, title, components = CONFIGS[kind]
     text = render_config(components(), title)
     digest = hashlib.sha256(f"{_CONFIG_VERSION}|{text}".encode()).hexdigest()[:12]
-    fallback = Path(tempfile.gettempdir()) / "ser-opensmile"
-    candidates = [Path(cache_dir)] if cache_dir else [default_cache_dir(), fallback]
-    last_error = None
-    for base in candidates:
-        path = base / f"{stem}-{digest}.conf"
-        try:
-            if not (path.is_file() and path.read_text(encoding="utf-8") == text):
-                atomic_write_text(path, text)  # parallel shards may write it at the same time
-            return path
-        except OSError as e:  # e.g. a read-only home: try the next place
-            last_error = e
-    raise OSError(f"cannot write the openSMILE config {stem} into {candidates}: {last_error}")
+    return write_to_cache(f"{stem}-{digest}", lambda out: {f"{stem}.conf": text}, cache_dir) / f"{stem}.conf"
 
 
 # ------------------------------------------------------------------------------------------ extractors

@@ -199,25 +199,34 @@ def edited_config(cache_dir: str | Path | None = None, *, plain: bool = False) -
     a folder of the cache named after the package version and the hash of its sources and of these edits."""
     import opensmile
 
-    from utils import atomic_write_text
-
     root = package_config_root()
     version = getattr(opensmile, "__version__", "unknown")
     key = hashlib.sha256(f"{_GENERATOR_VERSION}|{root}|{source_digest()}".encode()).hexdigest()[:12]
+    out = write_to_cache(f"IS13_ComParE_32ms-opensmile{version}-{key}", lambda out: _render(root, out, version),
+                         cache_dir)
+    return out / (PLAIN_CONFIG_FILE if plain else CONFIG_FILE)
+
+
+def write_to_cache(folder: str, render, cache_dir: str | Path | None = None) -> Path:
+    """<cache>/<folder> holding the files `render(that folder)` returns ({name: text}), each written (atomically:
+    parallel shards may generate it at the same time) unless it already holds that text. The cache is
+    `cache_dir`, else the first writable of default_cache_dir() and the temp folder."""
+    from utils import atomic_write_text
+
     fallback = Path(tempfile.gettempdir()) / "ser-opensmile"
     candidates = [Path(cache_dir)] if cache_dir else [default_cache_dir(), fallback]
     last_error = None
     for base in candidates:
-        out = base / f"IS13_ComParE_32ms-opensmile{version}-{key}"
+        out = base / folder
         try:
-            for name, text in _render(root, out, version).items():
+            for name, text in render(out).items():
                 path = out / name
                 if not (path.is_file() and path.read_text(encoding="utf-8") == text):
-                    atomic_write_text(path, text)  # atomic: parallel shards may generate it at the same time
-            return out / (PLAIN_CONFIG_FILE if plain else CONFIG_FILE)
+                    atomic_write_text(path, text)
+            return out
         except OSError as e:  # e.g. a read-only home: try the next place
             last_error = e
-    raise OSError(f"cannot write the edited openSMILE config into {candidates}: {last_error}")
+    raise OSError(f"cannot write the openSMILE config {folder} into {candidates}: {last_error}")
 
 
 # ------------------------------------------------------------------------------------------------ extractor

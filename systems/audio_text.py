@@ -246,22 +246,19 @@ def audio_text_items(root: Path, split: str, audio: FeatureStore, text: FeatureS
 def load_trained(folder: Path, audio: FeatureStore, text: FeatureStore, words: dict, transcripts: dict):
     """(method in evaluation configuration, model in eval mode) of one of our audio-text checkpoints, over the
     given stores (which must hold the feature sets it was trained on)."""
-    from engine.checkpoint import load_checkpoint
-    sd, cfg = load_checkpoint(folder)
-    if cfg.get("system") != SYSTEM:
-        raise ValueError(f"{folder}: a {cfg.get('system')!r} checkpoint, not {SYSTEM}")
+    if not Path(folder).is_dir():
+        raise ValueError(f"{folder}: not a checkpoint folder (an original .pth.tar scores WAVs through "
+                         "prediction_process.py)")
+    pred = Predictor.load(Path(folder))
+    cfg = pred.config
     for kind, store in (("audio", audio), ("text", text)):
         want = cfg["features"][kind]
         if want.get("name") != store.meta.get("name") or want.get("dims") != store.dims:
             raise ValueError(f"{folder} was trained on {kind} features {want.get('name')} ({want.get('dims')}-d), "
                              f"{store.root} holds {store.meta.get('name')} ({store.dims}-d)")
-    method = AudioTextMethod(audio, text, NormTerm.from_json_all(cfg["normterm"]["audio"]),
-                             NormTerm.from_json_all(cfg["normterm"]["text"]), words,
-                             strategy=cfg["chunking"]["strategy"], seed=cfg.get("seed", 0), transcripts=transcripts)
-    model = AudioTextCoAttention(**cfg["model"])
-    model.load_state_dict(sd, strict=True)
-    return method, model.eval()
-
+    method = AudioTextMethod(audio, text, pred.nt_audio, pred.nt_text, words, strategy=pred.strategy,
+                             seed=cfg.get("seed", 0), transcripts=transcripts)
+    return method, pred.model
 
 
 # ---------------------------------------------------------------------------- prediction on raw inputs
