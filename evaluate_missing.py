@@ -24,25 +24,6 @@ from utils import atomic_path, ccc, writable_dir
 RATES = (0.0, 0.1, 0.2, 0.3, 0.4, 0.5)
 
 
-def plot(rows: list[dict], path: Path) -> None:
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    fig, axes = plt.subplots(1, 3, figsize=(14, 4), sharey=True)
-    for ax, attr in zip(axes, ("Act", "Dom", "Val")):
-        for (ck, cond) in dict.fromkeys((r["checkpoint"], r["condition"]) for r in rows
-                                        if r["rate"] != "" and r["condition"] != "complete"):
-            pts = [(float(r["rate"]), float(r[attr])) for r in rows if r["checkpoint"] == ck and r["condition"] == cond]
-            ax.plot(*zip(*sorted(pts)), marker="o", label=f"{Path(ck).name[-40:]} {cond}")
-        ax.set_title(f"{attr} CCC")
-        ax.set_xlabel("missing rate")
-    axes[0].legend(fontsize=6)
-    fig.tight_layout()
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, format="png")
-    plt.close(fig)
-
-
 @entry
 def main(argv=None) -> int:
     from engine.loop import evaluate
@@ -99,13 +80,13 @@ def main(argv=None) -> int:
                          **{a: f"{v:.4f}" for a, v in zip(("Act", "Dom", "Val"), scores)}})
             print(f"{ck.name[-48:]:>48} {kind:>13} {rows[-1]['rate']!s:>4}  Act {rows[-1]['Act']}  "
                   f"Dom {rows[-1]['Dom']}  Val {rows[-1]['Val']}", flush=True)
-    # the complete-data row is each curve's rate-0 point
-    curves = [dict(r, condition=c) for r in rows if r["condition"] == "complete" for c in args.conditions.split(",")]
     with atomic_path(args.out.with_suffix(".csv")) as tmp, open(tmp, "w", newline="") as f:
         w = csv.DictWriter(f, fieldnames=list(rows[0]))
         w.writeheader()
         w.writerows(rows)
-    plot(rows + curves, args.out.with_suffix(".png"))
+    from engine.plots import missing_curves  # the complete-data row is each curve's rate-0 point
+    missing_curves([dict(r, series=Path(r["checkpoint"]).name[-40:]) for r in rows], ["Act", "Dom", "Val"],
+                   args.out.with_suffix(".png"), title="CCC")
     print(f"{len(rows)} rows for {len(items)} {args.split} utterances -> {args.out.with_suffix('.csv')}, "
           f"{args.out.with_suffix('.png')}")
     return 0

@@ -176,11 +176,10 @@ def audio_text(argv) -> int:
     res = train(method, splits[args.train_split][0], splits[args.val_split][0], cfg)
     if ddp_env()[0] != 0:
         return 0
-    from engine.checkpoint import load_checkpoint
-    model = method.build_model()
-    model.load_state_dict(load_checkpoint(out_dir)[0])
+    from engine.loop import load_best
+    model = load_best(method, out_dir, cfg.device)
     test = splits[args.test_split][0]
-    pred = evaluate(method, model.to(cfg.device), test, 64, cfg.device)
+    pred = evaluate(method, model, test, 64, cfg.device)
     print("#" * 60 + f"\n# Summary Performance on {root.name} {args.test_split} Set\n" + "#" * 60)
     print(f"Iterations: {args.iterations}")
     print(f"Batch_Size: {args.batch_size}")

@@ -22,58 +22,34 @@ then <results>/<MODEL>_<protocol>_folds.csv/.json (the fold table and the mean).
 model is also tested under each condition: <results>/<MODEL>_<protocol>_missing.csv. Re-running resumes.
 """
 import json
-import random
 import sys
 import warnings
 from pathlib import Path
 
 import numpy as np
 
-from engine.cli import UserError, entry, int_at_least, parser, positive_float
+from engine.cli import UserError, add_run_output_args, entry, int_at_least, parser, positive_float
 
 
 def fold_splits(items: list, protocol: str, dev_share: float = 0.1, seed: int = 3372) -> list:
     """(train, dev, test) per fold of (record, label) items: the original's random folds, or leave-one-session-out
     with a seeded dev share of the training sessions."""
-    from corpora.iemocap import loso_folds, mdre_random_folds
-    if protocol == "random5":
-        return mdre_random_folds(items)
-    folds = []
-    for train, test in loso_folds(items):
-        rng = random.Random(seed)
-        dev_idx = set(rng.sample(range(len(train)), max(1, round(dev_share * len(train)))))
-        folds.append(([it for i, it in enumerate(train) if i not in dev_idx],
-                      [it for i, it in enumerate(train) if i in dev_idx], test))
-    return folds
+    from corpora.iemocap import loso_dev_folds, mdre_random_folds
+    return mdre_random_folds(items) if protocol == "random5" else loso_dev_folds(items, dev_share, seed)
 
 
 def ensure_features(records, root: Path, kind: str, progress: bool):
-    """The MFCC or prosody store under <root>/Features, extracting what it lacks when the audio is there."""
-    from features.extract import Item, extract_to_store
+    """The MFCC or prosody store under <root>/Features, extracting what it lacks."""
+    from features.extract import ensure_store
     from features.mdre_acoustic import EXTRACTORS
-    from features.store import FeatureStore
     ext = EXTRACTORS[kind]()
-    path = root / "Features" / ext.name
-    if path.is_dir():
-        store = FeatureStore(path)
-    else:
-        store = FeatureStore.create(path, name=ext.name, extractor=type(ext).__name__, params=ext.params,
-                                    dims=ext.dims, frame_rate=ext.frame_rate, dtype="float32",
-                                    extra={"norm_pooling": ext.norm_pooling})
-    todo = [Item.from_record(r) for r in records if r.utt_id not in store and r.audio_path is not None
-            and Path(r.audio_path).is_file()]
-    if todo:
-        extract_to_store(ext, todo, store, progress=progress)
-        store.refresh()
-    return store
+    return ensure_store(ext, records, root / "Features" / ext.name, progress=progress)
 
 
 @entry
 def main(argv=None) -> int:
     from corpora.iemocap import FOUR_CLASS, four_class, read_iemocap
-    from corpora.records import CorpusError
-    from engine.checkpoint import load_checkpoint
-    from engine.loop import LoopConfig, ddp_env, evaluate, train
+    from engine.loop import LoopConfig, ddp_env, evaluate, load_best, train
     from features.missing import parse_condition
     from features.vocab import build_vocabulary, load_glove, tokenize
     from systems.common import write_class_scores
@@ -105,12 +81,7 @@ def main(argv=None) -> int:
     ap.add_argument("--missing", help="test every fold also under these comma-separated conditions, e.g. "
                                       "frames:0.3,words:0.3,audio-absent,text-absent (default: none)")
     ap.add_argument("--seed", type=int, default=0, help="seed of initialisation, sampling, dropout, missing data")
-    ap.add_argument("--out", type=Path, default=Path("Models"), help="folder of the run folders")
-    ap.add_argument("--results", type=Path, default=Path("results"), help="folder of the result files")
-    ap.add_argument("--device", default="auto", help="cpu, cuda, cuda:N, or auto")
-    ap.add_argument("--deterministic", action="store_true", help="one thread, deterministic kernels")
-    ap.add_argument("--no-resume", action="store_true", help="start every fold over")
-    ap.add_argument("--no-progress", action="store_true", help="no progress bars")
+    add_run_output_args(ap)
     args = ap.parse_args(argv)
     writable_dir(args.out)
     writable_dir(args.results)
@@ -120,10 +91,7 @@ def main(argv=None) -> int:
         raise UserError(f"--missing: {e}") from None
     if any(c.kind == "words+audio" for c in conditions):
         raise UserError("--missing words+audio needs word timings, which IEMOCAP's reader does not give")
-    try:
-        corpus = read_iemocap(args.root)
-    except CorpusError as e:
-        raise UserError(str(e)) from None
+    corpus = read_iemocap(args.root)  # a CorpusError is a clear error (engine.cli.entry)
     corpus.report()
     labelled = four_class(corpus.records, "mdre")
     if not labelled:
@@ -199,9 +167,7 @@ def main(argv=None) -> int:
         res = train(method, train_items, dev_items, cfg)
         if rank != 0:
             continue
-        model = method.build_model()
-        model.load_state_dict(load_checkpoint(run)[0])
-        model = model.to(device).eval()
+        model = load_best(method, run, device)
         logits = evaluate(method, model, test_items, 256, device)
         utts, labels = [u for u, _ in test_items], [y for _, y in test_items]
         result = {"system": "mdre", "model": args.model, "corpus": str(args.root), "protocol": args.protocol,

@@ -254,6 +254,19 @@ def loso_folds(records: Sequence[Item]) -> list[tuple[list[Item], list[Item]]]:
     return [([r for r in records if _session(r) != s], [r for r in records if _session(r) == s]) for s in sessions]
 
 
+def loso_dev_folds(items: Sequence[Item], dev_share: float = 0.1,
+                   seed: int = 3372) -> list[tuple[list[Item], list[Item], list[Item]]]:
+    """`loso_folds` with a dev part: (train, dev, test) per held-out session, the dev part a seeded random
+    `dev_share` of the training sessions' items (never of the test session), order kept within each part."""
+    folds = []
+    for train, test in loso_folds(items):
+        rng = random.Random(seed)
+        dev_idx = set(rng.sample(range(len(train)), max(1, round(dev_share * len(train)))))
+        folds.append(([it for i, it in enumerate(train) if i not in dev_idx],
+                      [it for i, it in enumerate(train) if i in dev_idx], test))
+    return folds
+
+
 def session5_split(records: Sequence[Item]) -> tuple[list[Item], list[Item]]:
     """The transformer system's split: train = Sessions 1-4, test = Session 5, each sorted by utterance id."""
     ordered = sorted(records, key=_utt_id)

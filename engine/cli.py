@@ -77,3 +77,15 @@ def positive_float(text: str) -> float:
     if not v > 0:
         raise argparse.ArgumentTypeError(f"{v} must be greater than 0")
     return v
+
+
+def add_run_output_args(ap) -> None:
+    """--out, --results, --device, --deterministic, --no-resume, --no-progress: the same flags, defaults and help
+    for every script that trains and tests over folds or configurations (mdre.py, speech_text_mocap.py)."""
+    from pathlib import Path
+    ap.add_argument("--out", type=Path, default=Path("Models"), help="folder of the run folders")
+    ap.add_argument("--results", type=Path, default=Path("results"), help="folder of the result files")
+    ap.add_argument("--device", default="auto", help="cpu, cuda, cuda:N, or auto")
+    ap.add_argument("--deterministic", action="store_true", help="one thread, deterministic kernels")
+    ap.add_argument("--no-resume", action="store_true", help="start every run over")
+    ap.add_argument("--no-progress", action="store_true", help="no progress bars")

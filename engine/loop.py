@@ -203,6 +203,14 @@ def deterministic_mode(on: bool):
         torch.use_deterministic_algorithms(was)
 
 
+def load_best(method, run_dir: Path, device) -> torch.nn.Module:
+    """The method's model holding the run's best checkpoint (model.safetensors), on `device`, in eval mode."""
+    from engine.checkpoint import load_checkpoint
+    model = method.build_model()
+    model.load_state_dict(load_checkpoint(run_dir)[0])
+    return model.to(device).eval()
+
+
 def evaluate(method, model, items, batch_size: int, device) -> np.ndarray:
     model.eval()
     preds = []

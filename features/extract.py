@@ -220,16 +220,36 @@ def items_from_args(args) -> tuple[list[Item], str | None, Path | None]:
     return [Item.from_record(r) for r in corpus.records], corpus.name, Path(args.root) / "Features"
 
 
-def run_cli(extractor, args, *, dtype: str = "float32", extra_meta: dict | None = None) -> int:
-    items, corpus, parent = items_from_args(args)
-    store_dir = writable_dir(args.store or parent / extractor.name)
+def store_for(extractor, store_dir: str | Path, *, dtype: str = "float32", corpus: str | None = None,
+              extra_meta: dict | None = None) -> FeatureStore:
+    """The store of `extractor`'s features at `store_dir`: created with the extractor's metadata, or reopened when
+    it was made by the same extractor with the same parameters (else StoreError naming what differs)."""
     # how `mat_io.py export` writes this feature set in the originals' per-utterance .mat layout
     mat = {"mat_key": getattr(extractor, "mat_key", "Audio_data" if extractor.input == "audio" else "Text_data"),
            "mat_time_column": bool(getattr(extractor, "mat_time_column", False)),
            "norm_pooling": extractor.norm_pooling}
-    store = FeatureStore.create(store_dir, name=extractor.name, extractor=type(extractor).__name__,
-                                params=extractor.params, dims=extractor.dims, frame_rate=extractor.frame_rate,
-                                dtype=dtype, corpus=corpus, extra={**mat, **(extra_meta or {})})
+    return FeatureStore.create(store_dir, name=extractor.name, extractor=type(extractor).__name__,
+                               params=extractor.params, dims=extractor.dims, frame_rate=extractor.frame_rate,
+                               dtype=dtype, corpus=corpus, extra={**mat, **(extra_meta or {})})
+
+
+def ensure_store(extractor, records, store_dir: str | Path, *, progress: bool = True, corpus: str | None = None,
+                 batch_size: int = 1) -> FeatureStore:
+    """`store_for(extractor, store_dir)` holding every record it can: what it lacks is extracted now (failures are
+    listed in the store's errors-*.csv and tried again on the next call). For the training scripts that extract on
+    first use (mdre.py, speech_text_mocap.py)."""
+    store = store_for(extractor, store_dir, corpus=corpus)
+    todo = [Item.from_record(r) for r in records if r.utt_id not in store]
+    if todo:
+        extract_to_store(extractor, todo, store, batch_size=batch_size, progress=progress)
+        store.refresh()
+    return store
+
+
+def run_cli(extractor, args, *, dtype: str = "float32", extra_meta: dict | None = None) -> int:
+    items, corpus, parent = items_from_args(args)
+    store_dir = writable_dir(args.store or parent / extractor.name)
+    store = store_for(extractor, store_dir, dtype=dtype, corpus=corpus, extra_meta=extra_meta)
     s = extract_to_store(extractor, items, store, shard=resolve_shard(args.shard), batch_size=args.batch_size,
                          progress=not args.no_progress)
     rtf = f", real-time factor {s.seconds / s.audio_seconds:.4f}" if s.audio_seconds else ""

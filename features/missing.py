@@ -34,7 +34,8 @@ and r = 1 (everything lost) are accepted as degenerate chains. The default b = 5
 50 frames/s of wav2vec2 features (20 ms hop).
 
 Conditions (CLIs and evaluation tables): `Condition(kind, rate)`, written "kind:rate" ("bursts:0.3";
-"bursts:0.3:8" for a non-default burst length; "none", "audio-absent", "text-absent" without a rate).
+"bursts:0.3:8" for a non-default burst length; "none", "audio-absent", "text-absent", "mocap-absent" without a
+rate; "mocap-absent" only for the systems with a motion-capture stream).
 """
 from __future__ import annotations
 
@@ -48,9 +49,9 @@ import numpy as np
 
 DEFAULT_BURST = 5.0  # mean burst length in frames: 100 ms at 50 frames/s
 
-KINDS = ("none", "frames", "bursts", "words", "words+audio", "audio-absent", "text-absent")
+KINDS = ("none", "frames", "bursts", "words", "words+audio", "audio-absent", "text-absent", "mocap-absent")
 _RATED = ("frames", "bursts", "words", "words+audio")  # kinds that need a rate
-_FIXED_RATE = {"none": 0.0, "audio-absent": 1.0, "text-absent": 1.0}
+_FIXED_RATE = {"none": 0.0, "audio-absent": 1.0, "text-absent": 1.0, "mocap-absent": 1.0}
 
 
 class MissingModality(str, Enum):
@@ -58,6 +59,7 @@ class MissingModality(str, Enum):
 
     AUDIO = "audio"
     TEXT = "text"
+    MOCAP = "mocap"  # motion capture (speech + text + mocap system)
 
 
 # ----------------------------------------------------------------------------------------------- validation
@@ -327,7 +329,8 @@ class Condition:
 
     @property
     def missing_modality(self) -> MissingModality | None:
-        return {"audio-absent": MissingModality.AUDIO, "text-absent": MissingModality.TEXT}.get(self.kind)
+        return {"audio-absent": MissingModality.AUDIO, "text-absent": MissingModality.TEXT,
+                "mocap-absent": MissingModality.MOCAP}.get(self.kind)
 
     def __str__(self) -> str:
         if self.kind in _FIXED_RATE:
@@ -389,6 +392,9 @@ def apply_condition(cond: Condition | str, audio, text, words: Sequence | None, 
         return absent(audio, fill)[0], np.array(text, copy=True)
     if k == "text-absent":
         return np.array(audio, copy=True), absent(text, fill)[0]
+    if k == "mocap-absent":
+        raise ValueError("condition 'mocap-absent' concerns the motion-capture stream, which this audio + text "
+                         "input does not have")
     # words, words+audio
     if words is None or token_word is None:
         raise ValueError(f"condition {str(cond)!r} needs the word alignment and the token->word map")

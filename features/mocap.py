@@ -32,6 +32,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
+from tqdm import tqdm
 
 from corpora.iemocap import MOCAP_STREAMS, load_mocap, mocap_path, resample_mocap
 from corpora.records import CorpusError, Utterance
@@ -161,3 +162,36 @@ def stored_mocap(store, utt: str) -> np.ndarray:
     if side.get("nan_columns"):
         x[:, side["nan_columns"]] = np.nan
     return x
+
+
+def mocap_store(store_dir: str | Path, frames: int = 200, corpus: str | None = None, streams=MOCAP_STREAMS):
+    """The mocap FeatureStore at `store_dir` (created, or reopened when made with the same settings)."""
+    from features.store import FeatureStore
+    dims = sum(STREAM_WIDTHS[s] for s in streams)
+    return FeatureStore.create(
+        store_dir, name=f"Mocap{dims}x{frames}", extractor="utterance_mocap",
+        params={"frames": frames, "streams": list(streams), "interpolate": True},
+        dims=dims, frame_rate=None, corpus=corpus,
+        extra={"norm_pooling": "frames", "column_order": column_layout(streams),
+               "nan_policy": "NaN kept through block averaging, then linear interpolation over frames per column; "
+                             "whole-NaN columns stored as 0 and listed in the index side information "
+                             "(nan_columns): read with features.mocap.stored_mocap, fill after normalisation",
+               "wearer_rule": "mocap only for utterances whose speaker letter equals the dialog's marker letter"})
+
+
+def extract_mocap(records, store, *, root=None, n: int = 200, streams=MOCAP_STREAMS,
+                  progress: bool = True) -> tuple[int, int, int]:
+    """(extracted, already there, without mocap) for `records` into `store`."""
+    with store.writer(worker="0of1") as w:
+        todo = [r for r in records if r.utt_id not in store]
+        ok = err = 0
+        for r in tqdm(todo, desc=store.meta["name"], unit="utt", disable=not progress):
+            x, reason = utterance_mocap(r, root, n=n, streams=streams)
+            if x is None:
+                w.error(r.utt_id, f"{r.dialog} MOCAP", reason)
+                err += 1
+                continue
+            feats, side = store_arrays(x)
+            w.add(r.utt_id, feats, side)
+            ok += 1
+    return ok, len(records) - len(todo), err

@@ -182,3 +182,44 @@ class WordFeatures(_TextEncoder):
                      "words": [str(w.text).strip() for w in words[:n]]}
             results.append((feats, times))
         return results
+
+
+def save_tiny_random_bert(folder, *, texts=(), hidden: int = 32, seed: int = 0):
+    """A small randomly initialised BERT (2 layers, 2 heads, `hidden`-d, intermediate 2 * hidden, 512
+    positions) with a lower-casing WordPiece tokenizer, saved together like a hub checkpoint. The offline demo
+    and the tests use it in place of `bert-base-uncased`: `TokenFeatures(model=str(folder))` loads it through
+    the same code path (AutoTokenizer / AutoModel, local files only).
+
+    vocab.txt: [PAD] [UNK] [CLS] [SEP] [MASK]; the single characters a-z, 0-9 and ASCII punctuation; their
+    `##` continuation forms; then the words of `texts` as the tokenizer sees them (lower-cased, accents
+    stripped, split on whitespace and punctuation), sorted. Any other word becomes word pieces, a character
+    outside the vocabulary [UNK]. Weights are drawn from `seed` (same seed, same weights) without touching
+    the global torch random state. A folder that already holds config.json is left as it is. Returns the
+    folder (a Path).
+    """
+    import string
+    from pathlib import Path
+
+    import torch
+    from tokenizers import normalizers, pre_tokenizers
+    from transformers import BertConfig, BertModel, BertTokenizer
+    folder = Path(folder)
+    if (folder / "config.json").is_file():
+        return folder
+    chars = list(string.ascii_lowercase + string.digits + string.punctuation)
+    vocab = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"] + chars + [f"##{c}" for c in chars]
+    # the words exactly as the tokenizer will meet them: BERT normaliser (lower case, no accents), BERT splitter
+    norm, split = normalizers.BertNormalizer(lowercase=True), pre_tokenizers.BertPreTokenizer()
+    words = {w for text in texts for w, _ in split.pre_tokenize_str(norm.normalize_str(str(text)))}
+    vocab += sorted(words - set(vocab))
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "vocab.txt").write_text("".join(f"{t}\n" for t in vocab), encoding="utf-8")
+    tok = BertTokenizer.from_pretrained(str(folder), do_lower_case=True, model_max_length=512)
+    tok.save_pretrained(folder)
+    cfg = BertConfig(vocab_size=len(vocab), hidden_size=hidden, num_hidden_layers=2, num_attention_heads=2,
+                     intermediate_size=2 * hidden, max_position_embeddings=512)
+    with torch.random.fork_rng():
+        torch.manual_seed(seed)
+        model = BertModel(cfg).eval()
+    model.save_pretrained(folder)  # after the tokenizer: config.json present means the tokenizer is there
+    return folder

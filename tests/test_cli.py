@@ -45,7 +45,8 @@ def test_the_script_list_is_complete():
     assert {"training.py", "testing.py", "prediction_process.py", "norm_para.py", "mat_io.py", "feat_mel.py",
             "feat_opensmile.py", "feat_wav2vec2.py", "feat_roberta.py", "demo.py", "make_demo_corpus.py",
             "corpus_info.py", "convert_legacy.py", "bench/bench_store.py", "evaluate_missing.py", "mdre.py",
-            "feat_mdre.py", "feat_mocap.py", "bench/bench_audio_text.py", "bench/bench_mdre_training.py"} <= set(SCRIPTS)
+            "feat_mdre.py", "feat_mocap.py", "bench/bench_audio_text.py", "bench/bench_mdre_training.py",
+            "speech_text_mocap.py", "bench/bench_mocap.py", "bench/bench_stm_training.py"} <= set(SCRIPTS)
 
 
 @pytest.mark.parametrize("script", SCRIPTS)

@@ -204,7 +204,9 @@ def test_condition_defaults_and_flags():
     assert parse_condition("bursts:0.3").burst == DEFAULT_BURST
     assert parse_condition(" Frames : 0.50 ") == Condition("frames", 0.5)
     assert str(Condition("bursts", 0.3)) == "bursts:0.3"
-    assert set(KINDS) == {"none", "frames", "bursts", "words", "words+audio", "audio-absent", "text-absent"}
+    assert set(KINDS) == {"none", "frames", "bursts", "words", "words+audio", "audio-absent", "text-absent",
+                          "mocap-absent"}
+    assert parse_condition("mocap-absent").missing_modality is MissingModality.MOCAP
 
 
 @pytest.mark.parametrize("spec,msg", [("gaps:0.1", "unknown"), ("frames:1.5", r"\[0, 1\]"),
@@ -224,7 +226,7 @@ def test_condition_constructor_errors():
         Condition("frames", 0.1, burst=3)
 
 
-@pytest.mark.parametrize("kind", KINDS)
+@pytest.mark.parametrize("kind", [k for k in KINDS if k != "mocap-absent"])
 def test_apply_condition_every_kind(kind):
     spec = kind if kind in ("none", "audio-absent", "text-absent") else f"{kind}:0.5"
     audio, text = _audio(T=80), _text()
@@ -249,6 +251,11 @@ def test_apply_condition_every_kind(kind):
     elif kind == "text-absent":
         assert t_blank.all() and np.array_equal(a, audio)
     assert np.array_equal(a[~a_blank], audio[~a_blank]) and np.array_equal(t[~t_blank], text[~t_blank])
+
+
+def test_mocap_absent_is_refused_for_audio_and_text_streams():
+    with pytest.raises(ValueError, match="motion-capture"):
+        apply_condition("mocap-absent", _audio(), _text(), None, None, np.random.default_rng(0), FPS)
 
 
 def test_apply_condition_words_need_alignment():

@@ -261,6 +261,92 @@ def test_minilm_alias_offline():
     assert feats.shape == (2, 384) and w.params["add_prefix_space"] is None
 
 
+# ------------------------------------------------------------------------------------------------ tiny BERT
+
+BERT_SPECIALS = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
+
+
+@pytest.fixture(scope="module")
+def tiny_bert(tmp_path_factory):
+    """features.text.save_tiny_random_bert: the stand-in for bert-base-uncased, vocabulary from SENTENCES."""
+    from features.text import save_tiny_random_bert
+
+    return save_tiny_random_bert(tmp_path_factory.mktemp("bert"), texts=SENTENCES)
+
+
+def test_tiny_bert_token_features_equal_direct_bert_call(tiny_bert):
+    from transformers import BertModel
+
+    ex = TokenFeatures(str(tiny_bert), device="cpu")
+    assert (ex.name, ex.dims, ex.input, ex.max_tokens) == ("BERT32", 32, "text", 512)
+    assert ex.params["model_type"] == "bert" and ex.tokenizer.do_lower_case
+    tok = ex.tokenizer
+    model = BertModel.from_pretrained(tiny_bert).eval()
+    texts = SENTENCES + ["Honestly, the weekend was lovely!"]
+    for text, got in zip(texts, ex(texts)):
+        ids = tok(text)["input_ids"]
+        assert ids[0] == tok.cls_token_id and ids[-1] == tok.sep_token_id  # [CLS] ... [SEP] kept
+        assert tok.convert_ids_to_tokens([ids[0], ids[-1]]) == ["[CLS]", "[SEP]"]
+        assert got.dtype == np.float32 and got.shape == (len(ids), 32)
+        enc = tok(text, return_tensors="pt")
+        with torch.no_grad():
+            ref = model(**enc).last_hidden_state[0].numpy()
+        np.testing.assert_allclose(got, ref, atol=1e-5, rtol=0)
+
+
+def test_tiny_bert_lower_cases_like_bert_base_uncased(tiny_bert):
+    ex = TokenFeatures(str(tiny_bert), device="cpu")
+    text = "You Know, That WEEKEND seemed Average to me."
+    assert ex.tokenizer(text)["input_ids"] == ex.tokenizer(text.lower())["input_ids"]
+    assert "[UNK]" not in ex.tokenizer.tokenize(text)  # every word of SENTENCES is a whole vocabulary entry
+    assert ex.tokenizer.tokenize(text) == text.lower().replace(",", " ,").replace(".", " .").split()
+    upper, lower = ex([text.upper(), text.lower()])
+    np.testing.assert_allclose(upper, lower, atol=1e-6, rtol=0)
+
+
+def test_tiny_bert_vocabulary_and_seeded_weights(tmp_path):
+    from safetensors.numpy import load_file
+
+    from features.text import save_tiny_random_bert
+
+    state = torch.random.get_rng_state()
+    a = save_tiny_random_bert(tmp_path / "a", texts=SENTENCES, seed=0)
+    assert torch.equal(torch.random.get_rng_state(), state)  # the caller's random stream is left alone
+    b = save_tiny_random_bert(tmp_path / "b", texts=list(reversed(SENTENCES)), seed=0)
+    c = save_tiny_random_bert(tmp_path / "c", texts=SENTENCES, seed=1)
+    vocab = (a / "vocab.txt").read_text().splitlines()
+    assert vocab[:5] == BERT_SPECIALS and len(set(vocab)) == len(vocab)
+    assert {"a", "z", "0", "9", ",", "!", "##a", "##9", "##!"} <= set(vocab)
+    words = vocab[vocab.index("##~") + 1:]
+    assert words == sorted(words) and {"weekend", "average", "honestly", "terrible"} <= set(words)
+    assert "Weekend" not in vocab and "weekend," not in vocab
+    assert (b / "vocab.txt").read_text() == (a / "vocab.txt").read_text()  # sorted: text order does not matter
+    wa, wb, wc = (load_file(str(f / "model.safetensors")) for f in (a, b, c))
+    assert sorted(wa) == sorted(wb) == sorted(wc) and len(wa) > 10
+    for k in wa:
+        np.testing.assert_array_equal(wa[k], wb[k])
+    assert any(not np.array_equal(wa[k], wc[k]) for k in wa)
+    cfg = json.loads((a / "config.json").read_text())
+    assert (cfg["hidden_size"], cfg["num_hidden_layers"], cfg["num_attention_heads"], cfg["intermediate_size"],
+            cfg["max_position_embeddings"], cfg["vocab_size"]) == (32, 2, 2, 64, 512, len(vocab))
+    # a folder already holding a checkpoint is returned as it is
+    before = (a / "model.safetensors").read_bytes()
+    assert save_tiny_random_bert(a, texts=["other words"], seed=7) == a
+    assert (a / "model.safetensors").read_bytes() == before and (a / "vocab.txt").read_text().splitlines() == vocab
+
+
+def test_tiny_bert_out_of_vocabulary_words_become_pieces(tiny_bert):
+    ex = TokenFeatures(str(tiny_bert), device="cpu")
+    text = "The quokka said Zyzzogeton 42 times \u20ac"
+    pieces = ex.tokenizer.tokenize(text)
+    assert "quokka" not in ex.tokenizer.get_vocab() and pieces[:3] == ["the", "q", "##u"]
+    assert "z" in pieces and "##n" in pieces and pieces[-1] == "[UNK]"  # the euro sign is in no entry
+    ids = ex.tokenizer(text)["input_ids"]
+    assert len(ids) == len(pieces) + 2
+    (feats,) = ex([text])
+    assert feats.shape == (len(ids), 32) and np.isfinite(feats).all()
+
+
 # ------------------------------------------------------------------------------------------------ CLIs
 
 @pytest.fixture(scope="module")

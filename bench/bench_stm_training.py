@@ -1,0 +1,72 @@
+#!/usr/bin/env python
+"""Speech + text + mocap fusion training speed: utterances/s, ms/step and the share of step time spent waiting
+for data, per configuration, at the default model size (d_model 128, 2 layers, batch 32), on synthetic stores
+with IEMOCAP-like lengths.
+
+    python bench/bench_stm_training.py [--device cpu|cuda] [--batch 32] [--steps 10] [--configs speech,...]
+
+Stores: 1024-d wav2vec2-large frames at 50 frames/s for 4.5 +- 3.2 s utterances (0.6-34 s; pooled by 5 into at
+most 400 encoder steps), 768-d BERT token rows (15 +- 12 words + 2 specials, at most 128), and (200, 189) mocap
+for about half of them (the listener utterances have none), 1,000 utterances. The loop is engine/loop.py as
+speech_text_mocap.py runs it.
+"""
+import shutil
+import sys
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from engine.cli import parser  # noqa: E402
+from engine.loop import LoopConfig, train  # noqa: E402
+from features.mocap import MocapStats  # noqa: E402
+from features.store import FeatureStore  # noqa: E402
+from systems.speech_text_mocap import CONFIGURATIONS, FusionMethod  # noqa: E402
+
+
+def main() -> None:
+    ap = parser(__doc__)
+    ap.add_argument("--device", default="cpu", help="cpu or cuda")
+    ap.add_argument("--batch", type=int, default=32, help="training batch size")
+    ap.add_argument("--steps", type=int, default=10, help="timed training steps per configuration")
+    ap.add_argument("--configs", default="speech,text,mocap,speech+text+mocap",
+                    help="comma-separated configurations to time")
+    ap.add_argument("--utterances", type=int, default=1000, help="utterances in the synthetic stores")
+    args = ap.parse_args()
+    tmp = Path(tempfile.mkdtemp(prefix="bench_stm_"))
+    try:
+        rng = np.random.default_rng(0)
+        make = lambda name, dims: FeatureStore.create(tmp / name, name=name, extractor="Bench", params={},  # noqa: E731
+                                                      dims=dims, frame_rate=None)
+        stores = {"speech": make("speech", 1024), "text": make("text", 768), "mocap": make("mocap", 189)}
+        seconds = np.clip(rng.normal(4.5, 3.2, args.utterances), 0.6, 34.0)
+        words = np.clip(rng.normal(15, 12, args.utterances), 1, 126).astype(int)
+        with stores["speech"].writer() as ws, stores["text"].writer() as wt, stores["mocap"].writer() as wm:
+            for i in range(args.utterances):
+                ws.add(f"u{i}", rng.normal(size=(int(seconds[i] * 50), 1024)).astype(np.float32))
+                wt.add(f"u{i}", rng.normal(size=(words[i] + 2, 768)).astype(np.float32))
+                if i % 2 == 0:
+                    wm.add(f"u{i}", rng.normal(size=(200, 189)).astype(np.float32))
+        stores = {k: FeatureStore(tmp / k) for k in stores}
+        norm = {"speech": (np.zeros(1024), np.ones(1024)), "text": (np.zeros(768), np.ones(768)),
+                "mocap": MocapStats(np.zeros(189), np.ones(189))}
+        items = [(f"u{i}", int(rng.integers(0, 4))) for i in range(args.utterances)]
+        print(f"device {args.device}, batch {args.batch}, {args.steps} steps per configuration, {args.utterances} "
+              f"utterances (speech {seconds.mean():.1f} s mean, {words.mean() + 2:.0f} tokens mean, mocap for half)")
+        print("| configuration | parameters | utt/s | ms/step | waiting for data |\n|---|---|---|---|---|")
+        for config in args.configs.split(","):
+            method = FusionMethod(CONFIGURATIONS[config], **stores, norm=norm)
+            params = sum(p.numel() for p in method.build_model().parameters())
+            cfg = LoopConfig(out_dir=tmp / config, iterations=args.steps, batch_size=args.batch, lr=1e-4,
+                             val_every=10**9, device=args.device, progress=False)
+            res = train(method, items, items[:2], cfg)
+            print(f"| {config} | {params:,} | {res.steps_run * res.batch_size / res.seconds:.1f} | "
+                  f"{res.seconds / res.steps_run * 1000:.0f} | {100 * res.data_seconds / res.seconds:.1f}% |",
+                  flush=True)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()

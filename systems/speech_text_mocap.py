@@ -1,0 +1,300 @@
+"""Speech + text + motion-capture fusion on IEMOCAP (System 5; Patamia et al., PRML 2021) as a method for
+engine/loop.py. Every configuration of the ablation (one modality, each mocap stream alone, the pairs, all three)
+is this one method with a different tuple of modalities, over models/multimodal_transformer.py.
+
+Data, per utterance (each stream read from its feature store):
+* speech: wav2vec2 frames (features/wav2vec2.py, 50 frames/s), z-normalised with the training part's frame
+  statistics, then averaged over windows of `speech_pool` frames (5: 10 rows/s, the original's 0.1 s hop), at
+  most `max_speech` rows (the first ones; 400 = 40 s, longer than any IEMOCAP utterance);
+* text: BERT token features ([CLS] ... [SEP], features/text.py), z-normalised with the training part's token
+  statistics, at most `max_tokens` rows (the original's 128); the text encoder pools the [CLS] row ("first") or
+  the mean of the tokens ("mean");
+* mocap: the (200, 189) per-utterance motion capture (features/mocap.py: face 165 | head 6 | hand 18 in their
+  real widths), z-normalised with the training part's statistics (MocapStats; a marker lost for a whole
+  utterance becomes the training mean); "mocap" feeds all 189 columns, "face" / "head" / "hand" one stream.
+  `mocap_velocity` (ours, off by default as in the original) appends each column's frame-to-frame difference
+  (normalised with its own training statistics), which exposes motion energy to the encoder directly.
+Labels: ang 0, exc 1, neu 2, sad 3, always (the original's BERT scripts numbered them by first appearance).
+
+Missing streams are never faked: an utterance without a stream (its speaker wore no markers, an empty transcript,
+features that failed) has that modality absent, and the model uses its learned absent vector in its place.
+Missing-data conditions (features.missing, shared with Systems 3 and 4): `frames` / `bursts` blank z-normalised
+wav2vec2 frames (0 = the training mean) before pooling, `words` blank the token rows of that share of the
+transcript's words (the map from token to word comes from the text model's tokenizer), `audio-absent`,
+`text-absent`, `mocap-absent` mark one modality absent. `words+audio` needs word timings and is refused.
+`modality_dropout` (training only) marks each present modality of a row absent with that probability, keeping
+at least one, so a fused model learns to work from any subset.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Callable
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from corpora.iemocap import FOUR_CLASS
+from features.missing import (Condition, apply_word_drop, drop_frames, markov_loss, parse_condition, rng_state,
+                              set_rng_state, utterance_rng)
+from features.mocap import MocapStats, column_layout, stored_mocap
+from features.store import FeatureStore
+from models.multimodal_transformer import MultimodalTransformer
+from utils import znorm
+
+SYSTEM = "speech-text-mocap"
+CLASSES = FOUR_CLASS["prml"].classes  # ("ang", "exc", "neu", "sad")
+MOCAP_COLUMNS = {"mocap": (0, 189), **{p["stream"].replace("rotated", "face"): (p["first"], p["stop"])
+                                       for p in column_layout()}}
+MODALITIES = ("speech", "text", *MOCAP_COLUMNS)  # speech, text, mocap, face, head, hand
+# the ablation, in table order: each modality, each mocap stream, the pairs, all three
+CONFIGURATIONS = {"speech": ("speech",), "text": ("text",), "mocap": ("mocap",), "face": ("face",),
+                  "head": ("head",), "hand": ("hand",), "speech+text": ("speech", "text"),
+                  "speech+mocap": ("speech", "mocap"), "text+mocap": ("text", "mocap"),
+                  "speech+text+mocap": ("speech", "text", "mocap")}
+THREE_WAY = "speech+text+mocap"
+CONDITION_KINDS = ("none", "frames", "bursts", "words", "audio-absent", "text-absent", "mocap-absent")
+ABSENT_KIND = {"speech": "audio-absent", "text": "text-absent", **{m: "mocap-absent" for m in MOCAP_COLUMNS}}
+
+
+def pool_frames(x: np.ndarray, k: int) -> np.ndarray:
+    """(T, D) -> (ceil(T / k), D): the mean of every k consecutive rows (the last window may be shorter)."""
+    if k == 1 or len(x) == 0:
+        return x
+    T = len(x)
+    full = (T // k) * k
+    out = x[:full].reshape(T // k, k, -1).mean(axis=1)
+    if full < T:
+        out = np.concatenate([out, x[full:].mean(axis=0, keepdims=True)])
+    return out.astype(np.float32, copy=False)
+
+
+def with_velocity(x: np.ndarray) -> np.ndarray:
+    """(T, D) mocap -> (T, 2D): the positions, then their frame-to-frame differences (0 for the first frame)."""
+    x = np.asarray(x, np.float32)
+    return np.concatenate([x, np.diff(x, axis=0, prepend=x[:1])], axis=1)
+
+
+def check_condition(cond: Condition) -> Condition:
+    if cond.kind not in CONDITION_KINDS:
+        raise ValueError(f"missing-data condition {cond}: not available for {SYSTEM} (no word timings); use "
+                         f"{', '.join(CONDITION_KINDS[1:])}")
+    return cond
+
+
+@dataclass
+class FusionMethod:
+    modalities: tuple
+    speech: FeatureStore | None = None
+    text: FeatureStore | None = None
+    mocap: FeatureStore | None = None
+    norm: dict = field(default_factory=dict)  # "speech"/"text": (mean, std); "mocap": MocapStats
+    no_text: frozenset = frozenset()  # utterances whose transcript is empty: text absent
+    token_words: Callable | None = None  # utt -> (token->word map, n_words) or None, for `words` conditions
+    speech_pool: int = 5
+    max_speech: int = 400
+    max_tokens: int = 128
+    text_pooling: str = "first"  # "first" = the [CLS] row, "mean" = the mean over tokens
+    mocap_velocity: bool = False  # append frame-to-frame differences to every mocap column
+    d_model: int = 128
+    heads: int = 4
+    layers: int = 2
+    ff: int = 256
+    dropout: float = 0.1
+    fusion_hidden: int = 128
+    fusion_dropout: float = 0.3
+    modality_dropout: float = 0.0
+    train_condition: str | None = None
+    seed: int = 0
+    protocol: dict | None = None  # which fold of which protocol, for the record
+
+    def __post_init__(self):
+        self.modalities = tuple(self.modalities)
+        unknown = [m for m in self.modalities if m not in MODALITIES]
+        if not self.modalities or unknown:
+            raise ValueError(f"modalities {list(self.modalities)}: choose from {', '.join(MODALITIES)}")
+        need = {"speech": self.speech, "text": self.text, **{m: self.mocap for m in MOCAP_COLUMNS}}
+        lacking = [m for m in self.modalities if need[m] is None]
+        if lacking:
+            raise ValueError(f"no feature store for {', '.join(lacking)}")
+        if not 0 <= self.modality_dropout < 1:
+            raise ValueError(f"modality dropout {self.modality_dropout}: a probability in [0, 1)")
+        if self.text_pooling not in ("first", "mean"):
+            raise ValueError(f"text pooling {self.text_pooling!r}: first ([CLS]) or mean")
+        if self.train_condition:
+            check_condition(parse_condition(self.train_condition))
+        self.miss_rng = np.random.default_rng(self.seed + 1)
+        self.condition: Condition | None = None  # evaluation-time condition, set by the caller
+        self.eval_seed = 0
+
+    # ------------------------------------------------------------------ what the loop calls
+    def input_dims(self) -> dict[str, int]:
+        dims = {"speech": self.speech.dims if self.speech is not None else None,
+                "text": self.text.dims if self.text is not None else None}
+        dims.update({m: (b - a) * (2 if self.mocap_velocity else 1) for m, (a, b) in MOCAP_COLUMNS.items()})
+        return {m: int(dims[m]) for m in self.modalities}
+
+    def build_model(self) -> MultimodalTransformer:
+        max_len = {"speech": self.max_speech, "text": self.max_tokens, **{m: 512 for m in MOCAP_COLUMNS}}
+        return MultimodalTransformer(
+            inputs=self.input_dims(), n_classes=len(CLASSES), d_model=self.d_model, heads=self.heads,
+            layers=self.layers, ff=self.ff, dropout=self.dropout, fusion_hidden=self.fusion_hidden,
+            fusion_dropout=self.fusion_dropout, max_len={m: max_len[m] for m in self.modalities},
+            pooling={m: self.text_pooling if m == "text" else "mean" for m in self.modalities})
+
+    def collate(self, items) -> dict:
+        return self._collate(items, train=False)
+
+    def train_collate(self, items) -> dict:
+        return self._collate(items, train=True)
+
+    def _logits(self, model, batch) -> torch.Tensor:
+        return model(batch["x"], batch["mask"], batch["present"])
+
+    def loss(self, model, batch) -> torch.Tensor:
+        return F.cross_entropy(self._logits(model, batch), batch["y"])
+
+    def predict(self, model, batch) -> np.ndarray:
+        return self._logits(model, batch).float().cpu().numpy()  # (B, 4) logits
+
+    def targets(self, items) -> np.ndarray:
+        return np.array([y for _, y in items], np.int64)
+
+    def val_loss(self, pred, target) -> float:
+        return float(F.cross_entropy(torch.from_numpy(np.asarray(pred, np.float32)), torch.from_numpy(np.asarray(target))))
+
+    def state(self) -> dict:
+        return {"missing": rng_state(self.miss_rng)}
+
+    def load_state(self, s: dict) -> None:
+        set_rng_state(self.miss_rng, s["missing"])
+
+    def config(self) -> dict:
+        norm = {}
+        for m in ("speech", "text"):
+            if m in self.norm:
+                norm[m] = [np.asarray(v, np.float64).tolist() for v in self.norm[m]]
+        if "mocap" in self.norm:
+            norm["mocap"] = [self.norm["mocap"].mean.tolist(), self.norm["mocap"].std.tolist()]
+        stores = {"speech": self.speech, "text": self.text, "mocap": self.mocap}
+        return {"system": SYSTEM, "modalities": list(self.modalities), "classes": list(CLASSES),
+                "model": {"inputs": self.input_dims(), "d_model": self.d_model, "heads": self.heads,
+                          "layers": self.layers, "ff": self.ff, "dropout": self.dropout,
+                          "fusion_hidden": self.fusion_hidden, "fusion_dropout": self.fusion_dropout,
+                          "text_pooling": self.text_pooling},
+                "features": {k: s.describe() for k, s in stores.items() if s is not None},
+                "inputs": {"speech_pool": self.speech_pool, "max_speech": self.max_speech,
+                           "mocap_velocity": self.mocap_velocity,
+                           "max_tokens": self.max_tokens, "mocap_columns": {m: list(MOCAP_COLUMNS[m])
+                                                                            for m in MOCAP_COLUMNS}},
+                "norm": norm, "modality_dropout": self.modality_dropout, "train_condition": self.train_condition,
+                "seed": self.seed, "protocol": self.protocol}
+
+    # ------------------------------------------------------------------ one utterance's streams
+    def _streams(self, utt: str, cond: Condition | None, rng) -> dict:
+        """modality -> (rows, D) float32 array, or None when absent."""
+        kind = cond.kind if cond is not None else "none"
+        out = {}
+        if "speech" in self.modalities:
+            a = None
+            if utt in self.speech and kind != "audio-absent":
+                a = znorm(self.speech[utt], *self.norm["speech"])
+                if kind == "frames":
+                    a = drop_frames(a, cond.rate, rng)[0]
+                elif kind == "bursts":
+                    a = markov_loss(a, cond.rate, rng, cond.burst)[0]
+                a = pool_frames(a, self.speech_pool)[: self.max_speech]
+            out["speech"] = a
+        if "text" in self.modalities:
+            t = None
+            if utt in self.text and utt not in self.no_text and kind != "text-absent":
+                t = znorm(self.text[utt], *self.norm["text"])
+                if kind == "words":
+                    tw = self.token_words(utt) if self.token_words is not None else None
+                    if tw is None:
+                        raise ValueError(f"{utt}: condition {cond} needs the token->word map of its transcript")
+                    t = apply_word_drop(t[:, :1], t, range(tw[1]), tw[0], cond.rate, rng, 1.0,
+                                        drop_audio=False)[1]
+                t = t[: self.max_tokens]
+            out["text"] = t
+        mocap_mods = [m for m in self.modalities if m in MOCAP_COLUMNS]
+        if mocap_mods:
+            x = None
+            if utt in self.mocap and kind != "mocap-absent":
+                raw = stored_mocap(self.mocap, utt)
+                x = self.norm["mocap"].apply(with_velocity(raw) if self.mocap_velocity else raw)
+            for m in mocap_mods:
+                a, b = MOCAP_COLUMNS[m]
+                if x is None:
+                    out[m] = None
+                else:  # the stream's positions (and, with velocity, its differences 189 columns on)
+                    out[m] = np.concatenate([x[:, a:b], x[:, 189 + a:189 + b]], axis=1) if self.mocap_velocity else x[:, a:b]
+        return out
+
+    def _collate(self, items, train: bool) -> dict:
+        cond = parse_condition(self.train_condition) if train and self.train_condition else self.condition
+        rows = []
+        for utt, _ in items:
+            rng = self.miss_rng if train else (utterance_rng(self.eval_seed, utt, cond) if cond else None)
+            rows.append(self._streams(utt, cond, rng))
+        B, M = len(items), len(self.modalities)
+        present = np.array([[r[m] is not None for m in self.modalities] for r in rows], bool).reshape(B, M)
+        if train and self.modality_dropout > 0:
+            keep = self.miss_rng.random((B, M)) >= self.modality_dropout
+            for i in range(B):
+                if present[i].any() and not (present[i] & keep[i]).any():  # keep one present modality
+                    keep[i, self.miss_rng.choice(np.flatnonzero(present[i]))] = True
+            present &= keep
+        x, mask = {}, {}
+        dims = self.input_dims()
+        for j, m in enumerate(self.modalities):
+            T = max([1] + [len(r[m]) for r, p in zip(rows, present[:, j]) if p])
+            arr = np.zeros((B, T, dims[m]), np.float32)  # (B, T, D)
+            msk = np.zeros((B, T), bool)
+            for i, r in enumerate(rows):
+                if present[i, j]:
+                    arr[i, : len(r[m])] = r[m]
+                    msk[i, : len(r[m])] = True
+            x[m], mask[m] = torch.from_numpy(arr), torch.from_numpy(msk)
+        return {"x": x, "mask": mask, "present": torch.from_numpy(present),
+                "y": torch.tensor([y if y is not None else 0 for _, y in items], dtype=torch.long)}
+
+
+def training_norm(utts, speech: FeatureStore | None, text: FeatureStore | None, mocap: FeatureStore | None,
+                  mocap_velocity: bool = False) -> dict:
+    """The z-norm statistics of the training part: frame-pooled mean / std of the wav2vec2 frames and of the
+    BERT tokens (features.normterm.frame_pooled_stats; a constant column gets std 1), MocapStats of the mocap
+    (of its positions and differences with `mocap_velocity`)."""
+    from features.normterm import frame_pooled_stats
+    norm = {}
+    for name, store in (("speech", speech), ("text", text)):
+        if store is None:
+            continue
+        have = [u for u in utts if u in store]
+        if not have:
+            raise ValueError(f"no training utterance has {name} features in {store.root}")
+        mean, std = frame_pooled_stats(store[u] for u in have)
+        norm[name] = (mean, np.where(std < 1e-8, 1.0, std))
+    if mocap is not None:
+        have = [u for u in utts if u in mocap]
+        if not have:
+            raise ValueError(f"no training utterance has motion capture in {mocap.root}")
+        norm["mocap"] = MocapStats.fit((with_velocity(stored_mocap(mocap, u)) if mocap_velocity
+                                        else stored_mocap(mocap, u)) for u in have)
+    return norm
+
+
+def tokenizer_token_words(tokenizer, transcripts: dict, text: FeatureStore) -> Callable:
+    """utt -> (token->word map of the stored token rows, number of whitespace words) or None when the tokenizer's
+    rows do not match the store's (a text cut at the model's length limit): for `words` conditions."""
+    from systems.audio_text import transcript_token_words
+    cache = {}
+
+    def token_words(utt: str):
+        if utt not in cache:
+            t = (transcripts.get(utt) or "").strip()
+            words = t.split()
+            tw = transcript_token_words(tokenizer, t, words) if words else None
+            cache[utt] = (tw, len(words)) if tw is not None and utt in text and len(tw) == text.frames(utt) else None
+        return cache[utt]
+    return token_words

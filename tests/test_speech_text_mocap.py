@@ -1,0 +1,303 @@
+"""Speech + text + mocap fusion (System 5) end to end on a small synthetic IEMOCAP release with a tiny local
+wav2vec2 and a tiny local BERT: every configuration of the ablation, the table (CSV, chart, JSON), the result
+files, the Session-5 split, resume, leave-one-session-out, modality dropout, the missing-data table, absent
+streams (listener utterances, empty transcripts, NaN markers) and clear errors. Runs are tiny (-iter 4,
+d_model 16) and the ten-configuration run is shared by the module."""
+import csv
+import json
+import shutil
+
+import numpy as np
+import pytest
+
+from systems.speech_text_mocap import CLASSES, CONFIGURATIONS, THREE_WAY
+
+TINY = ["-iter", "4", "-batch", "8", "--val-every", "2", "--d-model", "16", "--heads", "2", "--layers", "1",
+        "--ff", "32", "--fusion-hidden", "16", "--no-progress", "--deterministic"]
+
+
+@pytest.fixture(scope="module")
+def setup(tmp_path_factory):
+    from corpora.iemocap import read_iemocap
+    from corpora.synth.iemocap import write_iemocap
+    from features.text import save_tiny_random_bert
+    from features.wav2vec2 import save_tiny_random
+    d = tmp_path_factory.mktemp("stm")
+    root = d / "IEMOCAP_full_release"
+    write_iemocap(root, n=120, seed=5, progress=False)
+    save_tiny_random(d / "w2v")
+    save_tiny_random_bert(d / "bert", texts=[r.transcript or "" for r in read_iemocap(root).records])
+    return root, d
+
+
+def run(setup, out, *extra):
+    import speech_text_mocap
+    root, d = setup
+    return speech_text_mocap.main(["--root", str(root), "--speech-model", str(d / "w2v"), "--text-model",
+                                   str(d / "bert"), "--out", str(out / "M"), "--results", str(out / "R"),
+                                   *TINY, *extra])
+
+
+def prml(root):
+    from corpora.iemocap import four_class, read_iemocap
+    return {r.utt_id: (r, y) for r, y in four_class(read_iemocap(root).records, "prml")}
+
+
+@pytest.fixture(scope="module")
+def ablation(setup, tmp_path_factory):
+    out = tmp_path_factory.mktemp("ablation")
+    import contextlib
+    import io
+    buf = io.StringIO()
+    with contextlib.redirect_stdout(buf):
+        assert run(setup, out) == 0
+    return out, buf.getvalue()
+
+
+def test_every_configuration_in_one_table(setup, ablation):
+    out, stdout = ablation
+    R = out / "R"
+    rows = list(csv.DictReader(open(R / "stm_ablation.csv")))
+    assert [r["configuration"] for r in rows] == list(CONFIGURATIONS)
+    assert [r["modalities"] for r in rows] == ["+".join(m) for m in CONFIGURATIONS.values()]
+    table = json.loads((R / "stm_ablation.json").read_text())
+    assert [r["configuration"] for r in table["rows"]] == list(CONFIGURATIONS) and table["classes"] == list(CLASSES)
+    assert (R / "stm_ablation.png").read_bytes()[:4] == b"\x89PNG"
+    assert "| configuration | Session 5 WA | Session 5 UA |" in stdout
+    for r in rows:  # the printed table is the CSV's
+        assert f"| {r['configuration']} | {float(r['session5_WA']):.4f} | {float(r['session5_UA']):.4f} |" in stdout
+    # every configuration is scored on exactly Session 5's four-class utterances, labels in the fixed order
+    root, _ = setup
+    corpus = prml(root)
+    session5 = {u for u, (rec, _) in corpus.items() if rec.session == 5}
+    for config, mods in CONFIGURATIONS.items():
+        per_utt = list(csv.DictReader(open(R / f"stm_{config}_s5.csv")))
+        assert {p["utterance"] for p in per_utt} == session5
+        assert all(p["label"] == CLASSES[corpus[p["utterance"]][1]] for p in per_utt)
+        assert all(p["label"] == corpus[p["utterance"]][0].category for p in per_utt)  # ang exc neu sad codes
+        res = json.loads((R / f"stm_{config}_s5.json").read_text())
+        labels = np.array([CLASSES.index(p["label"]) for p in per_utt])
+        pred = np.array([CLASSES.index(p["prediction"]) for p in per_utt])
+        assert res["WA"] == pytest.approx(np.mean(labels == pred))
+        assert res["UA"] == pytest.approx(np.mean([np.mean(pred[labels == c] == c) for c in np.unique(labels)]))
+        assert res["configuration"] == config and res["modalities"] == list(mods) and res["fold"] == 5
+        assert (R / f"stm_{config}_s5_confusion.png").read_bytes()[:4] == b"\x89PNG"
+        cfg = json.loads((out / "M" / f"stm_{config}_s5" / "config.json").read_text())
+        assert cfg["modalities"] == list(mods) and list(cfg["model"]["inputs"]) == list(mods)
+        assert (out / "M" / f"stm_{config}_s5" / "model.safetensors").is_file()
+        widths = {"speech": 32, "text": 32, "mocap": 189, "face": 165, "head": 6, "hand": 18}
+        assert cfg["model"]["inputs"] == {m: widths[m] for m in mods}
+
+
+def test_dev_part_comes_from_the_training_sessions_only(setup):
+    from corpora.iemocap import loso_dev_folds
+    root, _ = setup
+    items = sorted(prml(root).values(), key=lambda ry: ry[0].utt_id)
+    for train, dev, test in loso_dev_folds(items, 0.1):
+        k = test[0][0].session
+        assert {r.session for r, _ in test} == {k} and k not in {r.session for r, _ in train + dev}
+        assert len(dev) == max(1, round(0.1 * (len(train) + len(dev))))
+        assert {r.utt_id for r, _ in train} | {r.utt_id for r, _ in dev} | {r.utt_id for r, _ in test} == \
+            {r.utt_id for r, _ in items}
+
+
+def test_missing_data_table_of_the_three_way_model(ablation):
+    out, stdout = ablation
+    R = out / "R"
+    rows = list(csv.DictReader(open(R / "stm_missing.csv")))
+    assert [(r["condition"], r["rate"]) for r in rows] == [
+        ("audio-absent", ""), ("text-absent", ""), ("mocap-absent", ""), ("frames", "0.1"), ("frames", "0.3"),
+        ("frames", "0.5"), ("words", "0.1"), ("words", "0.3"), ("words", "0.5"), ("complete", "0")]
+    complete = json.loads((R / f"stm_{THREE_WAY}_s5.json").read_text())
+    assert float(rows[-1]["UA"]) == pytest.approx(complete["UA"])
+    assert (R / "stm_missing.png").read_bytes()[:4] == b"\x89PNG"
+    assert f"{THREE_WAY} with data missing (Session 5)" in stdout and "| mocap-absent |" in stdout
+
+
+def test_second_run_resumes_every_configuration(setup, ablation, capsys):
+    out, _ = ablation
+    before = (out / "R" / "stm_ablation.csv").read_text()
+    assert run(setup, out) == 0
+    assert (out / "R" / "stm_ablation.csv").read_text() == before
+    logs = [list(csv.DictReader(open(out / "M" / f"stm_{c}_s5" / "log.csv"))) for c in CONFIGURATIONS]
+    assert all([r["step"] for r in log] == ["2", "4"] for log in logs)  # nothing trained twice
+
+
+def test_listener_utterances_and_empty_transcripts_are_absent_streams(setup, ablation):
+    """A speaker without markers has mocap absent (never the listener's motion); an empty transcript has text
+    absent; a marker lost for a whole utterance is the training mean after normalisation; present streams of
+    the same batch are untouched."""
+    from features.mocap import MocapStats, speaker_wore_markers
+    from features.store import FeatureStore
+    from systems.speech_text_mocap import FusionMethod, training_norm
+    root, _ = setup
+    out, _ = ablation
+    feats = root / "Features"
+    speech, text, mocap = (FeatureStore(p) for p in sorted(feats.glob("Wav2Vec_*")) + sorted(feats.glob("Tokens_*"))
+                           + [feats / "Mocap189x200"])
+    corpus = prml(root)
+    utts = sorted(corpus)
+    listeners = [u for u in utts if not speaker_wore_markers(u)]
+    wearers = [u for u in utts if speaker_wore_markers(u)]
+    assert listeners and wearers and set(mocap.keys()) == {u for u in mocap.keys() if speaker_wore_markers(u)}
+    errors = {e["utterance"] if "utterance" in e else e["utt"]: e for e in mocap.errors()}
+    assert set(listeners) <= set(errors)  # listed with the reason, not dropped silently
+    norm = training_norm(utts, speech, text, mocap)
+    m = FusionMethod(("speech", "text", "mocap"), speech=speech, text=text, mocap=mocap, norm=norm,
+                     no_text=frozenset(wearers[:1]))
+    items = [(u, 0) for u in (wearers[0], wearers[1], listeners[0])]
+    b = m.collate(items)
+    assert b["present"].tolist() == [[True, False, True], [True, True, True], [True, True, False]]
+    assert not b["mask"]["mocap"][2].any() and not b["mask"]["text"][0].any()
+    # the wearer's mocap in the batch is its own stored motion, z-normalised
+    x = norm["mocap"].apply(np.array(mocap[wearers[1]]))
+    np.testing.assert_allclose(b["x"]["mocap"][1].numpy(), x, atol=1e-6)
+    # NaN markers: a column lost for the whole utterance becomes 0 (the training mean), never NaN
+    stats = MocapStats(np.zeros(189), np.ones(189))
+    lost = np.array(mocap[wearers[1]], np.float32)
+    lost[:, 5] = np.nan
+    z = stats.apply(lost)
+    assert np.isfinite(z).all() and (z[:, 5] == 0).all()
+    # conditions: each stream absent on demand; frames blank speech rows before pooling; the others untouched
+    from features.missing import parse_condition
+    m.condition = parse_condition("mocap-absent")
+    b2 = m.collate(items)
+    assert not b2["present"][:, 2].any() and b2["present"][:, :2].tolist() == b["present"][:, :2].tolist()
+    assert np.array_equal(b2["x"]["speech"].numpy(), b["x"]["speech"].numpy())
+    m.condition = parse_condition("frames:0.5")
+    b3 = m.collate(items)
+    assert not np.array_equal(b3["x"]["speech"].numpy(), b["x"]["speech"].numpy())
+    assert np.array_equal(b3["x"]["text"].numpy(), b["x"]["text"].numpy())
+    assert np.array_equal(b3["x"]["mocap"].numpy(), b["x"]["mocap"].numpy())
+
+
+def test_modality_dropout_trains_on_subsets_but_never_on_nothing(setup, ablation, tmp_path):
+    from features.store import FeatureStore
+    from systems.speech_text_mocap import FusionMethod, training_norm
+    root, _ = setup
+    feats = root / "Features"
+    speech, text, mocap = (FeatureStore(p) for p in sorted(feats.glob("Wav2Vec_*")) + sorted(feats.glob("Tokens_*"))
+                           + [feats / "Mocap189x200"])
+    utts = sorted(prml(root))
+    norm = training_norm(utts, speech, text, mocap)
+    m = FusionMethod(("speech", "text", "mocap"), speech=speech, text=text, mocap=mocap, norm=norm,
+                     modality_dropout=0.6, seed=1)
+    items = [(u, 0) for u in utts]
+    avail = m.collate(items)["present"].numpy()
+    dropped = m.train_collate(items)["present"].numpy()
+    assert (dropped <= avail).all() and dropped.any(axis=1).all()  # a subset, never empty
+    assert 0.3 < 1 - dropped.sum() / avail.sum() < 0.7
+    assert np.array_equal(m.collate(items)["present"].numpy(), avail)  # evaluation is never dropped
+    # the command line flag: recorded in the run and its name
+    assert run(setup, tmp_path, "--configs", THREE_WAY, "--modality-dropout", "0.5", "--missing", "none") == 0
+    cfg = json.loads((tmp_path / "M" / f"stm_{THREE_WAY}_s5_md0.5" / "config.json").read_text())
+    assert cfg["modality_dropout"] == 0.5
+    assert (tmp_path / "R" / "stm_ablation_md0.5.csv").is_file()
+
+
+def test_leave_one_session_out_and_only_with_mocap(setup, tmp_path, capsys):
+    assert run(setup, tmp_path, "--configs", "head,text", "--loso", "--only-with-mocap", "--missing", "none") == 0
+    out = capsys.readouterr().out
+    assert "| configuration | Session 5 WA | Session 5 UA | LOSO WA | LOSO UA |" in out
+    corpus = prml(setup[0])
+    from features.mocap import speaker_wore_markers
+    R = tmp_path / "R"
+    for config in ("head", "text"):
+        was = []
+        for k in (1, 2, 3, 4, 5):
+            per_utt = list(csv.DictReader(open(R / f"stm_{config}_s{k}_withmocap.csv")))
+            assert {p["utterance"] for p in per_utt} == {u for u, (r, _) in corpus.items()
+                                                       if r.session == k and speaker_wore_markers(u)}
+            was.append(json.loads((R / f"stm_{config}_s{k}_withmocap.json").read_text())["WA"])
+        (row,) = [r for r in csv.DictReader(open(R / "stm_ablation_withmocap.csv")) if r["configuration"] == config]
+        assert float(row["loso_WA"]) == pytest.approx(np.mean(was), abs=1e-6)
+
+
+def test_words_condition_blanks_token_rows_of_dropped_words(setup, ablation):
+    from transformers import AutoTokenizer
+
+    from features.missing import parse_condition
+    from features.store import FeatureStore
+    from systems.speech_text_mocap import FusionMethod, tokenizer_token_words, training_norm
+    root, d = setup
+    text = FeatureStore(sorted((root / "Features").glob("Tokens_*"))[0])
+    corpus = prml(root)
+    utts = sorted(u for u in corpus if u in text)
+    tok = AutoTokenizer.from_pretrained(str(d / "bert"), local_files_only=True)
+    tw = tokenizer_token_words(tok, {u: r.transcript for u, (r, _) in corpus.items()}, text)
+    m = FusionMethod(("text",), text=text, norm=training_norm(utts, None, text, None), token_words=tw)
+    long = [u for u in utts if tw(u) is not None and tw(u)[1] >= 4][:3]
+    assert long
+    items = [(u, 0) for u in long]
+    full = m.collate(items)["x"]["text"].numpy()
+    m.condition = parse_condition("words:0.5")
+    half = m.collate(items)["x"]["text"].numpy()
+    for i, u in enumerate(long):
+        rows = text.frames(u)
+        blank = (half[i, :rows] == 0).all(axis=1) & ~(full[i, :rows] == 0).all(axis=1)
+        words = tw(u)[0]
+        assert blank.any() and not blank[0] and not blank[rows - 1]  # [CLS] and [SEP] never blanked
+        assert set(np.unique(words[blank])) and (words[blank] >= 0).all()
+        assert len(set(words[blank])) == round(0.5 * tw(u)[1])
+
+
+def test_clear_errors(setup, ablation, tmp_path, capsys):
+    import speech_text_mocap
+    for extra, msg in [(["--configs", "speech,smell"], "choose from"),
+                       (["--missing", "words+audio:0.2"], "not available"),
+                       (["--modality-dropout", "1.5"], "probability"),
+                       (["--train-missing", "bursts:0.2", "--missing", "text-absent,nonsense:1"], "nonsense")]:
+        assert run(setup, tmp_path, *extra) == 1
+        assert msg in capsys.readouterr().err
+    assert speech_text_mocap.main(["--root", str(tmp_path / "nowhere"), "--out", str(tmp_path / "M"),
+                                   "--results", str(tmp_path / "R")]) == 1
+    assert "nowhere" in capsys.readouterr().err
+    # a store made from another model is refused, naming both
+    root, d = setup
+    bad_root = shutil.copytree(root, tmp_path / "copy", ignore=shutil.ignore_patterns("Mocap*", "Tokens_*"))
+    assert run((bad_root, d), tmp_path, "--configs", "speech", "--speech-store",
+               str(next((root / "Features").glob("Wav2Vec_*"))), "--speech-model", str(d / "bert")) == 1
+    err = capsys.readouterr().err
+    assert "store made with model" in err and "w2v" in err and "bert" in err
+
+
+def test_torchrun_two_cpu_processes(setup, tmp_path):
+    """Rank 0 extracts the features while rank 1 waits; both train; only rank 0 writes results and prints."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+    repo = Path(__file__).resolve().parents[1]
+    root, d = setup
+    corpus = shutil.copytree(root, tmp_path / "corpus", ignore=shutil.ignore_patterns("Features"))
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(repo)}
+    proc = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
+                           str(repo / "speech_text_mocap.py"), "--root", str(corpus), "--speech-model", str(d / "w2v"),
+                           "--text-model", str(d / "bert"), "--configs", "text+mocap", "--missing", "none",
+                           "--out", str(tmp_path / "M"), "--results", str(tmp_path / "R"),
+                           *[a for a in TINY if a != "--deterministic"]],
+                          cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert proc.stdout.count("text+mocap Session 5: WA") == 1
+    assert (tmp_path / "R" / "stm_text+mocap_s5.json").is_file()
+    assert [r["step"] for r in csv.DictReader(open(tmp_path / "M" / "stm_text+mocap_s5" / "log.csv"))] == ["2", "4"]
+
+
+def test_mocap_velocity_appends_normalised_frame_differences(setup, ablation):
+    from features.mocap import MocapStats, stored_mocap
+    from features.store import FeatureStore
+    from systems.speech_text_mocap import FusionMethod, training_norm, with_velocity
+    root, _ = setup
+    mocap = FeatureStore(root / "Features" / "Mocap189x200")
+    utts = sorted(mocap.keys())
+    norm = training_norm(utts, None, None, mocap, mocap_velocity=True)
+    assert norm["mocap"].mean.shape == (378,)
+    m = FusionMethod(("head", "mocap"), mocap=mocap, norm=norm, mocap_velocity=True)
+    assert m.input_dims() == {"head": 12, "mocap": 378}
+    b = m.collate([(utts[0], 0)])
+    raw = stored_mocap(mocap, utts[0])
+    v = with_velocity(raw)
+    assert np.array_equal(v[1:, 189:], np.diff(raw, axis=0)) and not v[0, 189:].any()
+    z = MocapStats(norm["mocap"].mean, norm["mocap"].std).apply(v)
+    np.testing.assert_allclose(b["x"]["head"][0].numpy(), np.concatenate([z[:, 165:171], z[:, 354:360]], 1), atol=1e-6)
+    np.testing.assert_allclose(b["x"]["mocap"][0].numpy(), z, atol=1e-6)
