@@ -9,8 +9,8 @@ modality absent: the test split is scored with the missing data applied after z-
 the Train mean), seeded per utterance and condition (--seed), so every checkpoint sees the same blanks.
 Conditions: frames (audio frames dropped at random), bursts (audio lost in two-state Markov bursts of
 --burst frames), words (the words' text tokens), words+audio (and their audio spans from the TextGrid).
-Writes <out>.csv (checkpoint, condition, rate, Act, Dom, Val) and <out>.png (CCC against rate, one panel per
-attribute) and prints the table.
+Writes <out>.csv (checkpoint, condition, rate, Act, Dom, Val), <out>.json (the same rows in the shared result
+format) and <out>.png (CCC against rate, one panel per attribute) and prints the table.
 """
 import csv
 import sys
@@ -84,6 +84,11 @@ def main(argv=None) -> int:
         w = csv.DictWriter(f, fieldnames=list(rows[0]))
         w.writeheader()
         w.writerows(rows)
+    from systems.common import write_result
+    write_result(args.out.with_suffix(".json"), {
+        "metric": "CCC", "system": "audio-text", "corpus": str(args.root), "split": args.split,
+        "checkpoints": [str(c) for c in args.checkpoints], "seed": args.seed, "utterances": len(items),
+        "rows": [{**r, **{a: float(r[a]) for a in ("Act", "Dom", "Val")}} for r in rows]})
     from engine.plots import missing_curves  # the complete-data row is each curve's rate-0 point
     missing_curves([dict(r, series=Path(r["checkpoint"]).name[-40:]) for r in rows], ["Act", "Dom", "Val"],
                    args.out.with_suffix(".png"), title="CCC")

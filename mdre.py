@@ -21,7 +21,6 @@ log.csv, loss.png) and <results>/<MODEL>_<protocol>_fold<k>.csv (per utterance) 
 then <results>/<MODEL>_<protocol>_folds.csv/.json (the fold table and the mean). With --missing, every fold's
 model is also tested under each condition: <results>/<MODEL>_<protocol>_missing.csv. Re-running resumes.
 """
-import json
 import sys
 import warnings
 from pathlib import Path
@@ -52,9 +51,9 @@ def main(argv=None) -> int:
     from engine.loop import LoopConfig, ddp_env, evaluate, load_best, train
     from features.missing import parse_condition
     from features.vocab import build_vocabulary, load_glove, tokenize
-    from systems.common import write_class_scores
+    from systems.common import write_class_scores, write_result
     from systems.mdre import CLASSES, KINDS, MAX_TOKENS, USES_AUDIO, MDREMethod, training_norm
-    from utils import atomic_path, atomic_write_text, resolve_device, writable_dir
+    from utils import atomic_path, resolve_device, writable_dir
     ap = parser(__doc__)
     ap.add_argument("--root", type=Path, required=True, help="IEMOCAP release folder (holding Session1..5)")
     ap.add_argument("--model", choices=KINDS, default="MDREA", help="which model of the family")
@@ -198,17 +197,17 @@ def main(argv=None) -> int:
     with atomic_path(table) as tmp, open(tmp, "w") as f:
         f.write(",".join(rows[0]) + "\n")
         f.writelines(",".join(f"{v:.6f}" if isinstance(v, float) else str(v) for v in r.values()) + "\n" for r in rows)
-    from engine.checkpoint import git_commit
-    atomic_write_text(table.with_suffix(".json"), json.dumps(
-        {"metric": "WA/UA", "system": "mdre", "model": args.model, "corpus": str(args.root), "protocol": args.protocol,
-         "folds": rows, "mean": mean, "seed": args.seed, "loss": args.loss, "faithful_vocab": args.faithful_vocab,
-         "code_version": git_commit(), "command": "python mdre.py " + " ".join(map(str, argv or sys.argv[1:]))},
-        indent=1, default=str))
+    write_result(table.with_suffix(".json"), {
+        "metric": "WA/UA", "system": "mdre", "model": args.model, "corpus": str(args.root), "protocol": args.protocol,
+        "folds": rows, "mean": mean, "seed": args.seed, "loss": args.loss, "faithful_vocab": args.faithful_vocab})
     if miss_rows:
         path = args.results / f"{tag}_missing.csv"
         with atomic_path(path) as tmp, open(tmp, "w") as f:
             f.write("fold,condition,WA,UA\n")
             f.writelines(f"{r['fold']},{r['condition']},{r['WA']:.6f},{r['UA']:.6f}\n" for r in miss_rows)
+        write_result(path.with_suffix(".json"), {"metric": "WA/UA", "system": "mdre", "model": args.model,
+                                                 "corpus": str(args.root), "protocol": args.protocol,
+                                                 "rows": miss_rows, "seed": args.seed})
         print(f"\n| {tag} condition | WA | UA |  (mean over folds)\n|---|---|---|")
         print(f"| complete | {mean['WA']:.4f} | {mean['UA']:.4f} |")
         for c in dict.fromkeys(r["condition"] for r in miss_rows):

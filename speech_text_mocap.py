@@ -26,7 +26,6 @@ run.json, state.pt, log.csv, loss.png) and <results>/stm_<config>_s<k>.csv (per 
 <results>/stm_missing.csv/.json/.png (WA / UA under each --missing condition). Re-running resumes.
 """
 import csv
-import json
 import sys
 from pathlib import Path
 
@@ -76,15 +75,14 @@ def write_table(path: Path, rows: list[dict]) -> None:
 @entry
 def main(argv=None) -> int:
     from corpora.iemocap import four_class, loso_dev_folds, read_iemocap
-    from engine.checkpoint import git_commit
     from engine.loop import LoopConfig, ddp_env, evaluate, load_best, train
     from engine.plots import bar_chart, missing_curves
     from features.missing import parse_condition
     from features.mocap import speaker_wore_markers
-    from systems.common import write_class_scores
+    from systems.common import write_class_scores, write_result
     from systems.speech_text_mocap import (CLASSES, CONFIGURATIONS, MOCAP_COLUMNS, THREE_WAY, FusionMethod,
                                            check_condition, tokenizer_token_words, training_norm)
-    from utils import atomic_write_text, resolve_device, unweighted_accuracy, weighted_accuracy, writable_dir
+    from utils import resolve_device, unweighted_accuracy, weighted_accuracy, writable_dir
     ap = parser(__doc__)
     ap.add_argument("--root", type=Path, required=True, help="IEMOCAP release folder (holding Session1..5)")
     ap.add_argument("--configs", default=",".join(CONFIGURATIONS),
@@ -302,12 +300,10 @@ def main(argv=None) -> int:
                                                    "UA": [r[f"{pre}_UA"] for r in rows]},
               stem.with_name(stem.name + ".png"), title=title, ylabel="accuracy", reference=float(counts.max() / counts.sum()),
               reference_label="Session 5 majority class (WA)")
-    command = "python speech_text_mocap.py " + " ".join(map(str, argv if argv is not None else sys.argv[1:]))
-    atomic_write_text(stem.with_name(stem.name + ".json"), json.dumps(
-        {"metric": "WA/UA", "system": "speech-text-mocap", "corpus": str(args.root), "classes": list(CLASSES),
-         "protocol": "loso" if args.loso else "session5", "rows": rows,
-         "per_session": [{"configuration": c, "session": k, **v} for (c, k), v in scores.items()],
-         "seed": args.seed, "code_version": git_commit(), "command": command}, indent=1, default=str))
+    write_result(stem.with_name(stem.name + ".json"), {
+        "metric": "WA/UA", "system": "speech-text-mocap", "corpus": str(args.root), "classes": list(CLASSES),
+        "protocol": "loso" if args.loso else "session5", "rows": rows,
+        "per_session": [{"configuration": c, "session": k, **v} for (c, k), v in scores.items()], "seed": args.seed})
     print(f"table: {stem.with_name(stem.name + '.csv')}, chart: {stem.with_name(stem.name + '.png')}")
     if miss_rows:
         mstem = args.results / f"stm_missing{tag}"
@@ -318,10 +314,9 @@ def main(argv=None) -> int:
                               "WA": float(np.mean([r["WA"] for r in sel])), "UA": float(np.mean([r["UA"] for r in sel]))})
         write_table(mstem.with_name(mstem.name + ".csv"), miss_rows)
         missing_curves(mean_rows, ["WA", "UA"], mstem.with_name(mstem.name + ".png"), title=THREE_WAY)
-        atomic_write_text(mstem.with_name(mstem.name + ".json"), json.dumps(
-            {"metric": "WA/UA", "system": "speech-text-mocap", "configuration": THREE_WAY, "corpus": str(args.root),
-             "rows": miss_rows, "mean": mean_rows, "seed": args.seed, "code_version": git_commit(),
-             "command": command}, indent=1, default=str))
+        write_result(mstem.with_name(mstem.name + ".json"), {
+            "metric": "WA/UA", "system": "speech-text-mocap", "configuration": THREE_WAY, "corpus": str(args.root),
+            "rows": miss_rows, "mean": mean_rows, "seed": args.seed})
         print(f"\n{THREE_WAY} with data missing ({'mean over held-out sessions' if args.loso else 'Session 5'}):\n"
               "| condition | WA | UA |\n|---|---|---|")
         for r in mean_rows:

@@ -19,10 +19,17 @@ WEIGHTS, CONFIG, STATE = "model.safetensors", "config.json", "state.pt"
 
 
 def git_commit() -> str:
+    """The code version for the record: HEAD's commit, with `+dirty` when tracked files differ from it
+    ("unknown" outside a git checkout)."""
+    repo = Path(__file__).resolve().parents[1]
     try:
-        out = subprocess.run(["git", "rev-parse", "HEAD"], cwd=Path(__file__).resolve().parents[1],
-                             capture_output=True, text=True, timeout=5)
-        return out.stdout.strip() or "unknown"
+        head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=repo, capture_output=True, text=True,
+                              timeout=5).stdout.strip()
+        if not head:
+            return "unknown"
+        changed = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=repo,
+                                 capture_output=True, text=True, timeout=10).stdout.strip()
+        return head + ("+dirty" if changed else "")
     except (OSError, subprocess.TimeoutExpired):
         return "unknown"
 

@@ -113,21 +113,46 @@ def load_our_checkpoint(path: Path, system: str) -> tuple[dict, dict, NormTerm]:
     return sd, {**cfg, "source": str(path)}, NormTerm.from_json(cfg["normterm"], cfg["attribute"])
 
 
+def machine() -> str:
+    """What ran it, for the record: CPU model and cores, the GPU if torch sees one, torch's version."""
+    import platform
+    cpu = platform.processor() or platform.machine()
+    try:
+        with open("/proc/cpuinfo") as f:
+            cpu = next((line.split(":", 1)[1].strip() for line in f if line.startswith("model name")), cpu)
+    except OSError:
+        pass
+    gpu = torch.cuda.get_device_name(0) if torch.cuda.is_available() else "no GPU"
+    return f"{cpu}, {os.cpu_count()} cores, {gpu}; torch {torch.__version__}"
+
+
+def write_result(path: Path, fields: dict) -> None:
+    """One result file in the shared format (every test / evaluation script writes one beside its CSV; the
+    comparison report aggregates them): `fields` (metric, system, corpus, split or protocol, checkpoint, seed,
+    the numbers, ...) plus the provenance: code version, the command line that re-creates it, machine, date."""
+    import datetime
+    import json
+    import sys
+
+    from engine.checkpoint import git_commit
+    from utils import atomic_write_text
+    prov = {"code_version": git_commit(), "command": " ".join(["python", *sys.argv]), "machine": machine(),
+            "date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")}
+    atomic_write_text(path, json.dumps({**fields, **{k: v for k, v in prov.items() if k not in fields}},
+                                       indent=1, default=str))
+
+
 def write_scores(out: Path, items: list, scores, *, result: dict) -> float:
     """The per-utterance CSV (utterance, prediction, label) and, beside it, <out>.json: one result file in one
     format for every system (metric, system, corpus, split, checkpoint, ...), for comparison reports."""
-    import json
-
-    from utils import atomic_path, atomic_write_text, ccc
+    from utils import atomic_path, ccc
     labels = np.array([v for _, v in items])
     value = ccc(scores, labels)
     with atomic_path(out) as tmp, open(tmp, "w") as f:
         f.write("utterance,prediction,label\n")
         f.writelines(f"{u},{p:.6f},{y:.6f}\n" for (u, y), p in zip(items, scores))
-    from engine.checkpoint import git_commit
-    atomic_write_text(out.with_suffix(".json"), json.dumps(
-        {"metric": "CCC", "value": value, "utterances": len(items), "per_utterance_csv": out.name,
-         "code_version": git_commit(), **result}, indent=1, default=str))
+    write_result(out.with_suffix(".json"), {"metric": "CCC", "value": value, "utterances": len(items),
+                                            "per_utterance_csv": out.name, **result})
     return value
 
 
@@ -157,11 +182,7 @@ def write_class_scores(out: Path, utts: list[str], labels, logits, classes, *, r
     """The classification counterpart of write_scores (Systems 4 and 5): per-utterance CSV (utterance, label,
     prediction, one logit per class), the confusion matrix as <stem>_confusion.csv/.png, and <out>.json with
     WA, UA and the matrix in the shared result format. Returns (WA, UA)."""
-    import json
-
-    from engine.checkpoint import git_commit
-    from utils import (atomic_path, atomic_write_text, confusion_matrix, unweighted_accuracy, weighted_accuracy,
-                       write_confusion)
+    from utils import atomic_path, confusion_matrix, unweighted_accuracy, weighted_accuracy, write_confusion
     labels = np.asarray(labels, np.int64)
     logits = np.asarray(logits, np.float64)
     pred = logits.argmax(1)
@@ -173,8 +194,8 @@ def write_class_scores(out: Path, utts: list[str], labels, logits, classes, *, r
                      for u, y, p, row in zip(utts, labels, pred, logits))
     stem = out.with_name(out.stem + "_confusion")
     write_confusion(stem, cm, list(classes), title=result.get("title"))
-    atomic_write_text(out.with_suffix(".json"), json.dumps(
-        {"metric": "WA/UA", "WA": wa, "UA": ua, "utterances": len(utts), "classes": list(classes),
-         "confusion": cm.tolist(), "per_utterance_csv": out.name, "confusion_png": stem.name + ".png",
-         "code_version": git_commit(), **result}, indent=1, default=str))
+    write_result(out.with_suffix(".json"), {"metric": "WA/UA", "WA": wa, "UA": ua, "utterances": len(utts),
+                                            "classes": list(classes), "confusion": cm.tolist(),
+                                            "per_utterance_csv": out.name, "confusion_png": stem.name + ".png",
+                                            **result})
     return wa, ua

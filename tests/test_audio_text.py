@@ -26,6 +26,13 @@ def test_train_test_banner_and_missing_data_table(at_setup, tmp_path, capsys, mo
         ("complete", "0.0"), ("frames", "0.5"), ("bursts", "0.5"), ("words", "0.5"), ("words+audio", "0.5"),
         ("audio-absent", ""), ("text-absent", "")]
     assert len(rows) == 14 and (tmp_path / "miss.png").read_bytes()[:4] == b"\x89PNG"
+    # the shared result file beside the CSV: the same numbers and the provenance that re-creates them
+    import json
+    res = json.loads((tmp_path / "miss.json").read_text())
+    assert [(r["checkpoint"], r["condition"], r["Val"]) for r in res["rows"]] == [
+        (r["checkpoint"], r["condition"], float(r["Val"])) for r in rows]
+    assert res["metric"] == "CCC" and res["split"] == "test1" and res["checkpoints"] == [str(r) for r in runs]
+    assert res["code_version"] and res["machine"] and res["date"] and "python" in res["command"]
     # the same seed gives the same table
     assert evaluate_missing.main(["--checkpoints", str(runs[0]), "--root", str(corpus), "--audio-store",
                                   str(d / "audio"), "--text-store", str(d / "text"), "--rates", "0,0.5",

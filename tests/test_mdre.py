@@ -55,6 +55,10 @@ def test_loso_fold_table_result_files_and_resume(iemocap, tmp_path, capsys):
         assert set(cfg["vocab"]) - {"_PAD_", "_UNK_"} <= train_tokens
         assert cfg["loop"]["clip_value"] == 10.0 and cfg["loop"]["patience"] == 7
     miss = list(csv.DictReader(open(R / "MDREA_loso_missing.csv")))
+    miss_json = json.loads((R / "MDREA_loso_missing.json").read_text())
+    assert [(str(r["fold"]), r["condition"], f"{r['UA']:.6f}") for r in miss_json["rows"]] == [
+        (r["fold"], r["condition"], r["UA"]) for r in miss]
+    assert miss_json["metric"] == "WA/UA" and miss_json["protocol"] == "loso" and miss_json["machine"]
     assert [(r["fold"], r["condition"]) for r in miss] == [
         (k, c) for k in ("4", "5") for c in ("frames:0.5", "words:0.5", "audio-absent", "text-absent")]
     # a second run resumes every fold and writes the same table
