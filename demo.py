@@ -217,7 +217,9 @@ def main(argv=None) -> int:
          ["--kind", "iemocap", "--out", iem5, "--n", 600, "--seed", 0, "--if-missing"])
     from corpora.iemocap import read_iemocap
     from features.text import save_tiny_random_bert
-    bert = save_tiny_random_bert(args.data / "tiny_bert", texts=[r.transcript or "" for r in read_iemocap(iem5).records])
+    # its WordPiece vocabulary from the training sessions' words only: no test transcript in any vocabulary
+    bert = save_tiny_random_bert(args.data / "tiny_bert", texts=[r.transcript or "" for r in read_iemocap(iem5).records
+                                                                 if r.session != 5])
     stm_args = ["--root", iem5, "--speech-model", w2v, "--text-model", bert, "--configs", STM_CONFIGS,
                 "-iter", args.stm_iterations, "-batch", 16, "--val-every", 50, "--dev-share", 0.2, "--patience", 0,
                 "--d-model", 32, "--heads", 2, "--layers", 1, "--ff", 64, "--fusion-hidden", 32, "--lr", 1e-3,
