@@ -50,7 +50,7 @@ def store_with(extractor_factory, records, path: Path, model: str, progress: boo
         made_by = store.meta.get("params", {}).get("model")
         if made_by is not None and str(made_by) != str(model) and not Path(str(model)).resolve() == Path(str(made_by)).resolve():
             raise UserError(f"{path}: {what} store made with model {made_by}, not {model}; give --{what}-store "
-                            "another folder or the matching --{what}-model")
+                            f"another folder or the matching --{what}-model")
         if all(r.utt_id in store for r in records):
             return store
     try:
@@ -96,8 +96,8 @@ def main(argv=None) -> int:
     f = ap.add_argument_group("features")
     f.add_argument("--speech-model", default="facebook/wav2vec2-large-robust", help="wav2vec2 hub id or local folder")
     f.add_argument("--text-model", default="bert-base-uncased", help="BERT-style hub id or local folder")
-    f.add_argument("--speech-store", type=Path, help="wav2vec2 store (default <root>/Features/Wav2Vec<dims>)")
-    f.add_argument("--text-store", type=Path, help="token feature store (default <root>/Features/BERT<dims>)")
+    f.add_argument("--speech-store", type=Path, help="wav2vec2 store (default <root>/Features/Wav2Vec_<model's folder name>)")
+    f.add_argument("--text-store", type=Path, help="token feature store (default <root>/Features/Tokens_<model's folder name>)")
     f.add_argument("--mocap-store", type=Path, help="mocap store (default <root>/Features/Mocap189x200)")
     f.add_argument("--speech-pool", type=int_at_least(1), default=5,
                    help="wav2vec2 frames averaged into one encoder step (5: 10 steps/s)")
@@ -194,8 +194,9 @@ def main(argv=None) -> int:
             st = stores(extract=False)
     no_text = frozenset(r.utt_id for r in records if not (r.transcript or "").strip())
     for name, store in st.items():
-        lacking = [r.utt_id for r in records if r.utt_id not in store
-                   and not (name == "mocap" and not speaker_wore_markers(r.utt_id)) and r.utt_id not in no_text]
+        lacking = [r.utt_id for r in records if r.utt_id not in store  # listeners and empty transcripts: below
+                   and not (name == "mocap" and not speaker_wore_markers(r.utt_id))
+                   and not (name == "text" and r.utt_id in no_text)]
         if lacking:
             print(f"warning: {len(lacking)} utterance(s) have no {name} features (see {store.root}/errors-*.csv); "
                   f"that modality is absent for them: {', '.join(lacking[:8])}{' ...' if len(lacking) > 8 else ''}",

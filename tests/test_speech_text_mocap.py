@@ -259,7 +259,7 @@ def test_clear_errors(setup, ablation, tmp_path, capsys):
     assert run((bad_root, d), tmp_path, "--configs", "speech", "--speech-store",
                str(next((root / "Features").glob("Wav2Vec_*"))), "--speech-model", str(d / "bert")) == 1
     err = capsys.readouterr().err
-    assert "store made with model" in err and "w2v" in err and "bert" in err
+    assert "store made with model" in err and "w2v" in err and "bert" in err and "--speech-model" in err
 
 
 def test_torchrun_two_cpu_processes(setup, tmp_path):
