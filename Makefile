@@ -23,7 +23,7 @@ $(STAMP): requirements.txt
 demo: $(STAMP)
 	$(BIN)/python make_demo_corpus.py --kind iemocap --out $(DEMO)/iemocap --n 200 --seed 0 --if-missing
 	$(BIN)/python corpus_info.py --corpus iemocap --root $(DEMO)/iemocap
-	$(BIN)/python demo.py --data $(DEMO)
+	$(BIN)/python demo.py
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -q

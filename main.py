@@ -110,6 +110,7 @@ def audio_text(argv) -> int:
     """System 3 (seed 000): train the audio-text co-attention model, then print the test CCC banner."""
     from engine.cli import int_at_least, positive_float
     from engine.loop import LoopConfig, ddp_env, evaluate, train
+    from engine.resources import ResourceMonitor, inference_record
     from features.missing import parse_condition
     from features.normterm import NormTerm
     from features.store import FeatureStore
@@ -179,7 +180,9 @@ def audio_text(argv) -> int:
     from engine.loop import load_best
     model = load_best(method, out_dir, cfg.device)
     test = splits[args.test_split][0]
-    pred = evaluate(method, model, test, 64, cfg.device)
+    with ResourceMonitor() as mon:
+        pred = evaluate(method, model, test, 64, cfg.device)
+    inference = inference_record(mon.seconds, len(test), audio.seconds([u for u, _ in test]), mon)
     print("#" * 60 + f"\n# Summary Performance on {root.name} {args.test_split} Set\n" + "#" * 60)
     print(f"Iterations: {args.iterations}")
     print(f"Batch_Size: {args.batch_size}")
@@ -189,7 +192,8 @@ def audio_text(argv) -> int:
         value = write_scores(args.results / f"{name}_{args.test_split}_{a}.csv", [(u, y[k]) for u, y in test],
                              scores, result={"system": "audio_text", "attribute": a, "corpus": str(root),
                                              "split": args.test_split, "checkpoint": str(out_dir),
-                                             "chunking": args.chunking, "train_missing": cond, "seed": args.seed})
+                                             "chunking": args.chunking, "train_missing": cond, "seed": args.seed,
+                                             **inference})
         print(f"{a.capitalize()}-CCC: {value}")
     print("=" * 60)
     print(f"{res.steps_run} iterations this run; best validation loss {res.best_val:.4f} at iteration "

@@ -49,6 +49,7 @@ def ensure_features(records, root: Path, kind: str, progress: bool):
 def main(argv=None) -> int:
     from corpora.iemocap import FOUR_CLASS, four_class, read_iemocap
     from engine.loop import LoopConfig, ddp_env, evaluate, load_best, train
+    from engine.resources import ResourceMonitor, inference_record
     from features.missing import parse_condition
     from features.vocab import build_vocabulary, load_glove, tokenize
     from systems.common import write_class_scores, write_result
@@ -134,6 +135,7 @@ def main(argv=None) -> int:
     device = resolve_device(args.device)
     tag = f"{args.model}_{args.protocol}{'_norm' if args.normalise else ''}{'_allvocab' if args.faithful_vocab else ''}"
     rows, miss_rows = [], []
+    spans = {r.utt_id: r.end - r.start for r, _ in labelled}  # seconds of audio (TRE has no acoustic store)
     for k in chosen:
         train_items, dev_items, test_items = ([it for it in part if it[0] in usable] for part in folds[k - 1])
         vocab = build_vocabulary([tokens_of[u] for u, _ in train_items],
@@ -167,12 +169,15 @@ def main(argv=None) -> int:
         if rank != 0:
             continue
         model = load_best(method, run, device)
-        logits = evaluate(method, model, test_items, 256, device)
+        with ResourceMonitor() as mon:
+            logits = evaluate(method, model, test_items, 256, device)
         utts, labels = [u for u, _ in test_items], [y for _, y in test_items]
+        audio_s = stores["mfcc"].seconds(utts) if "mfcc" in stores else None  # prosody has no frame rate
         result = {"system": "mdre", "model": args.model, "corpus": str(args.root), "protocol": args.protocol,
                   "fold": k, "split": f"fold {k} test", "checkpoint": str(run), "seed": args.seed,
                   "loss": args.loss, "faithful_vocab": args.faithful_vocab, "normalise": args.normalise,
-                  "title": f"{tag} fold {k}"}
+                  "title": f"{tag} fold {k}",
+                  **inference_record(mon.seconds, len(utts), audio_s or sum(spans[u] for u in utts), mon)}
         wa, ua = write_class_scores(args.results / f"{tag}_fold{k}.csv", utts, labels, logits, CLASSES, result=result)
         rows.append({"fold": k, "train": len(train_items), "dev": len(dev_items), "test": len(test_items),
                      "WA": wa, "UA": ua, "best_step": res.best_step, "steps": res.steps,

@@ -15,7 +15,8 @@ import sys
 import time
 
 from engine.cli import UserError, entry, parser
-from systems.common import add_testing_args, testing_inputs, write_scores
+from engine.resources import ResourceMonitor, inference_record
+from systems.common import add_testing_args, corpus_fields, testing_inputs, write_scores
 from systems.deep_emo_cluster import Predictor, add_cli_args, resolve_paths
 
 
@@ -42,10 +43,12 @@ def main(argv=None) -> int:
                         f"{args.model_type} of {args.attribute}")
     print("Start Online Testing Process")
     t0 = time.perf_counter()
-    scores = pred.predict([store[u] for u, _ in items], batch_size=args.batch_eval)
+    with ResourceMonitor() as mon:
+        scores = pred.predict([store[u] for u, _ in items], batch_size=args.batch_eval)
     ms = 1000 * (time.perf_counter() - t0) / len(items)
     value = write_scores(out, items, scores, result={
-        "system": "deep_emo_cluster", "attribute": args.attribute, "corpus": str(args.root), "split": args.split,
+        **inference_record(mon.seconds, len(items), store.seconds([u for u, _ in items]), mon),
+        "system": "deep_emo_cluster", "attribute": args.attribute, **corpus_fields(args),
         "checkpoint": str(ckpt), "model": pred.config["model"], "seed": pred.config.get("loop", {}).get("seed")})
     print(f"Epochs: {args.epoch}")
     print(f"Batch Size: {args.batch_size}")

@@ -77,6 +77,7 @@ def main(argv=None) -> int:
     from corpora.iemocap import four_class, loso_dev_folds, read_iemocap
     from engine.loop import LoopConfig, ddp_env, evaluate, load_best, train
     from engine.plots import bar_chart, missing_curves
+    from engine.resources import ResourceMonitor, inference_record
     from features.missing import parse_condition
     from features.mocap import speaker_wore_markers
     from systems.common import write_class_scores, write_result
@@ -227,6 +228,7 @@ def main(argv=None) -> int:
                    "_withmocap" if args.only_with_mocap else "", "_mean" if args.text_pooling == "mean" else "",
                    "_vel" if args.mocap_velocity else ""])
     scores, miss_rows = {}, []
+    spans = {r.utt_id: r.end - r.start for r in records}  # seconds of audio of every utterance
     for k in sessions:
         train_items, dev_items, test_items = folds[k]
         norm = training_norm([u for u, _ in train_items], st.get("speech"), st.get("text"), st.get("mocap"),
@@ -252,13 +254,18 @@ def main(argv=None) -> int:
             if rank != 0:
                 continue
             model = load_best(method, run, device)
-            logits = evaluate(method, model, test_items, 64, device)
+            with ResourceMonitor() as mon:
+                logits = evaluate(method, model, test_items, 64, device)
             utts, labels = [u for u, _ in test_items], [y for _, y in test_items]
+            speech = st.get("speech")
+            audio_s = speech.seconds(utts) if speech is not None and all(u in speech for u in utts) else None
+            audio_s = audio_s or sum(spans[u] for u in utts)  # no speech store, or some utterances lack speech
             result = {"system": "speech-text-mocap", "configuration": config, "modalities": list(CONFIGURATIONS[config]),
                       "corpus": str(args.root), "protocol": "loso" if args.loso else "session5", "fold": k,
                       "split": f"Session {k} test", "checkpoint": str(run), "seed": args.seed,
                       "modality_dropout": method.modality_dropout, "train_condition": method.train_condition,
-                      "title": f"{config}, Session {k} held out"}
+                      "title": f"{config}, Session {k} held out",
+                      **inference_record(mon.seconds, len(utts), audio_s, mon)}
             wa, ua = write_class_scores(args.results / f"{name}.csv", utts, labels, logits, CLASSES, result=result)
             scores[(config, k)] = {"WA": wa, "UA": ua, "train": len(train_items), "dev": len(dev_items),
                                    "test": len(test_items), "best_step": res.best_step, "steps": res.steps}

@@ -13,8 +13,9 @@ import time
 from pathlib import Path
 
 from engine.cli import UserError, entry, parser
+from engine.resources import ResourceMonitor, inference_record
 from systems.chunk_lstm import Predictor, add_cli_args, resolve_paths
-from systems.common import add_testing_args, testing_inputs, write_scores
+from systems.common import add_testing_args, corpus_fields, testing_inputs, write_scores
 
 
 @entry
@@ -37,10 +38,12 @@ def main(argv=None) -> int:
     if pred.attribute != args.attribute:
         raise UserError(f"{ckpt} predicts {pred.attribute}, not {args.attribute}")
     t0 = time.perf_counter()
-    scores = pred.predict([store[u] for u, _ in items], batch_size=args.batch_eval)
+    with ResourceMonitor() as mon:
+        scores = pred.predict([store[u] for u, _ in items], batch_size=args.batch_eval)
     ms = 1000 * (time.perf_counter() - t0) / len(items)
     value = write_scores(out, items, scores, result={
-        "system": "chunk_lstm", "attribute": args.attribute, "corpus": str(args.root), "split": args.split,
+        **inference_record(mon.seconds, len(items), store.seconds([u for u, _ in items]), mon),
+        "system": "chunk_lstm", "attribute": args.attribute, **corpus_fields(args),
         "checkpoint": str(ckpt), "model": pred.config["model"], "seed": pred.config.get("loop", {}).get("seed")})
     print("ChunkSeq2One")
     print(f"Iterations: {args.iterations}")

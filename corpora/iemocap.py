@@ -132,6 +132,55 @@ def read_iemocap(root: str | Path) -> Corpus:
     return Corpus(NAME, root, records, skipped)
 
 
+# --------------------------------------------------------------------------------- cross-corpus testing
+
+# what a split of `iemocap_split` may name: every session, one session, or a comma list of sessions
+SPLIT_CHOICES = ("all", *(f"session{s}" for s in SESSIONS))
+MSP_LABEL_SCALE = "IEMOCAP 1-5 rescaled to 1-7"
+
+
+def msp_scale(value: float) -> float:
+    """An IEMOCAP attribute score (1-5) on MSP-Podcast's 1-7 scale, for scoring MSP-Podcast-trained models on
+    IEMOCAP: the linear map sending 1 -> 1 and 5 -> 7, y7 = 1 + (y5 - 1) * 6 / 4 (so 3 -> 4; NaN stays NaN)."""
+    return 1.0 + (float(value) - 1.0) * 6.0 / 4.0
+
+
+def split_sessions(split: str) -> tuple[int, ...]:
+    """Sessions of a cross-corpus split: `all`, `session1` ... `session5`, or a comma list of sessions
+    (`session4,session5`), case-insensitive. CorpusError naming the split and the valid choices otherwise."""
+    parts = [p.strip().lower() for p in str(split).split(",")]
+    if parts == ["all"]:
+        return SESSIONS
+    sessions = set()
+    for part in parts:
+        if part not in SPLIT_CHOICES[1:]:
+            what = f" ({part!r} is not a session)" if part != str(split).strip().lower() else ""
+            raise CorpusError(f"unknown IEMOCAP split {split!r}{what}; use one of {', '.join(SPLIT_CHOICES)}, "
+                              "or a comma list of sessions such as session4,session5")
+        sessions.add(int(part[len("session"):]))
+    return tuple(sorted(sessions))
+
+
+def iemocap_split(root: str | Path, split: str = "all") -> Corpus:
+    """The records of an IEMOCAP split for cross-corpus testing (see `split_sessions`), in read_iemocap's
+    order; labels stay on IEMOCAP's 1-5 scale (`msp_scale` converts). The skipped rows kept are those of the
+    split's sessions (and those whose session cannot be told). A named session without any utterance under
+    `root` is a CorpusError, not an empty result."""
+    sessions = split_sessions(split)
+    corpus = read_iemocap(root)
+    records = [r for r in corpus.records if r.session in sessions]
+    if str(split).strip().lower() != "all":  # sessions named one by one must be there
+        empty = [s for s in sessions if not any(r.session == s for r in records)]
+        if empty:
+            raise CorpusError(f"{root}: split {split!r}: no utterance of Session{empty[0]} "
+                              f"(sessions with utterances: {sorted({r.session for r in corpus.records})})")
+
+    def wanted(s: Skipped) -> bool:
+        m = re.match(r"Ses0(\d)", s.utt_id)
+        return m is None or int(m[1]) in sessions
+    return Corpus(corpus.name, corpus.root, records, [s for s in corpus.skipped if wanted(s)])
+
+
 # ---------------------------------------------------------------------------------------------- mocap
 
 

@@ -1,5 +1,5 @@
 """The one training loop of every system: rounds of training, validation after each round, the best checkpoint
-by validation, exact resume, CSV log, curve PNG, tqdm, run identity, and torchrun/DDP picked up from the
+by validation, exact resume, CSV log, curve PNG, resources.json (time, throughput, memory), tqdm, run identity, and torchrun/DDP picked up from the
 environment (only rank 0 logs and saves).
 
 A system plugs in through a small `Method` object (see systems/chunk_lstm.py, systems/deep_emo_cluster.py):
@@ -47,9 +47,11 @@ from tqdm import tqdm
 
 from engine.checkpoint import CONFIG, STATE, WEIGHTS, load_state, save_checkpoint, save_state
 from engine.cli import UserError
+from engine.resources import ResourceMonitor
 from utils import atomic_path, atomic_write_text, seed_everything
 
 RUN = "run.json"
+RESOURCES = "resources.json"  # what the last call that trained used: time, throughput, memory
 
 
 @dataclass
@@ -349,10 +351,10 @@ def _train(method, train_items: list, val_items: list, cfg: LoopConfig) -> LoopR
             print(f"resuming {out} at {at}{done} (best validation {best_val:.4f} at {best_step})")
     elif main_rank:  # a fresh start: nothing of an earlier run in this folder may survive to be resumed later
         out.mkdir(parents=True, exist_ok=True)
-        for name in (STATE, WEIGHTS, CONFIG, "log.csv", "loss.png"):
+        for name in (STATE, WEIGHTS, CONFIG, "log.csv", "loss.png", RESOURCES):
             (out / name).unlink(missing_ok=True)
         atomic_write_text(out / RUN, json.dumps({"identity": identity, "config": config}, indent=1, default=str))
-    first_step = step
+    first_step, first_epoch = step, epoch
     ctx = Context(device, rank, world, cfg.eval_batch_size, cfg.progress and main_rank)
     val_targets = method.targets(val_items)
     pool = ThreadPoolExecutor(max_workers=1)  # prepares the next batch while the model trains on this one
@@ -423,50 +425,61 @@ def _train(method, train_items: list, val_items: list, cfg: LoopConfig) -> LoopR
         timing[f"{st.name}_data_wait_seconds"] = round(t_data - data_before, 3)
         return losses
 
-    for stages in rounds():
-        row_losses, timing = {}, {}
-        for st in stages:
-            row_losses[st.name] = run_stage(st, timing)
-        if epoch_mode:
-            epoch += 1
-            bar.update(1)
-        pred = evaluate(method, model, val_items, cfg.eval_batch_size, device)
-        val = float(method.val_loss(pred, val_targets))
-        improved = val < best_val
-        where = epoch if epoch_mode else step
-        if improved:
-            best_val, best_step = val, where
-        stale = 0 if improved else stale + 1
-        row = {("epoch" if epoch_mode else "step"): where}
-        if epoch_mode:
-            row["steps"] = step
-        for name, ls in row_losses.items():
-            row[f"{name}_loss" if name != "train" else "train_loss"] = float(np.mean(ls)) if ls else float("nan")
-        row.update({"val_loss": val, "best_val": best_val, **(method.round_log() if hasattr(method, "round_log") else {}),
-                    **(timing if epoch_mode else {}), "seconds": round(time.time() - t_start, 2)})
-        log_rows.append(row)
-        bar.set_postfix(val=f"{val:.4f}", best=f"{best_val:.4f}@{best_step}")
-        if main_rank:
+    with ResourceMonitor() as mon:
+        threads = torch.get_num_threads()
+        for stages in rounds():
+            row_losses, timing = {}, {}
+            for st in stages:
+                row_losses[st.name] = run_stage(st, timing)
+            if epoch_mode:
+                epoch += 1
+                bar.update(1)
+            pred = evaluate(method, model, val_items, cfg.eval_batch_size, device)
+            val = float(method.val_loss(pred, val_targets))
+            improved = val < best_val
+            where = epoch if epoch_mode else step
             if improved:
-                save_checkpoint(out, model.state_dict(), {**config, ("epoch" if epoch_mode else "step"): where,
-                                                          "val_loss": val})
-            _write_log(out / "log.csv", log_rows)
-            _plot(log_rows, out / "loss.png", out.name)
-            save_state(out, {"model": model.state_dict(), "step": step, "epoch": epoch,
-                             "optimizers": {k: o.state_dict() for k, o in optimizers.items()},
-                             "best_val": best_val, "best_step": best_step, "stale": stale,
-                             "torch_rng": torch.get_rng_state(),
-                             "python_rng": _from_python_random(random.getstate()),
-                             **({"sampler": sampler.state()} if sampler is not None else {}),
-                             **({"method": method.state()} if hasattr(method, "state") else {})})
-        if world > 1:
-            dist.barrier()
+                best_val, best_step = val, where
+            stale = 0 if improved else stale + 1
+            row = {("epoch" if epoch_mode else "step"): where}
+            if epoch_mode:
+                row["steps"] = step
+            for name, ls in row_losses.items():
+                row[f"{name}_loss" if name != "train" else "train_loss"] = float(np.mean(ls)) if ls else float("nan")
+            row.update({"val_loss": val, "best_val": best_val, **(method.round_log() if hasattr(method, "round_log") else {}),
+                        **(timing if epoch_mode else {}), "seconds": round(time.time() - t_start, 2)})
+            log_rows.append(row)
+            bar.set_postfix(val=f"{val:.4f}", best=f"{best_val:.4f}@{best_step}")
+            if main_rank:
+                if improved:
+                    save_checkpoint(out, model.state_dict(), {**config, ("epoch" if epoch_mode else "step"): where,
+                                                              "val_loss": val})
+                _write_log(out / "log.csv", log_rows)
+                _plot(log_rows, out / "loss.png", out.name)
+                save_state(out, {"model": model.state_dict(), "step": step, "epoch": epoch,
+                                 "optimizers": {k: o.state_dict() for k, o in optimizers.items()},
+                                 "best_val": best_val, "best_step": best_step, "stale": stale,
+                                 "torch_rng": torch.get_rng_state(),
+                                 "python_rng": _from_python_random(random.getstate()),
+                                 **({"sampler": sampler.state()} if sampler is not None else {}),
+                                 **({"method": method.state()} if hasattr(method, "state") else {})})
+            if world > 1:
+                dist.barrier()
     bar.close()
     pool.shutdown()
     if stopped_early() and main_rank:
         print(f"early stop at {'epoch ' + str(epoch) if epoch_mode else 'iteration ' + str(step)}: "
               f"{stale} validations without improvement (patience {cfg.patience})")
-    return LoopResult(best_step, best_val, step, time.time() - t_start, t_data, steps_run=step - first_step,
+    seconds, steps_run = time.time() - t_start, step - first_step
+    if main_rank and steps_run:  # a call with nothing to do leaves the finished run's record as it was
+        used = {"seconds": round(seconds, 3), "steps_run": steps_run, "resumed_at_step": first_step,
+                "batch_size": cfg.batch_size, "items_per_second": round(steps_run * cfg.batch_size / seconds, 3),
+                "data_wait_seconds": round(t_data, 3), **{k: v for k, v in mon.as_dict().items() if k != "seconds"},
+                "device": str(device), "threads": threads, "world_size": world}
+        if epoch_mode:
+            used["epochs_run"] = epoch - first_epoch
+        atomic_write_text(out / RESOURCES, json.dumps(used, indent=1))
+    return LoopResult(best_step, best_val, step, seconds, t_data, steps_run=steps_run,
                       batch_size=cfg.batch_size, epochs=epoch, stopped_early=stopped_early())
 
 

@@ -68,13 +68,31 @@ def bar_chart(labels: list[str], bars: dict[str, list[float]], path: str | Path,
         pos = x + (j - (k - 1) / 2) * width
         err = (errors or {}).get(name)
         rects = ax.bar(pos, values, width, label=name, yerr=err, capsize=3 if err is not None else 0)
-        ax.bar_label(rects, labels=[f"{v:.2f}" for v in values], fontsize=7, padding=2)
+        ax.bar_label(rects, labels=["" if v != v else f"{v:.2f}" for v in values], fontsize=7, padding=2)  # NaN: no bar
     if reference is not None:
         ax.axhline(reference, color="grey", linestyle="--", linewidth=1, label=reference_label or None)
     ax.set_xticks(x, labels, rotation=30 if max(map(len, labels), default=0) > 6 else 0, ha="right")
     ax.set_ylabel(ylabel)
-    ax.set_ylim(0, max(1.0, max((max(v) for v in bars.values() if len(v)), default=1.0) * 1.12))
+    top = np.nanmax([v for vs in bars.values() for v in vs] or [1.0])
+    ax.set_ylim(0, max(1.0, (top if top == top else 1.0) * 1.12))
     ax.set_title(title)
     ax.legend(fontsize=8)
     ax.grid(axis="y", alpha=0.3)
+    return _save(fig, Path(path))
+
+
+def line_panels(series: dict[str, tuple[list[float], list[float]]], path: str | Path, *, title: str = "",
+                xlabel: str = "", ylabel: str = "") -> Path:
+    """One panel, one line per series {name: (x, y)}, e.g. every run's validation loss of one system."""
+    from matplotlib.figure import Figure
+    fig = Figure(figsize=(6.4, 4.2))
+    ax = fig.add_subplot()
+    for k, (name, (x, y)) in enumerate(series.items()):
+        ax.plot(x, y, marker="o" if len(x) < 12 else None, markersize=3, color=f"C{k % 10}",
+                linestyle=["-", "--", "-.", ":"][k // 10 % 4], label=name)
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    ax.set_title(title)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7, ncol=2 if len(series) > 8 else 1)
     return _save(fig, Path(path))

@@ -137,6 +137,12 @@ class FeatureStore:
     def frames(self, utt: str) -> int:
         return self._index[utt].frames
 
+    def seconds(self, utts) -> float | None:
+        """Total audio duration of `utts` (their frames over the store's frame rate, e.g. for a real-time
+        factor); None when the store has no frame rate (utterance-level or event-based features)."""
+        rate = self.meta.get("frame_rate")
+        return sum(self.frames(u) for u in utts) / rate if rate else None
+
     def __getitem__(self, utt: str) -> np.ndarray:
         """(frames, dims) read-only view into the memory-mapped shard: no copy until you compute with it."""
         try:

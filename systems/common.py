@@ -24,15 +24,35 @@ def chunk_batch(arrays: list[np.ndarray], nt: NormTerm, m: int, C: int, n: int =
     return torch.from_numpy(gather_chunks(normed, starts, m))
 
 
-def labelled_items(root: Path, split: str, attribute: str, store: FeatureStore) -> list[tuple[str, float]]:
-    """(utterance, raw label) of a split, listing (never silently dropping) utterances without features.
+def _with_label(records: list, attribute: str, what: str) -> list:
+    """The records with a numeric `attribute` label; the others are listed on stderr, never silently dropped."""
+    import math
+    import sys
+    missing = [r.utt_id for r in records if attribute not in r.labels or math.isnan(r.labels[attribute])]
+    if missing:
+        print(f"warning: {len(missing)} {what} utterance(s) have no {attribute} label and are left out: "
+              f"{', '.join(missing[:10])}{' ...' if len(missing) > 10 else ''}", file=sys.stderr)
+    left_out = set(missing)
+    return [r for r in records if r.utt_id not in left_out]
 
+
+def labelled_items(root: Path, split: str, attribute: str, store: FeatureStore,
+                   corpus: str = "msp-podcast") -> list[tuple[str, float]]:
+    """(utterance, label) of a split, listing (never silently dropping) utterances without label or features.
+
+    `corpus` "msp-podcast": raw 1-7 labels of an MSP-Podcast split. "iemocap" (cross-corpus testing): the
+    records of an IEMOCAP split (all, session1..session5, session4,session5, ...: corpora.iemocap.iemocap_split)
+    with their 1-5 labels rescaled to MSP-Podcast's 1-7 (corpora.iemocap.msp_scale).
     Reads labels only: the audio folder need not exist, the features come from the store."""
-    from corpora.msp_podcast import read_msp_podcast
-    corpus = read_msp_podcast(root, split=split, require_audio=False)
-    corpus.report()
-    recs = with_features([r for r in corpus.records if attribute in r.labels], store, split)
-    return [(r.utt_id, r.labels[attribute]) for r in recs]
+    if corpus == "iemocap":
+        from corpora.iemocap import iemocap_split, msp_scale
+        data, scale, what = iemocap_split(root, split), msp_scale, f"IEMOCAP {split}"
+    else:
+        from corpora.msp_podcast import read_msp_podcast
+        data, scale, what = read_msp_podcast(root, split=split, require_audio=False), float, split
+    data.report()
+    recs = with_features(_with_label(data.records, attribute, what), store, what)
+    return [(r.utt_id, scale(r.labels[attribute])) for r in recs]
 
 
 def add_data_args(ap, store_name: str, normterm_note: str) -> None:
@@ -48,13 +68,18 @@ def add_data_args(ap, store_name: str, normterm_note: str) -> None:
 
 
 def resolve_data_paths(args, store_name: str) -> None:
+    msp = getattr(args, "corpus", "msp-podcast") == "msp-podcast"  # testing scripts may score IEMOCAP
     if args.root is None:
+        if not msp:
+            from engine.cli import UserError
+            raise UserError("--corpus iemocap needs --root: the IEMOCAP folder holding Session1..Session5 "
+                            "(MSP_PODCAST_ROOT and demo_data/msp-podcast are MSP-Podcast defaults)")
         args.root = Path(os.environ.get("MSP_PODCAST_ROOT", "demo_data/msp-podcast"))
     if args.store is None:
         args.store = args.root / "Features" / store_name
     args.normterm_given = args.normterm is not None
-    if args.normterm is None:
-        args.normterm = args.root / "NormTerm" if (args.root / "NormTerm").is_dir() else Path("NormTerm")
+    if args.normterm is None:  # never an IEMOCAP NormTerm for an MSP-Podcast model
+        args.normterm = args.root / "NormTerm" if msp and (args.root / "NormTerm").is_dir() else Path("NormTerm")
     args.device = resolve_device(args.device)
     args.attribute = ATTRIBUTE_CODES[args.emo_attr]
 
@@ -99,8 +124,17 @@ def add_testing_args(ap, trainer: str, default_checkpoint: str, batch_default: i
     ap.add_argument("--checkpoint", type=Path,
                     help=f"our checkpoint folder or an original .pth.tar (default: {default_checkpoint})")
     ap.add_argument("--models-dir", type=Path, default=Path("Models"), help=f"where {trainer} put its run folders")
-    ap.add_argument("--split", default="test1", help="split or alias to score (test1 = the original's Test1/Test)")
-    ap.add_argument("--csv", type=Path, help="per-utterance output (default: results/<run name>_<split>.csv)")
+    ap.add_argument("--corpus", choices=("msp-podcast", "iemocap"), default="msp-podcast",
+                    help="corpus whose labels score the model (default: msp-podcast); iemocap (cross-corpus "
+                         "testing): --root is then the IEMOCAP folder holding Session1..Session5 (required), "
+                         "--store its features (same extractor as the model's, at <root>/Features/... unless "
+                         "given), --split all, session1 ... session5 or a comma list such as session4,session5, "
+                         "and IEMOCAP's 1-5 labels are rescaled to MSP-Podcast's 1-7 (y7 = 1 + (y5 - 1) * 6/4)")
+    ap.add_argument("--split", default=None,
+                    help="split to score (default: test1 for msp-podcast, the original's Test1/Test; all for "
+                         "iemocap); msp-podcast takes a split name or alias, iemocap all, sessionN or a comma list")
+    ap.add_argument("--csv", type=Path, help="per-utterance output (default: results/<run name>_<split>.csv, "
+                                              "results/<run name>_iemocap_<split>.csv for iemocap)")
     ap.add_argument("--batch-eval", type=int_at_least(1), default=batch_default, help="utterances per forward pass")
 
 
@@ -161,7 +195,11 @@ def testing_inputs(args, also_in: tuple[Path, ...] = ()) -> tuple[Path, Path, Fe
     checked first, the checkpoint is --checkpoint or <models-dir>/<run name> (else in `also_in`)."""
     from engine.cli import UserError
     from utils import writable_dir
-    out = args.csv or Path("results") / f"{args.name}_{args.split}.csv"
+    kind = getattr(args, "corpus", "msp-podcast")
+    if args.split is None:  # the default depends on the corpus: MSP-Podcast's Test1, every IEMOCAP session
+        args.split = "all" if kind == "iemocap" else "test1"
+    tag = f"iemocap_{args.split.replace(',', '+')}" if kind == "iemocap" else args.split
+    out = args.csv or Path("results") / f"{args.name}_{tag}.csv"
     writable_dir(out.parent)
     ckpt = args.checkpoint
     if ckpt is None:
@@ -172,10 +210,26 @@ def testing_inputs(args, also_in: tuple[Path, ...] = ()) -> tuple[Path, Path, Fe
     elif not ckpt.exists():
         raise UserError(f"{ckpt}: no such checkpoint")
     store = FeatureStore(args.store)
-    items = labelled_items(args.root, args.split, args.attribute, store)
+    held, expected = store.meta.get("corpus"), "IEMOCAP" if kind == "iemocap" else "MSP-Podcast"
+    if held not in (None, expected):  # None: a store made from a WAV folder
+        raise UserError(f"{args.store} holds {held} features, but --corpus is {kind}: give --store the features "
+                        f"of {expected} (extracted with the same extractor as the model's training features)")
+    items = labelled_items(args.root, args.split, args.attribute, store, kind)
     if not items:
-        raise UserError(f"no {args.split} utterance with {args.emo_attr} labels and features in {args.store}")
+        what = f"IEMOCAP {args.split}" if kind == "iemocap" else args.split
+        raise UserError(f"no {what} utterance with {args.emo_attr} labels and features in {args.store}")
     return out, ckpt, store, items
+
+
+def corpus_fields(args) -> dict:
+    """What a testing script's result file says about the scored corpus: root, kind, split, and for IEMOCAP
+    the label scale (its 1-5 labels rescaled to MSP-Podcast's 1-7)."""
+    kind = getattr(args, "corpus", "msp-podcast")
+    fields = {"corpus": str(args.root), "corpus_kind": kind, "split": args.split}
+    if kind == "iemocap":
+        from corpora.iemocap import MSP_LABEL_SCALE
+        fields["label_scale"] = MSP_LABEL_SCALE
+    return fields
 
 
 def write_class_scores(out: Path, utts: list[str], labels, logits, classes, *, result: dict) -> tuple[float, float]:

@@ -171,7 +171,7 @@ def test_torchrun_two_cpu_processes(at_setup, tmp_path):
     assert all(np.isfinite(v) for v in banner_cccs(proc.stdout).values()) and len(banner_cccs(proc.stdout)) == 3
     run = only_run(tmp_path / "M")
     assert sorted(p.name for p in run.iterdir()) == ["config.json", "log.csv", "loss.png", "model.safetensors",
-                                                     "run.json", "state.pt"]
+                                                     "resources.json", "run.json", "state.pt"]
     assert [r["step"] for r in log_rows(run)] == ["3"] and state(run)["step"] == 3
     assert len(list((tmp_path / "results").glob("*_test1_*.csv"))) == 3
 

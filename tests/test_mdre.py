@@ -48,6 +48,7 @@ def test_loso_fold_table_result_files_and_resume(iemocap, tmp_path, capsys):
         assert np.array(res["confusion"]).sum() == len(rows)
         assert (R / f"MDREA_loso_fold{k}_confusion.png").read_bytes()[:4] == b"\x89PNG"
         assert res["protocol"] == "loso" and res["fold"] == k and res["code_version"]
+        assert res["inference"]["rtf"] > 0 and res["inference"]["utterances"] == len(rows)
         # the vocabulary holds no token seen only outside the training part
         from features.vocab import tokenize
         cfg = json.loads((tmp_path / "M" / f"MDREA_loso_fold{k}" / "config.json").read_text())

@@ -82,6 +82,7 @@ def test_every_configuration_in_one_table(setup, ablation):
         assert res["WA"] == pytest.approx(np.mean(labels == pred))
         assert res["UA"] == pytest.approx(np.mean([np.mean(pred[labels == c] == c) for c in np.unique(labels)]))
         assert res["configuration"] == config and res["modalities"] == list(mods) and res["fold"] == 5
+        assert res["inference"]["rtf"] > 0 and res["inference"]["utterances"] == len(per_utt)
         assert (R / f"stm_{config}_s5_confusion.png").read_bytes()[:4] == b"\x89PNG"
         cfg = json.loads((out / "M" / f"stm_{config}_s5" / "config.json").read_text())
         assert cfg["modalities"] == list(mods) and list(cfg["model"]["inputs"]) == list(mods)

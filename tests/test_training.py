@@ -91,13 +91,16 @@ def test_training_and_testing_cli_under_torchrun_two_cpu_processes(mel_setup, tm
     run_dir = tmp_path / "Models" / "LSTM_iter4_batch8_ChunkSeq2One_GatedVec_Act"
     assert proc.stdout.count("4 iterations in") == 1  # only rank 0 reports
     assert sorted(p.name for p in run_dir.iterdir()) == ["config.json", "log.csv", "loss.png", "model.safetensors",
-                                                         "run.json", "state.pt"]
+                                                         "resources.json", "run.json", "state.pt"]
+    assert json.loads((run_dir / "resources.json").read_text())["world_size"] == 2
     assert len((run_dir / "log.csv").read_text().splitlines()) == 3
     import testing
     csv_out = tmp_path / "res.csv"
     assert testing.main([*args, "--models-dir", str(tmp_path / "Models"), "--csv", str(csv_out)]) == 0
     lines = csv_out.read_text().splitlines()
     assert lines[0] == "utterance,prediction,label" and len(lines) > 1
+    inference = json.loads(csv_out.with_suffix(".json").read_text())["inference"]
+    assert inference["rtf"] > 0 and inference["utterances"] == len(lines) - 1
     # a checkpoint trained on other features is refused, not silently scored
     shipped = REPO / "trained_models" / "LSTM_iter5000_batch128_ChunkSeq2One_SelfAttenVec_Act"
     assert testing.main([*args, "--checkpoint", str(shipped), "--csv", str(tmp_path / "x.csv")]) == 1

@@ -1,0 +1,39 @@
+"""Published figures shown beside ours, marked as reported (never re-measured here): the original repositories'
+README tables and what the reference sheets could establish, each with its corpus version and source. The real
+corpora differ from the demo corpora, so on the demo these say where a full-scale run should land, not what
+the demo should reach."""
+
+ANCHORS = {
+    "chunk-lstm": [  # README of the original (trained_model_v1.6), MSP-Podcast v1.6 test set
+        {"label": "LSTM-RnnAttenVec (PyTorch), published checkpoints", "metric": "CCC",
+         "values": {"Act": 0.6906, "Val": 0.2747, "Dom": 0.6132}, "corpus": "MSP-Podcast v1.6 test",
+         "source": "original README"},
+        {"label": "LSTM-SelfAttenVec (PyTorch), published checkpoints", "metric": "CCC",
+         "values": {"Act": 0.7099, "Val": 0.3206, "Dom": 0.6299}, "corpus": "MSP-Podcast v1.6 test",
+         "source": "original README"},
+        {"label": "LSTM-RnnAttenVec (Keras, paper)", "metric": "CCC",
+         "values": {"Act": 0.6955, "Val": 0.3006, "Dom": 0.6175}, "corpus": "MSP-Podcast v1.6 test",
+         "source": "original README"},
+    ],
+    "deep-emo-cluster": [  # README of the original: released checkpoints, 10 clusters, MSP-Podcast v1.8 Test1
+        {"label": f"{v}, 10 clusters, published checkpoints", "metric": "CCC",
+         "values": dict(zip(("Act", "Dom", "Val"), ccc)), "corpus": "MSP-Podcast v1.8 Test1",
+         "source": "original README"}
+        for v, ccc in (("Temp-GRU", (0.5730, 0.4663, 0.1590)), ("Temp-CNN", (0.5630, 0.4728, 0.1471)),
+                       ("Temp-Trans", (0.5672, 0.4632, 0.1712)), ("Temp-Triplet", (0.5664, 0.4774, 0.1648)))
+    ],
+    # audio-text: the original publishes no numbers (its first README's table belongs to another paper)
+    "mdre": [  # the paper's abstract (a range over the proposed models; per-model table not available here)
+        {"label": "proposed models, range 68.8-71.8 % accuracy (upper end shown)", "metric": "WA",
+         "values": {"WA": 0.718}, "corpus": "IEMOCAP 4 classes", "protocol": "5 random folds",
+         "source": "Yoon et al. 2018, abstract"},
+    ],
+    "speech-text-mocap": [  # the original notebooks' printed Session-5 accuracies (other architectures than ours)
+        {"label": "speech: BiGRU + self-attention (notebook M4)", "metric": "WA", "values": {"WA": 0.5373},
+         "corpus": "IEMOCAP 4 classes", "protocol": "Session 5", "source": "original notebooks"},
+        {"label": "text: GloVe M2", "metric": "WA", "values": {"WA": 0.6184}, "corpus": "IEMOCAP 4 classes",
+         "protocol": "Session 5", "source": "original notebooks"},
+        {"label": "mocap: combined CNN (189 columns)", "metric": "WA", "values": {"WA": 0.4590},
+         "corpus": "IEMOCAP 4 classes", "protocol": "Session 5", "source": "original notebooks"},
+    ],
+}

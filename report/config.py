@@ -1,0 +1,160 @@
+"""The benchmark's config: a small YAML or JSON file naming the corpora, the systems with their variants, and
+the cross-corpus pairs. Read once, checked whole: an unknown system, key or corpus is an error naming the
+file and the key, before anything runs. Paths are relative to the working directory, as on every CLI."""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+SYSTEMS = ("chunk-lstm", "deep-emo-cluster", "audio-text", "mdre", "speech-text-mocap")
+MSP_STYLE = ("chunk-lstm", "deep-emo-cluster", "audio-text")  # CCC of Act / Dom / Val on MSP-Podcast
+IEMOCAP_STYLE = ("mdre", "speech-text-mocap")  # WA / UA of four classes on IEMOCAP
+CROSS_CORPUS = ("chunk-lstm", "deep-emo-cluster")  # dimensional models whose testing script reads IEMOCAP
+
+# the keys a system's entry and each of its variants may hold (values checked by the scripts themselves)
+SYSTEM_KEYS = {
+    "chunk-lstm": {"attributes"},
+    "deep-emo-cluster": {"attributes"},
+    "audio-text": {"speech_model", "text_model", "missing_rates", "missing_conditions"},
+    "mdre": {"protocol", "folds"},
+    "speech-text-mocap": {"speech_model", "text_model", "loso"},
+}
+COMMON_KEYS = {"seed", "deterministic"}  # any system: its seed, and the config's deterministic flag overridden
+VARIANT_KEYS = {
+    "chunk-lstm": {"atten", "iterations", "batch", "lr", "val_every", "extra"},
+    "deep-emo-cluster": {"mt", "epochs", "batch", "clusters", "unlabelled", "unlabelled_split", "extra"},
+    "audio-text": {"chunking", "iterations", "batch", "lr", "val_every", "train_missing", "extra"},
+    "mdre": {"model", "iterations", "batch", "lr", "val_every", "patience", "missing", "extra"},
+    "speech-text-mocap": {"configs", "iterations", "batch", "lr", "val_every", "patience", "dev_share", "d_model",
+                          "heads", "layers", "ff", "fusion_hidden", "missing", "extra"},
+}
+
+
+class ConfigError(ValueError):
+    pass
+
+
+@dataclass
+class Corpus:
+    name: str
+    kind: str  # msp-podcast | iemocap
+    root: Path
+    synthetic: dict | None  # {n, seed}: made by make_demo_corpus.py when absent
+
+
+@dataclass
+class System:
+    system: str
+    corpus: str
+    settings: dict
+    variants: list[dict]  # each with a unique "name"
+
+
+@dataclass
+class Config:
+    path: Path
+    name: str
+    data: Path  # models in <data>/Models, results in <data>/results
+    report: Path
+    deterministic: bool
+    fresh_on_conflict: bool  # a run folder started with other settings is started over instead of refused
+    corpora: dict[str, Corpus]
+    systems: list[System]
+    cross_corpus: list[dict] = field(default_factory=list)
+    raw: dict = field(default_factory=dict)
+
+    @property
+    def models(self) -> Path:
+        return self.data / "Models"
+
+    @property
+    def results(self) -> Path:
+        return self.data / "results"
+
+
+def _load(path: Path) -> dict:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as e:
+        raise ConfigError(f"{path}: cannot read the config ({e.strerror or e})") from None
+    try:
+        if path.suffix in (".yaml", ".yml"):
+            import yaml
+            doc = yaml.safe_load(text)
+        else:
+            doc = json.loads(text)
+    except Exception as e:  # the parser's own message says where
+        raise ConfigError(f"{path}: not valid {'YAML' if path.suffix in ('.yaml', '.yml') else 'JSON'}: {e}") from None
+    if not isinstance(doc, dict):
+        raise ConfigError(f"{path}: the config must be a mapping with corpora and systems")
+    return doc
+
+
+def _unknown(path: Path, where: str, got: dict, allowed: set) -> None:
+    extra = sorted(set(got) - allowed)
+    if extra:
+        raise ConfigError(f"{path}: {where}: unknown key(s) {', '.join(extra)} (allowed: {', '.join(sorted(allowed))})")
+
+
+def variant_name(system: str, v: dict) -> str:
+    """A variant's name when the config gives none: the setting that tells the variants apart."""
+    key = {"chunk-lstm": "atten", "deep-emo-cluster": "mt", "audio-text": "chunking", "mdre": "model"}.get(system)
+    if key and key in v:
+        return str(v[key]) + (f"-{v['train_missing']}" if v.get("train_missing") else "")
+    return "default"
+
+
+def load_config(path: str | Path) -> Config:
+    path = Path(path)
+    doc = _load(path)
+    _unknown(path, "top level", doc, {"name", "data", "report", "deterministic", "fresh_on_conflict", "corpora",
+                                       "systems", "cross_corpus"})
+    corpora = {}
+    for name, c in (doc.get("corpora") or {}).items():
+        if not isinstance(c, dict) or c.get("kind") not in ("msp-podcast", "iemocap") or "root" not in c:
+            raise ConfigError(f"{path}: corpus {name!r} needs kind (msp-podcast or iemocap) and root")
+        _unknown(path, f"corpus {name!r}", c, {"kind", "root", "synthetic"})
+        corpora[name] = Corpus(name, c["kind"], Path(c["root"]), c.get("synthetic"))
+    systems, seen = [], set()
+    for k, s in enumerate(doc.get("systems") or []):
+        where = f"systems[{k}]"
+        if not isinstance(s, dict) or s.get("system") not in SYSTEMS:
+            raise ConfigError(f"{path}: {where}: system must be one of {', '.join(SYSTEMS)}, got "
+                              f"{s.get('system') if isinstance(s, dict) else s!r}")
+        name = s["system"]
+        _unknown(path, where, s, {"system", "corpus", "variants"} | SYSTEM_KEYS[name] | COMMON_KEYS)
+        corpus = corpora.get(s.get("corpus"))
+        want = "msp-podcast" if name in MSP_STYLE else "iemocap"
+        if corpus is None or corpus.kind != want:
+            raise ConfigError(f"{path}: {where} ({name}): corpus must name a {want} corpus of the config, got "
+                              f"{s.get('corpus')!r}")
+        variants = []
+        for j, v in enumerate(s.get("variants") or [{}]):
+            _unknown(path, f"{where}.variants[{j}]", v, {"name"} | VARIANT_KEYS[name])
+            v = {**v, "name": str(v.get("name") or variant_name(name, v))}
+            if (name, v["name"]) in seen:
+                raise ConfigError(f"{path}: {where}: two variants of {name} named {v['name']!r}; give each a name")
+            seen.add((name, v["name"]))
+            variants.append(v)
+        settings = {k2: v2 for k2, v2 in s.items() if k2 not in ("system", "corpus", "variants")}
+        systems.append(System(name, s["corpus"], settings, variants))
+    if not systems:
+        raise ConfigError(f"{path}: no systems to run")
+    cross = []
+    for k, c in enumerate(doc.get("cross_corpus") or []):
+        where = f"cross_corpus[{k}]"
+        _unknown(path, where, c, {"system", "variant", "corpus", "split"})
+        if c.get("system") not in CROSS_CORPUS:
+            raise ConfigError(f"{path}: {where}: cross-corpus scoring exists for {', '.join(CROSS_CORPUS)} "
+                              f"(MSP-Podcast models scored on IEMOCAP), got {c.get('system')!r}")
+        if (c["system"], str(c.get("variant"))) not in seen:
+            raise ConfigError(f"{path}: {where}: no variant {c.get('variant')!r} of {c['system']} in systems")
+        if c.get("corpus") not in corpora or corpora[c["corpus"]].kind != "iemocap":
+            raise ConfigError(f"{path}: {where}: corpus must name an iemocap corpus of the config")
+        cross.append({**c, "variant": str(c["variant"]), "split": c.get("split", "all")})
+    data = Path(doc.get("data", "benchmark"))
+    return Config(path=path, name=str(doc.get("name", path.stem)), data=data,
+                  report=Path(doc.get("report", data / "report")), deterministic=bool(doc.get("deterministic", False)),
+                  fresh_on_conflict=bool(doc.get("fresh_on_conflict", False)), corpora=corpora, systems=systems,
+                  cross_corpus=cross, raw=doc)

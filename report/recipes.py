@@ -1,0 +1,277 @@
+"""From the config to steps (existing command lines: extraction, NormTerm, training, testing, missing-data
+evaluation) and to the result files they leave (the report reads only those). Steps shared by several
+systems (a corpus, a store, a NormTerm) have one key and run once."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from report.config import Config, System
+
+ATTRS = ("Act", "Dom", "Val")
+THREE_WAY = "speech+text+mocap"
+
+
+@dataclass
+class Step:
+    key: str  # unique over the whole benchmark; its done-marker is named after it
+    title: str
+    script: str  # the top-level script (module) whose main(argv) runs it
+    argv: list
+    corpus: str  # the config's corpus the step reads (its fingerprint is part of the step's identity)
+    retry_fresh: bool = False  # on failure, run again with --no-resume (config: fresh_on_conflict)
+
+    def command(self) -> str:
+        return " ".join(["python", f"{self.script}.py", *map(str, self.argv)])
+
+
+@dataclass
+class Result:
+    """One result file the report expects: what it is (section) and where it comes from."""
+    section: str  # ccc | class | class-folds | ablation | missing-ccc | missing-class | cross
+    system: str
+    variant: str
+    path: Path  # the result JSON
+    info: dict = field(default_factory=dict)  # attribute, configuration, fold, corpus, ...
+
+
+@dataclass
+class Job:
+    """The steps of one system (or cross-corpus pair) in order; a failed step skips the rest of its job."""
+    name: str
+    steps: list[Step]
+    results: list[Result]
+
+
+def corpus_steps(cfg: Config, name: str) -> list[Step]:
+    c = cfg.corpora[name]
+    if not c.synthetic:
+        return []
+    s = c.synthetic
+    return [Step(f"corpus/{name}", f"demo corpus {name}", "make_demo_corpus",
+                 ["--kind", c.kind, "--out", c.root, "--n", s.get("n", 500), "--seed", s.get("seed", 0),
+                  "--if-missing"], name)]
+
+
+def _features(cfg: Config, corpus: str, script: str, store: Path, extra: list,
+              normterm: Path | None = None) -> list[Step]:
+    c = cfg.corpora[corpus]
+    steps = [Step(f"features/{corpus}/{store.name}", f"{store.name} features of {corpus}", script,
+                  ["--corpus", c.kind, "--root", c.root, *extra, "--store", store], corpus)]
+    if normterm is not None:
+        steps.append(Step(f"normterm/{corpus}/{normterm.name}", f"NormTerm of {store.name} (Train split)", "norm_para",
+                          ["--store", store, "--root", c.root, "--out", normterm], corpus))
+    return steps
+
+
+@dataclass(frozen=True)
+class Model:
+    """A pretrained model argument: a hub id or local folder, or `tiny-random-wav2vec2` / `tiny-random-bert`, a
+    tiny randomly initialised model built locally when the step runs (no model hub needed; the demo's). Made at
+    run time because the tiny BERT's vocabulary needs the corpus."""
+    which: str
+    corpus: str | None = None
+
+    def __str__(self) -> str:
+        return self.which
+
+
+def resolve_model(cfg: Config, m: Model) -> str:
+    which = m.which
+    if which == "tiny-random-wav2vec2":
+        from features.wav2vec2 import save_tiny_random
+        return str(save_tiny_random(cfg.data / "tiny_wav2vec2"))
+    if which == "tiny-random-bert":  # its WordPiece vocabulary from the training sessions (1-4) only
+        from corpora.iemocap import read_iemocap
+        from features.text import save_tiny_random_bert
+        texts = [r.transcript or "" for r in read_iemocap(cfg.corpora[m.corpus].root).records if r.session != 5]
+        return str(save_tiny_random_bert(cfg.data / "tiny_bert", texts=texts))
+    return which
+
+
+def _run_flags(cfg: Config, system: System) -> list:
+    deterministic = system.settings.get("deterministic", cfg.deterministic)
+    return ["--seed", system.settings.get("seed", 0), *(["--deterministic"] if deterministic else [])]
+
+
+def chunk_lstm(cfg: Config, s: System) -> list[Job]:
+    root = cfg.corpora[s.corpus].root
+    store, nt = root / "Features" / "OpenSmile_lld_IS13ComParE", root / "NormTerm"
+    prep = [*corpus_steps(cfg, s.corpus), *_features(cfg, s.corpus, "feat_opensmile", store, [], nt)]
+    jobs = []
+    for v in s.variants:
+        common = ["-iter", v.get("iterations", 5000), "-batch", v.get("batch", 128), "-atten", v.get("atten", "RnnAttenVec"),
+                  "--root", root, "--store", store, "--normterm", nt]
+        steps, results = list(prep), []
+        for emo in s.settings.get("attributes", ATTRS):
+            steps.append(Step(f"chunk-lstm/{v['name']}/train/{emo}", f"chunk LSTM {v['name']}: train {emo}", "training",
+                              [*common, "-emo", emo, "--out", cfg.models, "--lr", v.get("lr", 1e-4),
+                               "--val-every", v.get("val_every", 50), *_run_flags(cfg, s), *v.get("extra", [])],
+                              s.corpus, cfg.fresh_on_conflict))
+            csv = cfg.results / f"chunk_lstm_{v['name']}_{emo}_test1.csv"
+            steps.append(Step(f"chunk-lstm/{v['name']}/test/{emo}", f"chunk LSTM {v['name']}: test {emo}", "testing",
+                              [*common, "-emo", emo, "--models-dir", cfg.models, "--csv", csv], s.corpus))
+            results.append(Result("ccc", s.system, v["name"], csv.with_suffix(".json"), {"attribute": emo}))
+        jobs.append(Job(f"chunk-lstm {v['name']}", steps, results))
+    return jobs
+
+
+def deep_emo_cluster(cfg: Config, s: System) -> list[Job]:
+    root = cfg.corpora[s.corpus].root
+    store, nt = root / "Features" / "Mel_Spec128", root / "NormTerm_Mel128"
+    prep = [*corpus_steps(cfg, s.corpus), *_features(cfg, s.corpus, "feat_mel", store, [], nt)]
+    jobs = []
+    for v in s.variants:
+        common = ["-ep", v.get("epochs", 30), "-batch", v.get("batch", 64), "-nc", v.get("clusters", 10),
+                  "-mt", v.get("mt", "Temp-Trans"), "-unlabel", v.get("unlabelled", 40000), "--root", root,
+                  "--store", store, "--normterm", nt]
+        steps, results = list(prep), []
+        for emo in s.settings.get("attributes", ATTRS):
+            steps.append(Step(f"deep-emo-cluster/{v['name']}/train/{emo}", f"DeepEmoCluster {v['name']}: train {emo}",
+                              "main", [*common, "-emo", emo, "--unlabelled-split", v.get("unlabelled_split", "test2"),
+                                       "--out", cfg.models, *_run_flags(cfg, s), *v.get("extra", [])],
+                              s.corpus, cfg.fresh_on_conflict))
+            csv = cfg.results / f"deep_emo_cluster_{v['name']}_{emo}_test1.csv"
+            steps.append(Step(f"deep-emo-cluster/{v['name']}/test/{emo}", f"DeepEmoCluster {v['name']}: test {emo}",
+                              "online_testing", [*common, "-emo", emo, "--models-dir", cfg.models, "--csv", csv], s.corpus))
+            results.append(Result("ccc", s.system, v["name"], csv.with_suffix(".json"), {"attribute": emo}))
+        jobs.append(Job(f"deep-emo-cluster {v['name']}", steps, results))
+    return jobs
+
+
+def audio_text_stores(cfg: Config, s: System) -> tuple[Path, Path, Path, Path]:
+    root = cfg.corpora[s.corpus].root
+    speech, text = (s.settings.get("speech_model", "facebook/wav2vec2-large-robust"),
+                    s.settings.get("text_model", "roberta-base"))
+    a_store = root / "Features" / ("Wav2Vec32" if speech == "tiny-random-wav2vec2" else f"Wav2Vec_{Path(speech).name}")
+    t_store = root / "Features" / ("MiniLM384" if text == "minilm" else f"Tokens_{Path(text).name}")
+    return a_store, t_store, root / f"NormTerm_{a_store.name}", root / f"NormTerm_{t_store.name}"
+
+
+def audio_text(cfg: Config, s: System) -> list[Job]:
+    from systems.audio_text import run_name
+    root = cfg.corpora[s.corpus].root
+    a_store, t_store, a_nt, t_nt = audio_text_stores(cfg, s)
+    speech = Model(s.settings.get("speech_model", "facebook/wav2vec2-large-robust"))
+    steps = [*corpus_steps(cfg, s.corpus),
+             *_features(cfg, s.corpus, "feat_wav2vec2", a_store, ["--model", speech], a_nt),
+             *_features(cfg, s.corpus, "feat_roberta", t_store, ["--model", s.settings.get("text_model", "roberta-base")],
+                        t_nt)]
+    feats = ["--root", root, "--audio-store", a_store, "--text-store", t_store]
+    results, runs = [], []
+    for v in s.variants:
+        it, batch, chunking = v.get("iterations", 3000), v.get("batch", 32), v.get("chunking", "multiscale")
+        argv = [*feats, "--normterm-audio", a_nt, "--normterm-text", t_nt, "-iter", it, "-batch", batch,
+                "--lr", v.get("lr", 1e-4), "--val-every", v.get("val_every", 100), "--chunking", chunking,
+                *(["--train-missing", v["train_missing"]] if v.get("train_missing") else []),
+                "--out", cfg.models, "--results", cfg.results, *_run_flags(cfg, s), *v.get("extra", [])]
+        steps.append(Step(f"audio-text/{v['name']}/train+test", f"audio-text {v['name']}: train + test", "main", argv,
+                          s.corpus, cfg.fresh_on_conflict))
+        name = run_name(it, batch, chunking, v.get("train_missing"))
+        runs.append(cfg.models / name)
+        for emo in ATTRS:
+            results.append(Result("ccc", s.system, v["name"], cfg.results / f"{name}_test1_{emo.lower()}.json",
+                                  {"attribute": emo}))
+    if s.settings.get("missing_rates") is not None or s.settings.get("missing_conditions") is not None:
+        out = cfg.results / "audio_text_missing_data"
+        rates = ",".join(map(str, s.settings.get("missing_rates", [0, 0.1, 0.3, 0.5])))
+        steps.append(Step("audio-text/missing", "audio-text under missing data", "evaluate_missing",
+                          ["--checkpoints", *runs, *feats, "--rates", rates,
+                           *(["--conditions", ",".join(s.settings["missing_conditions"])]
+                             if s.settings.get("missing_conditions") else []), "--out", out], s.corpus))
+        results.append(Result("missing-ccc", s.system, "", out.with_suffix(".json"),
+                              {"variants": {str(r): v["name"] for r, v in zip(runs, s.variants)}}))
+    return [Job("audio-text", steps, results)]
+
+
+def mdre(cfg: Config, s: System) -> list[Job]:
+    root = cfg.corpora[s.corpus].root
+    protocol = s.settings.get("protocol", "random5")
+    folds = s.settings.get("folds")
+    jobs = []
+    for v in s.variants:
+        model = v.get("model", "MDREA")
+        missing = v.get("missing")
+        argv = ["--root", root, "--model", model, "--protocol", protocol,
+                *(["--folds", ",".join(map(str, folds))] if folds else []), "-iter", v.get("iterations", 10000),
+                "-batch", v.get("batch", 128), "--lr", v.get("lr", 1e-3),
+                *(["--val-every", v["val_every"]] if v.get("val_every") else []), "--patience", v.get("patience", 7),
+                *(["--missing", ",".join(missing)] if missing else []), "--out", cfg.models, "--results", cfg.results,
+                *_run_flags(cfg, s), *v.get("extra", [])]
+        tag = f"{model}_{protocol}"
+        results = [Result("class", s.system, v["name"], cfg.results / f"{tag}_fold{k}.json", {"fold": k})
+                   for k in (folds or range(1, 6))]
+        results.append(Result("class-folds", s.system, v["name"], cfg.results / f"{tag}_folds.json", {}))
+        if missing:
+            results.append(Result("missing-class", s.system, v["name"], cfg.results / f"{tag}_missing.json", {}))
+        jobs.append(Job(f"mdre {v['name']}", [*corpus_steps(cfg, s.corpus),
+                                               Step(f"mdre/{v['name']}", f"MDRE family: {model}, {protocol}", "mdre",
+                                                    argv, s.corpus, cfg.fresh_on_conflict)], results))
+    return jobs
+
+
+def speech_text_mocap(cfg: Config, s: System) -> list[Job]:
+    root = cfg.corpora[s.corpus].root
+    jobs = []
+    for v in s.variants:
+        prep = corpus_steps(cfg, s.corpus)
+        configs = v.get("configs", ["speech", "text", "mocap", "speech+text", "speech+mocap", "text+mocap", THREE_WAY])
+        missing = v.get("missing")
+        opt = {"--lr": "lr", "--val-every": "val_every", "--patience": "patience", "--dev-share": "dev_share",
+               "--d-model": "d_model", "--heads": "heads", "--layers": "layers", "--ff": "ff",
+               "--fusion-hidden": "fusion_hidden", "-iter": "iterations", "-batch": "batch"}
+        argv = ["--root", root, "--speech-model", Model(s.settings.get("speech_model", "facebook/wav2vec2-large-robust")),
+                "--text-model", Model(s.settings.get("text_model", "bert-base-uncased"), s.corpus),
+                "--configs", ",".join(configs), *[x for flag, key in opt.items() if key in v for x in (flag, v[key])],
+                *(["--loso"] if s.settings.get("loso") else []),
+                "--missing", ",".join(missing) if missing else "none", "--out", cfg.models, "--results", cfg.results,
+                *_run_flags(cfg, s), *v.get("extra", [])]
+        sessions = range(1, 6) if s.settings.get("loso") else [5]
+        results = [Result("class", s.system, v["name"], cfg.results / f"stm_{c}_s{k}.json",
+                          {"fold": k, "configuration": c}) for c in configs for k in sessions]
+        results.append(Result("ablation", s.system, v["name"], cfg.results / "stm_ablation.json", {}))
+        if missing and THREE_WAY in configs:
+            results.append(Result("missing-class", s.system, v["name"], cfg.results / "stm_missing.json", {}))
+        jobs.append(Job(f"speech-text-mocap {v['name']}",
+                        [*prep, Step(f"speech-text-mocap/{v['name']}", "speech + text + mocap: every configuration",
+                                     "speech_text_mocap", argv, s.corpus, cfg.fresh_on_conflict)], results))
+    return jobs
+
+
+RECIPES = {"chunk-lstm": chunk_lstm, "deep-emo-cluster": deep_emo_cluster, "audio-text": audio_text, "mdre": mdre,
+           "speech-text-mocap": speech_text_mocap}
+
+
+def cross_corpus(cfg: Config, c: dict) -> Job:
+    """An MSP-Podcast model scored on an IEMOCAP corpus (labels rescaled 1-5 -> 1-7 by the testing script)."""
+    (s,) = [x for x in cfg.systems if x.system == c["system"]]
+    (v,) = [x for x in s.variants if x["name"] == c["variant"]]
+    root = cfg.corpora[c["corpus"]].root
+    msp_root = cfg.corpora[s.corpus].root
+    if s.system == "chunk-lstm":
+        store, script, extractor = root / "Features" / "OpenSmile_lld_IS13ComParE", "testing", "feat_opensmile"
+        common = ["-iter", v.get("iterations", 5000), "-batch", v.get("batch", 128), "-atten", v.get("atten", "RnnAttenVec")]
+        nt = msp_root / "NormTerm"
+    else:
+        store, script, extractor = root / "Features" / "Mel_Spec128", "online_testing", "feat_mel"
+        common = ["-ep", v.get("epochs", 30), "-batch", v.get("batch", 64), "-nc", v.get("clusters", 10),
+                  "-mt", v.get("mt", "Temp-Trans"), "-unlabel", v.get("unlabelled", 40000)]
+        nt = msp_root / "NormTerm_Mel128"
+    steps = [*corpus_steps(cfg, c["corpus"]), *_features(cfg, c["corpus"], extractor, store, [])]
+    results = []
+    tag = s.system.replace("-", "_")
+    for emo in s.settings.get("attributes", ATTRS):
+        csv = cfg.results / f"cross_{tag}_{v['name']}_{emo}_on_{c['corpus']}_{c['split'].replace(',', '+')}.csv"
+        steps.append(Step(f"cross/{s.system}/{v['name']}/{c['corpus']}/{c['split']}/{emo}",
+                          f"{s.system} {v['name']} ({s.corpus}) scored on {c['corpus']}: {emo}", script,
+                          [*common, "-emo", emo, "--models-dir", cfg.models, "--normterm", nt, "--corpus", "iemocap",
+                           "--root", root, "--store", store, "--split", c["split"], "--csv", csv],
+                          c["corpus"]))
+        results.append(Result("cross", s.system, v["name"], csv.with_suffix(".json"),
+                              {"attribute": emo, "trained_on": s.corpus, "tested_on": c["corpus"], "split": c["split"]}))
+    return Job(f"cross-corpus {s.system} {v['name']} on {c['corpus']}", steps, results)
+
+
+def plan(cfg: Config) -> list[Job]:
+    jobs = [j for s in cfg.systems for j in RECIPES[s.system](cfg, s)]
+    return jobs + [cross_corpus(cfg, c) for c in cfg.cross_corpus]

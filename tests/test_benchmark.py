@@ -1,0 +1,157 @@
+"""benchmark.py end to end on tiny corpora: all five systems, missing data and cross-corpus in one config; the
+report is complete (every configured system has its rows, every figure exists and is referenced, every number
+has its provenance), a second run reuses every step, a lost result file re-runs its own job only, and a
+failing system is reported while the others are kept."""
+import json
+import re
+import shutil
+from pathlib import Path
+
+import pytest
+
+TINY = """
+name: tiny
+data: {d}/data
+report: {d}/report
+deterministic: true
+corpora:
+  msp: {{kind: msp-podcast, root: {msp}}}
+  iem: {{kind: iemocap, root: {d}/iemocap, synthetic: {{n: 120, seed: 5}}}}
+systems:
+  - system: chunk-lstm
+    corpus: msp
+    attributes: [Act, Val]
+    variants: [{{atten: RnnAttenVec, iterations: 4, batch: 8, lr: 0.001, val_every: 2}}]
+  - system: deep-emo-cluster
+    corpus: msp
+    attributes: [Act]
+    variants: [{{mt: Temp-GRU, epochs: 1, batch: 8, clusters: 3, unlabelled: 8}}]
+  - system: audio-text
+    corpus: msp
+    speech_model: tiny-random-wav2vec2
+    text_model: minilm
+    missing_rates: [0, 0.5]
+    missing_conditions: [frames, words]
+    variants: [{{chunking: multiscale, iterations: 3, batch: 8, val_every: 3}}]
+  - system: mdre
+    corpus: iem
+    protocol: loso
+    folds: [5]
+    variants: [{{model: MDREA, iterations: 6, batch: 16, patience: 0, val_every: 3,
+                 missing: [frames:0.5, text-absent]}}]
+  - system: speech-text-mocap
+    corpus: iem
+    speech_model: tiny-random-wav2vec2
+    text_model: tiny-random-bert
+    variants:
+      - {{name: tiny, configs: [text, speech+text+mocap], iterations: 6, batch: 8, val_every: 3, patience: 0,
+          d_model: 8, heads: 2, layers: 1, ff: 16, fusion_hidden: 8, missing: [mocap-absent, frames:0.5]}}
+cross_corpus:
+  - {{system: chunk-lstm, variant: RnnAttenVec, corpus: iem}}
+"""
+
+
+@pytest.fixture(scope="module")
+def bench(msp_corpus, tmp_path_factory):
+    d = tmp_path_factory.mktemp("bench")
+    msp = d / "MSP-PODCAST-Publish-1.10"
+    shutil.copytree(msp_corpus, msp)  # the steps write stores and NormTerms into the corpus folder
+    cfg = d / "tiny.yaml"
+    cfg.write_text(TINY.format(d=d, msp=msp))
+    return d, cfg
+
+
+def run(cfg, capsys, *extra):
+    import benchmark
+    rc = benchmark.main(["--config", str(cfg), "--no-progress", *extra])
+    return rc, capsys.readouterr().out
+
+
+def test_first_run_writes_a_complete_report_and_a_second_run_reuses_everything(bench, capsys):
+    d, cfg = bench
+    rc, out = run(cfg, capsys)
+    assert rc == 0, out[-3000:]
+    md = (d / "report" / "report.md").read_text()
+    page = (d / "report" / "report.html").read_text()
+    # every configured system and variant has its rows; the published anchors are there and marked
+    for row in ("| chunk LSTM | RnnAttenVec |", "| DeepEmoCluster | Temp-GRU |", "| audio-text | multiscale |",
+                "| MDRE family | MDREA | fold 5 |", "| speech + text + mocap | text | Session 5 |",
+                "| speech + text + mocap | speech+text+mocap | Session 5 |", "| chunk LSTM | RnnAttenVec | msp | iem (all) |"):
+        assert row in md, row
+    assert "*reported: original README*" in md and "class='reported'" in page
+    # a real CCC under the chunk LSTM's Act column, and "n/a"/blank only where the config asked nothing (Dom)
+    row = next(line for line in md.splitlines() if line.startswith("| chunk LSTM | RnnAttenVec |"))
+    cells = [c.strip() for c in row.strip("|").split("|")]
+    assert re.fullmatch(r"-?\d\.\d{4}", cells[2]) and cells[3] == "" and re.fullmatch(r"-?\d\.\d{4}", cells[4])
+    # every figure exists, is referenced by the Markdown, and is inlined in the HTML (nothing external)
+    figures = sorted((d / "report" / "figures").glob("*.png"))
+    referenced = re.findall(r"!\[[^\]]*\]\(([^)]+)\)", md)
+    assert {f"figures/{p.name}" for p in figures} <= set(referenced)
+    for ref in referenced:
+        assert (d / "report" / ref).is_file(), ref
+    assert page.count("data:image/png;base64,") == len(referenced) and "src='http" not in page
+    for name in ("ccc.png", "wa_ua.png", "missing_frames_ccc.png", "missing_words_ccc.png", "missing_frames_ua.png"):
+        assert (d / "report" / "figures" / name).is_file(), name
+    # missing-data curves: one line per system in the IEMOCAP figure (MDREA and the three-way model)
+    assert "| MDRE MDREA | text-absent |" in md and "| speech+text+mocap (tiny) | mocap-absent |" in md
+    # every [R<k>] in a table is in the provenance table, with the command that re-creates it
+    refs = set(re.findall(r"\[(R\d+)\]\(", md))
+    prov = md[md.index("## Provenance"):]
+    for r in refs:
+        line = next(x for x in prov.splitlines() if x.startswith(f"| {r} |"))
+        assert "python " in line and ".py" in line
+    assert "python testing.py" in prov and "python mdre.py" in prov and "--corpus iemocap" in prov
+    # training cost per run, with parameters, throughput, peak memory and the inference RTF
+    cost = md[md.index("## Training and inference cost"):]
+    row = next(x for x in cost.splitlines() if x.startswith("| chunk LSTM | RnnAttenVec Act | test |"))
+    cells = [c.strip() for c in row.strip("|").split("|")]
+    assert int(cells[3].replace(",", "")) > 1000 and float(cells[5].replace(",", "")) > 0 and float(cells[9]) > 0
+
+    rc, out = run(cfg, capsys)
+    assert rc == 0
+    assert "\n== [" not in out and out.count("done earlier") == len(list((d / "report" / "steps").glob("*.json")))
+
+
+def test_a_lost_result_reruns_its_own_job_only(bench, capsys):
+    d, cfg = bench
+    lost = d / "data" / "results" / "chunk_lstm_RnnAttenVec_Val_test1.json"
+    lost.unlink()
+    rc, out = run(cfg, capsys)
+    assert rc == 0 and lost.is_file()
+    ran = re.findall(r"\n== \[\d+/\d+\] ([^:]+: [^:]+):", out)
+    assert ran and all(r.startswith("chunk LSTM RnnAttenVec") for r in ran), ran
+    assert "nothing to do (already finished)" in out  # the training itself was not repeated
+
+
+def test_a_failing_system_is_reported_and_the_others_kept(bench, capsys):
+    d, cfg = bench
+    bad = d / "bad.yaml"
+    bad.write_text(cfg.read_text().replace("patience: 0, val_every: 3,\n", "patience: 0, val_every: 3, extra: [--loss, bogus],\n", 1))
+    rc, out = run(bad, capsys)
+    assert rc == 1
+    md = (d / "report" / "report.md").read_text()
+    assert "## Incomplete" in md and "mdre MDREA" in md.split("## Corpora")[0]
+    assert "| chunk LSTM | RnnAttenVec |" in md  # the other systems' results are still reported
+
+
+def test_config_errors_name_the_file_and_the_key(tmp_path, capsys):
+    import benchmark
+    cfg = tmp_path / "c.json"
+    cfg.write_text(json.dumps({"corpora": {"m": {"kind": "msp-podcast", "root": "x"}},
+                               "systems": [{"system": "chunk-lstm", "corpus": "m", "variants": [{"atten": "X", "itr": 3}]}]}))
+    assert benchmark.main(["--config", str(cfg)]) == 1
+    err = capsys.readouterr().err
+    assert str(cfg) in err and "itr" in err
+    cfg.write_text(json.dumps({"corpora": {"m": {"kind": "msp-podcast", "root": "x"}},
+                               "systems": [{"system": "mdre", "corpus": "m"}]}))
+    assert benchmark.main(["--config", str(cfg)]) == 1
+    assert "iemocap corpus" in capsys.readouterr().err
+    assert benchmark.main(["--config", str(tmp_path / "none.yaml")]) == 1
+    assert "cannot read" in capsys.readouterr().err
+    assert benchmark.main(["--only", "nosuch"]) == 1 and "nosuch" in capsys.readouterr().err
+
+
+def test_the_demo_config_names_every_system():
+    from report.config import SYSTEMS, load_config
+    cfg = load_config(Path(__file__).resolve().parents[1] / "configs" / "demo.yaml")
+    assert {s.system for s in cfg.systems} == set(SYSTEMS) and cfg.cross_corpus
