@@ -322,8 +322,10 @@ def cost_section(results: list[Result], docs: dict, src: Sources, figs: Path, li
             f = {"params": f.get("params")}
         inf = d.get("inference") or {}
         scored = "cross-corpus " + r.info.get("tested_on", "") if r.section == "cross" else "test"
+        grew = (f"{f['rss_peak_mb']:,.0f} (+{f['rss_peak_mb'] - f['rss_start_mb']:,.0f})"
+                if f.get("rss_peak_mb") is not None and f.get("rss_start_mb") is not None else None)
         rows.append([LABELS[r.system], name, scored, f.get("params"), f.get("seconds"), f.get("items_per_second"),
-                     f.get("rss_peak_mb"), f.get("gpu_peak_mb"), inf.get("ms_per_utterance"), inf.get("rtf"),
+                     grew, f.get("gpu_peak_mb"), inf.get("ms_per_utterance"), inf.get("rtf"),
                      f.get("device"), src.ref(r.path)])
         if f.get("log") and r.section != "cross":
             x = "epoch" if "epoch" in f["log"][0] else "step"
@@ -341,16 +343,18 @@ def cost_section(results: list[Result], docs: dict, src: Sources, figs: Path, li
 
     def num(v, digits):
         return None if v is None else (f"{v:,.{digits}f}" if isinstance(v, float) else f"{v:,}")
-    table = [[a, b, c, num(p, 0), num(s, 1), num(t, 1), num(m, 0), num(g, 0), num(ms, 2),
+    table = [[a, b, c, num(p, 0), num(s, 1), num(t, 1), m, num(g, 0), num(ms, 2),
               None if rtf is None else f"{rtf:.2e}", dev, ref]
              for a, b, c, p, s, t, m, g, ms, rtf, dev, ref in rows]
     return [Block("h2", "Training and inference cost"),
             Block("table", table=Table(["system", "run", "scored on", "parameters", "training s", "training utt/s",
-                                        "peak RSS MB", "GPU peak MB", "inference ms/utt", "inference RTF", "device",
+                                        "peak RSS MB (+ growth)", "GPU peak MB", "inference ms/utt", "inference RTF", "device",
                                         "ref"], table,
                                        note="Training: wall time, utterances per second and the process's peak resident "
-                                            "memory of the training call (the loop's resources.json; a resumed run "
-                                            "counts its last call only). Inference: the model on the stored features "
+                                            "memory during the training call, with its growth over the call's start "
+                                            "(the loop's resources.json; a resumed run counts its last call only; "
+                                            "the benchmark runs every step in one process, so the peak includes what "
+                                            "earlier steps left allocated and the growth is this training's own). Inference: the model on the stored features "
                                             "of the scored split (feature extraction excluded; see the README's "
                                             "extraction benches), RTF = inference time / audio duration.")),
             Block("h3", "Training curves"), Block("figures", figures=figures)]
