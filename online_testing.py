@@ -12,7 +12,6 @@ the Train label statistics, scored with CCC against the raw labels; prints the o
 writes a per-utterance CSV (utterance, prediction, label).
 """
 import sys
-import time
 
 from engine.cli import UserError, entry, parser
 from engine.resources import ResourceMonitor, inference_record
@@ -42,10 +41,9 @@ def main(argv=None) -> int:
         raise UserError(f"{ckpt} is a {pred.config['model']['variant']} model of {pred.attribute}, not "
                         f"{args.model_type} of {args.attribute}")
     print("Start Online Testing Process")
-    t0 = time.perf_counter()
     with ResourceMonitor() as mon:
         scores = pred.predict([store[u] for u, _ in items], batch_size=args.batch_eval)
-    ms = 1000 * (time.perf_counter() - t0) / len(items)
+    ms = 1000 * mon.seconds / len(items)
     value = write_scores(out, items, scores, result={
         **inference_record(mon.seconds, len(items), store.seconds([u for u, _ in items]), mon),
         "system": "deep_emo_cluster", "attribute": args.attribute, **corpus_fields(args),

@@ -9,7 +9,6 @@ else trained_models/<run name> (the published v1.6 models). Predictions are de-n
 the raw labels with CCC; a per-utterance CSV (utterance, prediction, label) is written.
 """
 import sys
-import time
 from pathlib import Path
 
 from engine.cli import UserError, entry, parser
@@ -37,10 +36,9 @@ def main(argv=None) -> int:
                         f"{args.store} holds {store.meta.get('name')} ({store.dims}-d)")
     if pred.attribute != args.attribute:
         raise UserError(f"{ckpt} predicts {pred.attribute}, not {args.attribute}")
-    t0 = time.perf_counter()
     with ResourceMonitor() as mon:
         scores = pred.predict([store[u] for u, _ in items], batch_size=args.batch_eval)
-    ms = 1000 * (time.perf_counter() - t0) / len(items)
+    ms = 1000 * mon.seconds / len(items)
     value = write_scores(out, items, scores, result={
         **inference_record(mon.seconds, len(items), store.seconds([u for u, _ in items]), mon),
         "system": "chunk_lstm", "attribute": args.attribute, **corpus_fields(args),

@@ -267,7 +267,8 @@ def missing_section(results: list[Result], docs: dict, src: Sources, figs: Path,
                 by.setdefault((kind, rate), []).append(row)
             series = f"MDRE {r.variant}" if r.system == "mdre" else f"speech+text+mocap ({r.variant})"
             if r.system == "mdre":  # the complete-data point: the fold table's mean
-                folds = next((docs[x.path] for x in results if x.section == "class-folds" and x.variant == r.variant
+                folds = next((docs[x.path] for x in results if x.section == "class-folds" and x.system == r.system
+                              and x.variant == r.variant
                               and docs[x.path]), None)
                 if folds:
                     by[("complete", "0")] = [folds["mean"]]

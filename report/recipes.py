@@ -94,48 +94,45 @@ def _run_flags(cfg: Config, system: System) -> list:
     return ["--seed", system.settings.get("seed", 0), *(["--deterministic"] if deterministic else [])]
 
 
-def chunk_lstm(cfg: Config, s: System) -> list[Job]:
+def _lstm_flags(v: dict) -> list:
+    return ["-iter", v.get("iterations", 5000), "-batch", v.get("batch", 128), "-atten", v.get("atten", "RnnAttenVec")]
+
+
+def _dec_flags(v: dict) -> list:
+    return ["-ep", v.get("epochs", 30), "-batch", v.get("batch", 64), "-nc", v.get("clusters", 10),
+            "-mt", v.get("mt", "Temp-Trans"), "-unlabel", v.get("unlabelled", 40000)]
+
+
+# the two dimensional systems on one set of facts (training and cross-corpus scoring read the same ones):
+# (label, store folder, NormTerm folder, extractor, trainer, tester, the flags naming a variant's run folder,
+#  the trainer's own flags)
+DIMENSIONAL = {
+    "chunk-lstm": ("chunk LSTM", "OpenSmile_lld_IS13ComParE", "NormTerm", "feat_opensmile", "training", "testing",
+                   _lstm_flags, lambda v: ["--lr", v.get("lr", 1e-4), "--val-every", v.get("val_every", 50)]),
+    "deep-emo-cluster": ("DeepEmoCluster", "Mel_Spec128", "NormTerm_Mel128", "feat_mel", "main", "online_testing",
+                         _dec_flags, lambda v: ["--unlabelled-split", v.get("unlabelled_split", "test2")]),
+}
+
+
+def dimensional(cfg: Config, s: System) -> list[Job]:
+    """The chunk LSTM or DeepEmoCluster: features + NormTerm, then per variant and attribute train and test."""
+    label, store_name, nt_name, extractor, trainer, tester, run_flags, train_flags = DIMENSIONAL[s.system]
     root = cfg.corpora[s.corpus].root
-    store, nt = root / "Features" / "OpenSmile_lld_IS13ComParE", root / "NormTerm"
-    prep = [*corpus_steps(cfg, s.corpus), *_features(cfg, s.corpus, "feat_opensmile", store, [], nt)]
+    store, nt = root / "Features" / store_name, root / nt_name
+    prep = [*corpus_steps(cfg, s.corpus), *_features(cfg, s.corpus, extractor, store, [], nt)]
     jobs = []
     for v in s.variants:
-        common = ["-iter", v.get("iterations", 5000), "-batch", v.get("batch", 128), "-atten", v.get("atten", "RnnAttenVec"),
-                  "--root", root, "--store", store, "--normterm", nt]
+        common = [*run_flags(v), "--root", root, "--store", store, "--normterm", nt]
         steps, results = list(prep), []
         for emo in s.settings.get("attributes", ATTRS):
-            steps.append(Step(f"chunk-lstm/{v['name']}/train/{emo}", f"chunk LSTM {v['name']}: train {emo}", "training",
-                              [*common, "-emo", emo, "--out", cfg.models, "--lr", v.get("lr", 1e-4),
-                               "--val-every", v.get("val_every", 50), *_run_flags(cfg, s), *v.get("extra", [])],
-                              s.corpus, cfg.fresh_on_conflict))
-            csv = cfg.results / f"chunk_lstm_{v['name']}_{emo}_test1.csv"
-            steps.append(Step(f"chunk-lstm/{v['name']}/test/{emo}", f"chunk LSTM {v['name']}: test {emo}", "testing",
+            steps.append(Step(f"{s.system}/{v['name']}/train/{emo}", f"{label} {v['name']}: train {emo}", trainer,
+                              [*common, "-emo", emo, "--out", cfg.models, *train_flags(v), *_run_flags(cfg, s),
+                               *v.get("extra", [])], s.corpus, cfg.fresh_on_conflict))
+            csv = cfg.results / f"{s.system.replace('-', '_')}_{v['name']}_{emo}_test1.csv"
+            steps.append(Step(f"{s.system}/{v['name']}/test/{emo}", f"{label} {v['name']}: test {emo}", tester,
                               [*common, "-emo", emo, "--models-dir", cfg.models, "--csv", csv], s.corpus))
             results.append(Result("ccc", s.system, v["name"], csv.with_suffix(".json"), {"attribute": emo}))
-        jobs.append(Job(f"chunk-lstm {v['name']}", steps, results))
-    return jobs
-
-
-def deep_emo_cluster(cfg: Config, s: System) -> list[Job]:
-    root = cfg.corpora[s.corpus].root
-    store, nt = root / "Features" / "Mel_Spec128", root / "NormTerm_Mel128"
-    prep = [*corpus_steps(cfg, s.corpus), *_features(cfg, s.corpus, "feat_mel", store, [], nt)]
-    jobs = []
-    for v in s.variants:
-        common = ["-ep", v.get("epochs", 30), "-batch", v.get("batch", 64), "-nc", v.get("clusters", 10),
-                  "-mt", v.get("mt", "Temp-Trans"), "-unlabel", v.get("unlabelled", 40000), "--root", root,
-                  "--store", store, "--normterm", nt]
-        steps, results = list(prep), []
-        for emo in s.settings.get("attributes", ATTRS):
-            steps.append(Step(f"deep-emo-cluster/{v['name']}/train/{emo}", f"DeepEmoCluster {v['name']}: train {emo}",
-                              "main", [*common, "-emo", emo, "--unlabelled-split", v.get("unlabelled_split", "test2"),
-                                       "--out", cfg.models, *_run_flags(cfg, s), *v.get("extra", [])],
-                              s.corpus, cfg.fresh_on_conflict))
-            csv = cfg.results / f"deep_emo_cluster_{v['name']}_{emo}_test1.csv"
-            steps.append(Step(f"deep-emo-cluster/{v['name']}/test/{emo}", f"DeepEmoCluster {v['name']}: test {emo}",
-                              "online_testing", [*common, "-emo", emo, "--models-dir", cfg.models, "--csv", csv], s.corpus))
-            results.append(Result("ccc", s.system, v["name"], csv.with_suffix(".json"), {"attribute": emo}))
-        jobs.append(Job(f"deep-emo-cluster {v['name']}", steps, results))
+        jobs.append(Job(f"{s.system} {v['name']}", steps, results))
     return jobs
 
 
@@ -238,7 +235,7 @@ def speech_text_mocap(cfg: Config, s: System) -> list[Job]:
     return jobs
 
 
-RECIPES = {"chunk-lstm": chunk_lstm, "deep-emo-cluster": deep_emo_cluster, "audio-text": audio_text, "mdre": mdre,
+RECIPES = {"chunk-lstm": dimensional, "deep-emo-cluster": dimensional, "audio-text": audio_text, "mdre": mdre,
            "speech-text-mocap": speech_text_mocap}
 
 
@@ -247,16 +244,9 @@ def cross_corpus(cfg: Config, c: dict) -> Job:
     (s,) = [x for x in cfg.systems if x.system == c["system"]]
     (v,) = [x for x in s.variants if x["name"] == c["variant"]]
     root = cfg.corpora[c["corpus"]].root
-    msp_root = cfg.corpora[s.corpus].root
-    if s.system == "chunk-lstm":
-        store, script, extractor = root / "Features" / "OpenSmile_lld_IS13ComParE", "testing", "feat_opensmile"
-        common = ["-iter", v.get("iterations", 5000), "-batch", v.get("batch", 128), "-atten", v.get("atten", "RnnAttenVec")]
-        nt = msp_root / "NormTerm"
-    else:
-        store, script, extractor = root / "Features" / "Mel_Spec128", "online_testing", "feat_mel"
-        common = ["-ep", v.get("epochs", 30), "-batch", v.get("batch", 64), "-nc", v.get("clusters", 10),
-                  "-mt", v.get("mt", "Temp-Trans"), "-unlabel", v.get("unlabelled", 40000)]
-        nt = msp_root / "NormTerm_Mel128"
+    _, store_name, nt_name, extractor, _, script, run_flags, _ = DIMENSIONAL[s.system]
+    store, common = root / "Features" / store_name, run_flags(v)
+    nt = cfg.corpora[s.corpus].root / nt_name  # for an original .pth.tar; our checkpoints carry their NormTerm
     steps = [*corpus_steps(cfg, c["corpus"]), *_features(cfg, c["corpus"], extractor, store, [])]
     results = []
     tag = s.system.replace("-", "_")

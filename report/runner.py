@@ -51,6 +51,7 @@ class Runner:
         self.cfg, self.force, self.progress = cfg, force, progress
         self.status: dict[str, str] = {}  # step key -> ran | reused | failed: <why>
         self.failures: list[tuple[str, str]] = []  # (job, reason)
+        self.last_resources: dict = {}  # the last step's wall time and memory (engine.resources), for its marker
 
     def identity(self, step: Step) -> dict:
         c = self.cfg.corpora[step.corpus]
