@@ -37,33 +37,6 @@ DEFAULT_MISSING = ("audio-absent,text-absent,mocap-absent,frames:0.1,frames:0.3,
                    "words:0.1,words:0.3,words:0.5")
 
 
-def store_with(extractor_factory, records, path: Path, model: str, progress: bool, what: str):
-    """The store at `path`, extracting what it lacks with the extractor `extractor_factory()` loads only when
-    something is missing; a store made from another model is refused."""
-    from features.extract import ensure_store
-    from features.store import FeatureStore, StoreError
-    if path.is_dir():
-        try:
-            store = FeatureStore(path)
-        except StoreError as e:
-            raise UserError(str(e)) from None
-        made_by = store.meta.get("params", {}).get("model")
-        if made_by is not None and str(made_by) != str(model) and not Path(str(model)).resolve() == Path(str(made_by)).resolve():
-            raise UserError(f"{path}: {what} store made with model {made_by}, not {model}; give --{what}-store "
-                            f"another folder or the matching --{what}-model")
-        if all(r.utt_id in store for r in records):
-            return store
-    try:
-        ext = extractor_factory()
-    except OSError as e:
-        raise UserError(f"cannot load the {what} model {model!r}: {e}\n(offline? give a local folder made "
-                        "with save_pretrained)") from None
-    try:
-        return ensure_store(ext, records, path, progress=progress)
-    except StoreError as e:
-        raise UserError(str(e)) from None
-
-
 def write_table(path: Path, rows: list[dict]) -> None:
     from utils import atomic_path
     with atomic_path(path) as tmp, open(tmp, "w", newline="") as f:
@@ -80,7 +53,7 @@ def main(argv=None) -> int:
     from engine.resources import ResourceMonitor, inference_record
     from features.missing import parse_condition
     from features.mocap import speaker_wore_markers
-    from systems.common import write_class_scores, write_result
+    from systems.common import store_with, write_class_scores, write_result
     from systems.speech_text_mocap import (CLASSES, CONFIGURATIONS, MOCAP_COLUMNS, THREE_WAY, FusionMethod,
                                            check_condition, tokenizer_token_words, training_norm)
     from utils import resolve_device, unweighted_accuracy, weighted_accuracy, writable_dir

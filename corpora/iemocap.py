@@ -283,6 +283,30 @@ def four_class(records: Sequence[Utterance], scheme: str) -> list[tuple[Utteranc
     return [(r, codes[r.category]) for r in records if r.category in codes]
 
 
+# MSP-Podcast's EmoClass letters of the four classes as IEMOCAP codes, per scheme, for scoring IEMOCAP-trained
+# four-class models on MSP-Podcast (the reverse cross-corpus direction). MSP's Happy is IEMOCAP's hap (merged
+# with exc in MDRE's scheme); the PRML scheme drops hap, and its exc (excited: positive, aroused) is the nearest
+# class. Every other letter (U surprise, C contempt, D disgust, F fear, O other, X no agreement) is left out.
+MSP_CATEGORY = {"mdre": {"A": "ang", "H": "hap", "N": "neu", "S": "sad"},
+                "prml": {"A": "ang", "H": "exc", "N": "neu", "S": "sad"}}
+
+
+def msp_four_class(records: Sequence[Utterance], scheme: str) -> tuple[list[tuple[Utterance, int]], dict[str, int]]:
+    """((record, class index) of the MSP-Podcast records whose EmoClass maps to the scheme's four classes, in the
+    input order; {EmoClass letter or 'none': utterances left out}) - see MSP_CATEGORY."""
+    if scheme not in MSP_CATEGORY:
+        raise ValueError(f"4-class scheme {scheme!r} not one of {', '.join(MSP_CATEGORY)}")
+    to_code, codes = MSP_CATEGORY[scheme], FOUR_CLASS[scheme].codes
+    kept, left = [], {}
+    for r in records:
+        letter = (r.category or "").strip().upper()
+        if letter in to_code:
+            kept.append((r, codes[to_code[letter]]))
+        else:
+            left[letter or "none"] = left.get(letter or "none", 0) + 1
+    return kept, dict(sorted(left.items()))
+
+
 Item = TypeVar("Item")
 
 

@@ -209,26 +209,7 @@ def build(cfg: Config, jobs: list[Job], failures: list[tuple[str, str]]) -> tupl
     blocks += missing_section(results, docs, src, figs, missing_curves)
 
     # ---------------------------------------------------------------- cross-corpus
-    cross = [r for r in results if r.section == "cross"]
-    if cross:
-        rows = []
-        for key in dict.fromkeys((r.system, r.variant, r.info["tested_on"], r.info["split"]) for r in cross):
-            mine = {r.info["attribute"]: r for r in cross if (r.system, r.variant, r.info["tested_on"], r.info["split"]) == key}
-            first = next(iter(mine.values()))
-            vals = [(docs[mine[a].path] or {}).get("value") if a in mine else None for a in ATTRS]
-            home = {r.info["attribute"]: (docs[r.path] or {}).get("value") for r in ccc
-                    if r.system == key[0] and r.variant == key[1]}
-            rows.append([LABELS[key[0]], key[1], first.info["trained_on"], f"{key[2]} ({key[3]})", *vals,
-                         *[home.get(a) for a in ATTRS],
-                         [src.ref(r.path) for r in mine.values() if docs[r.path]] or "missing"])
-        blocks += [Block("h2", "Cross-corpus"),
-                   Block("table", table=Table(["system", "variant", "trained on", "scored on", "Act", "Dom", "Val",
-                                               "Act in-corpus", "Dom in-corpus", "Val in-corpus", "refs"], rows,
-                                              note="IEMOCAP's arousal / dominance / valence ratings (1-5) are rescaled "
-                                                   "linearly to MSP-Podcast's 1-7 (y7 = 1 + 1.5 (y5 - 1)) before the "
-                                                   "CCC; in-corpus: the same model on its own corpus's test split. "
-                                                   "The reverse direction (IEMOCAP's four-class models on MSP-Podcast's "
-                                                   "categories) is not offered: their scripts read IEMOCAP only."))]
+    blocks += cross_section(results, docs, src, figs)
 
     # ---------------------------------------------------------------- cost and training curves
     blocks += cost_section(results, docs, src, figs, line_panels)
@@ -301,13 +282,70 @@ def missing_section(results: list[Result], docs: dict, src: Sources, figs: Path,
     return blocks
 
 
+def cross_section(results: list[Result], docs: dict, src: Sources, figs: Path) -> list[Block]:
+    """Models of one corpus scored on another: MSP-Podcast's dimensional models on IEMOCAP's ratings (CCC), and
+    IEMOCAP's four-class models on MSP-Podcast's categories (WA / UA, with confusion matrices); beside each, the
+    same model on its own corpus."""
+    blocks = []
+    cross = [r for r in results if r.section == "cross"]
+    if cross:
+        rows = []
+        ccc = [r for r in results if r.section == "ccc"]
+        for key in dict.fromkeys((r.system, r.variant, r.info["tested_on"], r.info["split"]) for r in cross):
+            mine = {r.info["attribute"]: r for r in cross if (r.system, r.variant, r.info["tested_on"], r.info["split"]) == key}
+            first = next(iter(mine.values()))
+            vals = [(docs[mine[a].path] or {}).get("value") if a in mine else None for a in ATTRS]
+            home = {r.info["attribute"]: (docs[r.path] or {}).get("value") for r in ccc
+                    if r.system == key[0] and r.variant == key[1]}
+            rows.append([LABELS[key[0]], key[1], first.info["trained_on"], f"{key[2]} ({key[3]})", *vals,
+                         *[home.get(a) for a in ATTRS],
+                         [src.ref(r.path) for r in mine.values() if docs[r.path]] or "missing"])
+        blocks += [Block("h3", "MSP-Podcast's dimensional models on IEMOCAP: CCC"),
+                   Block("table", table=Table(["system", "variant", "trained on", "scored on", "Act", "Dom", "Val",
+                                               "Act in-corpus", "Dom in-corpus", "Val in-corpus", "refs"], rows,
+                                              note="IEMOCAP's arousal / dominance / valence ratings (1-5) are rescaled "
+                                                   "linearly to MSP-Podcast's 1-7 (y7 = 1 + 1.5 (y5 - 1)) before the "
+                                                   "CCC; in-corpus: the same model on its own corpus's test split."))]
+    cats = [r for r in results if r.section == "cross-class"]
+    if cats:
+        rows, confusions = [], []
+        home = {(r.system, r.variant, r.info.get("configuration"), r.info.get("fold")): docs[r.path] or {}
+                for r in results if r.section == "class"}
+        for r in cats:
+            d = docs[r.path] or {}
+            conf = r.info["configuration"] if r.system == "speech-text-mocap" else None
+            own = home.get((r.system, r.variant, conf, r.info["fold"]), {})
+            fold = f"fold {r.info['fold']}" if r.system == "mdre" else f"Session {r.info['fold']}"
+            left = ", ".join(f"{k} {n}" for k, n in (d.get("left_out") or {}).items())
+            absent = ", ".join(d.get("absent") or [])
+            rows.append([LABELS[r.system], r.info["configuration"], fold, r.info["trained_on"],
+                         f"{r.info['tested_on']} ({r.info['split']})", d.get("WA"), d.get("UA"), own.get("WA"),
+                         own.get("UA"), d.get("utterances"), left or None, absent or None,
+                         src.ref(r.path) if d else "missing"])
+            if d.get("confusion_png") and (r.path.parent / d["confusion_png"]).is_file():
+                confusions.append(Figure(_copy(r.path.parent / d["confusion_png"], figs),
+                                         f"{LABELS[r.system]} {r.info['configuration']}, {fold}, on {r.info['tested_on']}"))
+        blocks += [Block("h3", "IEMOCAP's four-class models on MSP-Podcast's categories: WA and UA"),
+                   Block("table", table=Table(
+                       ["system", "model / configuration", "fold", "trained on", "scored on", "WA", "UA",
+                        "WA in-corpus", "UA in-corpus", "utterances", "left out (EmoClass)", "absent modality", "ref"],
+                       rows, note="MSP-Podcast's EmoClass A, H, N, S scored as the model's four classes (MDRE: angry, "
+                                  "happy, sad, neutral; speech + text + mocap: ang, exc, neu, sad, with H as IEMOCAP's "
+                                  "excited); the other classes are left out and counted. MSP-Podcast has no motion capture: a "
+                                  "model with mocap has it absent. In-corpus: the same model on its IEMOCAP test fold.")),
+                   Block("figures", figures=confusions, small=True)]
+    if blocks:
+        blocks.insert(0, Block("h2", "Cross-corpus"))
+    return blocks
+
+
 def cost_section(results: list[Result], docs: dict, src: Sources, figs: Path, line_panels) -> list[Block]:
     """Per trained checkpoint: parameters, training time and throughput, peak memory, inference real-time factor;
     and the validation curves, one panel per system."""
     rows, curves, seen = [], {}, set()
     for r in results:
         d = docs[r.path]
-        if r.section not in ("ccc", "class", "cross") or not d or not d.get("checkpoint"):
+        if r.section not in ("ccc", "class", "cross", "cross-class") or not d or not d.get("checkpoint"):
             continue
         run = Path(d["checkpoint"])
         if (run, r.section) in seen:  # one model scored for several attributes (audio-text): one row
@@ -316,19 +354,19 @@ def cost_section(results: list[Result], docs: dict, src: Sources, figs: Path, li
         several = sum(1 for x in results if x.section == r.section and docs[x.path]
                       and docs[x.path].get("checkpoint") == d["checkpoint"]) > 1 and r.system == "audio-text"
         fold = f"{'Session' if r.system == 'speech-text-mocap' else 'fold'} {r.info.get('fold')}"
-        name = (f"{r.variant} {'' if several else r.info.get('attribute', '')}" if r.section != "class" else
+        name = (f"{r.variant} {'' if several else r.info.get('attribute', '')}" if r.section not in ("class", "cross-class") else
                 f"{r.info.get('configuration') or r.variant} {fold}").strip()
         f = run_facts(run) if run.is_dir() else {}
-        if r.section == "cross":  # its training is in the in-corpus row
+        if r.section.startswith("cross"):  # its training is in the in-corpus row
             f = {"params": f.get("params")}
         inf = d.get("inference") or {}
-        scored = "cross-corpus " + r.info.get("tested_on", "") if r.section == "cross" else "test"
+        scored = "cross-corpus " + r.info.get("tested_on", "") if r.section.startswith("cross") else "test"
         grew = (f"{f['rss_peak_mb']:,.0f} (+{f['rss_peak_mb'] - f['rss_start_mb']:,.0f})"
                 if f.get("rss_peak_mb") is not None and f.get("rss_start_mb") is not None else None)
         rows.append([LABELS[r.system], name, scored, f.get("params"), f.get("seconds"), f.get("items_per_second"),
                      grew, f.get("gpu_peak_mb"), inf.get("ms_per_utterance"), inf.get("rtf"),
                      f.get("device"), src.ref(r.path)])
-        if f.get("log") and r.section != "cross":
+        if f.get("log") and not r.section.startswith("cross"):
             x = "epoch" if "epoch" in f["log"][0] else "step"
             curves.setdefault(LABELS[r.system], {})[name] = ([float(e[x]) for e in f["log"]],
                                                              [float(e["val_loss"]) for e in f["log"]], x)

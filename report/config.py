@@ -10,7 +10,14 @@ from pathlib import Path
 SYSTEMS = ("chunk-lstm", "deep-emo-cluster", "audio-text", "mdre", "speech-text-mocap")
 MSP_STYLE = ("chunk-lstm", "deep-emo-cluster", "audio-text")  # CCC of Act / Dom / Val on MSP-Podcast
 IEMOCAP_STYLE = ("mdre", "speech-text-mocap")  # WA / UA of four classes on IEMOCAP
-CROSS_CORPUS = ("chunk-lstm", "deep-emo-cluster")  # dimensional models whose testing script reads IEMOCAP
+# cross-corpus scoring: system -> the corpus kind its models are scored on (MSP-Podcast's dimensional models on
+# IEMOCAP's ratings with their testing scripts; IEMOCAP's four-class models on MSP-Podcast's categories with
+# cross_corpus.py) and the default split there
+CROSS_CORPUS = {"chunk-lstm": ("iemocap", "all"), "deep-emo-cluster": ("iemocap", "all"),
+                "mdre": ("msp-podcast", "test1"), "speech-text-mocap": ("msp-podcast", "test1")}
+
+# the speech-text-mocap configurations a variant trains when it names none
+STM_CONFIGS = ["speech", "text", "mocap", "speech+text", "speech+mocap", "text+mocap", "speech+text+mocap"]
 
 # the keys a system's entry and each of its variants may hold (values checked by the scripts themselves)
 SYSTEM_KEYS = {
@@ -144,15 +151,27 @@ def load_config(path: str | Path) -> Config:
     cross = []
     for k, c in enumerate(doc.get("cross_corpus") or []):
         where = f"cross_corpus[{k}]"
-        _unknown(path, where, c, {"system", "variant", "corpus", "split"})
+        _unknown(path, where, c, {"system", "variant", "corpus", "split", "configuration"})
         if c.get("system") not in CROSS_CORPUS:
-            raise ConfigError(f"{path}: {where}: cross-corpus scoring exists for {', '.join(CROSS_CORPUS)} "
-                              f"(MSP-Podcast models scored on IEMOCAP), got {c.get('system')!r}")
+            raise ConfigError(f"{path}: {where}: cross-corpus scoring exists for {', '.join(CROSS_CORPUS)}, "
+                              f"got {c.get('system')!r}")
         if (c["system"], str(c.get("variant"))) not in seen:
             raise ConfigError(f"{path}: {where}: no variant {c.get('variant')!r} of {c['system']} in systems")
-        if c.get("corpus") not in corpora or corpora[c["corpus"]].kind != "iemocap":
-            raise ConfigError(f"{path}: {where}: corpus must name an iemocap corpus of the config")
-        cross.append({**c, "variant": str(c["variant"]), "split": c.get("split", "all")})
+        kind, split = CROSS_CORPUS[c["system"]]
+        if c.get("corpus") not in corpora or corpora[c["corpus"]].kind != kind:
+            raise ConfigError(f"{path}: {where}: corpus must name an {kind} corpus of the config ({c['system']} "
+                              f"models are scored on {kind})")
+        c = {**c, "variant": str(c["variant"]), "split": str(c.get("split", split))}
+        if c["system"] == "speech-text-mocap":
+            (s,) = [x for x in systems if x.system == c["system"]]
+            (v,) = [x for x in s.variants if x["name"] == c["variant"]]
+            conf = c.setdefault("configuration", "speech+text+mocap")
+            if conf not in v.get("configs", STM_CONFIGS) or conf in ("mocap", "face", "head", "hand"):
+                raise ConfigError(f"{path}: {where}: configuration {conf!r}: one the variant trains, with speech "
+                                  "or text (MSP-Podcast has no motion capture)")
+        elif "configuration" in c:
+            raise ConfigError(f"{path}: {where}: configuration is for speech-text-mocap only")
+        cross.append(c)
     data = Path(doc.get("data", "benchmark"))
     return Config(path=path, name=str(doc.get("name", path.stem)), data=data,
                   report=Path(doc.get("report", data / "report")), deterministic=bool(doc.get("deterministic", False)),

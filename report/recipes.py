@@ -5,8 +5,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Callable
 
-from report.config import Config, System
+from report.config import STM_CONFIGS, Config, System
 
 ATTRS = ("Act", "Dom", "Val")
 THREE_WAY = "speech+text+mocap"
@@ -20,6 +21,7 @@ class Step:
     argv: list
     corpus: str  # the config's corpus the step reads (its fingerprint is part of the step's identity)
     retry_fresh: bool = False  # on failure, run again with --no-resume (config: fresh_on_conflict)
+    inputs: tuple = ()  # checkpoint folders it reads (their weights' size and time are part of its identity)
 
     def command(self) -> str:
         return " ".join(["python", f"{self.script}.py", *map(str, self.argv)])
@@ -28,7 +30,7 @@ class Step:
 @dataclass
 class Result:
     """One result file the report expects: what it is (section) and where it comes from."""
-    section: str  # ccc | class | class-folds | ablation | missing-ccc | missing-class | cross
+    section: str  # ccc | class | class-folds | ablation | missing-ccc | missing-class | cross | cross-class
     system: str
     variant: str
     path: Path  # the result JSON
@@ -103,33 +105,57 @@ def _dec_flags(v: dict) -> list:
             "-mt", v.get("mt", "Temp-Trans"), "-unlabel", v.get("unlabelled", 40000)]
 
 
-# the two dimensional systems on one set of facts (training and cross-corpus scoring read the same ones):
-# (label, store folder, NormTerm folder, extractor, trainer, tester, the flags naming a variant's run folder,
-#  the trainer's own flags)
+@dataclass(frozen=True)
+class Dimensional:
+    """What training, testing and cross-corpus scoring of a dimensional system read: one set of facts."""
+    label: str
+    store: str  # feature store folder under <corpus>/Features
+    normterm: str  # NormTerm folder under the corpus
+    extractor: str  # scripts
+    trainer: str
+    tester: str
+    run_flags: Callable  # variant -> the flags that name its run folder
+    train_flags: Callable  # variant -> the trainer's own flags
+    run_name: Callable  # (variant, attribute) -> the run folder's name
+
+
+def _lstm_run(v: dict, emo: str) -> str:
+    from systems.chunk_lstm import run_name
+    return run_name(v.get("iterations", 5000), v.get("batch", 128), v.get("atten", "RnnAttenVec"), emo)
+
+
+def _dec_run(v: dict, emo: str) -> str:
+    from systems.deep_emo_cluster import run_name
+    return run_name(v.get("epochs", 30), v.get("batch", 64), v.get("clusters", 10), emo, v.get("mt", "Temp-Trans"),
+                    v.get("unlabelled", 40000))
+
+
 DIMENSIONAL = {
-    "chunk-lstm": ("chunk LSTM", "OpenSmile_lld_IS13ComParE", "NormTerm", "feat_opensmile", "training", "testing",
-                   _lstm_flags, lambda v: ["--lr", v.get("lr", 1e-4), "--val-every", v.get("val_every", 50)]),
-    "deep-emo-cluster": ("DeepEmoCluster", "Mel_Spec128", "NormTerm_Mel128", "feat_mel", "main", "online_testing",
-                         _dec_flags, lambda v: ["--unlabelled-split", v.get("unlabelled_split", "test2")]),
+    "chunk-lstm": Dimensional("chunk LSTM", "OpenSmile_lld_IS13ComParE", "NormTerm", "feat_opensmile", "training",
+                              "testing", _lstm_flags,
+                              lambda v: ["--lr", v.get("lr", 1e-4), "--val-every", v.get("val_every", 50)], _lstm_run),
+    "deep-emo-cluster": Dimensional("DeepEmoCluster", "Mel_Spec128", "NormTerm_Mel128", "feat_mel", "main",
+                                    "online_testing", _dec_flags,
+                                    lambda v: ["--unlabelled-split", v.get("unlabelled_split", "test2")], _dec_run),
 }
 
 
 def dimensional(cfg: Config, s: System) -> list[Job]:
     """The chunk LSTM or DeepEmoCluster: features + NormTerm, then per variant and attribute train and test."""
-    label, store_name, nt_name, extractor, trainer, tester, run_flags, train_flags = DIMENSIONAL[s.system]
+    d = DIMENSIONAL[s.system]
     root = cfg.corpora[s.corpus].root
-    store, nt = root / "Features" / store_name, root / nt_name
-    prep = [*corpus_steps(cfg, s.corpus), *_features(cfg, s.corpus, extractor, store, [], nt)]
+    store, nt = root / "Features" / d.store, root / d.normterm
+    prep = [*corpus_steps(cfg, s.corpus), *_features(cfg, s.corpus, d.extractor, store, [], nt)]
     jobs = []
     for v in s.variants:
-        common = [*run_flags(v), "--root", root, "--store", store, "--normterm", nt]
+        common = [*d.run_flags(v), "--root", root, "--store", store, "--normterm", nt]
         steps, results = list(prep), []
         for emo in s.settings.get("attributes", ATTRS):
-            steps.append(Step(f"{s.system}/{v['name']}/train/{emo}", f"{label} {v['name']}: train {emo}", trainer,
-                              [*common, "-emo", emo, "--out", cfg.models, *train_flags(v), *_run_flags(cfg, s),
+            steps.append(Step(f"{s.system}/{v['name']}/train/{emo}", f"{d.label} {v['name']}: train {emo}", d.trainer,
+                              [*common, "-emo", emo, "--out", cfg.models, *d.train_flags(v), *_run_flags(cfg, s),
                                *v.get("extra", [])], s.corpus, cfg.fresh_on_conflict))
             csv = cfg.results / f"{s.system.replace('-', '_')}_{v['name']}_{emo}_test1.csv"
-            steps.append(Step(f"{s.system}/{v['name']}/test/{emo}", f"{label} {v['name']}: test {emo}", tester,
+            steps.append(Step(f"{s.system}/{v['name']}/test/{emo}", f"{d.label} {v['name']}: test {emo}", d.tester,
                               [*common, "-emo", emo, "--models-dir", cfg.models, "--csv", csv], s.corpus))
             results.append(Result("ccc", s.system, v["name"], csv.with_suffix(".json"), {"attribute": emo}))
         jobs.append(Job(f"{s.system} {v['name']}", steps, results))
@@ -212,7 +238,7 @@ def speech_text_mocap(cfg: Config, s: System) -> list[Job]:
     jobs = []
     for v in s.variants:
         prep = corpus_steps(cfg, s.corpus)
-        configs = v.get("configs", ["speech", "text", "mocap", "speech+text", "speech+mocap", "text+mocap", THREE_WAY])
+        configs = v.get("configs", STM_CONFIGS)
         missing = v.get("missing")
         opt = {"--lr": "lr", "--val-every": "val_every", "--patience": "patience", "--dev-share": "dev_share",
                "--d-model": "d_model", "--heads": "heads", "--layers": "layers", "--ff": "ff",
@@ -240,26 +266,54 @@ RECIPES = {"chunk-lstm": dimensional, "deep-emo-cluster": dimensional, "audio-te
 
 
 def cross_corpus(cfg: Config, c: dict) -> Job:
-    """An MSP-Podcast model scored on an IEMOCAP corpus (labels rescaled 1-5 -> 1-7 by the testing script)."""
+    """A model of one corpus scored on another: an MSP-Podcast dimensional model on IEMOCAP's ratings (its testing
+    script, labels rescaled 1-5 -> 1-7), or an IEMOCAP four-class model on MSP-Podcast's categories
+    (cross_corpus.py). Each step's identity includes the checkpoints it scores, so a retrained model is scored
+    again."""
     (s,) = [x for x in cfg.systems if x.system == c["system"]]
     (v,) = [x for x in s.variants if x["name"] == c["variant"]]
+    if s.system not in DIMENSIONAL:
+        return _categorical_cross(cfg, c, s, v)
+    d = DIMENSIONAL[s.system]
     root = cfg.corpora[c["corpus"]].root
-    _, store_name, nt_name, extractor, _, script, run_flags, _ = DIMENSIONAL[s.system]
-    store, common = root / "Features" / store_name, run_flags(v)
-    nt = cfg.corpora[s.corpus].root / nt_name  # for an original .pth.tar; our checkpoints carry their NormTerm
-    steps = [*corpus_steps(cfg, c["corpus"]), *_features(cfg, c["corpus"], extractor, store, [])]
+    store, common = root / "Features" / d.store, d.run_flags(v)
+    nt = cfg.corpora[s.corpus].root / d.normterm  # for an original .pth.tar; our checkpoints carry their NormTerm
+    steps = [*corpus_steps(cfg, c["corpus"]), *_features(cfg, c["corpus"], d.extractor, store, [])]
     results = []
     tag = s.system.replace("-", "_")
     for emo in s.settings.get("attributes", ATTRS):
         csv = cfg.results / f"cross_{tag}_{v['name']}_{emo}_on_{c['corpus']}_{c['split'].replace(',', '+')}.csv"
         steps.append(Step(f"cross/{s.system}/{v['name']}/{c['corpus']}/{c['split']}/{emo}",
-                          f"{s.system} {v['name']} ({s.corpus}) scored on {c['corpus']}: {emo}", script,
+                          f"{s.system} {v['name']} ({s.corpus}) scored on {c['corpus']}: {emo}", d.tester,
                           [*common, "-emo", emo, "--models-dir", cfg.models, "--normterm", nt, "--corpus", "iemocap",
                            "--root", root, "--store", store, "--split", c["split"], "--csv", csv],
-                          c["corpus"]))
+                          c["corpus"], inputs=(cfg.models / d.run_name(v, emo),)))
         results.append(Result("cross", s.system, v["name"], csv.with_suffix(".json"),
                               {"attribute": emo, "trained_on": s.corpus, "tested_on": c["corpus"], "split": c["split"]}))
     return Job(f"cross-corpus {s.system} {v['name']} on {c['corpus']}", steps, results)
+
+
+def _categorical_cross(cfg: Config, c: dict, s: System, v: dict) -> Job:
+    """Every fold's (MDRE) or held-out session's (speech+text+mocap) model of a variant on MSP-Podcast's
+    categories, in one cross_corpus.py step (the corpus's stores are made once)."""
+    if s.system == "mdre":
+        model, protocol = v.get("model", "MDREA"), s.settings.get("protocol", "random5")
+        folds = s.settings.get("folds") or range(1, 6)
+        runs = {k: cfg.models / f"{model}_{protocol}_fold{k}" for k in folds}
+        what = model
+    else:
+        what = c["configuration"]
+        runs = {k: cfg.models / f"stm_{what}_s{k}" for k in (range(1, 6) if s.settings.get("loso") else [5])}
+    root = cfg.corpora[c["corpus"]].root
+    step = Step(f"cross/{s.system}/{v['name']}/{what}/{c['corpus']}/{c['split']}",
+                f"{s.system} {v['name']} {what} ({s.corpus}) scored on {c['corpus']}", "cross_corpus",
+                ["--checkpoint", *runs.values(), "--root", root, "--split", c["split"], "--results", cfg.results],
+                c["corpus"], inputs=tuple(runs.values()))
+    results = [Result("cross-class", s.system, v["name"], cfg.results / f"{run.name}_on_msp-podcast_{c['split']}.json",
+                      {"fold": k, "configuration": what, "trained_on": s.corpus, "tested_on": c["corpus"],
+                       "split": c["split"]}) for k, run in runs.items()]
+    return Job(f"cross-corpus {s.system} {v['name']} {what} on {c['corpus']}",
+               [*corpus_steps(cfg, c["corpus"]), step], results)
 
 
 def plan(cfg: Config) -> list[Job]:

@@ -35,6 +35,15 @@ def corpus_fingerprint(kind: str, root: Path) -> str:
     return hashlib.sha256(json.dumps(stamp).encode()).hexdigest()[:16] if stamp else "absent"
 
 
+def checkpoint_stamp(run: Path) -> str:
+    """Size and modification time of a run folder's weights ('absent' before it is trained)."""
+    try:
+        st = (Path(run) / "model.safetensors").stat()
+    except OSError:
+        return "absent"
+    return f"{st.st_size}:{st.st_mtime_ns}"
+
+
 def marker_path(cfg: Config, step: Step) -> Path:
     return cfg.report / "steps" / (re.sub(r"[^A-Za-z0-9_.+-]+", "_", step.key) + ".json")
 
@@ -55,7 +64,10 @@ class Runner:
 
     def identity(self, step: Step) -> dict:
         c = self.cfg.corpora[step.corpus]
-        return {"command": step.command(), "corpus": corpus_fingerprint(c.kind, c.root)}
+        ident = {"command": step.command(), "corpus": corpus_fingerprint(c.kind, c.root)}
+        if step.inputs:  # the checkpoints it scores: a retrained model (new weights) is scored again
+            ident["checkpoints"] = {str(p): checkpoint_stamp(p) for p in step.inputs}
+        return ident
 
     def _call(self, step: Step, argv: list[str]) -> int:
         """The script's main(argv) with sys.argv set to its own command line, so the result files it writes record

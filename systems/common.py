@@ -253,3 +253,53 @@ def write_class_scores(out: Path, utts: list[str], labels, logits, classes, *, r
                                             "per_utterance_csv": out.name, "confusion_png": stem.name + ".png",
                                             **result})
     return wa, ua
+
+
+def store_with(extractor_factory, records, path: Path, model: str, progress: bool, what: str,
+               corpus: str | None = None):
+    """The store at `path`, extracting what it lacks with the extractor `extractor_factory()` loads only when
+    something is missing; a store made from another model is refused. `corpus` names a new store's corpus."""
+    from engine.cli import UserError
+    from features.extract import ensure_store
+    from features.store import StoreError
+    if path.is_dir():
+        try:
+            store = FeatureStore(path)
+        except StoreError as e:
+            raise UserError(str(e)) from None
+        made_by = store.meta.get("params", {}).get("model")
+        if made_by is not None and str(made_by) != str(model) and not Path(str(model)).resolve() == Path(str(made_by)).resolve():
+            raise UserError(f"{path}: {what} store made with model {made_by}, not {model}; give --{what}-store "
+                            f"another folder or the matching --{what}-model")
+        if all(r.utt_id in store for r in records):
+            return store
+    try:
+        ext = extractor_factory()
+    except OSError as e:
+        raise UserError(f"cannot load the {what} model {model!r}: {e}\n(offline? give a local folder made "
+                        "with save_pretrained)") from None
+    try:
+        return ensure_store(ext, records, path, progress=progress, corpus=corpus)
+    except StoreError as e:
+        raise UserError(str(e)) from None
+
+
+# what may differ between a model's training features and another corpus's without changing the features: where
+# the pretrained model lies, and library versions
+_SAME_FEATURES_EXCEPT = {"model", "transformers", "opensmile_version"}
+
+
+def check_same_features(recorded: dict | None, store: FeatureStore, what: str, checkpoint: Path) -> None:
+    """UserError naming the store, the checkpoint and what differs, unless `store` holds the features the
+    checkpoint was trained on (`recorded`: its config's store description) - same extractor, width and
+    parameters - so a model is never scored on other features than it learnt from."""
+    from engine.cli import UserError
+    if not recorded:
+        return
+    here = store.describe()
+    diff = [k for k in ("extractor", "dims") if recorded.get(k) != here.get(k)]
+    a, b = recorded.get("params") or {}, here.get("params") or {}
+    diff += [f"params.{k}" for k in sorted(set(a) | set(b)) if k not in _SAME_FEATURES_EXCEPT and a.get(k) != b.get(k)]
+    if diff:
+        raise UserError(f"{store.root}: the {what} features differ from those {checkpoint} was trained on "
+                        f"({', '.join(diff)}); give a store made with the same extractor and settings")

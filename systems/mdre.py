@@ -178,3 +178,17 @@ class MDREMethod:
             batch["tokens"] = torch.from_numpy(w)
             batch["token_len"] = torch.tensor([len(t) for t in ids], dtype=torch.long)
         return batch
+
+
+def method_from_config(cfg: dict, mfcc: FeatureStore | None, prosody: FeatureStore | None,
+                       tokens: dict) -> MDREMethod:
+    """The method a checkpoint's config.json describes (model kind, vocabulary, loss, z-norm), over stores and word
+    ids of another corpus: for scoring a trained model elsewhere (cross_corpus.py). A GloVe embedding is rebuilt
+    by shape only; its trained values are in the weights."""
+    m = cfg["model"]
+    emb = None if m.get("embedding_dim") is None else np.zeros((m["vocab_size"], m["embedding_dim"]), np.float32)
+    norm = None if cfg.get("norm") is None else {k: tuple(np.asarray(v, np.float64) for v in mv)
+                                                 for k, mv in cfg["norm"].items()}
+    return MDREMethod(m["kind"], mfcc, prosody, tokens, list(cfg["vocab"]), embedding=emb, loss_kind=cfg["loss"],
+                      audio_dropout=m["audio_dropout"], text_dropout=m["text_dropout"], seed=cfg.get("seed", 0),
+                      protocol=cfg.get("protocol"), norm=norm)

@@ -298,3 +298,28 @@ def tokenizer_token_words(tokenizer, transcripts: dict, text: FeatureStore) -> C
             cache[utt] = (tw, len(words)) if tw is not None and utt in text and len(tw) == text.frames(utt) else None
         return cache[utt]
     return token_words
+
+
+def method_from_config(cfg: dict, speech: FeatureStore | None, text: FeatureStore | None, mocap,
+                       no_text: frozenset = frozenset()) -> FusionMethod:
+    """The method a checkpoint's config.json describes (modalities, model sizes, inputs, z-norm), over another
+    corpus's stores: for scoring a trained model elsewhere (cross_corpus.py). `mocap` may be any container no
+    utterance is in (a corpus without motion capture: the modality is absent for every utterance)."""
+    m, inp, norm = cfg["model"], cfg["inputs"], {}
+    for k in ("speech", "text"):
+        if k in cfg["norm"]:
+            norm[k] = tuple(np.asarray(v, np.float64) for v in cfg["norm"][k])
+    if "mocap" in cfg["norm"]:
+        norm["mocap"] = MocapStats(*cfg["norm"]["mocap"])
+    method = FusionMethod(tuple(cfg["modalities"]), speech=speech, text=text, mocap=mocap, norm=norm, no_text=no_text,
+                          speech_pool=inp["speech_pool"], max_speech=inp["max_speech"], max_tokens=inp["max_tokens"],
+                          text_pooling=m["text_pooling"], mocap_velocity=inp["mocap_velocity"], d_model=m["d_model"],
+                          heads=m["heads"], layers=m["layers"], ff=m["ff"], dropout=m["dropout"],
+                          fusion_hidden=m["fusion_hidden"], fusion_dropout=m["fusion_dropout"], seed=cfg.get("seed", 0),
+                          protocol=cfg.get("protocol"))
+    dims = method.input_dims()
+    wrong = {k: (dims[k], v) for k, v in m["inputs"].items() if dims.get(k) != v}
+    if wrong:
+        raise ValueError("input widths differ from the checkpoint's: " +
+                         ", ".join(f"{k} {a} here, {b} in training" for k, (a, b) in wrong.items()))
+    return method

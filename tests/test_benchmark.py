@@ -48,6 +48,8 @@ systems:
           d_model: 8, heads: 2, layers: 1, ff: 16, fusion_hidden: 8, missing: [mocap-absent, frames:0.5]}}
 cross_corpus:
   - {{system: chunk-lstm, variant: RnnAttenVec, corpus: iem}}
+  - {{system: mdre, variant: MDREA, corpus: msp}}
+  - {{system: speech-text-mocap, variant: tiny, corpus: msp}}
 """
 
 
@@ -76,7 +78,9 @@ def test_first_run_writes_a_complete_report_and_a_second_run_reuses_everything(b
     # every configured system and variant has its rows; the published anchors are there and marked
     for row in ("| chunk LSTM | RnnAttenVec |", "| DeepEmoCluster | Temp-GRU |", "| audio-text | multiscale |",
                 "| MDRE family | MDREA | fold 5 |", "| speech + text + mocap | text | Session 5 |",
-                "| speech + text + mocap | speech+text+mocap | Session 5 |", "| chunk LSTM | RnnAttenVec | msp | iem (all) |"):
+                "| speech + text + mocap | speech+text+mocap | Session 5 |", "| chunk LSTM | RnnAttenVec | msp | iem (all) |",
+                "| MDRE family | MDREA | fold 5 | iem | msp (test1) |",
+                "| speech + text + mocap | speech+text+mocap | Session 5 | iem | msp (test1) |"):
         assert row in md, row
     assert "*reported: original README*" in md and "class='reported'" in page
     # a real CCC under the chunk LSTM's Act column, and "n/a"/blank only where the config asked nothing (Dom)
@@ -101,6 +105,7 @@ def test_first_run_writes_a_complete_report_and_a_second_run_reuses_everything(b
         line = next(x for x in prov.splitlines() if x.startswith(f"| {r} |"))
         assert "python " in line and ".py" in line
     assert "python testing.py" in prov and "python mdre.py" in prov and "--corpus iemocap" in prov
+    assert "python cross_corpus.py --checkpoint" in prov
     # training cost per run, with parameters, throughput, peak memory and the inference RTF
     cost = md[md.index("## Training and inference cost"):]
     row = next(x for x in cost.splitlines() if x.startswith("| chunk LSTM | RnnAttenVec Act | test |"))

@@ -46,7 +46,8 @@ def test_the_script_list_is_complete():
             "feat_opensmile.py", "feat_wav2vec2.py", "feat_roberta.py", "demo.py", "make_demo_corpus.py",
             "corpus_info.py", "convert_legacy.py", "bench/bench_store.py", "evaluate_missing.py", "mdre.py",
             "feat_mdre.py", "feat_mocap.py", "bench/bench_audio_text.py", "bench/bench_mdre_training.py",
-            "speech_text_mocap.py", "bench/bench_mocap.py", "bench/bench_stm_training.py", "benchmark.py"} <= set(SCRIPTS)
+            "speech_text_mocap.py", "bench/bench_mocap.py", "bench/bench_stm_training.py", "benchmark.py",
+            "cross_corpus.py"} <= set(SCRIPTS)
 
 
 @pytest.mark.parametrize("script", SCRIPTS)
