@@ -7,6 +7,7 @@ write report.md and a self-contained report.html from the result files those com
     python benchmark.py --config my_corpora.yaml          # your corpora, systems, variants (see configs/demo.yaml)
     python benchmark.py --config C --only mdre,audio-text # some systems (cross-corpus pairs need theirs)
     python benchmark.py --config C --report-only          # aggregate what is there, run nothing
+    python benchmark.py --config C --jobs 4               # four systems at once (one process each)
 
 Resumable: a finished step leaves a done-marker in <report>/steps/ and is skipped while its command and its
 corpus are unchanged (a second run only re-writes the report); a killed run continues where it stopped, as
@@ -16,7 +17,7 @@ the report lists what failed, and the exit status is 1.
 import sys
 from pathlib import Path
 
-from engine.cli import UserError, entry, parser
+from engine.cli import UserError, entry, int_at_least, parser
 
 DEFAULT_CONFIG = Path(__file__).resolve().parent / "configs" / "demo.yaml"
 
@@ -41,14 +42,16 @@ def load(path: Path, only: str | None):
     return cfg, plan(cfg)
 
 
-def run(cfg, jobs, *, force: bool = False, progress: bool = False, report_only: bool = False) -> tuple[bool, Path]:
-    """Run the jobs (unless report_only), then write the report; (all succeeded, report.html)."""
+def run(cfg, jobs, *, force: bool = False, progress: bool = False, report_only: bool = False,
+        workers: int = 1) -> tuple[bool, Path]:
+    """Run the jobs (unless report_only; `workers` systems at once), then write the report; (all succeeded,
+    report.html)."""
     from report.build import build
     from report.runner import Runner
     from utils import writable_dir
     writable_dir(cfg.report)
     runner = Runner(cfg, force=force, progress=progress)
-    ok = True if report_only else runner.run(jobs)
+    ok = True if report_only else runner.run(jobs, workers)
     md, page = build(cfg, jobs, runner.failures)
     print(f"\nreport: {md} and {page}")
     return ok, page
@@ -63,11 +66,14 @@ def main(argv=None) -> int:
     ap.add_argument("--force", action="store_true",
                     help="ignore the done-markers: run every step's command again (the commands themselves still "
                          "reuse stores and finished trainings)")
+    ap.add_argument("--jobs", type=int_at_least(1), default=1,
+                    help="systems run at once, each in its own process (shared stores are made first; each lane's "
+                         "output goes to <report>/logs/); with --deterministic steps one core each")
     ap.add_argument("--no-progress", action="store_true", help="no progress bars (for logs)")
     args = ap.parse_args(argv)
     cfg, jobs = load(args.config, args.only)
-    ok, _ = run(cfg, jobs, force=args.force, progress=not args.no_progress and sys.stderr.isatty(),
-                report_only=args.report_only)
+    ok, _ = run(cfg, jobs, force=args.force, progress=not args.no_progress and sys.stderr.isatty() and args.jobs == 1,
+                report_only=args.report_only, workers=args.jobs)
     return 0 if ok else 1
 
 

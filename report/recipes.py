@@ -10,6 +10,7 @@ from typing import Callable
 from report.config import STM_CONFIGS, Config, System
 
 ATTRS = ("Act", "Dom", "Val")
+CROSS_LANE = "cross-corpus"  # after every system's lane: it scores their models
 THREE_WAY = "speech+text+mocap"
 
 
@@ -43,6 +44,7 @@ class Job:
     name: str
     steps: list[Step]
     results: list[Result]
+    lane: str = ""  # jobs of one lane run in order in one process (they share run folders or stores they make)
 
 
 def corpus_steps(cfg: Config, name: str) -> list[Step]:
@@ -158,7 +160,7 @@ def dimensional(cfg: Config, s: System) -> list[Job]:
             steps.append(Step(f"{s.system}/{v['name']}/test/{emo}", f"{d.label} {v['name']}: test {emo}", d.tester,
                               [*common, "-emo", emo, "--models-dir", cfg.models, "--csv", csv], s.corpus))
             results.append(Result("ccc", s.system, v["name"], csv.with_suffix(".json"), {"attribute": emo}))
-        jobs.append(Job(f"{s.system} {v['name']}", steps, results))
+        jobs.append(Job(f"{s.system} {v['name']}", steps, results, s.system))
     return jobs
 
 
@@ -204,7 +206,7 @@ def audio_text(cfg: Config, s: System) -> list[Job]:
                              if s.settings.get("missing_conditions") else []), "--out", out], s.corpus))
         results.append(Result("missing-ccc", s.system, "", out.with_suffix(".json"),
                               {"variants": {str(r): v["name"] for r, v in zip(runs, s.variants)}}))
-    return [Job("audio-text", steps, results)]
+    return [Job("audio-text", steps, results, s.system)]
 
 
 def mdre(cfg: Config, s: System) -> list[Job]:
@@ -229,7 +231,7 @@ def mdre(cfg: Config, s: System) -> list[Job]:
             results.append(Result("missing-class", s.system, v["name"], cfg.results / f"{tag}_missing.json", {}))
         jobs.append(Job(f"mdre {v['name']}", [*corpus_steps(cfg, s.corpus),
                                                Step(f"mdre/{v['name']}", f"MDRE family: {model}, {protocol}", "mdre",
-                                                    argv, s.corpus, cfg.fresh_on_conflict)], results))
+                                                    argv, s.corpus, cfg.fresh_on_conflict)], results, s.system))
     return jobs
 
 
@@ -257,7 +259,7 @@ def speech_text_mocap(cfg: Config, s: System) -> list[Job]:
             results.append(Result("missing-class", s.system, v["name"], cfg.results / "stm_missing.json", {}))
         jobs.append(Job(f"speech-text-mocap {v['name']}",
                         [*prep, Step(f"speech-text-mocap/{v['name']}", "speech + text + mocap: every configuration",
-                                     "speech_text_mocap", argv, s.corpus, cfg.fresh_on_conflict)], results))
+                                     "speech_text_mocap", argv, s.corpus, cfg.fresh_on_conflict)], results, s.system))
     return jobs
 
 
@@ -290,7 +292,7 @@ def cross_corpus(cfg: Config, c: dict) -> Job:
                           c["corpus"], inputs=(cfg.models / d.run_name(v, emo),)))
         results.append(Result("cross", s.system, v["name"], csv.with_suffix(".json"),
                               {"attribute": emo, "trained_on": s.corpus, "tested_on": c["corpus"], "split": c["split"]}))
-    return Job(f"cross-corpus {s.system} {v['name']} on {c['corpus']}", steps, results)
+    return Job(f"cross-corpus {s.system} {v['name']} on {c['corpus']}", steps, results, CROSS_LANE)
 
 
 def _categorical_cross(cfg: Config, c: dict, s: System, v: dict) -> Job:
@@ -306,14 +308,15 @@ def _categorical_cross(cfg: Config, c: dict, s: System, v: dict) -> Job:
         runs = {k: cfg.models / f"stm_{what}_s{k}" for k in (range(1, 6) if s.settings.get("loso") else [5])}
     root = cfg.corpora[c["corpus"]].root
     step = Step(f"cross/{s.system}/{v['name']}/{what}/{c['corpus']}/{c['split']}",
-                f"{s.system} {v['name']} {what} ({s.corpus}) scored on {c['corpus']}", "cross_corpus",
+                f"{s.system} {what if v['name'] == what else v['name'] + ' ' + what} ({s.corpus}) scored on "
+                f"{c['corpus']} ({c['split']})", "cross_corpus",
                 ["--checkpoint", *runs.values(), "--root", root, "--split", c["split"], "--results", cfg.results],
                 c["corpus"], inputs=tuple(runs.values()))
     results = [Result("cross-class", s.system, v["name"], cfg.results / f"{run.name}_on_msp-podcast_{c['split']}.json",
                       {"fold": k, "configuration": what, "trained_on": s.corpus, "tested_on": c["corpus"],
                        "split": c["split"]}) for k, run in runs.items()]
     return Job(f"cross-corpus {s.system} {v['name']} {what} on {c['corpus']}",
-               [*corpus_steps(cfg, c["corpus"]), step], results)
+               [*corpus_steps(cfg, c["corpus"]), step], results, CROSS_LANE)
 
 
 def plan(cfg: Config) -> list[Job]:

@@ -1,8 +1,13 @@
-"""Runs the benchmark's steps in order, each an existing script's main(argv) in this process, and skips what is
-done: a step leaves a done-marker (<report>/steps/<key>.json: its command, the corpus fingerprint, wall time
-and peak memory) and is skipped while the marker matches. Once a step of a job runs, the job's later steps run
-too (their inputs changed). A failing step fails its job only: the other jobs still run, and the failures are
-listed at the end and in the report."""
+"""Runs the benchmark's steps, each an existing script's main(argv) in this process, and skips what is done: a
+step leaves a done-marker (<report>/steps/<key>.json: its command, the corpus fingerprint, wall time and peak
+memory) and is skipped while the marker matches. Once a step of a job runs, the job's later steps run too
+(their inputs changed). A failing step fails its job only: the other jobs still run, and the failures are
+listed at the end and in the report.
+
+With workers > 1 (`benchmark.py --jobs N`): the shared steps (corpora, stores, NormTerms) run first, here; then
+the systems' lanes (a lane = one system's jobs, in order) in N processes at once, each lane's output in
+<report>/logs/<lane>.log and one line per step on the console; then the cross-corpus lane, which scores their
+models. Each step is the same command as in a sequential run, so the numbers are the same."""
 from __future__ import annotations
 
 import datetime
@@ -55,12 +60,53 @@ def read_marker(path: Path) -> dict | None:
         return None
 
 
+SHARED = ("corpus/", "features/", "normterm/")  # steps several jobs may need: run once, before the lanes
+
+
+def _lane(cfg: Config, force: bool, jobs: list[Job], status: dict, numbers: dict, log: Path,
+          threads: int) -> tuple[dict, list]:
+    """One lane in a worker process, on `threads` cores (the machine's share of one worker: more would make the
+    lanes fight over the cores); its output to `log`, one line per step to the console; returns (the status of
+    the steps it ran or reused, its failures)."""
+    import os
+
+    import torch
+    torch.set_num_threads(threads)
+    saved = os.dup(1), os.dup(2)  # a worker runs several lanes: give the console back after each
+    console = os.fdopen(os.dup(saved[0]), "w", buffering=1)
+    log.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        with open(log, "w", buffering=1) as f:
+            os.dup2(f.fileno(), 1)
+            os.dup2(f.fileno(), 2)
+            sys.stdout.reconfigure(line_buffering=True)
+            runner = Runner(cfg, force=force, console=console, name=jobs[0].lane)
+            runner.status, runner.numbers = dict(status), numbers
+            runner.run_jobs(jobs)
+            sys.stdout.flush()
+            sys.stderr.flush()
+    finally:
+        os.dup2(saved[0], 1)
+        os.dup2(saved[1], 2)
+        for fd in saved:
+            os.close(fd)
+        console.close()
+    return {k: v for k, v in runner.status.items() if k not in status}, runner.failures
+
+
 class Runner:
-    def __init__(self, cfg: Config, *, force: bool = False, progress: bool = False):
+    def __init__(self, cfg: Config, *, force: bool = False, progress: bool = False, console=None, name: str = ""):
         self.cfg, self.force, self.progress = cfg, force, progress
         self.status: dict[str, str] = {}  # step key -> ran | reused | failed: <why>
         self.failures: list[tuple[str, str]] = []  # (job, reason)
         self.last_resources: dict = {}  # the last step's wall time and memory (engine.resources), for its marker
+        self.numbers: dict[str, int] = {}  # step key -> its number in the whole benchmark, for the messages
+        self.console, self.name = console, name  # in a lane: the console for one line per step
+        self.dirty = self.stale_results = False  # of the job being run (see run_jobs)
+
+    def _say(self, text: str) -> None:
+        if self.console is not None:
+            print(f"[{self.name}] {text}", file=self.console, flush=True)
 
     def identity(self, step: Step) -> dict:
         c = self.cfg.corpora[step.corpus]
@@ -87,7 +133,8 @@ class Runner:
         finally:
             sys.argv = saved
 
-    def run_step(self, step: Step, k: int, n: int) -> bool:
+    def run_step(self, step: Step) -> bool:
+        k, n = self.numbers[step.key], len(self.numbers)
         if step.key in self.status:  # shared by an earlier job this session
             return not self.status[step.key].startswith("failed")
         marker = marker_path(self.cfg, step)
@@ -97,12 +144,14 @@ class Runner:
         if not self.force and not self.dirty and not (own and self.stale_results) and old is not None and old.get("identity") == ident and old.get("rc") == 0:
             self.status[step.key] = "reused"
             print(f"[{k}/{n}] {step.title}: done earlier ({old.get('date')}), skipped", flush=True)
+            self._say(f"[{k}/{n}] {step.title}: done earlier, skipped")
             return True
         self.dirty = True
         argv = [resolve_model(self.cfg, a) if isinstance(a, Model) else str(a) for a in step.argv]
         if not self.progress and step.script not in NO_PROGRESS_FLAG:
             argv.append("--no-progress")
         print(f"\n== [{k}/{n}] {step.title}: python {step.script}.py {' '.join(argv)}", flush=True)
+        self._say(f"[{k}/{n}] {step.title} ...")
         t0 = time.time()
         try:
             rc = self._call(step, argv)
@@ -115,6 +164,7 @@ class Runner:
             rc, why = 1, f"{type(e).__name__}: {e}"
         seconds = time.time() - t0
         print(f"   ({seconds:.1f} s)", flush=True)
+        self._say(f"[{k}/{n}] {step.title}: {'FAILED, ' + why if rc else 'done'} ({seconds:.1f} s)")
         if rc:
             self.status[step.key] = f"failed: {why}"
             marker.unlink(missing_ok=True)
@@ -127,11 +177,24 @@ class Runner:
             "command": " ".join(["python", f"{step.script}.py", *argv])}, indent=1))
         return True
 
-    def run(self, jobs: list[Job]) -> bool:
-        """Every job's steps; True when all succeeded."""
+    def run(self, jobs: list[Job], workers: int = 1) -> bool:
+        """Every job's steps (in `workers` processes at once when > 1); True when all succeeded."""
+        self.numbers = {}
+        for s in (s for j in jobs for s in j.steps):
+            self.numbers.setdefault(s.key, len(self.numbers) + 1)
+        lanes = list(dict.fromkeys(j.lane for j in jobs))
+        if workers > 1 and len(lanes) > 1:
+            self._parallel(jobs, lanes, workers)
+        else:
+            self.run_jobs(jobs)
+        for job, why in self.failures:
+            print(f"FAILED {job}: {why}", file=sys.stderr)
+        return not self.failures
+
+    def run_jobs(self, jobs: list[Job]) -> None:
         from tqdm import tqdm
-        n = len({s.key for j in jobs for s in j.steps})
-        bar = tqdm(total=n, desc="benchmark steps", unit="step", disable=not self.progress)
+        bar = tqdm(total=len({s.key for j in jobs for s in j.steps}), desc="benchmark steps", unit="step",
+                   disable=not self.progress)
         seen: set[str] = set()
         for job in jobs:
             # a result file gone (deleted, or a crash between a step and its marker): the job's own steps run again;
@@ -144,7 +207,7 @@ class Runner:
                 if step.key not in seen:
                     seen.add(step.key)
                     bar.update(1)
-                if not self.run_step(step, len(seen), n):
+                if not self.run_step(step):
                     why = self.status[step.key]
                     self.failures.append((job.name, f"{step.title}: {why}"))
                     print(f"   {job.name}: stopped at '{step.title}' ({why}); the other jobs go on", file=sys.stderr)
@@ -153,6 +216,36 @@ class Runner:
             if missing and not any(f[0] == job.name for f in self.failures):
                 self.failures.append((job.name, "result file(s) not written: " + ", ".join(map(str, missing))))
         bar.close()
-        for job, why in self.failures:
-            print(f"FAILED {job}: {why}", file=sys.stderr)
-        return not self.failures
+
+    def _parallel(self, jobs: list[Job], lanes: list[str], workers: int) -> None:
+        """Shared steps here, the systems' lanes in worker processes, then the cross-corpus lane here."""
+        import multiprocessing
+        import os
+        from concurrent.futures import ProcessPoolExecutor
+
+        from report.recipes import CROSS_LANE
+        print(f"shared steps (corpora, stores, NormTerms), then {len(lanes)} lanes, {workers} at once; each lane's "
+              f"output in {self.cfg.report / 'logs'}/<lane>.log", flush=True)
+        for job in jobs:  # as in a sequential run: a shared step made anew makes the job's later ones run
+            self.dirty = self.stale_results = False
+            for step in (s for s in job.steps if s.key.startswith(SHARED)):
+                self.dirty |= self.status.get(step.key) == "ran"
+                self.run_step(step)  # a failure stops the jobs that need the step, when their lane reaches it
+        own = [lane for lane in lanes if lane != CROSS_LANE]
+        ctx = multiprocessing.get_context("spawn")  # a fresh interpreter: no forked torch / OpenMP state
+        workers = min(workers, len(own))
+        threads = max(1, (os.cpu_count() or 1) // workers)
+        with ProcessPoolExecutor(max_workers=workers, mp_context=ctx) as pool:
+            futures = {lane: pool.submit(_lane, self.cfg, self.force, [j for j in jobs if j.lane == lane],
+                                         self.status, self.numbers, self.cfg.report / "logs" / f"{lane}.log", threads)
+                       for lane in own}
+            for lane, fut in futures.items():
+                log = self.cfg.report / "logs" / f"{lane}.log"
+                try:
+                    status, failures = fut.result()
+                except Exception as e:  # the worker died (killed, out of memory): its lane's jobs failed
+                    status, failures = {}, [(j.name, f"lane {lane} stopped: {type(e).__name__}: {e}")
+                                            for j in jobs if j.lane == lane]
+                self.status.update(status)
+                self.failures += [(job, f"{why} (see {log})") for job, why in failures]
+        self.run_jobs([j for j in jobs if j.lane == CROSS_LANE])

@@ -128,6 +128,31 @@ def test_a_lost_result_reruns_its_own_job_only(bench, capsys):
     assert "nothing to do (already finished)" in out  # the training itself was not repeated
 
 
+def test_parallel_lanes_recreate_lost_results_with_the_same_numbers(bench, capfd):
+    """--jobs 2: the systems run in two worker processes (a lane each); the numbers are those of the sequential
+    run, the console shows one line per step with its lane, and each lane's whole output is in its log."""
+    import benchmark
+    d, cfg = bench
+    lost = [d / "data" / "results" / "chunk_lstm_RnnAttenVec_Val_test1.json",
+            d / "data" / "results" / "MDREA_loso_fold5.json"]
+    before = [json.loads(p.read_text()) for p in lost]
+    for p in lost:
+        p.unlink()
+    capfd.readouterr()
+    assert benchmark.main(["--config", str(cfg), "--no-progress", "--jobs", "2"]) == 0
+    out = capfd.readouterr().out
+    after = [json.loads(p.read_text()) for p in lost]
+    assert after[0]["value"] == before[0]["value"] and after[0]["command"] == before[0]["command"]
+    assert (after[1]["WA"], after[1]["UA"], after[1]["confusion"]) == (before[1]["WA"], before[1]["UA"],
+                                                                         before[1]["confusion"])
+    assert "[chunk-lstm] [" in out and "[mdre] [" in out and "test Val ..." in out
+    assert "nothing to do (already finished)" in (d / "report" / "logs" / "chunk-lstm.log").read_text()
+    assert "MDREA_loso fold 5: WA" in (d / "report" / "logs" / "mdre.log").read_text()
+    # the others were reused, the cross-corpus scoring too (the weights it scores did not change)
+    assert "[audio-text] [" in out and "done earlier, skipped" in out
+    assert re.search(r"mdre MDREA \(iem\) scored on msp \(test1\): done earlier", out)
+
+
 def test_a_failing_system_is_reported_and_the_others_kept(bench, capsys):
     d, cfg = bench
     bad = d / "bad.yaml"
