@@ -112,7 +112,7 @@ class Inputs:
 
 
 def mdre_method(cfg: dict, run: Path, inputs: Inputs, items: list):
-    """(method, items with their acoustic features) of an MDRE-family checkpoint."""
+    """(method, the items with acoustic features, facts for the result) of an MDRE-family checkpoint."""
     from features.vocab import Vocabulary, tokenize
     from systems.common import check_same_features
     from systems.mdre import MAX_TOKENS, USES_AUDIO, method_from_config
@@ -128,12 +128,14 @@ def mdre_method(cfg: dict, run: Path, inputs: Inputs, items: list):
         ids = {u: vocab.encode(t, max_len=MAX_TOKENS)[: min(len(t), MAX_TOKENS)] for u, t in tokens.items()}
     lacking = sorted({u for u, _ in items for s in stores.values() if u not in s})
     listed("have no acoustic features (see the stores' errors-*.csv) and are left out", lacking)
-    return method_from_config(cfg, stores.get("mfcc"), stores.get("prosody"), ids), [
-        it for it in items if it[0] not in set(lacking)], {"no_features": lacking}
+    gone = set(lacking)
+    return (method_from_config(cfg, stores.get("mfcc"), stores.get("prosody"), ids),
+            [it for it in items if it[0] not in gone], {"no_features": lacking})
 
 
 def stm_method(cfg: dict, run: Path, inputs: Inputs, items: list):
-    """(method, items) of a speech+text+mocap checkpoint: motion capture absent for every utterance."""
+    """(method, items, facts for the result) of a speech+text+mocap checkpoint: motion capture absent for every
+    utterance."""
     from systems.common import check_same_features
     from systems.speech_text_mocap import method_from_config
     mods, stores = set(cfg["modalities"]), {}
