@@ -123,13 +123,25 @@ class Dimensional:
 
 def _lstm_run(v: dict, emo: str) -> str:
     from systems.chunk_lstm import run_name
-    return run_name(v.get("iterations", 5000), v.get("batch", 128), v.get("atten", "RnnAttenVec"), emo)
+    iterations, batch, atten = _lstm_flags(v)[1::2]  # the values the flags pass, defaults included
+    return run_name(iterations, batch, atten, emo)
 
 
 def _dec_run(v: dict, emo: str) -> str:
     from systems.deep_emo_cluster import run_name
-    return run_name(v.get("epochs", 30), v.get("batch", 64), v.get("clusters", 10), emo, v.get("mt", "Temp-Trans"),
-                    v.get("unlabelled", 40000))
+    epochs, batch, k, mt, unlabelled = _dec_flags(v)[1::2]
+    return run_name(epochs, batch, k, emo, mt, unlabelled)
+
+
+def _mdre_runs(s: System, v: dict) -> tuple[str, list]:
+    """(the run / result name's stem, the folds) of an MDRE variant, as mdre.py names them."""
+    return (f"{v.get('model', 'MDREA')}_{s.settings.get('protocol', 'random5')}",
+            list(s.settings.get("folds") or range(1, 6)))
+
+
+def _stm_sessions(s: System) -> list:
+    """The held-out sessions speech_text_mocap.py trains a model for."""
+    return list(range(1, 6)) if s.settings.get("loso") else [5]
 
 
 DIMENSIONAL = {
@@ -223,9 +235,9 @@ def mdre(cfg: Config, s: System) -> list[Job]:
                 *(["--val-every", v["val_every"]] if v.get("val_every") else []), "--patience", v.get("patience", 7),
                 *(["--missing", ",".join(missing)] if missing else []), "--out", cfg.models, "--results", cfg.results,
                 *_run_flags(cfg, s), *v.get("extra", [])]
-        tag = f"{model}_{protocol}"
+        tag, all_folds = _mdre_runs(s, v)
         results = [Result("class", s.system, v["name"], cfg.results / f"{tag}_fold{k}.json", {"fold": k})
-                   for k in (folds or range(1, 6))]
+                   for k in all_folds]
         results.append(Result("class-folds", s.system, v["name"], cfg.results / f"{tag}_folds.json", {}))
         if missing:
             results.append(Result("missing-class", s.system, v["name"], cfg.results / f"{tag}_missing.json", {}))
@@ -251,9 +263,8 @@ def speech_text_mocap(cfg: Config, s: System) -> list[Job]:
                 *(["--loso"] if s.settings.get("loso") else []),
                 "--missing", ",".join(missing) if missing else "none", "--out", cfg.models, "--results", cfg.results,
                 *_run_flags(cfg, s), *v.get("extra", [])]
-        sessions = range(1, 6) if s.settings.get("loso") else [5]
         results = [Result("class", s.system, v["name"], cfg.results / f"stm_{c}_s{k}.json",
-                          {"fold": k, "configuration": c}) for c in configs for k in sessions]
+                          {"fold": k, "configuration": c}) for c in configs for k in _stm_sessions(s)]
         results.append(Result("ablation", s.system, v["name"], cfg.results / "stm_ablation.json", {}))
         if missing and THREE_WAY in configs:
             results.append(Result("missing-class", s.system, v["name"], cfg.results / "stm_missing.json", {}))
@@ -299,13 +310,12 @@ def _categorical_cross(cfg: Config, c: dict, s: System, v: dict) -> Job:
     """Every fold's (MDRE) or held-out session's (speech+text+mocap) model of a variant on MSP-Podcast's
     categories, in one cross_corpus.py step (the corpus's stores are made once)."""
     if s.system == "mdre":
-        model, protocol = v.get("model", "MDREA"), s.settings.get("protocol", "random5")
-        folds = s.settings.get("folds") or range(1, 6)
-        runs = {k: cfg.models / f"{model}_{protocol}_fold{k}" for k in folds}
-        what = model
+        tag, folds = _mdre_runs(s, v)
+        runs = {k: cfg.models / f"{tag}_fold{k}" for k in folds}
+        what = v.get("model", "MDREA")
     else:
         what = c["configuration"]
-        runs = {k: cfg.models / f"stm_{what}_s{k}" for k in (range(1, 6) if s.settings.get("loso") else [5])}
+        runs = {k: cfg.models / f"stm_{what}_s{k}" for k in _stm_sessions(s)}
     root = cfg.corpora[c["corpus"]].root
     step = Step(f"cross/{s.system}/{v['name']}/{what}/{c['corpus']}/{c['split']}",
                 f"{s.system} {what if v['name'] == what else v['name'] + ' ' + what} ({s.corpus}) scored on "
