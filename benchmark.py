@@ -39,7 +39,10 @@ def load(path: Path, only: str | None):
         cfg.cross_corpus = [c for c in cfg.cross_corpus if c["system"] in wanted]
         if not cfg.systems:
             raise UserError(f"--only {only}: {path} configures none of these")
-    return cfg, plan(cfg)
+    try:  # the plan names every step's outputs (the scripts' own parsers check their flags): still before any work
+        return cfg, plan(cfg)
+    except ConfigError as e:
+        raise UserError(str(e)) from None
 
 
 def run(cfg, jobs, *, force: bool = False, progress: bool = False, report_only: bool = False,

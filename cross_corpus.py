@@ -25,7 +25,7 @@ from pathlib import Path
 
 import numpy as np
 
-from engine.cli import UserError, entry, int_at_least, parser
+from engine.cli import UserError, add_allow_unfinished_arg, entry, int_at_least, parser
 
 SYSTEMS = {"mdre": "mdre", "speech-text-mocap": "prml"}  # system -> its four-class scheme (corpora.iemocap)
 CORPUS = "MSP-Podcast"
@@ -37,13 +37,15 @@ def listed(what: str, utts: list) -> None:
               file=sys.stderr)
 
 
-def read_checkpoint(run: Path) -> dict:
-    """The run folder's config.json, checked to be a four-class model this script can score (weights read later)."""
+def read_checkpoint(run: Path, allow_unfinished: bool = False) -> dict:
+    """The run folder's config.json, checked to be a four-class model this script can score (weights read later)
+    of a run that finished training (or `allow_unfinished`)."""
     import json
 
-    from engine.checkpoint import CONFIG, WEIGHTS
+    from engine.checkpoint import CONFIG, WEIGHTS, require_finished
     if not (run / WEIGHTS).is_file() or not (run / CONFIG).is_file():
         raise UserError(f"{run}: not a checkpoint folder (needs {WEIGHTS} and {CONFIG})")
+    require_finished(run, allow_unfinished)
     try:
         cfg = json.loads((run / CONFIG).read_text())
     except (OSError, ValueError) as e:
@@ -165,7 +167,7 @@ def main(argv=None) -> int:
     from engine.loop import evaluate, load_best
     from engine.resources import ResourceMonitor, inference_record
     from systems.common import write_class_scores
-    from utils import resolve_device, writable_dir
+    from utils import output_file, resolve_device, writable_dir
     ap = parser(__doc__)
     ap.add_argument("--checkpoint", type=Path, nargs="+", required=True,
                     help="run folder(s) written by mdre.py or speech_text_mocap.py")
@@ -182,8 +184,9 @@ def main(argv=None) -> int:
     ap.add_argument("--batch-size", type=int_at_least(1), default=64, help="utterances per forward pass")
     ap.add_argument("--device", default="auto", help="cpu, cuda, cuda:N, or auto")
     ap.add_argument("--no-progress", action="store_true", help="no progress bars")
+    add_allow_unfinished_arg(ap)
     args = ap.parse_args(argv)
-    configs = {run: read_checkpoint(run) for run in args.checkpoint}  # every checkpoint checked before any work
+    configs = {run: read_checkpoint(run, args.allow_unfinished) for run in args.checkpoint}  # every checkpoint checked before any work
     writable_dir(args.results)
     corpus = read_msp_podcast(args.root, args.split)  # a CorpusError is a clear error (engine.cli.entry)
     corpus.report()
@@ -205,7 +208,7 @@ def main(argv=None) -> int:
         if not items:
             raise UserError(f"{run}: no {args.split} utterance left to score (see the warnings above)")
         try:
-            model = load_best(method, run, device)
+            model = load_best(method, run, device, args.allow_unfinished)
         except Exception as e:  # noqa: BLE001 - safetensors / torch raise several types for a damaged file
             raise UserError(f"{run}: cannot load its weights ({type(e).__name__}: {e})") from None
         with ResourceMonitor() as mon:
@@ -228,7 +231,7 @@ def main(argv=None) -> int:
         wa, ua = write_class_scores(out, utts, labels, logits, classes, result=result)
         rows.append((run.name, len(utts), wa, ua))
         print(f"{run.name} on MSP-Podcast {args.split}: WA {wa:.4f}  UA {ua:.4f}  ({len(utts)} utterances; "
-              f"{out.with_suffix('.json')})", flush=True)
+              f"{output_file(out, '.json')})", flush=True)
     print(f"\n| checkpoint | MSP-Podcast {args.split} utterances | WA | UA |\n|---|---|---|---|")
     for name, n, wa, ua in rows:
         print(f"| {name} | {n} | {wa:.4f} | {ua:.4f} |")

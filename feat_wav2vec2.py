@@ -6,14 +6,19 @@ the original feat_wav2vec2.py) for a corpus or a WAV folder -> feature store.
     python feat_wav2vec2.py --wav-dir my_wavs --store Features/Wav2Vec1024 --device cuda --fp16
     python feat_wav2vec2.py --corpus msp-podcast --root ROOT --layers 12,18,24 --combine mean
 
---model takes a hub id or a local folder (save_pretrained). Resumable, shardable (--shard i/N or torchrun),
-bad inputs listed in <store>/errors-*.csv.
+--model takes a hub id, a local folder (save_pretrained), or `tiny-random-wav2vec2`: the demo's tiny randomly
+initialised wav2vec2 (32-d), built on first use in $SER_MODEL_CACHE or demo_data/ and needing no model hub:
+
+    python feat_wav2vec2.py --corpus msp-podcast --root ROOT --model tiny-random-wav2vec2      # offline
+
+Resumable, shardable (--shard i/N or torchrun), bad inputs listed in <store>/errors-*.csv.
 """
 import argparse
 import sys
 
 from engine.cli import UserError, entry, parser
 from features.extract import add_io_args, run_cli
+from features.text import load_failure
 from features.wav2vec2 import DEFAULT_MODEL, EPS_ORIGINAL
 
 
@@ -31,7 +36,8 @@ def main(argv=None) -> int:
     ap = parser(__doc__)
     add_io_args(ap)
     m = ap.add_argument_group("model")
-    m.add_argument("--model", default=DEFAULT_MODEL, help="hub id or local folder")
+    m.add_argument("--model", default=DEFAULT_MODEL,
+                   help="hub id, local folder, or tiny-random-wav2vec2 (a tiny random local model, offline)")
     m.add_argument("--layers", type=parse_layers, default="last",
                    help="'last' = last_hidden_state (default, as the original), or hidden_states indices "
                         "'i,j,...' (0 = Transformer input, i = output of layer i, negative from the end)")
@@ -52,8 +58,7 @@ def main(argv=None) -> int:
                               fp16=args.fp16, normalise=not args.no_normalise, eps=args.eps,
                               max_batch_seconds=args.max_batch_seconds)
     except OSError as e:  # no network / no such hub id or folder
-        raise UserError(f"cannot load model {args.model!r}: {e}\n(offline? give a local folder made "
-                        "with save_pretrained)") from None
+        raise UserError(load_failure("--model", args.model, e)) from None
     return run_cli(ex, args, dtype="float16" if args.fp16_store else "float32")
 
 

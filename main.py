@@ -28,6 +28,29 @@ from engine.cli import UserError, entry, parser
 from systems.deep_emo_cluster import FLAGS
 
 
+def pool_overlap(args, drawn: list[str]) -> dict[str, int]:
+    """split -> how many drawn pool utterances are also in the validation or test split, matched by utterance
+    id (a WAV folder's sub/name.wav counts as name). Refused unless --allow-test-in-pool; then warned about and
+    recorded (the run's config, and the result files of online_testing.py)."""
+    from corpora.msp_podcast import read_msp_podcast
+    names = {u.rsplit("/", 1)[-1] for u in drawn}
+    overlap = {}
+    for split in dict.fromkeys((args.val_split, args.test_split)):
+        ids = {r.utt_id for r in read_msp_podcast(args.root, split=split, require_audio=False).records}
+        if names & ids:
+            overlap[split] = len(names & ids)
+    if overlap:
+        what = ", ".join(f"{n} of {split}" for split, n in overlap.items())
+        source = args.unlabelled_split or args.unlabelled_wav_dir or args.unlabelled_store
+        if not args.allow_test_in_pool:
+            raise UserError(f"the unlabelled pool ({source}) holds evaluation utterances ({what}): training on "
+                            "them makes the scores of those splits untrue; choose another pool, or add "
+                            "--allow-test-in-pool to do it anyway (it is recorded)")
+        print(f"warning: the unlabelled pool holds evaluation utterances ({what}), allowed by --allow-test-in-pool "
+              "and recorded in the run's config.json", file=sys.stderr)
+    return overlap
+
+
 def unlabelled_pool(args, store) -> tuple[list[str], object, str]:
     """(the U utterances drawn, their store, a description of the source); features are extracted on first use."""
     from corpora.msp_podcast import read_msp_podcast
@@ -71,11 +94,13 @@ def unlabelled_pool(args, store) -> tuple[list[str], object, str]:
     return drawn, pool_store, source
 
 
-def deep_emo_cluster(argv) -> int:
-    from engine.loop import LoopConfig, ddp_env, train
-    from systems.common import add_training_args, load_training_data, split_names
-    from systems.deep_emo_cluster import DeepEmoClusterMethod, add_cli_args, resolve_paths
-    ap = parser(__doc__)
+def deep_emo_cluster_parser(doc: str | None = __doc__):
+    """System 2's parser (main.py with -ep/-nc/-mt/-unlabel); `doc` None: its flags alone, for main.py --help."""
+    from systems.common import add_training_args
+    from systems.deep_emo_cluster import add_cli_args
+    other = ("Without -ep, -nc, -mt and -unlabel, main.py is the audio-text system (System 3): `python main.py "
+             "--help` lists its flags.")
+    ap = parser(doc, epilog=other if doc else None)
     add_cli_args(ap)
     pool = ap.add_argument_group("unlabelled pool (with -unlabel U > 0; one of)")
     pool.add_argument("--unlabelled-store", type=Path, help="a mel feature store: all its utterances (default: none)")
@@ -83,16 +108,40 @@ def deep_emo_cluster(argv) -> int:
                       help="a folder of WAVs; mel features go to <dir>/Features/Mel_Spec128 (default: none)")
     pool.add_argument("--unlabelled-split", help="a split of --root, labels ignored, e.g. test3 (default: none)")
     pool.add_argument("--unlabel-seed", type=int, default=99, help="seed of the draw of U pool sentences")
-    add_training_args(ap, "seed of the initialisation, k-means, sampling, triplets and dropout")
+    pool.add_argument("--test-split", default="test1",
+                      help="the split the model will be scored on (online_testing.py's default): the pool may not "
+                           "hold its utterances, nor --val-split's")
+    pool.add_argument("--allow-test-in-pool", action="store_true",
+                      help="train on a pool that holds --test-split or --val-split utterances anyway (warned "
+                           "about, and recorded in config.json and in online_testing.py's result files)")
+    add_training_args(ap, "seed of the initialisation, k-means, sampling, triplets and dropout", "deep-emo-cluster")
     ap.add_argument("--kmeans", choices=("auto", "faiss", "torch"), default="auto",
                     help="k-means backend: auto = faiss-cpu when importable, else the torch implementation")
-    args = ap.parse_args(argv)
+    return ap
+
+
+def deep_emo_cluster(argv) -> int:
+    from engine.loop import LoopConfig, ddp_env, train
+    from systems.common import load_training_data, split_names
+    from systems.common import require_store
+    from systems.deep_emo_cluster import DeepEmoClusterMethod, check_cluster_count, resolve_paths
+    args = deep_emo_cluster_parser().parse_args(argv)
+    world = ddp_env()[1]
+    if args.batch_size < 2 * world:  # each process trains on its share of a batch
+        raise UserError(f"-batch {args.batch_size}: under torchrun each of the {world} processes needs at least 2 "
+                        f"sentences of a batch (a one-sentence share has one label: 1 - CCC is constant); give "
+                        f"-batch {2 * world} or more")
     resolve_paths(args)
+    require_store(args.store, "--store", "mel")  # the kind of features, before any work (issue 19.14)
     store, nt, train_items, val_items, out_dir = load_training_data(args)
+    check_cluster_count(args.num_clusters, {f"{args.train_split} split": len(train_items)})
     drawn, pool_store, source = unlabelled_pool(args, store) if args.unlabel_size else ([], None, "")
+    check_cluster_count(args.num_clusters, {"unlabelled pool": len(drawn)})
+    overlap = pool_overlap(args, drawn) if drawn else {}
     method = DeepEmoClusterMethod(store, nt, args.attribute, args.model_type, args.num_clusters, args.batch_size,
                                   seed=args.seed, pool_store=pool_store, pool=drawn, pool_source=source,
                                   pool_seed=args.unlabel_seed if drawn else None,
+                                  pool_requested=args.unlabel_size if drawn else None, pool_overlap=overlap,
                                   kmeans_backend=args.kmeans, corpus_version=args.root.name)
     cfg = LoopConfig(out_dir=out_dir, iterations=0, epochs=args.epoch, batch_size=args.batch_size,
                      seed=args.seed, device=args.device, resume=not args.no_resume, progress=not args.no_progress,
@@ -108,6 +157,7 @@ def deep_emo_cluster(argv) -> int:
 
 def audio_text(argv) -> int:
     """System 3 (seed 000): train the audio-text co-attention model, then print the test CCC banner."""
+    from corpora.records import ATTRIBUTES
     from engine.cli import int_at_least, positive_float
     from engine.loop import LoopConfig, ddp_env, evaluate, train
     from engine.resources import ResourceMonitor, inference_record
@@ -115,16 +165,23 @@ def audio_text(argv) -> int:
     from features.normterm import NormTerm
     from features.store import FeatureStore
     from systems.audio_text import STRATEGIES, AudioTextMethod, audio_text_items, run_name
-    from systems.common import add_training_args, write_scores
+    from systems.common import (DEFAULT_STORES, DEMO_ROOT, add_training_args, default_normterm, default_root,
+                                default_store, normterm_lacks, print_defaults, write_scores)
+    from systems.common import require_store
     from utils import resolve_device, writable_dir
     ap = parser(__doc__)
     ap.add_argument("--root", type=Path, default=None,
-                    help="MSP-Podcast root (default: $MSP_PODCAST_ROOT, else MSP-PODCAST-Publish-1.10 as the original)")
-    ap.add_argument("--audio-store", type=Path, help="wav2vec2 store (default: <root>/Features/Wav2Vec1024)")
-    ap.add_argument("--text-store", type=Path, help="text token store (default: <root>/Features/RoBERTa768)")
-    ap.add_argument("--normterm-audio", type=Path, default=Path("NormTerm_Speech"),
-                    help="audio NormTerm (its label statistics are the ones used, as the original)")
-    ap.add_argument("--normterm-text", type=Path, default=Path("NormTerm_Text"), help="text NormTerm")
+                    help=f"MSP-Podcast root (default: $MSP_PODCAST_ROOT, else {DEMO_ROOT} when it exists)")
+    ap.add_argument("--audio-store", type=Path, help="wav2vec2 store (default: the first of <root>/Features/" +
+                    " or ".join(DEFAULT_STORES["audio-text audio"]) + " that exists: the original's, then the demo's)")
+    ap.add_argument("--text-store", type=Path, help="text token store (default: the first of <root>/Features/" +
+                    " or ".join(DEFAULT_STORES["audio-text text"]) + " that exists)")
+    ap.add_argument("--normterm-audio", type=Path,
+                    help="audio NormTerm, its label statistics are the ones used, as the original (default: the "
+                         "first of <root>/NormTerm_<audio store name>, <root>/NormTerm_Speech, ./NormTerm_Speech "
+                         "whose statistics fit the store)")
+    ap.add_argument("--normterm-text", type=Path, help="text NormTerm (default: as --normterm-audio, with "
+                                                       "NormTerm_Text)")
     ap.add_argument("-iter", "--iterations", type=int_at_least(1), default=5000, help="training iterations")
     ap.add_argument("-batch", "--batch-size", type=int_at_least(2), default=128, help="utterances per batch")
     ap.add_argument("--lr", type=positive_float, default=1e-4, help="Adam learning rate")
@@ -140,21 +197,29 @@ def audio_text(argv) -> int:
                     help="folder for the per-utterance test CSVs and their result JSON files")
     ap.add_argument("--device", default="auto", help="cpu, cuda, cuda:N, or auto")
     ap.add_argument("--no-progress", action="store_true", help="no progress bars")
-    add_training_args(ap, "seed of the initialisation, sampling, crops, missing data and dropout")
+    add_training_args(ap, "seed of the initialisation, sampling, crops, missing data and dropout", "audio-text")
     args = ap.parse_args(argv)
-    import os
-    root = args.root or Path(os.environ.get("MSP_PODCAST_ROOT", "MSP-PODCAST-Publish-1.10"))
+    notes: list[str] = []
+    root = default_root(args.root, notes)
+    paths = {}
+    for kind, flag in (("audio", "--audio-store"), ("text", "--text-store")):
+        store = default_store(flag, getattr(args, f"{kind}_store"), root, f"audio-text {kind}", notes)
+        nt = default_normterm(f"--normterm-{kind}", getattr(args, f"normterm_{kind}"), root, f"audio-text {kind}",
+                              store, notes)
+        paths[kind] = (store, nt)
+    print_defaults(notes)
+    (a_path, args.normterm_audio), (t_path, args.normterm_text) = paths["audio"], paths["text"]
     try:
-        audio = FeatureStore(args.audio_store or root / "Features" / "Wav2Vec1024")
-        text = FeatureStore(args.text_store or root / "Features" / "RoBERTa768")
+        audio, text = FeatureStore(a_path), FeatureStore(t_path)
         nt_a, nt_t = NormTerm.load(args.normterm_audio), NormTerm.load(args.normterm_text)
     except (FileNotFoundError, ValueError) as e:
         raise UserError(str(e)) from None
+    require_store(audio, "--audio-store", "wav2vec2")  # the kinds of features, before any work (issue 19.14)
+    require_store(text, "--text-store", "tokens")
     for nt, store, flag in ((nt_a, audio, "--normterm-audio"), (nt_t, text, "--normterm-text")):
-        if nt.feat_mean is None or len(nt.feat_mean) != store.dims:
-            raise UserError(f"{flag}: no {store.dims}-d feature statistics for {store.root}")
-    if set(nt_a.labels) != {"act", "dom", "val"}:
-        raise UserError(f"--normterm-audio {args.normterm_audio}: needs act, dom and val label statistics")
+        lacks = normterm_lacks(nt, ATTRIBUTES if flag == "--normterm-audio" else (), store.dims)
+        if lacks:
+            raise UserError(f"{flag} {getattr(args, flag[2:].replace('-', '_'))}: {lacks}")
     cond = str(args.train_missing) if args.train_missing else None
     name = run_name(args.iterations, args.batch_size, args.chunking, cond)
     splits = {s: audio_text_items(root, s, audio, text) for s in (args.train_split, args.val_split, args.test_split)}
@@ -183,10 +248,8 @@ def audio_text(argv) -> int:
     with ResourceMonitor() as mon:
         pred = evaluate(method, model, test, 64, cfg.device)
     inference = inference_record(mon.seconds, len(test), audio.seconds([u for u, _ in test]), mon)
-    print("#" * 60 + f"\n# Summary Performance on {root.name} {args.test_split} Set\n" + "#" * 60)
-    print(f"Iterations: {args.iterations}")
-    print(f"Batch_Size: {args.batch_size}")
-    print(f"Model_Type: TransformerCoAtten-AudioText-ParymidPool-{args.chunking}")
+    for line in summary_banner(root, args.test_split, args.iterations, args.batch_size, args.chunking):
+        print(line)
     for k, a in enumerate(("act", "dom", "val")):
         scores = nt_a.denorm(pred[:, k], a)
         value = write_scores(args.results / f"{name}_{args.test_split}_{a}.csv", [(u, y[k]) for u, y in test],
@@ -194,11 +257,24 @@ def audio_text(argv) -> int:
                                              "split": args.test_split, "checkpoint": str(out_dir),
                                              "chunking": args.chunking, "train_missing": cond, "seed": args.seed,
                                              **inference})
-        print(f"{a.capitalize()}-CCC: {value}")
-    print("=" * 60)
+        print(f"{a.capitalize()}-CCC: {value}")  # str() of the value, full precision, as the original
+    print("=" * 51)
     print(f"{res.steps_run} iterations this run; best validation loss {res.best_val:.4f} at iteration "
           f"{res.best_step}; model in {out_dir}")
     return 0
+
+
+def summary_banner(root: Path, split: str, iterations: int, batch: int, chunking: str) -> list[str]:
+    """The original's test banner: its text for its own setting (MSP-PODCAST v1.10, Test1, MultiRslChunk),
+    the corpus release, split and chunking of this run otherwise."""
+    import re
+    release = re.fullmatch(r"MSP-PODCAST-Publish-(\d+\.\d+)", root.resolve().name)
+    corpus = f"MSP-PODCAST v{release.group(1)}" if release else f"MSP-PODCAST ({root})"
+    title = f"## Summary Performance on {corpus} {split[:1].upper()}{split[1:]} Set ##"
+    tag = {"multiscale": "MultiRslChunk", "fixed": "FixedChunk", "lexical": "LexicalChunk"}[chunking]
+    rule = "#" * max(57, len(title) + 1)  # the original's rule is one longer than its title
+    return [rule, title, rule, f"Iterations: {iterations}", f"Batch_Size: {batch}",
+            f"Model_Type: TransformerCoAtten-AudioText-ParymidPool-{tag}"]
 
 
 @entry
@@ -206,7 +282,13 @@ def main(argv=None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
     if any(a.split("=")[0] in FLAGS for a in argv):
         return deep_emo_cluster(argv)
-    return audio_text(argv)
+    if not {"-h", "--help"} & set(argv):
+        return audio_text(argv)
+    try:  # --help alone: the audio-text flags (argparse prints them and exits), then DeepEmoCluster's
+        return audio_text(argv)
+    finally:
+        print("\n" + "=" * 20 + " DeepEmoCluster (System 2): main.py with -ep, -batch, -emo, -nc, -mt " + "=" * 20)
+        print(deep_emo_cluster_parser(None).format_help())
 
 
 if __name__ == "__main__":

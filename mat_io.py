@@ -6,14 +6,16 @@
         --name Mel_Spec128 --dims 128 --frame-rate 62.5 [--key Audio_data] [--time-column]
 
 --time-column: the .mat arrays carry the frame time as column 0 (the original openSMILE LLD files do);
-it is dropped on import and written on export.
+it is dropped on import and written on export. NaN/inf values in imported files are kept, as the originals
+scored such utterances (norm_para.py's statistics leave them out; z-normalisation maps NaN to 0 and +-inf to
++-3); the utterances and their counts are listed in <store>/nonfinite-import.csv.
 """
 import argparse
 import sys
 from pathlib import Path
 
 from engine.cli import UserError, entry, parser
-from features.matio import export_mat, import_mat, source_dtype
+from features.matio import NONFINITE_CSV, export_mat, import_mat, source_dtype
 from features.normterm import POOLING_BY_NAME, POOLINGS
 from features.store import FeatureStore
 from utils import writable_dir
@@ -59,14 +61,20 @@ def main(argv=None) -> int:
                                     params={"source": str(args.mat_dir)}, dims=args.dims, frame_rate=args.frame_rate,
                                     dtype=str(dtype), extra={"mat_key": args.key, "mat_time_column": args.time_column,
                                                              "norm_pooling": pooling})
-        added, bad = import_mat(args.mat_dir, store, key=args.key, drop_time_column=args.time_column,
-                                progress=not args.no_progress)
+        added, bad, repaired = import_mat(args.mat_dir, store, key=args.key, drop_time_column=args.time_column,
+                                          progress=not args.no_progress)
     except (FileNotFoundError, ValueError) as e:
         raise UserError(str(e)) from None
     print(f"imported {added} utterances into {args.store} ({store.dtype}); {len(bad)} file(s) failed"
           + (f", listed in {args.store}/errors-import.csv" if bad else ""))
     for f, why in bad[:20]:
         print(f"  {f}: {why}", file=sys.stderr)
+    if repaired:
+        print(f"note: {len(repaired)} imported utterance(s) hold NaN/inf values, kept as the originals kept them "
+              "(statistics leave them out; z-normalisation maps NaN to 0 and +-inf to +-3); counts per utterance "
+              f"in {args.store}/{NONFINITE_CSV}", file=sys.stderr)
+        for utt, nan, pos, neg in repaired[:20]:
+            print(f"  {utt}: {nan} NaN, {pos} +inf, {neg} -inf", file=sys.stderr)
     if pooling is None:
         print(f"note: {args.name} is not a feature set whose pooling is known; norm_para.py will need --method "
               "(or re-import with --norm-pooling)", file=sys.stderr)

@@ -4,22 +4,27 @@ fold table and the mean WA / UA.
 
     python mdre.py --root /data/IEMOCAP_full_release --model MDREA                 # the original's 5 random folds
     python mdre.py --root R --model MDRE --protocol loso --glove glove.840B.300d.txt  # leave one session out
-    python mdre.py --root R --model ARE --folds 1 --missing frames:0.3,words:0.3,text-absent
+    python mdre.py --root R --model MDREA --folds 1 --missing frames:0.3,words:0.3,audio-absent,text-absent
+    python mdre.py --root R --model MDREA --unmasked-attention    # the 2018 paper's attention (padding unmasked)
     torchrun --nproc_per_node=2 mdre.py --root R --model TRE
 
 Features: the MFCC-E-D-A and prosody stores (feat_mdre.py; extracted here on first use when the audio is
 there). Text: NLTK-style tokens, a vocabulary from the training part of each fold (`--faithful-vocab`: from
 every utterance, as the original, which lets test words in), 300-d GloVe rows from `--glove` when given, else
 random 100-d vectors. Protocols: `random5` (the original's utterance-level folds, seeds 337 / 3372, dev and
-test drawn from the held-out fold) and `loso` (speaker-independent: each session tested once; the dev part is
-10 % of the training sessions' utterances, seeded). Training as the original: Adam 1e-3, batch 128, gradients
-clipped to +-10, sigmoid cross-entropy on one-hot targets (`--loss softmax`), validation every 0.3 epoch of
-draws, best model by dev loss, early stop after 8 validations without improvement, at most -iter steps.
+test drawn from the held-out fold) and `loso` (speaker-independent: each session tested once, fold k holding
+out Session k, also when another session is absent; the dev part is 10 % of the training sessions' utterances,
+seeded). Training as the original: Adam 1e-3, batch 128, gradients clipped to +-10, sigmoid cross-entropy on
+one-hot targets (`--loss softmax`), validation every 0.3 epoch of draws, best model by dev loss, early stop after
+8 validations without improvement, at most -iter steps. A missing-data condition must touch a stream the model
+reads (ARE has no words, TRE no audio): one that cannot is refused before anything runs.
 
 Writes per fold <out>/<MODEL>_<protocol>_fold<k>/ (model.safetensors + config.json, run.json, state.pt,
 log.csv, loss.png) and <results>/<MODEL>_<protocol>_fold<k>.csv (per utterance) + _confusion.csv/.png + .json;
 then <results>/<MODEL>_<protocol>_folds.csv/.json (the fold table and the mean). With --missing, every fold's
 model is also tested under each condition: <results>/<MODEL>_<protocol>_missing.csv. Re-running resumes.
+Names carry every setting that differs from its default (MDREA_loso_norm_lr0.0005_fold5: run_tag), so runs with
+other settings never share a run folder or a result file.
 """
 import sys
 import warnings
@@ -27,14 +32,49 @@ from pathlib import Path
 
 import numpy as np
 
-from engine.cli import UserError, add_run_output_args, entry, int_at_least, parser, positive_float
+from engine.cli import (UserError, add_run_output_args, comma_ints, condition, entry, float_at_least, int_at_least,
+                        parser, positive_float)
 
 
-def fold_splits(items: list, protocol: str, dev_share: float = 0.1, seed: int = 3372) -> list:
-    """(train, dev, test) per fold of (record, label) items: the original's random folds, or leave-one-session-out
-    with a seeded dev share of the training sessions."""
-    from corpora.iemocap import loso_dev_folds, mdre_random_folds
-    return mdre_random_folds(items) if protocol == "random5" else loso_dev_folds(items, dev_share, seed)
+def fold_splits(items: list, protocol: str, dev_share: float = 0.1, seed: int = 3372) -> tuple[dict, list]:
+    """({fold number: (train, dev, test)}, the sessions of 1-5 without an item) of (record, label) items: the
+    original's random folds 1-5, or leave-one-session-out with a seeded dev share of the training sessions, each
+    fold numbered by the session it holds out (Session 4 is fold 4 even when Session 3 is absent)."""
+    from corpora.iemocap import SESSIONS, loso_session_folds, mdre_random_folds
+    if protocol == "loso":
+        return loso_session_folds(items, dev_share, seed)
+    present = {r.session for r, _ in items}
+    return dict(enumerate(mdre_random_folds(items), 1)), [s for s in SESSIONS if s not in present]
+
+
+def chosen_folds(args, folds: dict, absent: list) -> list:
+    """The folds --folds asks for (default: all there are), or UserError naming the flag: a fold the protocol does
+    not have, or (loso) the fold of a session absent from --root."""
+    chosen = args.folds or sorted(folds)
+    for k in chosen:
+        if k in folds:
+            continue
+        if args.protocol == "loso" and k in absent:
+            raise UserError(f"--folds {k}: Session {k} has no four-class utterance under {args.root}, so there is "
+                            f"no fold {k} to hold it out; loso folds here: {', '.join(map(str, sorted(folds)))}")
+        raise UserError(f"--folds {k}: the {args.protocol} protocol has folds "
+                        f"{', '.join(map(str, sorted(folds))) if args.protocol == 'loso' else '1..5'}")
+    return chosen
+
+
+def checked_conditions(args) -> list:
+    """The --missing conditions, once every setting that cannot apply to --model is refused (UserError naming the
+    flag): a condition the family does not simulate or on a stream the model does not read (ARE has no words, TRE
+    no audio), in --missing or --train-missing; --unmasked-attention on a model without attention."""
+    from engine.cli import check_conditions, parse_conditions
+    from systems.mdre import CONDITION_KINDS, REFUSED_KINDS, streams
+    if args.unmasked_attention and args.model != "MDREA":
+        raise UserError(f"--unmasked-attention: {args.model} has no attention (MDREA only)")
+    conditions = parse_conditions(args.missing, "--missing")
+    check_conditions(conditions, "--missing", args.model, streams(args.model), CONDITION_KINDS, why=REFUSED_KINDS)
+    check_conditions([args.train_missing], "--train-missing", args.model, streams(args.model), CONDITION_KINDS,
+                     why=REFUSED_KINDS, training=True)
+    return conditions
 
 
 def ensure_features(records, root: Path, kind: str, progress: bool):
@@ -45,14 +85,32 @@ def ensure_features(records, root: Path, kind: str, progress: bool):
     return ensure_store(ext, records, root / "Features" / ext.name, progress=progress)
 
 
+def run_tag(args, ap) -> str:
+    """The stem of every run folder and result file of these settings: model, protocol, _norm / _allvocab, then
+    every other setting that changes a model or its scores when not at its default (engine.cli.settings_suffix:
+    seed, -iter, -batch, --lr, --loss, --glove, --train-missing, ...), so two settings never share a name."""
+    from engine.cli import settings_suffix
+    return (f"{args.model}_{args.protocol}{'_norm' if args.normalise else ''}{'_allvocab' if args.faithful_vocab else ''}"
+            + settings_suffix(args, ap, skip=("model", "protocol", "normalise", "faithful_vocab", "folds", "missing")))
+
+
+def output_names(args, ap, folds) -> dict:
+    """Where these settings train and write: run folders and result JSONs per fold, the fold table, the
+    missing-data table (each JSON has a .csv beside it). benchmark.py reads the same names from here."""
+    tag = run_tag(args, ap)
+    return {"runs": {k: args.out / f"{tag}_fold{k}" for k in folds},
+            "folds": {k: args.results / f"{tag}_fold{k}.json" for k in folds},
+            "table": args.results / f"{tag}_folds.json", "missing": args.results / f"{tag}_missing.json"}
+
+
 @entry
 def main(argv=None) -> int:
     from corpora.iemocap import FOUR_CLASS, four_class, read_iemocap
     from engine.loop import LoopConfig, ddp_env, evaluate, load_best, train
     from engine.resources import ResourceMonitor, inference_record
-    from features.missing import parse_condition
     from features.vocab import build_vocabulary, load_glove, tokenize
     from systems.common import write_class_scores, write_result
+    from systems.common import require_store
     from systems.mdre import CLASSES, KINDS, MAX_TOKENS, USES_AUDIO, MDREMethod, training_norm
     from utils import atomic_path, resolve_device, writable_dir
     ap = parser(__doc__)
@@ -60,7 +118,9 @@ def main(argv=None) -> int:
     ap.add_argument("--model", choices=KINDS, default="MDREA", help="which model of the family")
     ap.add_argument("--protocol", choices=("random5", "loso"), default="random5",
                     help="random5: the original's 5 random utterance folds; loso: leave one session out")
-    ap.add_argument("--folds", help="comma-separated fold numbers to run, 1-based (default: all)")
+    ap.add_argument("--folds", type=comma_ints(1),
+                    help="comma-separated fold numbers to run, each once: 1-5 (random5), or the held-out session's "
+                         "number (loso) (default: all)")
     ap.add_argument("--glove", type=Path, help="GloVe-format text file of 300-d word vectors (default: random 100-d)")
     ap.add_argument("--faithful-vocab", action="store_true",
                     help="build the vocabulary from every utterance, test ones included, as the original")
@@ -74,28 +134,37 @@ def main(argv=None) -> int:
     ap.add_argument("--lr", type=positive_float, default=1e-3, help="Adam learning rate")
     ap.add_argument("--val-every", type=int_at_least(1),
                     help="validate every N steps (default: int(0.3 * train size / batch) + 1, the original's)")
-    ap.add_argument("--patience", type=int, default=7, help="validations without improvement tolerated (0: off)")
-    ap.add_argument("--clip", type=float, default=10.0, help="clip gradients by value to +-clip (0: off)")
-    ap.add_argument("--train-missing", type=parse_condition,
+    ap.add_argument("--patience", type=int_at_least(0, "0 is off"), default=7,
+                    help="validations without improvement tolerated (0: off)")
+    ap.add_argument("--clip", type=float_at_least(0, "0 is off"), default=10.0,
+                    help="clip gradients by value to +-clip (0: off)")
+    ap.add_argument("--unmasked-attention", action="store_true",
+                    help="MDREA: the 2018 paper's attention, a softmax over all 128 text positions with the padding "
+                         "(the original's masking fix came in 2020; default: masked)")
+    ap.add_argument("--train-missing", type=condition,
                     help="missing data as training augmentation, e.g. frames:0.2, words:0.2 (default: none)")
     ap.add_argument("--missing", help="test every fold also under these comma-separated conditions, e.g. "
                                       "frames:0.3,words:0.3,audio-absent,text-absent (default: none)")
-    ap.add_argument("--seed", type=int, default=0, help="seed of initialisation, sampling, dropout, missing data")
-    add_run_output_args(ap)
+    ap.add_argument("--seed", type=int_at_least(0), default=0,
+                    help="seed of initialisation, sampling, dropout, missing data")
+    add_run_output_args(ap, "mdre")
     args = ap.parse_args(argv)
+    conditions = checked_conditions(args)
     writable_dir(args.out)
     writable_dir(args.results)
-    try:
-        conditions = [parse_condition(c) for c in args.missing.split(",")] if args.missing else []
-    except ValueError as e:
-        raise UserError(f"--missing: {e}") from None
-    if any(c.kind == "words+audio" for c in conditions):
-        raise UserError("--missing words+audio needs word timings, which IEMOCAP's reader does not give")
     corpus = read_iemocap(args.root)  # a CorpusError is a clear error (engine.cli.entry)
     corpus.report()
     labelled = four_class(corpus.records, "mdre")
     if not labelled:
         raise UserError(f"{args.root}: no utterance of the four classes {', '.join(FOUR_CLASS['mdre'].classes)}")
+    # the fold draws run over every four-class utterance in the global order, as the original's
+    folds, absent = fold_splits(labelled, args.protocol)
+    if absent:
+        print(f"warning: {args.root}: no four-class utterance in Session {', '.join(map(str, absent))}"
+              + (f"; leave-one-session-out has no fold {', '.join(map(str, absent))} (folds keep their session's "
+                 "number)" if args.protocol == "loso" else ""), file=sys.stderr)
+    folds = {k: tuple([(r.utt_id, y) for r, y in part] for part in fold) for k, fold in folds.items()}
+    chosen = chosen_folds(args, folds, absent)
     progress = not args.no_progress
     rank = ddp_env()[0]
     stores = {}
@@ -113,6 +182,8 @@ def main(argv=None) -> int:
                 from features.mdre_acoustic import EXTRACTORS
                 from features.store import FeatureStore
                 stores[kind] = FeatureStore(args.root / "Features" / EXTRACTORS[kind].name)
+    for kind, store in stores.items():  # the kinds of features, before training (issue 19.14)
+        require_store(store, f"--root (its Features/{store.root.name})", kind)
     missing = sorted({r.utt_id for r, _ in labelled for s in stores.values() if r.utt_id not in s})
     if missing:
         print(f"warning: {len(missing)} utterance(s) have no acoustic features (see the stores' errors-*.csv) and "
@@ -121,23 +192,18 @@ def main(argv=None) -> int:
     if no_text and args.model != "ARE":
         print(f"warning: {len(no_text)} utterance(s) have an empty or missing transcript and get no words: "
               f"{', '.join(no_text[:10])}{' ...' if len(no_text) > 10 else ''}", file=sys.stderr)
-    # the fold draws run over every four-class utterance in the global order, as the original's
-    folds = [tuple([(r.utt_id, y) for r, y in part] for part in fold) for fold in fold_splits(labelled, args.protocol)]
     usable = set(r.utt_id for r, _ in labelled) - set(missing)
     tokens_of = {r.utt_id: tokenize(r.transcript or "") for r, _ in labelled}
     long = [u for u, t in tokens_of.items() if len(t) > MAX_TOKENS]
     if long:
         print(f"warning: {len(long)} transcript(s) have more than {MAX_TOKENS} tokens and keep their first "
               f"{MAX_TOKENS}: {', '.join(long[:10])}", file=sys.stderr)
-    chosen = range(1, len(folds) + 1) if not args.folds else [int(k) for k in args.folds.split(",")]
-    if any(not 1 <= k <= len(folds) for k in chosen):
-        raise UserError(f"--folds {args.folds}: the {args.protocol} protocol has folds 1..{len(folds)}")
     device = resolve_device(args.device)
-    tag = f"{args.model}_{args.protocol}{'_norm' if args.normalise else ''}{'_allvocab' if args.faithful_vocab else ''}"
+    tag, names = run_tag(args, ap), output_names(args, ap, chosen)
     rows, miss_rows = [], []
     spans = {r.utt_id: r.end - r.start for r, _ in labelled}  # seconds of audio (TRE has no acoustic store)
     for k in chosen:
-        train_items, dev_items, test_items = ([it for it in part if it[0] in usable] for part in folds[k - 1])
+        train_items, dev_items, test_items = ([it for it in part if it[0] in usable] for part in folds[k])
         vocab = build_vocabulary([tokens_of[u] for u, _ in train_items],
                                  [tokenize(r.transcript or "") for r in corpus.records] if args.faithful_vocab else None,
                                  faithful=args.faithful_vocab)
@@ -155,12 +221,12 @@ def main(argv=None) -> int:
         norm = (training_norm(stores["mfcc"], stores["prosody"], [u for u, _ in train_items])
                 if args.normalise and stores else None)
         method = MDREMethod(args.model, stores.get("mfcc"), stores.get("prosody"), ids, vocab.tokens, norm=norm,
-                            embedding=embedding, loss_kind=args.loss,
+                            embedding=embedding, loss_kind=args.loss, masked_attention=not args.unmasked_attention,
                             train_condition=str(args.train_missing) if args.train_missing else None, seed=args.seed,
                             protocol={"name": args.protocol, "fold": k, "folds": len(folds),
                                       "faithful_vocab": args.faithful_vocab, "glove": str(args.glove or "")})
         val_every = args.val_every or int(len(train_items) * 0.3 / args.batch_size) + 1
-        run = args.out / f"{tag}_fold{k}"
+        run = names["runs"][k]
         cfg = LoopConfig(out_dir=run, iterations=args.iterations, batch_size=args.batch_size, lr=args.lr,
                          val_every=val_every, seed=args.seed, device=device, resume=not args.no_resume,
                          progress=progress, deterministic=args.deterministic, patience=args.patience,
@@ -176,9 +242,10 @@ def main(argv=None) -> int:
         result = {"system": "mdre", "model": args.model, "corpus": str(args.root), "protocol": args.protocol,
                   "fold": k, "split": f"fold {k} test", "checkpoint": str(run), "seed": args.seed,
                   "loss": args.loss, "faithful_vocab": args.faithful_vocab, "normalise": args.normalise,
+                  "masked_attention": not args.unmasked_attention,
                   "title": f"{tag} fold {k}",
                   **inference_record(mon.seconds, len(utts), audio_s or sum(spans[u] for u in utts), mon)}
-        wa, ua = write_class_scores(args.results / f"{tag}_fold{k}.csv", utts, labels, logits, CLASSES, result=result)
+        wa, ua = write_class_scores(names["folds"][k].with_suffix(".csv"), utts, labels, logits, CLASSES, result=result)
         rows.append({"fold": k, "train": len(train_items), "dev": len(dev_items), "test": len(test_items),
                      "WA": wa, "UA": ua, "best_step": res.best_step, "steps": res.steps,
                      "stopped_early": res.stopped_early, "vocab": len(vocab.tokens)})
@@ -198,21 +265,23 @@ def main(argv=None) -> int:
     for r in rows:
         print(f"| {r['fold']} | {r['train']} | {r['dev']} | {r['test']} | {r['WA']:.4f} | {r['UA']:.4f} |")
     print(f"| mean of {len(rows)} | | | | {mean['WA']:.4f} | {mean['UA']:.4f} |")
-    table = args.results / f"{tag}_folds.csv"
+    table = names["table"].with_suffix(".csv")
     with atomic_path(table) as tmp, open(tmp, "w") as f:
         f.write(",".join(rows[0]) + "\n")
         f.writelines(",".join(f"{v:.6f}" if isinstance(v, float) else str(v) for v in r.values()) + "\n" for r in rows)
     write_result(table.with_suffix(".json"), {
         "metric": "WA/UA", "system": "mdre", "model": args.model, "corpus": str(args.root), "protocol": args.protocol,
-        "folds": rows, "mean": mean, "seed": args.seed, "loss": args.loss, "faithful_vocab": args.faithful_vocab})
+        "folds": rows, "mean": mean, "seed": args.seed, "loss": args.loss, "faithful_vocab": args.faithful_vocab,
+        "checkpoints": [str(names["runs"][r["fold"]]) for r in rows]})  # write_result records each run's identity
     if miss_rows:
-        path = args.results / f"{tag}_missing.csv"
+        path = names["missing"].with_suffix(".csv")
         with atomic_path(path) as tmp, open(tmp, "w") as f:
             f.write("fold,condition,WA,UA\n")
             f.writelines(f"{r['fold']},{r['condition']},{r['WA']:.6f},{r['UA']:.6f}\n" for r in miss_rows)
         write_result(path.with_suffix(".json"), {"metric": "WA/UA", "system": "mdre", "model": args.model,
                                                  "corpus": str(args.root), "protocol": args.protocol,
-                                                 "rows": miss_rows, "seed": args.seed})
+                                                 "rows": miss_rows, "seed": args.seed,
+                                                 "checkpoints": [str(names["runs"][r["fold"]]) for r in rows]})
         print(f"\n| {tag} condition | WA | UA |  (mean over folds)\n|---|---|---|")
         print(f"| complete | {mean['WA']:.4f} | {mean['UA']:.4f} |")
         for c in dict.fromkeys(r["condition"] for r in miss_rows):

@@ -8,7 +8,8 @@
 --method utterance-mean  mean/std of per-utterance mean vectors (audio-text system's wav2vec2 and text)
 Default: utterance-mean for wav2vec2/token/word stores, frames otherwise. Label statistics (mean and
 population std of the Train labels of each attribute) go into the same folder. Train utterances without
-features are listed, never silently left out.
+features are listed, never silently left out. Statistics are accumulated in float64 over finite values only
+and written in the dtype the original writes (single for wav2vec2, double otherwise).
 """
 import sys
 from pathlib import Path
@@ -16,10 +17,37 @@ from pathlib import Path
 import numpy as np
 
 from engine.cli import UserError, entry, parser
-from features.normterm import (NormTerm, finite_only, frame_pooled_stats, label_stats, store_pooling,
-                               utterance_mean_stats)
+from features.normterm import (NormTerm, count_non_finite, frame_pooled_stats, label_stats, store_pooling,
+                               utterance_mean_stats, written_dtype)
 from features.store import FeatureStore, with_features
 from utils import writable_dir
+
+
+def feature_stats(store: FeatureStore, records, method: str, args) -> tuple[np.ndarray, np.ndarray]:
+    """(mean, std) of the records' features, accumulated in float64 over finite values only and cast to the
+    dtype the original writes; utterances holding NaN/inf (imported originals) are listed with their counts."""
+    repaired: dict[str, int] = {}
+
+    def arrays():
+        for r in records:
+            x = store[r.utt_id]
+            if n := count_non_finite(x):
+                repaired[r.utt_id] = n
+            yield x
+    try:
+        if method == "frames":
+            mean, std = frame_pooled_stats(arrays(), progress=not args.no_progress)
+        else:
+            mean, std = utterance_mean_stats(arrays(), progress=not args.no_progress)
+    except ValueError as e:
+        raise UserError(f"{args.store}: {args.split} split: {e}") from None
+    if repaired:
+        listed = ", ".join(f"{u} ({n})" for u, n in list(repaired.items())[:10])
+        print(f"note: {len(repaired)} {args.split} utterance(s) hold NaN/inf feature values in {args.store}; the "
+              f"statistics use their finite values only (z-normalisation maps NaN to 0 and +-inf to +-3): "
+              f"{listed}{' ...' if len(repaired) > 10 else ''}", file=sys.stderr)
+    dtype = written_dtype(store.meta)
+    return mean.astype(dtype), std.astype(dtype)
 
 
 @entry
@@ -53,23 +81,8 @@ def main(argv=None) -> int:
                                 "as for LLDs and mel) or --method utterance-mean (utterance means, as for wav2vec2 "
                                 "and text)")
         have = with_features(records, store, args.split)
-        bad: list[str] = []
-        arrays = finite_only(((r.utt_id, store[r.utt_id]) for r in have), bad)
-        try:
-            if method == "frames":
-                mean, std = frame_pooled_stats(arrays, progress=not args.no_progress)
-            else:
-                # the original averages float32 audio features in float32; never accumulate in float16
-                dtype = np.promote_types(store.dtype, np.float32)
-                mean, std = utterance_mean_stats(arrays, dtype=dtype, progress=not args.no_progress)
-        except ValueError:  # nothing left to compute statistics from
-            mean = None
-        if bad:
-            print(f"warning: {len(bad)} {args.split} utterance(s) hold NaN/inf features in {args.store} and are left "
-                  f"out of the statistics: {', '.join(bad[:10])}{' ...' if len(bad) > 10 else ''}", file=sys.stderr)
-        if mean is None:
-            raise UserError(f"{args.store}: no {args.split} utterance with finite features to compute statistics from")
-        print(f"{method} statistics of {len(have) - len(bad)} utterances, {mean.shape[0]} dims")
+        mean, std = feature_stats(store, have, method, args)
+        print(f"{method} statistics of {len(have)} utterances, {mean.shape[0]} dims, written as {mean.dtype}")
     labels = label_stats(records)
     NormTerm(mean, std, labels).save(args.out)
     for a, (m, s) in labels.items():

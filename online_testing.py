@@ -6,17 +6,37 @@
         --checkpoint TempDeepEmoCluster_epoch30_batch64_30clusters_Act_Temp-Trans_unlabel100000.pth.tar \\
         --normterm NormTerm_v1.8
 
-The checkpoint is --checkpoint (our folder, or an original .pth.tar with --normterm), else
-<models-dir>/<run name>. Each sentence's prediction is the mean of its 11 chunk outputs, de-normalised with
-the Train label statistics, scored with CCC against the raw labels; prints the original's summary lines and
-writes a per-utterance CSV (utterance, prediction, label).
+The checkpoint is --checkpoint (our folder, or an original .pth.tar of any name with --normterm), else
+<models-dir>/<run name>. The banner and the result names describe the checkpoint scored: flags that contradict
+it are refused, and a setting it does not record is marked as the command line's. Each sentence's prediction is
+the mean of its 11 chunk outputs, de-normalised with the Train label statistics, scored with CCC against the
+raw labels; prints the original's summary lines and writes a per-utterance CSV (utterance, prediction, label).
 """
 import sys
 
 from engine.cli import UserError, entry, parser
 from engine.resources import ResourceMonitor, inference_record
-from systems.common import add_testing_args, corpus_fields, testing_inputs, write_scores
-from systems.deep_emo_cluster import Predictor, add_cli_args, resolve_paths
+from systems.common import (add_testing_args, corpus_fields, normterm_for_checkpoint, settings_from_checkpoint,
+                            testing_inputs, write_scores)
+from systems.common import require_store
+from systems.deep_emo_cluster import Predictor, add_cli_args, recorded_settings, resolve_paths
+
+
+def given_settings(args) -> dict:
+    """The original's flags as the command line gives them (the keys of recorded_settings)."""
+    return {"-ep": args.epoch, "-batch": args.batch_size, "-nc": args.num_clusters, "-emo": args.emo_attr,
+            "-mt": args.model_type, "-unlabel": args.unlabel_size}
+
+
+def pool_overlap_warning(pred, split: str) -> dict:
+    """The training pool's overlap with evaluation splits (recorded when it was allowed), warned about when the
+    split scored now is one of them; {} when there was none."""
+    overlap = pred.config.get("unlabelled", {}).get("overlap", {})
+    hit = {s: n for s, n in overlap.items() if s.lower() == split.lower()}
+    for s, n in hit.items():
+        print(f"warning: {n} utterance(s) of {s} were in this model's unlabelled training pool "
+              "(allowed by --allow-test-in-pool): this score is not a clean test result", file=sys.stderr)
+    return overlap
 
 
 @entry
@@ -26,20 +46,26 @@ def main(argv=None) -> int:
     add_testing_args(ap, "main.py", "<models-dir>/<run name>", 32)
     args = ap.parse_args(argv)
     resolve_paths(args)
+    require_store(args.store, "--store", "mel")  # the kind of features, before any work (issue 19.14)
     out, ckpt, store, items = testing_inputs(args)
+    normterm = normterm_for_checkpoint(args, ckpt)
     print(f"=> loading checkpoint '{ckpt}'")
     try:
-        pred = Predictor.load(ckpt, normterm=args.normterm if ckpt.suffix == ".tar" else None, device=args.device)
+        pred = Predictor.load(ckpt, normterm=normterm, device=args.device,
+                              flags={"variant": args.model_type, "num_clusters": args.num_clusters,
+                                     "attribute": args.attribute}, allow_unfinished=args.allow_unfinished)
     except (FileNotFoundError, ValueError) as e:
         raise UserError(str(e)) from None
     print("Loaded")
+    if "identified_by" in pred.config:  # an original file: say what it was taken for, and why
+        print(f"=> {ckpt.name}: {pred.config['model']['variant']} with {pred.config['model']['num_clusters']} "
+              f"clusters, {args.emo_attr} ({pred.config['identified_by']})")
+    settings = settings_from_checkpoint(ckpt, recorded_settings(pred.config), given_settings(args))
     want = pred.config.get("features", {}).get("name")
     if want != store.meta.get("name") or store.dims != 128:
         raise UserError(f"{ckpt} was trained on {want} features, but {args.store} holds "
                         f"{store.meta.get('name')} ({store.dims}-d)")
-    if pred.attribute != args.attribute or pred.config["model"]["variant"] != args.model_type:
-        raise UserError(f"{ckpt} is a {pred.config['model']['variant']} model of {pred.attribute}, not "
-                        f"{args.model_type} of {args.attribute}")
+    overlap = pool_overlap_warning(pred, args.split)
     print("Start Online Testing Process")
     with ResourceMonitor() as mon:
         scores = pred.predict([store[u] for u, _ in items], batch_size=args.batch_eval)
@@ -47,14 +73,15 @@ def main(argv=None) -> int:
     value = write_scores(out, items, scores, result={
         **inference_record(mon.seconds, len(items), store.seconds([u for u, _ in items]), mon),
         "system": "deep_emo_cluster", "attribute": args.attribute, **corpus_fields(args),
-        "checkpoint": str(ckpt), "model": pred.config["model"], "seed": pred.config.get("loop", {}).get("seed")})
-    print(f"Epochs: {args.epoch}")
-    print(f"Batch Size: {args.batch_size}")
-    print(f"Unlabeled Size: {args.unlabel_size}")
-    print(f"EmoClusters (#): {args.num_clusters}")
+        "checkpoint": str(ckpt), "model": pred.config["model"], "seed": pred.config.get("loop", {}).get("seed"),
+        "run_settings": settings, **({"training_pool_overlap": overlap} if overlap else {})})
+    print(f"Epochs: {settings['-ep']}")
+    print(f"Batch Size: {settings['-batch']}")
+    print(f"Unlabeled Size: {settings['-unlabel']}")
+    print(f"EmoClusters (#): {settings['-nc']}")
     print("Model: Vgg16_DeepEmoCluster")
-    print(f"Temporal-Modeling: {args.model_type}")
-    print(f"Test {args.emo_attr}-CCC: {value:.4f}")
+    print(f"Temporal-Modeling: {settings['-mt']}")
+    print(f"Test {args.emo_attr}-CCC: {value}")  # str(), full precision, as the original
     print(f"checkpoint {ckpt}; {len(items)} utterances of {args.split} ({ms:.2f} ms/utterance); "
           f"per-utterance results in {out}")
     return 0

@@ -21,18 +21,22 @@ Any sample rate, bit depth and channel count is accepted (resampled to 16 kHz, d
 
 pred_result.csv: File_Name (the WAV's path below --wav-dir without .wav, e.g. sub/a: unique and stable),
 one score column per attribute, (audio-text) Text, and Warning (empty, or why a score is less reliable: a
-truncated file, audio shorter than one chunk). Files that cannot be read are listed with the reason in
+truncated WAV, audio shorter than one chunk, input the model does not see whole - `truncated: ...` with the
+rows, seconds and tokens kept of the total, `partly seen: ...` when the chunks cover under half of a long file -
+and any library warning raised while that file was scored). The summary line counts and names the files not
+seen whole. Files that cannot be read are listed with the reason in
 <out>_errors.csv (removed when a run has none) and the rest are predicted. Exit code 0 when at least one
 file was predicted.
 """
 import csv
 import sys
+import warnings
 from pathlib import Path
 
 import numpy as np
 from tqdm import tqdm
 
-from engine.cli import UserError, entry, int_at_least, parser
+from engine.cli import UserError, add_allow_unfinished_arg, entry, int_at_least, parser
 from features.audio import AudioError, truncated_wav
 from features.extract import InputError, load_input, wav_folder
 from systems.audio_text_inputs import M_FRAMES
@@ -72,10 +76,12 @@ def checkpoint_paths(paths: list[Path]) -> list[Path]:
     return out
 
 
-def load_predictors(predictor_cls, paths: list[Path], normterm: Path | None, device: str, feature_set: str) -> list:
+def load_predictors(predictor_cls, paths: list[Path], normterm: Path | None, device: str, feature_set: str,
+                    allow_unfinished: bool = False) -> list:
     """One predictor per attribute, in Act, Dom, Val order; two models for one attribute are refused."""
     try:
-        predictors = [predictor_cls.load(p, normterm=normterm if p.suffix == ".tar" else None, device=device)
+        predictors = [predictor_cls.load(p, normterm=normterm if p.suffix == ".tar" else None, device=device,
+                                         allow_unfinished=allow_unfinished)
                       for p in checkpoint_paths(paths)]
     except (FileNotFoundError, ValueError) as e:
         raise UserError(str(e)) from None
@@ -92,6 +98,24 @@ def load_predictors(predictor_cls, paths: list[Path], normterm: Path | None, dev
     return sorted(predictors, key=lambda p: list(COLUMNS).index(p.attribute))
 
 
+COVERAGE_WARN = 0.5  # a file whose chunks see less than this share of its frames says so in its Warning
+CUT = ("truncated", "partly seen")  # how the Warning of a file the model did not see whole begins
+
+
+def chunk_coverage(n_frames: int, seconds: float, m: int, C: int, n: int = 1) -> str:
+    """'' or, when the n*C chunks of m frames (utils.dynamic_chunks, the systems' one chunker) see less than
+    COVERAGE_WARN of a file's frames, how much they see: a long file is sampled, never seen whole."""
+    from utils import dynamic_chunks
+    starts = np.sort(dynamic_chunks([n_frames], m=m, C=C, n=n)[0])
+    ends = np.minimum(starts + m, n_frames)
+    seen = int(np.sum(np.maximum(ends - np.maximum(starts, np.concatenate([[0], ends[:-1]])), 0)))
+    share = seen / max(n_frames, 1)
+    if share >= COVERAGE_WARN:
+        return ""
+    return (f"partly seen: {n * C} chunks of {m} frames cover {share * seconds:.1f} s of {seconds:.1f} s "
+            f"({share:.0%}); the rest of the file is not heard")
+
+
 def per_attribute_parts(predictors, extractor):
     """(featurize, predict, columns) of the one-model-per-attribute systems (chunk LSTM, DeepEmoCluster)."""
     min_frames = max(p.chunking["m"] for p in predictors)
@@ -105,6 +129,8 @@ def per_attribute_parts(predictors, extractor):
         if len(f) < min_frames:
             note.append(f"short: {len(x) / 16000:.2f} s gives {len(f)} frames, fewer than one chunk "
                         f"({min_frames}); padded with zeros")
+        c = predictors[0].chunking  # every model of one system chunks alike; the widest coverage is the first's
+        note += [w for w in (chunk_coverage(len(f), len(x) / 16000, c["m"], c["C"], c.get("n", 1)),) if w]
         return f, [], note
 
     def predict(feats):
@@ -122,7 +148,8 @@ def audio_text_parts(predictors, args):
     try:
         audio_ext, text_ext = pred.extractors(args.audio_model, args.text_model, args.device)
     except Exception as e:  # noqa: BLE001 - transformers raises many types for a wrong or broken model folder
-        raise UserError(f"cannot load the feature extractors of {pred.source}: {type(e).__name__}: {e}") from None
+        why = str(e) if isinstance(e, OSError) else f"{type(e).__name__}: {e}"  # an OSError names its flag
+        raise UserError(f"cannot load the feature extractors of {pred.source}: {why}") from None
 
     def featurize(it):
         x = load_input(it, "audio", audio_ext.min_seconds)
@@ -151,9 +178,29 @@ def audio_text_parts(predictors, args):
         if len(a) < M_FRAMES:
             note.append(f"short: {len(x) / 16000:.2f} s gives {len(a)} frames, fewer than one chunk ({M_FRAMES}); "
                         "padded with zeros")
+        note += [w for w in (pred.truncation(a, text, words),) if w]
         return (a, text, words), ["transcript" if text is not None else "absent"], note
 
     return featurize, pred.predict, [COLUMNS[a] for a in pred.attributes] + ["Text"]
+
+
+def with_warnings(fn, *args):
+    """(fn(*args), the messages of the warnings it raised): a library's warning, which names no file, becomes a
+    note of the file being processed."""
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        out = fn(*args)
+    return out, list(dict.fromkeys(f"{w.category.__name__}: {w.message}" for w in caught))
+
+
+def predict_batch(predict, inputs: list) -> tuple[np.ndarray, list[list[str]]]:
+    """(scores, each input's warnings): a batch whose forward pass warns is re-run input by input so that each
+    warning lands on the file that raised it (a warning of the batch as a whole goes to every file of it)."""
+    scores, caught = with_warnings(predict, inputs)
+    if not caught or len(inputs) == 1:
+        return scores, [caught] * len(inputs)
+    each = [with_warnings(predict, [x])[1] for x in inputs]
+    return scores, each if any(each) else [[f"{w} (in a batch of {len(inputs)} files)" for w in caught]] * len(inputs)
 
 
 @entry
@@ -163,8 +210,9 @@ def main(argv=None) -> int:
     ap.add_argument("--out", type=Path, default=Path("pred_result.csv"), help="CSV to write")
     ap.add_argument("--system", choices=("chunk-lstm", "deep-emo-cluster", "audio-text"), default="chunk-lstm",
                     help="which system's models and features")
-    ap.add_argument("--audio-model", help="audio-text: wav2vec2 model id or folder to use instead of the one the "
-                                          "checkpoint records (same output size; default: the recorded one)")
+    ap.add_argument("--audio-model", help="audio-text: wav2vec2 model id, folder or tiny-random-wav2vec2 (the demo's "
+                                          "tiny local model) instead of the one the checkpoint records (same output "
+                                          "size; default: the recorded one)")
     ap.add_argument("--text-model", help="audio-text: text encoder id, folder or minilm instead of the one the "
                                          "checkpoint records (same output size; default: the recorded one)")
     ap.add_argument("--models", type=Path, nargs="+",
@@ -180,6 +228,7 @@ def main(argv=None) -> int:
     ap.add_argument("--batch-size", type=int_at_least(1), default=16, help="files per forward pass")
     ap.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N")
     ap.add_argument("--no-progress", action="store_true", help="no progress bar")
+    add_allow_unfinished_arg(ap)
     args = ap.parse_args(argv)
 
     writable_dir(args.out.parent)  # fail now, not after the whole folder
@@ -198,11 +247,12 @@ def main(argv=None) -> int:
             raise UserError(f"--models: an audio-text model predicts all three attributes; give one (got "
                             f"{', '.join(map(str, found))})")
         try:
-            predictors = [predictor_cls.load(found[0], normterm=normterm, device=args.device)]
+            predictors = [predictor_cls.load(found[0], normterm=normterm, device=args.device,
+                                             allow_unfinished=args.allow_unfinished)]
         except (FileNotFoundError, ValueError) as e:
             raise UserError(str(e)) from None
     else:
-        predictors = load_predictors(predictor_cls, paths, normterm, args.device, feature_set)
+        predictors = load_predictors(predictor_cls, paths, normterm, args.device, feature_set, args.allow_unfinished)
     if not args.wav_dir.is_dir():
         raise UserError(f"{args.wav_dir}: no such folder")
     items, clashes = wav_folder(args.wav_dir)
@@ -218,23 +268,24 @@ def main(argv=None) -> int:
         for it in items[b: b + args.batch_size]:
             rel = it.audio_path.relative_to(args.wav_dir).as_posix()
             try:
-                x, cells, note = featurize(it)
+                (x, cells, note), caught = with_warnings(featurize, it)
             except (AudioError, InputError) as e:
                 errors.append((rel, e.reason))
                 continue
             except Exception as e:  # noqa: BLE001 - one bad file must not stop the folder
                 errors.append((rel, f"feature extraction failed: {e}"))
                 continue
-            note = [w for w in (truncated_wav(it.audio_path),) if w] + note
-            if note:
-                print(f"warning: {rel}: {'; '.join(note)}", file=sys.stderr)
             names.append(it.utt_id)
             inputs.append(x)
             extra.append(cells)
-            notes.append("; ".join(note))
+            notes.append([w for w in (truncated_wav(it.audio_path),) if w] + note + caught)
         if not names:
             continue
-        scores = predict(inputs)
+        scores, caught = predict_batch(predict, inputs)
+        for i, n in enumerate(names):
+            notes[i] = "; ".join(dict.fromkeys(notes[i] + caught[i]))
+            if notes[i]:
+                print(f"warning: {n}: {notes[i]}", file=sys.stderr)
         rows += [[n, *(f"{v:.4f}" for v in scores[i]), *extra[i], notes[i]] for i, n in enumerate(names)]
     header = ["File_Name", *columns, "Warning"]
     with atomic_path(args.out) as tmp, open(tmp, "w", newline="") as f:
@@ -250,8 +301,11 @@ def main(argv=None) -> int:
     else:
         err_path.unlink(missing_ok=True)  # an earlier run's list must not sit beside these results
     warned = sum(1 for r in rows if r[-1])
+    cut = [r[0] for r in rows if any(w.startswith(CUT) for w in r[-1].split("; "))]
     print(f"predicted {len(rows)} of {len(items) + len(clashes)} files -> {args.out}"
           + (f" ({warned} with a warning in its Warning column)" if warned else "")
+          + (f"; {len(cut)} not seen whole (truncated or partly seen, see Warning): {', '.join(cut[:10])}"
+             f"{' ...' if len(cut) > 10 else ''}" if cut else "")
           + (f"; {len(errors)} could not be read, listed in {err_path}" if errors else ""))
     print("models: " + ", ".join(f"{ATTRIBUTE_NAMES[p.attribute]} {p.source}" if hasattr(p, "attribute")
                                  else f"Act, Dom and Val {p.source}" for p in predictors))

@@ -23,7 +23,9 @@ motion capture from the dialog MOCAP files (features/mocap.py).
 Writes per configuration and held-out session <out>/stm_<config>_s<k>/ (model.safetensors + config.json,
 run.json, state.pt, log.csv, loss.png) and <results>/stm_<config>_s<k>.csv (per utterance) + _confusion.csv/.png
 + .json; then <results>/stm_ablation.csv/.json/.png and, when the three-way model is trained,
-<results>/stm_missing.csv/.json/.png (WA / UA under each --missing condition). Re-running resumes.
+<results>/stm_missing.csv/.json/.png (WA / UA under each --missing condition). Re-running resumes. Names
+carry every setting that differs from its default (stm_text_s5_lr0.001: output_names), so runs with other
+settings never share a run folder or a result file.
 """
 import csv
 import sys
@@ -31,7 +33,8 @@ from pathlib import Path
 
 import numpy as np
 
-from engine.cli import UserError, add_run_output_args, entry, int_at_least, parser, positive_float
+from engine.cli import (UserError, add_run_output_args, condition, entry, fraction, int_at_least, parser,
+                        positive_float)
 
 DEFAULT_MISSING = ("audio-absent,text-absent,mocap-absent,frames:0.1,frames:0.3,frames:0.5,"
                    "words:0.1,words:0.3,words:0.5")
@@ -45,17 +48,52 @@ def write_table(path: Path, rows: list[dict]) -> None:
         w.writerows({k: f"{v:.6f}" if isinstance(v, float) else v for k, v in r.items()} for r in rows)
 
 
+def output_names(args, ap, configs, sessions) -> dict:
+    """Where these settings train and write: per configuration and held-out session its run folder and result
+    JSON, then the ablation and missing-data tables. Every name carries each setting that changes a model or
+    its scores when not at its default (engine.cli.settings_suffix), the tables also the configurations,
+    sessions and conditions they hold, so two settings never share a name. benchmark.py reads them from here."""
+    from engine.cli import settings_suffix
+    tag = settings_suffix(args, ap, skip=("configs", "loso", "missing"))
+    runs = {(c, k): f"stm_{c}_s{k}{tag}" for c in configs for k in sessions}
+    return {"tag": tag, "runs": {ck: args.out / name for ck, name in runs.items()},
+            "results": {ck: args.results / f"{name}.json" for ck, name in runs.items()},
+            "ablation": args.results / f"stm_ablation{tag}{settings_suffix(args, ap, only=('configs', 'loso'))}.json",
+            "missing": args.results / f"stm_missing{tag}{settings_suffix(args, ap, only=('missing', 'loso'))}.json"}
+
+
+def checked_settings(args) -> tuple[list, list]:
+    """(configurations, --missing conditions), once every setting that cannot apply is refused (UserError naming
+    the flag): an unknown configuration; a condition the system does not simulate; a --train-missing condition on
+    a stream a configuration does not read (e.g. frames or mocap-absent for `text`), or that removes its only one.
+    --missing tests the three-way model alone, which reads every stream."""
+    from engine.cli import check_conditions, parse_conditions
+    from systems.speech_text_mocap import CONDITION_KINDS, CONFIGURATIONS, REFUSED_KINDS, THREE_WAY, streams
+    configs = [c.strip() for c in args.configs.split(",") if c.strip()]
+    unknown = [c for c in configs if c not in CONFIGURATIONS]
+    if unknown or not configs:
+        raise UserError(f"--configs {args.configs}: choose from {', '.join(CONFIGURATIONS)}")
+    if len(set(configs)) < len(configs):
+        raise UserError(f"--configs {args.configs}: a configuration is listed twice")
+    conditions = [] if args.missing.strip().lower() == "none" else parse_conditions(args.missing, "--missing")
+    check_conditions(conditions, "--missing", THREE_WAY, streams(THREE_WAY), CONDITION_KINDS, why=REFUSED_KINDS)
+    for config in configs:
+        check_conditions([args.train_missing], "--train-missing", f"configuration {config}", streams(config),
+                         CONDITION_KINDS, why=REFUSED_KINDS, training=True)
+    return configs, conditions
+
+
 @entry
 def main(argv=None) -> int:
-    from corpora.iemocap import four_class, loso_dev_folds, read_iemocap
+    from corpora.iemocap import four_class, loso_session_folds, read_iemocap
     from engine.loop import LoopConfig, ddp_env, evaluate, load_best, train
     from engine.plots import bar_chart, missing_curves
     from engine.resources import ResourceMonitor, inference_record
-    from features.missing import parse_condition
     from features.mocap import speaker_wore_markers
     from systems.common import store_with, write_class_scores, write_result
+    from systems.common import require_store
     from systems.speech_text_mocap import (CLASSES, CONFIGURATIONS, MOCAP_COLUMNS, THREE_WAY, FusionMethod,
-                                           check_condition, tokenizer_token_words, training_norm)
+                                           tokenizer_token_words, training_norm)
     from utils import resolve_device, unweighted_accuracy, weighted_accuracy, writable_dir
     ap = parser(__doc__)
     ap.add_argument("--root", type=Path, required=True, help="IEMOCAP release folder (holding Session1..5)")
@@ -65,11 +103,16 @@ def main(argv=None) -> int:
                     help="also hold out Sessions 1-4 in turn and report the leave-one-session-out mean")
     ap.add_argument("--only-with-mocap", action="store_true",
                     help="keep only utterances whose speaker wore the markers (every configuration)")
-    ap.add_argument("--dev-share", type=positive_float, default=0.1,
-                    help="share of the training sessions' utterances held out as the dev part (seeded)")
+    ap.add_argument("--dev-share", type=fraction(0, 0.5, high_open=False, why="the rest of the training sessions "
+                                                                               "must stay for training"),
+                    default=0.1, help="share of the training sessions' utterances held out as the dev part (seeded; "
+                                      "in (0, 0.5])")
     f = ap.add_argument_group("features")
-    f.add_argument("--speech-model", default="facebook/wav2vec2-large-robust", help="wav2vec2 hub id or local folder")
-    f.add_argument("--text-model", default="bert-base-uncased", help="BERT-style hub id or local folder")
+    f.add_argument("--speech-model", default="facebook/wav2vec2-large-robust",
+                   help="wav2vec2 hub id, local folder, or tiny-random-wav2vec2 (the demo's tiny local model, offline)")
+    f.add_argument("--text-model", default="bert-base-uncased",
+                   help="BERT-style hub id, local folder, or tiny-random-bert (the demo's tiny local BERT, its "
+                        "vocabulary from the transcripts of Sessions 1-4; offline)")
     f.add_argument("--speech-store", type=Path, help="wav2vec2 store (default <root>/Features/Wav2Vec_<model's folder name>)")
     f.add_argument("--text-store", type=Path, help="token feature store (default <root>/Features/Tokens_<model's folder name>)")
     f.add_argument("--mocap-store", type=Path, help="mocap store (default <root>/Features/Mocap189x200)")
@@ -84,39 +127,28 @@ def main(argv=None) -> int:
     m.add_argument("--heads", type=int_at_least(1), default=4, help="attention heads per layer")
     m.add_argument("--layers", type=int_at_least(1), default=2, help="transformer layers per encoder")
     m.add_argument("--ff", type=int_at_least(1), default=256, help="feed-forward width")
-    m.add_argument("--dropout", type=float, default=0.1, help="dropout inside the encoders")
+    m.add_argument("--dropout", type=fraction(0, 1, low_open=False), default=0.1,
+                   help="dropout inside the encoders (in [0, 1))")
     m.add_argument("--fusion-hidden", type=int_at_least(1), default=128, help="hidden units of the classifier")
     t = ap.add_argument_group("training")
     t.add_argument("-iter", "--iterations", type=int_at_least(1), default=3000, help="most training steps")
     t.add_argument("-batch", "--batch-size", type=int_at_least(2), default=32, help="utterances per batch")
     t.add_argument("--lr", type=positive_float, default=1e-4, help="Adam learning rate")
     t.add_argument("--val-every", type=int_at_least(1), default=100, help="validate every N steps")
-    t.add_argument("--patience", type=int, default=10, help="validations without improvement tolerated (0: off)")
-    t.add_argument("--modality-dropout", type=float, default=0.0,
+    t.add_argument("--patience", type=int_at_least(0, "0 is off"), default=10,
+                   help="validations without improvement tolerated (0: off)")
+    t.add_argument("--modality-dropout", type=fraction(0, 1, low_open=False), default=0.0,
                    help="training: mark each present modality of an utterance absent with this probability "
                         "(at least one kept), so fused models degrade gracefully")
-    t.add_argument("--train-missing", type=parse_condition,
+    t.add_argument("--train-missing", type=condition,
                    help="missing data as training augmentation, e.g. frames:0.2 or words:0.2 (default: none)")
     t.add_argument("--missing", default=DEFAULT_MISSING,
                    help=f"conditions the {THREE_WAY} model is tested under ('none' to skip)")
-    t.add_argument("--seed", type=int, default=0, help="seed of initialisation, sampling, dropout, missing data")
-    add_run_output_args(ap.add_argument_group("output"))
+    t.add_argument("--seed", type=int_at_least(0), default=0,
+                   help="seed of initialisation, sampling, dropout, missing data")
+    add_run_output_args(ap.add_argument_group("output"), "speech-text-mocap")
     args = ap.parse_args(argv)
-    configs = [c.strip() for c in args.configs.split(",") if c.strip()]
-    unknown = [c for c in configs if c not in CONFIGURATIONS]
-    if unknown or not configs:
-        raise UserError(f"--configs {args.configs}: choose from {', '.join(CONFIGURATIONS)}")
-    if not 0 <= args.modality_dropout < 1:
-        raise UserError(f"--modality-dropout {args.modality_dropout}: a probability in [0, 1)")
-    if not 0 < args.dev_share < 1:
-        raise UserError(f"--dev-share {args.dev_share}: a share in (0, 1)")
-    try:
-        conditions = ([] if args.missing.strip().lower() == "none" else
-                      [check_condition(parse_condition(c)) for c in args.missing.split(",") if c.strip()])
-        if args.train_missing:
-            check_condition(args.train_missing)
-    except ValueError as e:
-        raise UserError(f"--missing / --train-missing: {e}") from None
+    configs, conditions = checked_settings(args)
     writable_dir(args.out)
     writable_dir(args.results)
     corpus = read_iemocap(args.root)  # a CorpusError is a clear error (engine.cli.entry)
@@ -126,6 +158,13 @@ def main(argv=None) -> int:
         labelled = [(r, y) for r, y in labelled if speaker_wore_markers(r.utt_id)]
     if not labelled:
         raise UserError(f"{args.root}: no utterance of the four classes {', '.join(CLASSES)}")
+    folds, absent = loso_session_folds(labelled, args.dev_share)  # numbered by held-out session
+    if 5 not in folds:
+        raise UserError(f"{args.root}: no four-class utterance in Session 5, the test session")
+    if absent:
+        print(f"warning: {args.root}: no four-class utterance in Session {', '.join(map(str, absent))}; it is in no "
+              "training part" + (" and has no held-out fold" if args.loso else ""), file=sys.stderr)
+    folds = {k: tuple([(r.utt_id, y) for r, y in part] for part in fold) for k, fold in folds.items()}
     records = [r for r, _ in labelled]
     needed = {m for c in configs for m in CONFIGURATIONS[c]}
     progress = not args.no_progress
@@ -161,11 +200,16 @@ def main(argv=None) -> int:
                               progress=progress)  # the listeners are listed in its errors-0of1.csv
                 out["mocap"].refresh()
         return out
+    if rank == 0 and "text" in needed and str(args.text_model).lower() == "tiny-random-bert":
+        from features.text import iemocap_training_texts, resolve_model  # its vocabulary: the training sessions'
+        resolve_model(args.text_model, texts=iemocap_training_texts(args.root))
     st = stores(extract=True) if rank == 0 else None
     if world > 1:
         dist.barrier()
         if rank != 0:
             st = stores(extract=False)
+    for name, store in st.items():  # the kinds of features, before training (issue 19.14)
+        require_store(store, f"--{name}-store", {"speech": "wav2vec2", "text": "tokens"}.get(name, name))
     no_text = frozenset(r.utt_id for r in records if not (r.transcript or "").strip())
     for name, store in st.items():
         lacking = [r.utt_id for r in records if r.utt_id not in store  # listeners and empty transcripts: below
@@ -191,15 +235,9 @@ def main(argv=None) -> int:
         tok = AutoTokenizer.from_pretrained(path, local_files_only=alias is not None or Path(path).is_dir())
         token_words = tokenizer_token_words(tok, {r.utt_id: r.transcript for r in records}, st["text"])
 
-    folds = {test[0][0].session: tuple([(r.utt_id, y) for r, y in part] for part in (tr, dv, test))
-             for tr, dv, test in loso_dev_folds(labelled, args.dev_share)}
-    if 5 not in folds:
-        raise UserError(f"{args.root}: no four-class utterance in Session 5, the test session")
     sessions = sorted(folds) if args.loso else [5]
-    tag = "".join([f"_md{args.modality_dropout:g}" if args.modality_dropout else "",
-                   f"_tm-{str(args.train_missing).replace(':', '')}" if args.train_missing else "",
-                   "_withmocap" if args.only_with_mocap else "", "_mean" if args.text_pooling == "mean" else "",
-                   "_vel" if args.mocap_velocity else ""])
+    names = output_names(args, ap, configs, sessions)
+    tag = names["tag"]
     scores, miss_rows = {}, []
     spans = {r.utt_id: r.end - r.start for r in records}  # seconds of audio of every utterance
     for k in sessions:
@@ -217,8 +255,7 @@ def main(argv=None) -> int:
                 train_condition=str(args.train_missing) if args.train_missing else None, seed=args.seed,
                 protocol={"name": "loso" if args.loso else "session5", "test_session": k,
                           "dev_share": args.dev_share, "only_with_mocap": args.only_with_mocap})
-            name = f"stm_{config}_s{k}{tag}"
-            run = args.out / name
+            run = names["runs"][(config, k)]
             cfg = LoopConfig(out_dir=run, iterations=args.iterations, batch_size=args.batch_size, lr=args.lr,
                              val_every=args.val_every, seed=args.seed, device=device, resume=not args.no_resume,
                              progress=progress, deterministic=args.deterministic, patience=args.patience,
@@ -239,7 +276,7 @@ def main(argv=None) -> int:
                       "modality_dropout": method.modality_dropout, "train_condition": method.train_condition,
                       "title": f"{config}, Session {k} held out",
                       **inference_record(mon.seconds, len(utts), audio_s, mon)}
-            wa, ua = write_class_scores(args.results / f"{name}.csv", utts, labels, logits, CLASSES, result=result)
+            wa, ua = write_class_scores(names["results"][(config, k)].with_suffix(".csv"), utts, labels, logits, CLASSES, result=result)
             scores[(config, k)] = {"WA": wa, "UA": ua, "train": len(train_items), "dev": len(dev_items),
                                    "test": len(test_items), "best_step": res.best_step, "steps": res.steps}
             print(f"{config} Session {k}: WA {wa:.4f}  UA {ua:.4f}  (train {len(train_items)}, dev {len(dev_items)}, "
@@ -273,7 +310,7 @@ def main(argv=None) -> int:
     for r in rows:
         print(f"| {r['configuration']} | {r['session5_WA']:.4f} | {r['session5_UA']:.4f} |"
               + (f" {r['loso_WA']:.4f} | {r['loso_UA']:.4f} |" if args.loso else ""))
-    stem = args.results / f"stm_ablation{tag}"
+    stem = names["ablation"].with_name(names["ablation"].name[:-len(".json")])
     write_table(stem.with_name(stem.name + ".csv"), rows)
     pre = "loso" if args.loso else "session5"
     counts = np.bincount([y for _, y in folds[5][2]], minlength=len(CLASSES))
@@ -284,10 +321,11 @@ def main(argv=None) -> int:
     write_result(stem.with_name(stem.name + ".json"), {
         "metric": "WA/UA", "system": "speech-text-mocap", "corpus": str(args.root), "classes": list(CLASSES),
         "protocol": "loso" if args.loso else "session5", "rows": rows,
-        "per_session": [{"configuration": c, "session": k, **v} for (c, k), v in scores.items()], "seed": args.seed})
+        "per_session": [{"configuration": c, "session": k, **v} for (c, k), v in scores.items()], "seed": args.seed,
+        "checkpoints": [str(names["runs"][ck]) for ck in scores]})  # write_result records each run's identity
     print(f"table: {stem.with_name(stem.name + '.csv')}, chart: {stem.with_name(stem.name + '.png')}")
     if miss_rows:
-        mstem = args.results / f"stm_missing{tag}"
+        mstem = names["missing"].with_name(names["missing"].name[:-len(".json")])
         mean_rows = []
         for cond, rate in dict.fromkeys((r["condition"], r["rate"]) for r in miss_rows):
             sel = [r for r in miss_rows if r["condition"] == cond and r["rate"] == rate]
@@ -297,7 +335,8 @@ def main(argv=None) -> int:
         missing_curves(mean_rows, ["WA", "UA"], mstem.with_name(mstem.name + ".png"), title=THREE_WAY)
         write_result(mstem.with_name(mstem.name + ".json"), {
             "metric": "WA/UA", "system": "speech-text-mocap", "configuration": THREE_WAY, "corpus": str(args.root),
-            "rows": miss_rows, "mean": mean_rows, "seed": args.seed})
+            "rows": miss_rows, "mean": mean_rows, "seed": args.seed,
+            "checkpoints": [str(names["runs"][(THREE_WAY, k)]) for k in sessions]})
         print(f"\n{THREE_WAY} with data missing ({'mean over held-out sessions' if args.loso else 'Session 5'}):\n"
               "| condition | WA | UA |\n|---|---|---|")
         for r in mean_rows:

@@ -13,8 +13,11 @@ from pathlib import Path
 
 from engine.cli import UserError, entry, parser
 from engine.resources import ResourceMonitor, inference_record
-from systems.chunk_lstm import Predictor, add_cli_args, resolve_paths
-from systems.common import add_testing_args, corpus_fields, testing_inputs, write_scores
+from systems.chunk_lstm import Predictor, add_cli_args, recorded_settings, resolve_paths
+from systems.common import (add_testing_args, corpus_fields, normterm_for_checkpoint, settings_from_checkpoint,
+                            testing_inputs, write_scores)
+from systems.common import require_store
+from utils import output_file
 
 
 @entry
@@ -24,33 +27,37 @@ def main(argv=None) -> int:
     add_testing_args(ap, "training.py", "<models-dir>/<run name>, else trained_models/<run name>", 64)
     args = ap.parse_args(argv)
     resolve_paths(args)
+    require_store(args.store, "--store", "chunk-lstm")  # the kind of features, before any work (issue 19.14)
     out, ckpt, store, items = testing_inputs(args, also_in=(Path("trained_models"),))
+    legacy_nt = normterm_for_checkpoint(args, ckpt, legacy_default=Path(__file__).resolve().parent / "NormTerm")
     try:
-        legacy_nt = args.normterm if args.normterm_given else Path(__file__).resolve().parent / "NormTerm"
-        pred = Predictor.load(ckpt, normterm=legacy_nt if ckpt.suffix == ".tar" else None, device=args.device)
+        pred = Predictor.load(ckpt, normterm=legacy_nt, device=args.device,
+                              allow_unfinished=args.allow_unfinished)
     except (FileNotFoundError, ValueError) as e:
         raise UserError(str(e)) from None
     want = pred.config.get("features", {}).get("name")
     if want and want != store.meta.get("name") or pred.config["model"]["input_dim"] != store.dims:
         raise UserError(f"{ckpt} was trained on {want or pred.config['model']['input_dim']} features, but "
                         f"{args.store} holds {store.meta.get('name')} ({store.dims}-d)")
-    if pred.attribute != args.attribute:
-        raise UserError(f"{ckpt} predicts {pred.attribute}, not {args.attribute}")
+    settings = settings_from_checkpoint(ckpt, recorded_settings(pred.config), {
+        "-iter": args.iterations, "-batch": args.batch_size, "-emo": args.emo_attr, "-atten": args.atten_type,
+        "--chunk-n": args.chunk_n})
     with ResourceMonitor() as mon:
         scores = pred.predict([store[u] for u, _ in items], batch_size=args.batch_eval)
     ms = 1000 * mon.seconds / len(items)
     value = write_scores(out, items, scores, result={
         **inference_record(mon.seconds, len(items), store.seconds([u for u, _ in items]), mon),
         "system": "chunk_lstm", "attribute": args.attribute, **corpus_fields(args),
-        "checkpoint": str(ckpt), "model": pred.config["model"], "seed": pred.config.get("loop", {}).get("seed")})
+        "checkpoint": str(ckpt), "model": pred.config["model"], "seed": pred.config.get("loop", {}).get("seed"),
+        "run_settings": settings})
     print("ChunkSeq2One")
-    print(f"Iterations: {args.iterations}")
-    print(f"Batch_Size: {args.batch_size}")
+    print(f"Iterations: {settings['-iter']}")
+    print(f"Batch_Size: {settings['-batch']}")
     print("Model_Type: LSTM")
-    print(f"Attention_Type: {args.atten_type}")
-    print(f"{args.emo_attr}-CCC: {value:.4f}")
+    print(f"Attention_Type: {settings['-atten']}")
+    print(f"{args.emo_attr}-CCC: {value}")  # str() of the value, full precision, as the original
     print(f"Avg. Time Cost(ms/uttr): {ms:.2f}")
-    print(f"checkpoint {ckpt}; {len(items)} utterances of {args.split}; per-utterance results in {out}, result in {out.with_suffix('.json')}")
+    print(f"checkpoint {ckpt}; {len(items)} utterances of {args.split}; per-utterance results in {out}, result in {output_file(out, '.json')}")
     return 0
 
 

@@ -14,6 +14,7 @@ import sys
 from engine.cli import entry, int_at_least, parser, positive_float
 from engine.loop import LoopConfig, ddp_env, train
 from systems.chunk_lstm import ChunkLSTMMethod, add_cli_args, resolve_paths
+from systems.common import require_store
 from systems.common import add_training_args, load_training_data, split_names
 
 
@@ -23,11 +24,12 @@ def main(argv=None) -> int:
     add_cli_args(ap)
     ap.add_argument("--lr", type=positive_float, default=1e-4, help="Adam learning rate")
     ap.add_argument("--val-every", type=int_at_least(1), default=50, help="validate every N iterations")
-    add_training_args(ap, "seed of the initialisation, sampling and dropout")
+    add_training_args(ap, "seed of the initialisation, sampling and dropout", "chunk-lstm")
     ap.add_argument("--population-ccc-loss", action="store_true",
                     help="textbook 1-CCC loss (the original mixes a population covariance with unbiased variances)")
     args = ap.parse_args(argv)
     resolve_paths(args)
+    require_store(args.store, "--store", "chunk-lstm")  # the kind of features, before any work (issue 19.14)
     store, nt, train_items, val_items, out_dir = load_training_data(args)
     method = ChunkLSTMMethod(store, nt, args.attribute, args.atten_type, n=args.chunk_n,
                              unbiased_var_loss=not args.population_ccc_loss, corpus_version=args.root.name)

@@ -31,9 +31,10 @@ def _umask() -> int:
     return mask
 
 
-def writable_dir(folder: str | Path) -> Path:
+def writable_dir(folder: str | Path, flag: str | None = None) -> Path:
     """Prove that files can be written in `folder` (or, where it does not exist yet, that it can be created)
-    without leaving anything behind; OutputError naming the folder otherwise.
+    without leaving anything behind; OutputError naming the folder (and the flag that sets it, when given)
+    otherwise.
 
     Scripts call this before long work, so an unwritable output fails in a second, not after an hour."""
     folder = Path(folder)
@@ -47,18 +48,75 @@ def writable_dir(folder: str | Path) -> Path:
         os.close(fd)
         os.unlink(probe)
     except OSError as e:
-        raise OutputError(f"{folder}: cannot write there ({e.strerror or e})") from None
+        change = f"; give {flag} a folder you can write to" if flag else ""
+        raise OutputError(f"{folder}: cannot write there ({e.strerror or e}){change}") from None
     return folder
 
 
+OUTPUT_SUFFIXES = (".csv", ".json", ".png")  # what the scripts write beside one another under one user-given name
+
+
+def output_file(name: str | Path, suffix: str) -> Path:
+    """The file `suffix` ('.json') of the outputs named `name` by the user (--out, --csv): `name` with its own
+    output suffix (.csv, .json, .png) replaced, any other name with `suffix` appended. Never Path.with_suffix,
+    which cuts a name at its last dot: --out run_lr0.5e-3 gives run_lr0.5e-3.csv, not run_lr0.csv."""
+    name = Path(name)
+    stem = name.name[: -len(name.suffix)] if name.suffix.lower() in OUTPUT_SUFFIXES else name.name
+    return name.with_name(stem + suffix)
+
+
+_DISK_FULL_TEXT = ("no space left on device", "not enough free space", "storagefull", "disk quota exceeded")
+
+
+def _human_bytes(n: float) -> str:
+    for unit in ("bytes", "KiB", "MiB", "GiB", "TiB"):
+        if n < 1024 or unit == "TiB":
+            return f"{n:.0f} {unit}" if unit == "bytes" else f"{n:.1f} {unit}"
+        n /= 1024
+    return f"{n} bytes"
+
+
+def _free_bytes(folder: Path) -> int | None:
+    import shutil
+    try:
+        return shutil.disk_usage(folder).free
+    except OSError:
+        return None
+
+
+def is_disk_full(e: BaseException, folder: str | Path | None = None) -> bool:
+    """Whether `e` says the disk (or the quota) is full: ENOSPC/EDQUOT, numpy's "Not enough free space",
+    safetensors' "No space left on device" / StorageFull, or torch.save's bare "file write failed" / "unexpected
+    pos" while `folder`'s disk has (almost) nothing free."""
+    if isinstance(e, OSError) and e.errno in (errno.ENOSPC, errno.EDQUOT):
+        return True
+    text = str(e).lower()
+    if any(t in text for t in _DISK_FULL_TEXT):
+        return True
+    torch_writer = "write failed" in text or "unexpected pos" in text  # torch.save's PytorchStreamWriter
+    free = _free_bytes(Path(folder)) if folder is not None and torch_writer else None
+    return free is not None and free < 2**20
+
+
+def disk_full_error(path: str | Path, need: int | None = None) -> OutputError:
+    """One line naming the target, the space it needs (when known) and what its disk has free."""
+    free = _free_bytes(Path(path).parent)
+    parts = [f"needs {_human_bytes(need)}" if need else None,
+             f"{_human_bytes(free)} free on its disk" if free is not None else None]
+    said = ", ".join(p for p in parts if p)
+    return OutputError(f"{path}: disk full, cannot write it{f' ({said})' if said else ''}; free some space or "
+                       "write elsewhere")
+
+
 @contextlib.contextmanager
-def atomic_path(path: str | Path):
+def atomic_path(path: str | Path, need: int | None = None):
     """Yield a temporary path next to `path`; on success fsync it and rename it over `path`.
 
     A run killed half-way leaves at most a `.tmp` file behind, never a truncated `path`. The file gets the
     permissions a plain `open(path, "w")` would (0666 less the umask), not mkstemp's private 0600, so
     colleagues on a shared server can read stores, models and results. Any failure to create, write or
-    rename raises OutputError naming `path`.
+    rename raises OutputError naming `path`; a full disk (whatever the writer raises: OSError, numpy's,
+    safetensors' or torch's error) says so, with the space `need`ed in bytes when the caller knows it.
     """
     path = Path(path)
     try:
@@ -66,6 +124,8 @@ def atomic_path(path: str | Path):
         fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
         os.close(fd)
     except OSError as e:
+        if is_disk_full(e):
+            raise disk_full_error(path, need) from None
         raise OutputError(f"{path}: cannot write ({e.strerror or e})") from None
     try:
         yield Path(tmp)
@@ -74,8 +134,11 @@ def atomic_path(path: str | Path):
         os.chmod(tmp, 0o666 & ~_umask())
         os.replace(tmp, path)
     except BaseException as e:
+        full = isinstance(e, Exception) and not isinstance(e, OutputError) and is_disk_full(e, path.parent)
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
+        if full:
+            raise disk_full_error(path, need) from None
         if isinstance(e, OSError) and e.errno in _WRITE_ERRNOS:
             raise OutputError(f"{path}: cannot write ({e.strerror or e})") from None
         raise

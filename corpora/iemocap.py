@@ -4,7 +4,9 @@ mappings and the three split conventions of the systems this toolkit reproduces.
 Record order is the MDRE global order: EmoEvaluation dialog files sorted by path (Session1 -> Session5, dialog
 names lexicographic), utterance ids sorted as strings within each file. Fold functions rely on it.
 
-Nothing is dropped silently: an utterance whose summary line is malformed, whose wav or transcript is missing
+Nothing is dropped silently: an utterance whose summary line is malformed, whose id is listed twice with
+different values (a conflict: neither is used; identical repeats use the first line and are listed too), whose
+wav or transcript is missing, or whose transcript line is not valid UTF-8 (decoded strictly, never replaced)
 lands in `Corpus.skipped` with the file and the reason.
 """
 from __future__ import annotations
@@ -20,7 +22,7 @@ from typing import TypeVar
 import numpy as np
 import pandas as pd
 
-from corpora.records import Corpus, CorpusError, Skipped, Utterance
+from corpora.records import Corpus, CorpusError, Skipped, TextDecodeError, Utterance, decode_utf8
 
 NAME = "IEMOCAP"
 SESSIONS = (1, 2, 3, 4, 5)
@@ -36,58 +38,113 @@ _CODE = re.compile(r"[a-z]{3}")
 _ID_GUESS = re.compile(r"Ses\d\d[FM]_\S+")
 
 
-def _parse_evaluation(path: Path) -> tuple[dict[str, tuple[float, float, str, dict[str, float]]], list[Skipped]]:
+def _text_lines(path: Path) -> list[tuple[int, str | None, str, bytes]]:
+    """(line number, text or None, reason, raw bytes) per line of a text file, each line decoded as strict UTF-8
+    (`decode_utf8`): a line that is not gives None and the reason, so only that line is lost, and never silently."""
+    out = []
+    for lineno, raw in enumerate(path.read_bytes().splitlines(), 1):
+        try:
+            out.append((lineno, decode_utf8(raw, path, lineno), "", raw))
+        except TextDecodeError as e:
+            out.append((lineno, None, e.reason, raw))
+    return out
+
+
+Summary = tuple[float, float, str, dict[str, float]]  # start, end, code, {val, act, dom}
+
+
+def _summary_problem(fields: list[str], dialog: str) -> str | None:
+    """Why TAB-separated fields are not a summary line of `dialog`, or None."""
+    if len(fields) != 4:
+        return f"{len(fields)} TAB-separated fields, expected 4"
+    times, utt_id, code, vad = (f.strip() for f in fields)
+    t = _TIMES.fullmatch(times)
+    if not (t and _VAD.fullmatch(vad) and _UTT_ID.fullmatch(utt_id) and _CODE.fullmatch(code)):
+        return "fields do not read as [start - end], id, 3-letter code, [V, A, D]"
+    if utt_id.rsplit("_", 1)[0] != dialog:
+        return f"id does not belong to dialog {dialog}"
+    if float(t[1]) >= float(t[2]):
+        return "start time not before end time"
+    return None
+
+
+def _parse_summary(fields: list[str]) -> tuple[str, Summary]:
+    times, utt_id, code, vad = (f.strip() for f in fields)
+    t, v = _TIMES.fullmatch(times), _VAD.fullmatch(vad)
+    return utt_id, (float(t[1]), float(t[2]), code, {"val": float(v[1]), "act": float(v[2]), "dom": float(v[3])})
+
+
+def _parse_evaluation(path: Path) -> tuple[dict[str, Summary], list[Skipped]]:
     """Summary lines of one EmoEvaluation file: id -> (start, end, code, {val, act, dom}), plus bad lines.
 
     Blocks are `[start - end] TAB id TAB code TAB [V, A, D]` followed by `C-...` and `A-...` evaluator lines;
     every other non-blank, non-comment line must be a summary line, so a damaged one is reported, not lost.
+    An id listed twice is never read twice: identical repeats use the first line (the others are listed), and
+    repeats that differ (another span, code or V/A/D) are all listed as a conflict and none is used.
     """
-    found, bad = {}, []
-    for lineno, line in enumerate(path.read_text(encoding="utf-8", errors="replace").splitlines(), 1):
-        line = line.rstrip()
-        if not line or line.startswith(("%", "C-", "A-")):
+    seen: dict[str, list[tuple[int, Summary]]] = {}
+    bad = []
+    for lineno, line, undecodable, raw in _text_lines(path):
+        shown = (line if line is not None else raw.decode("ascii", "replace")).rstrip()  # for the message only
+        if not undecodable and (not shown or shown.startswith(("%", "C-", "A-"))):
             continue
-        fields = line.split("\t")
-        problem = None
-        if len(fields) != 4:
-            problem = f"{len(fields)} TAB-separated fields, expected 4"
-        else:
-            times, utt_id, code, vad = (f.strip() for f in fields)
-            t, v, ident = _TIMES.fullmatch(times), _VAD.fullmatch(vad), _UTT_ID.fullmatch(utt_id)
-            if not (t and v and ident and _CODE.fullmatch(code)):
-                problem = "fields do not read as [start - end], id, 3-letter code, [V, A, D]"
-            elif utt_id.rsplit("_", 1)[0] != path.stem:
-                problem = f"id does not belong to dialog {path.stem}"
-            elif float(t[1]) >= float(t[2]):
-                problem = "start time not before end time"
-            elif utt_id in found:
-                problem = "duplicate id"
+        fields = shown.split("\t")
+        problem = undecodable or _summary_problem(fields, path.stem)
         if problem:
-            guess = _ID_GUESS.search(line)
+            guess = _ID_GUESS.search(shown)
             bad.append(Skipped(guess[0] if guess else f"line {lineno}", str(path),
-                               f"malformed EmoEvaluation line: line {lineno}: {problem}: {line[:120]!r}"))
+                               f"malformed EmoEvaluation line: {'' if undecodable else f'line {lineno}: '}"
+                               f"{problem}: {shown[:120]!r}"))
             continue
-        found[utt_id] = (float(t[1]), float(t[2]), code,
-                         {"val": float(v[1]), "act": float(v[2]), "dom": float(v[3])})
+        utt_id, summary = _parse_summary(fields)
+        seen.setdefault(utt_id, []).append((lineno, summary))
+    found = {}
+    for utt_id, rows in seen.items():
+        lines = ", ".join(str(n) for n, _ in rows)
+        if all(summary == rows[0][1] for _, summary in rows):
+            found[utt_id] = rows[0][1]
+            if len(rows) > 1:
+                bad.append(Skipped(utt_id, str(path), f"duplicate id: lines {lines} are identical; line "
+                                                      f"{rows[0][0]} is used"))
+        else:
+            bad.append(Skipped(utt_id, str(path), f"duplicate id with conflicting values: lines {lines} differ "
+                                                  f"({_differences([s for _, s in rows])}); none is used"))
     return found, bad
 
 
-def _parse_transcripts(path: Path) -> dict[str, str | None]:
-    """id -> text of one transcription file; None for an utterance line without the `]: ` separator.
+def _differences(summaries: list[Summary]) -> str:
+    """What differs between summaries of one id: 'span', 'code' and/or the attributes."""
+    first = summaries[0]
+    parts = ["span"] if any(s[:2] != first[:2] for s in summaries) else []
+    parts += ["code"] if any(s[2] != first[2] for s in summaries) else []
+    parts += [a for a in ("val", "act", "dom") if any(s[3][a] != first[3][a] for s in summaries)]
+    return ", ".join(parts)
+
+
+def _parse_transcripts(path: Path) -> tuple[dict[str, str | None], dict[str, str]]:
+    """(id -> text of one transcription file, None for an utterance line without the `]: ` separator;
+    {line number: reason} of lines that are not valid UTF-8, whose utterances therefore have no text).
 
     Lines that are not utterances (ids not starting with `Ses`, unsegmented `XX` turns) are skipped. The text
-    may itself contain `: `, so only the first `]: ` splits.
+    may itself contain `: `, so only the first `]: ` splits. An undecodable line's id is read from its bytes.
     """
     texts: dict[str, str | None] = {}
-    for line in path.read_text(encoding="utf-8", errors="replace").splitlines():
+    undecodable: dict[str, str] = {}
+    for _, line, reason, raw in _text_lines(path):
+        if line is None:  # the id (ASCII) is still readable from the raw line; its text is not used
+            line = raw.decode("ascii", "replace")
         if not line.startswith("Ses"):
             continue
         utt_id = line.split(" ", 1)[0]
         if utt_id[-3:-1] == "XX":
             continue
+        if reason:
+            texts[utt_id] = None
+            undecodable[utt_id] = reason
+            continue
         _, sep, text = line.partition("]: ")
         texts[utt_id] = text.strip() if sep else None
-    return texts
+    return texts, undecodable
 
 
 def read_iemocap(root: str | Path) -> Corpus:
@@ -110,7 +167,7 @@ def read_iemocap(root: str | Path) -> Corpus:
         skipped += bad
         session_dir, dialog = emo_path.parents[2], emo_path.stem
         transcript_path = session_dir / "dialog" / "transcriptions" / f"{dialog}.txt"
-        texts = _parse_transcripts(transcript_path) if transcript_path.is_file() else None
+        texts, undecodable = _parse_transcripts(transcript_path) if transcript_path.is_file() else (None, {})
         for utt_id in sorted(summaries):
             start, end, code, labels = summaries[utt_id]
             audio_path = session_dir / "sentences" / "wav" / dialog / f"{utt_id}.wav"
@@ -121,7 +178,8 @@ def read_iemocap(root: str | Path) -> Corpus:
                 skipped.append(Skipped(utt_id, str(transcript_path), "transcript file missing"))
                 continue
             if texts.get(utt_id) is None:
-                reason = "transcript line malformed (no ']: ')" if utt_id in texts else "no transcript line"
+                reason = (f"transcript {undecodable[utt_id]}" if utt_id in undecodable else
+                          "transcript line malformed (no ']: ')" if utt_id in texts else "no transcript line")
                 skipped.append(Skipped(utt_id, str(transcript_path), reason))
                 continue
             session, gender = int(utt_id[4]), utt_id[-4]
@@ -209,13 +267,23 @@ def _column_names(header: list[str], axes: list[str], width: int) -> list[str]:
     return [f"col{j}" for j in range(width)]
 
 
+class DamagedMocapRows(CorpusError):
+    """Mocap rows inside an utterance's span have fewer fields than the file's other rows. The file reader would
+    pad them with NaN, which interpolation then fills: made-up motion, so the utterance has no mocap instead."""
+
+
 @functools.lru_cache(maxsize=6)  # the three streams of the current and the previous dialog
-def _read_mocap_file(path: str) -> tuple[np.ndarray, np.ndarray, tuple[str, ...]]:
-    """(times, values float32, column names) of a dialog-level mocap file; arrays are read-only (cached)."""
+def _read_mocap_file(path: str) -> tuple[np.ndarray, np.ndarray, tuple[str, ...], np.ndarray]:
+    """(times, values float32, column names, short rows) of a dialog-level mocap file; arrays are read-only
+    (cached). Short rows: (k, 4) float64 of (line number, earliest time, latest time, fields) of every row with
+    fewer fields than the widest (their Time, or the times of their neighbours when the Time is lost too)."""
     if not Path(path).is_file():
         raise CorpusError(f"{path}: mocap file missing")
-    with open(path, encoding="utf-8", errors="replace") as f:
-        header, axes = f.readline().split(), f.readline().split()
+    with open(path, "rb") as f:
+        try:
+            header, axes = (decode_utf8(f.readline(), path, k).split() for k in (1, 2))
+        except TextDecodeError as e:
+            raise CorpusError(f"{path}: unreadable mocap header ({e.reason})") from None
     try:  # pandas' C parser: ~10x faster than a Python split loop on files of 10^5 rows x 167 columns
         table = pd.read_csv(path, sep=r"\s+", skiprows=2, header=None, dtype=np.float64, engine="c").to_numpy()
     except pd.errors.EmptyDataError:
@@ -225,17 +293,55 @@ def _read_mocap_file(path: str) -> tuple[np.ndarray, np.ndarray, tuple[str, ...]
     if table.shape[1] < 3:
         raise CorpusError(f"{path}: expected Frame#, Time and value columns, found {table.shape[1]} column(s)")
     times, values = table[:, 1].copy(), table[:, 2:].astype(np.float32)
-    times.flags.writeable = values.flags.writeable = False
-    return times, values, tuple(_column_names(header, axes, values.shape[1]))
+    short = _short_rows(path, table) if np.isnan(table[:, -1]).any() else np.zeros((0, 4))
+    for a in (times, values, short):
+        a.flags.writeable = False
+    return times, values, tuple(_column_names(header, axes, values.shape[1])), short
+
+
+def _short_rows(path: str, table: np.ndarray) -> np.ndarray:
+    """(line number, earliest time, latest time, fields) of the data rows with fewer fields than the table is
+    wide. Only rows ending in NaN can be short (pandas pads a short row with NaN; a lost marker is NaN too), so
+    only their lines are counted (a full scan costs ~30 % of the parse)."""
+    raw = np.fromfile(path, dtype=np.uint8)
+    newlines = np.flatnonzero(raw == 10)
+    starts, ends = np.concatenate([[0], newlines + 1]), np.concatenate([newlines, [len(raw)]])
+    is_space = np.zeros(256, bool)
+    is_space[[9, 10, 13, 32]] = True
+    data_lines = np.flatnonzero(ends[2:] > starts[2:]) + 2  # 0-based indices of the non-empty lines after the header
+    if len(data_lines) != len(table):
+        return np.zeros((0, 4))  # cannot align lines with rows (whitespace-only lines): leave it to the NaN policy
+
+    def fields(line: int) -> int:
+        space = is_space[raw[starts[line]:ends[line]]]
+        return int(np.count_nonzero(~space & np.concatenate([[True], space[:-1]])))
+
+    times, out = table[:, 1], []
+    for i in np.flatnonzero(np.isnan(table[:, -1])):
+        n = fields(data_lines[i])
+        if n >= table.shape[1]:
+            continue  # a lost marker, not a short row
+        before, after = times[:i][np.isfinite(times[:i])], times[i + 1:][np.isfinite(times[i + 1:])]
+        lo = times[i] if np.isfinite(times[i]) else (before[-1] if len(before) else -np.inf)
+        hi = times[i] if np.isfinite(times[i]) else (after[0] if len(after) else np.inf)
+        out.append((data_lines[i] + 1, lo, hi, n))
+    return np.array(out, dtype=np.float64).reshape(-1, 4)
 
 
 def load_mocap(record: Utterance, stream: str, root: str | Path | None = None) -> tuple[np.ndarray, list[str]]:
     """The dialog-level mocap rows of `stream` with start < Time < end (strict), Frame#/Time dropped.
 
     Returns (frames x columns float32, NaN kept as in the file; column names). The frames belong to the actor
-    wearing markers in that dialog, who may be the listener. Missing file -> CorpusError naming it.
+    wearing markers in that dialog, who may be the listener. Missing file -> CorpusError naming it; a row with
+    too few fields inside the span -> DamagedMocapRows naming the file, the line and the field count.
     """
-    times, values, columns = _read_mocap_file(str(mocap_path(record, stream, root)))
+    path = mocap_path(record, stream, root)
+    times, values, columns, short = _read_mocap_file(str(path))
+    inside = short[(short[:, 1] < record.end) & (short[:, 2] > record.start)]
+    if len(inside):
+        line, _, _, n = inside[0]
+        raise DamagedMocapRows(f"{path}: line {int(line)} has {int(n)} fields, expected {values.shape[1] + 2} "
+                               f"({len(inside)} such row(s) between {record.start} and {record.end} s)")
     keep = (times > record.start) & (times < record.end)
     return values[keep], list(columns)  # boolean indexing copies: the cached array stays intact
 
@@ -338,6 +444,15 @@ def loso_dev_folds(items: Sequence[Item], dev_share: float = 0.1,
         folds.append(([it for i, it in enumerate(train) if i not in dev_idx],
                       [it for i, it in enumerate(train) if i in dev_idx], test))
     return folds
+
+
+def loso_session_folds(items: Sequence[Item], dev_share: float = 0.1, seed: int = 3372
+                       ) -> tuple[dict[int, tuple[list[Item], list[Item], list[Item]]], list[int]]:
+    """`loso_dev_folds` numbered by held-out session: ({session: (train, dev, test)}, the sessions of 1-5 that
+    have no item). A fold is named after the session it tests, never its position, so with Session 3 absent
+    Session 4 is still fold 4 (mdre.py, speech_text_mocap.py); the caller warns about the absent ones."""
+    present = sorted({_session(it) for it in items})
+    return dict(zip(present, loso_dev_folds(items, dev_share, seed))), [s for s in SESSIONS if s not in present]
 
 
 def session5_split(records: Sequence[Item]) -> tuple[list[Item], list[Item]]:

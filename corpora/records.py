@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import csv
+import io
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -14,12 +15,38 @@ class CorpusError(Exception):
     """A corpus cannot be read at all (missing folder, file or column, unknown split). Names the file."""
 
 
+class TextDecodeError(CorpusError):
+    """A text file (or one line of it) is not valid UTF-8; `reason` says where, without the path."""
+
+    def __init__(self, path, reason: str):
+        super().__init__(f"{path}: {reason}")
+        self.path, self.reason = str(path), reason
+
+
+def decode_utf8(raw: bytes, path: str | Path, first_line: int = 1) -> str:
+    """`raw` decoded as strict UTF-8 (never "replace": a mangled `caf?` would be used as text without a word).
+    TextDecodeError (a CorpusError) naming the file, the line (counted from `first_line`) and the offending
+    byte otherwise."""
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError as e:
+        line = first_line + raw.count(b"\n", 0, e.start)
+        column = e.start - (raw.rfind(b"\n", 0, e.start) + 1) + 1
+        raise TextDecodeError(path, f"line {line}: not valid UTF-8 text (byte 0x{raw[e.start]:02x} at column "
+                                    f"{column}); re-save the file as UTF-8") from None
+
+
 def read_transcript_file(path: str | Path) -> str:
     """A transcript as the original text extractor reads it: the file's lines with their newline characters
     kept, joined with one space, stripped at the two ends only. An inner newline therefore survives (the
-    byte-level BPE of RoBERTa makes it a token of its own), so token rows line up with the original's."""
-    with open(path, encoding="utf-8", errors="replace") as f:
-        return " ".join(f.readlines()).strip()
+    byte-level BPE of RoBERTa makes it a token of its own), so token rows line up with the original's.
+
+    Decoded as strict UTF-8 (`decode_utf8`): a file that is not (Latin-1, binary bytes) raises CorpusError
+    naming it, the line and the byte, and callers list it instead of using mangled text."""
+    with open(path, "rb") as f:
+        text = decode_utf8(f.read(), path)
+    # universal newlines, as a text-mode open would read them (\r\n and \r become \n)
+    return " ".join(io.StringIO(text, newline=None).readlines()).strip()
 
 
 @dataclass(frozen=True)

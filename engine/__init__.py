@@ -1,0 +1,13 @@
+"""The engine every script imports before torch: the training loop, checkpoints, command-line helpers, plots.
+
+One process-wide setting lives here because it must be made before torch loads its OpenMP runtime: OpenMP
+threads that wait for work sleep (OMP_WAIT_POLICY=PASSIVE) instead of spinning. With spinning (libgomp's
+default), a multi-threaded training beside other busy processes collapsed: each parallel region's threads burn
+their time slices waiting for a descheduled peer (two concurrent MDREA runs on 2 cores: ~9x slower per step
+than one thread). Sleeping keeps the thread count (so a seeded run's numbers do not change) and costs little
+on a quiet machine; `python bench/bench_threads.py` measures both (README "Determinism"). A value the user
+set is kept.
+"""
+import os
+
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")

@@ -16,6 +16,7 @@ from safetensors.torch import load_file, save_file
 from utils import atomic_path, atomic_write_text
 
 WEIGHTS, CONFIG, STATE = "model.safetensors", "config.json", "state.pt"
+RUN = "run.json"  # the run's identity, configuration and training record (engine/loop.py writes it)
 
 
 def git_commit() -> str:
@@ -37,16 +38,67 @@ def git_commit() -> str:
 def save_checkpoint(folder: str | Path, state_dict: dict[str, torch.Tensor], config: dict) -> None:
     folder = Path(folder)
     tensors = {k: v.detach().to("cpu").contiguous() for k, v in state_dict.items()}
-    with atomic_path(folder / WEIGHTS) as tmp:
+    with atomic_path(folder / WEIGHTS, need=sum(t.nbytes for t in tensors.values())) as tmp:  # names a full disk
         save_file(tensors, str(tmp))
     atomic_write_text(folder / CONFIG, json.dumps({"git_commit": git_commit(), **config}, indent=1))
 
 
-def load_checkpoint(folder: str | Path) -> tuple[dict[str, torch.Tensor], dict]:
+def load_checkpoint(folder: str | Path, allow_unfinished: bool = False) -> tuple[dict[str, torch.Tensor], dict]:
+    """(state_dict, config) of one of our checkpoint folders; the config's "training" is the run's training
+    record (None without one). The best checkpoint of a run that has not finished is refused unless
+    `allow_unfinished` (the user's --allow-unfinished): scored, it would look like a finished model's numbers."""
     folder = Path(folder)
     if not (folder / WEIGHTS).is_file() or not (folder / CONFIG).is_file():
         raise FileNotFoundError(f"{folder}: not a checkpoint folder (needs {WEIGHTS} and {CONFIG})")
-    return load_file(str(folder / WEIGHTS)), json.loads((folder / CONFIG).read_text())
+    record = require_finished(folder, allow_unfinished)
+    return load_file(str(folder / WEIGHTS)), {**json.loads((folder / CONFIG).read_text()), "training": record}
+
+
+def training_record(folder: str | Path) -> dict | None:
+    """How far the run that wrote this checkpoint folder trained: run.json's "training", which the loop rewrites
+    after every round ({"unit": "iteration" or "epoch", "done", "planned", "optimizer_steps", "best_at",
+    "stopped_early", "finished"}). None for a folder without one: a published model, a checkpoint copied
+    without its run folder, or a run made before the record existed."""
+    from engine.cli import UserError
+    path = Path(folder) / RUN
+    if not path.is_file():
+        return None
+    try:
+        return json.loads(path.read_text()).get("training")
+    except (OSError, ValueError, AttributeError) as e:
+        raise UserError(f"{path}: unreadable ({e}), so whether its training finished is unknown") from None
+
+
+def describe_training(record: dict) -> str:
+    """'iteration 5 of 400' / 'epoch 2 of 30, stopped early' for messages."""
+    text = f"{record['unit']} {record['done']} of {record['planned']}"
+    return text + (", stopped early" if record.get("stopped_early") else "")
+
+
+def require_finished(folder: str | Path, allow_unfinished: bool = False) -> dict | None:
+    """The folder's training record, after refusing a run that has not finished (unless allowed)."""
+    from engine.cli import UserError
+    record = training_record(folder)
+    if record is not None and not record.get("finished") and not allow_unfinished:
+        raise UserError(f"{folder}: its training has not finished ({describe_training(record)}; best checkpoint "
+                        f"at {record['unit']} {record['best_at']}); re-run its training command to finish it (it "
+                        "resumes), or add --allow-unfinished to score it anyway (the result file records how far "
+                        "it trained)")
+    return record
+
+
+def training_fields(fields: dict) -> dict:
+    """{"training": ...} for a result file that names the checkpoint(s) it scored ("checkpoint" or
+    "checkpoints") and does not say it yet: each one's training record, so a result always tells how far its
+    model trained (None: no record, e.g. a published .pth.tar)."""
+    if "training" in fields:
+        return {}
+    if fields.get("checkpoint"):
+        return {"training": training_record(fields["checkpoint"]) if Path(fields["checkpoint"]).is_dir() else None}
+    if fields.get("checkpoints"):
+        return {"training": {str(c): training_record(c) if Path(c).is_dir() else None
+                             for c in fields["checkpoints"]}}
+    return {}
 
 
 def load_legacy(path: str | Path) -> dict[str, torch.Tensor]:

@@ -45,12 +45,12 @@ import torch
 import torch.distributed as dist
 from tqdm import tqdm
 
-from engine.checkpoint import CONFIG, STATE, WEIGHTS, load_state, save_checkpoint, save_state
+from engine.checkpoint import CONFIG, RUN, STATE, WEIGHTS, load_state, save_checkpoint, save_state
 from engine.cli import UserError
+from engine.plots import training_curves
 from engine.resources import ResourceMonitor
 from utils import atomic_path, atomic_write_text, seed_everything
 
-RUN = "run.json"
 RESOURCES = "resources.json"  # what the last call that trained used: time, throughput, memory
 
 
@@ -205,11 +205,12 @@ def deterministic_mode(on: bool):
         torch.use_deterministic_algorithms(was)
 
 
-def load_best(method, run_dir: Path, device) -> torch.nn.Module:
-    """The method's model holding the run's best checkpoint (model.safetensors), on `device`, in eval mode."""
+def load_best(method, run_dir: Path, device, allow_unfinished: bool = False) -> torch.nn.Module:
+    """The method's model holding the run's best checkpoint (model.safetensors), on `device`, in eval mode; a run
+    whose training has not finished is refused unless `allow_unfinished` (engine.checkpoint.load_checkpoint)."""
     from engine.checkpoint import load_checkpoint
     model = method.build_model()
-    model.load_state_dict(load_checkpoint(run_dir)[0])
+    model.load_state_dict(load_checkpoint(run_dir, allow_unfinished)[0])
     return model.to(device).eval()
 
 
@@ -221,34 +222,6 @@ def evaluate(method, model, items, batch_size: int, device) -> np.ndarray:
             batch = to_device(method.collate(items[b: b + batch_size]), device)
             preds.append(np.asarray(method.predict(model, batch), dtype=np.float64))
     return np.concatenate(preds) if preds else np.zeros(0)
-
-
-def _plot(log_rows: list[dict], path: Path, title: str) -> None:
-    """Losses per round (left) and any other logged curve, e.g. NMI, on its own panel (right)."""
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    xkey = "epoch" if "epoch" in log_rows[0] else "step"
-    x = [r[xkey] for r in log_rows]
-    losses = [k for k in log_rows[0] if k.endswith("_loss")]
-    others = [k for k in log_rows[0] if k not in (*losses, xkey, "steps", "best_val")
-              and not k.endswith("seconds") and not k.endswith("empty_clusters")]
-    fig, axes = plt.subplots(1, 2 if others else 1, figsize=(11 if others else 6, 4), squeeze=False)
-    for k in losses:
-        axes[0, 0].plot(x, [r[k] for r in log_rows], label=k.replace("_", " "))
-    axes[0, 0].set_xlabel("iteration" if xkey == "step" else "epoch")
-    axes[0, 0].set_ylabel("loss")
-    axes[0, 0].set_title(title, fontsize=8)
-    axes[0, 0].legend()
-    for k in others:
-        axes[0, 1].plot(x, [r[k] for r in log_rows], label=k)
-    if others:
-        axes[0, 1].set_xlabel(axes[0, 0].get_xlabel())
-        axes[0, 1].legend()
-    fig.tight_layout()
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, format="png")
-    plt.close(fig)
 
 
 def items_digest(items: list) -> str:
@@ -289,6 +262,22 @@ def check_run_identity(out: Path, identity: dict, resume: bool) -> None:
         more = f" (and {len(diff) - 8} more)" if len(diff) > 8 else ""
         raise UserError(f"{out} was started with other settings ({lines}{more}); to keep both runs give another "
                         "--out, or add --no-resume to discard this run and start over")
+
+
+def training_progress(cfg: LoopConfig, step: int, epoch: int, best_step: int, stopped_early: bool) -> dict:
+    """run.json's training record: how far the run has trained against what its last call planned, so that a
+    scoring script can tell a killed run's best checkpoint from a finished one (engine.checkpoint)."""
+    epoch_mode = cfg.epochs > 0
+    done, planned = (epoch, cfg.epochs) if epoch_mode else (step, cfg.iterations)
+    return {"unit": "epoch" if epoch_mode else "iteration", "done": done, "planned": planned,
+            "optimizer_steps": step, "best_at": best_step, "stopped_early": stopped_early,
+            "finished": done >= planned or stopped_early}
+
+
+def _record_training(out: Path, record: dict) -> None:
+    """Rewrite run.json's "training" (the identity and configuration stay as the run's first call wrote them)."""
+    run = json.loads((out / RUN).read_text())
+    atomic_write_text(out / RUN, json.dumps({**run, "training": record}, indent=1, default=str))
 
 
 def train(method, train_items: list, val_items: list, cfg: LoopConfig) -> LoopResult:
@@ -355,6 +344,7 @@ def _train(method, train_items: list, val_items: list, cfg: LoopConfig) -> LoopR
             (out / name).unlink(missing_ok=True)
         atomic_write_text(out / RUN, json.dumps({"identity": identity, "config": config}, indent=1, default=str))
     first_step, first_epoch = step, epoch
+    elapsed_before = float(log_rows[-1]["seconds"]) if log_rows else 0.0  # log.csv's clock runs on across resumes
     ctx = Context(device, rank, world, cfg.eval_batch_size, cfg.progress and main_rank)
     val_targets = method.targets(val_items)
     pool = ThreadPoolExecutor(max_workers=1)  # prepares the next batch while the model trains on this one
@@ -425,6 +415,8 @@ def _train(method, train_items: list, val_items: list, cfg: LoopConfig) -> LoopR
         timing[f"{st.name}_data_wait_seconds"] = round(t_data - data_before, 3)
         return losses
 
+    if main_rank and (epoch < cfg.epochs if epoch_mode else step < cfg.iterations) and not stopped_early():
+        _record_training(out, training_progress(cfg, step, epoch, best_step, False))  # unfinished until done
     with ResourceMonitor() as mon:
         threads = torch.get_num_threads()
         for stages in rounds():
@@ -438,6 +430,8 @@ def _train(method, train_items: list, val_items: list, cfg: LoopConfig) -> LoopR
             val = float(method.val_loss(pred, val_targets))
             improved = val < best_val
             where = epoch if epoch_mode else step
+            if main_rank and hasattr(method, "report_validation"):  # e.g. the original's per-validation lines
+                method.report_validation(where, row_losses, val, best_val)
             if improved:
                 best_val, best_step = val, where
             stale = 0 if improved else stale + 1
@@ -447,7 +441,7 @@ def _train(method, train_items: list, val_items: list, cfg: LoopConfig) -> LoopR
             for name, ls in row_losses.items():
                 row[f"{name}_loss" if name != "train" else "train_loss"] = float(np.mean(ls)) if ls else float("nan")
             row.update({"val_loss": val, "best_val": best_val, **(method.round_log() if hasattr(method, "round_log") else {}),
-                        **(timing if epoch_mode else {}), "seconds": round(time.time() - t_start, 2)})
+                        **(timing if epoch_mode else {}), "seconds": round(elapsed_before + time.time() - t_start, 2)})
             log_rows.append(row)
             bar.set_postfix(val=f"{val:.4f}", best=f"{best_val:.4f}@{best_step}")
             if main_rank:
@@ -455,7 +449,7 @@ def _train(method, train_items: list, val_items: list, cfg: LoopConfig) -> LoopR
                     save_checkpoint(out, model.state_dict(), {**config, ("epoch" if epoch_mode else "step"): where,
                                                               "val_loss": val})
                 _write_log(out / "log.csv", log_rows)
-                _plot(log_rows, out / "loss.png", out.name)
+                training_curves(log_rows, out / "loss.png", out.name)
                 save_state(out, {"model": model.state_dict(), "step": step, "epoch": epoch,
                                  "optimizers": {k: o.state_dict() for k, o in optimizers.items()},
                                  "best_val": best_val, "best_step": best_step, "stale": stale,
@@ -463,6 +457,7 @@ def _train(method, train_items: list, val_items: list, cfg: LoopConfig) -> LoopR
                                  "python_rng": _from_python_random(random.getstate()),
                                  **({"sampler": sampler.state()} if sampler is not None else {}),
                                  **({"method": method.state()} if hasattr(method, "state") else {})})
+                _record_training(out, training_progress(cfg, step, epoch, best_step, stopped_early()))
             if world > 1:
                 dist.barrier()
     bar.close()
@@ -499,8 +494,15 @@ def _write_log(path: Path, rows: list[dict]) -> None:
 
 
 def _read_log(path: Path) -> list[dict]:
+    """log.csv's rows as written: a whole number stays an int (rewritten as `0`, not `0.0`), others floats."""
     if not path.is_file():
         return []
     with open(path, newline="") as f:
-        return [{k: int(v) if k in ("step", "epoch", "steps") else float(v) for k, v in r.items()}
-                for r in csv.DictReader(f)]
+        return [{k: _cell(v) for k, v in r.items()} for r in csv.DictReader(f)]
+
+
+def _cell(text: str):
+    try:
+        return int(text)
+    except ValueError:
+        return float(text) if text else text

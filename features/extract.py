@@ -29,10 +29,10 @@ import numpy as np
 from tqdm import tqdm
 
 from corpora import read_corpus
-from corpora.records import CorpusError, Utterance, read_transcript_file
+from corpora.records import CorpusError, TextDecodeError, Utterance, read_transcript_file
 from engine.cli import UserError, int_at_least
 from features.audio import AudioError, load_audio
-from features.store import BadFeatures, FeatureStore
+from features.store import BadFeatures, FeatureStore, input_fingerprints, note_unfingerprinted
 from utils import writable_dir
 
 
@@ -71,7 +71,10 @@ def load_input(item: Item, kind: str, min_seconds: float = 0.0):
         path = item.transcript_path
         if path is None or not Path(path).is_file():
             raise InputError(path or item.utt_id, "transcript missing")
-        text = read_transcript_file(path)
+        try:
+            text = read_transcript_file(path)
+        except TextDecodeError as e:  # not valid UTF-8: listed with the line and byte, never used mangled
+            raise InputError(path, e.reason) from None
         if not text:
             raise InputError(path, "empty transcript")
         return text
@@ -110,15 +113,43 @@ class ExtractionSummary:
     errors: int
     seconds: float
     audio_seconds: float
+    reextracted: int = 0  # of `extracted`: utterances whose inputs had changed since their last extraction
+
+
+def to_extract(items: list, store: FeatureStore) -> tuple[list, list[tuple[str, str]]]:
+    """(the items `store` lacks or holds from inputs that changed since, (utterance, changed file) of the latter).
+    Prints one note when the store cannot tell (features extracted before fingerprints were recorded)."""
+    changed = store.changed_inputs([it for it in items if it.utt_id in store])
+    note_unfingerprinted(store, [it.utt_id for it in items])
+    stale = {u for u, _ in changed}
+    return [it for it in items if it.utt_id not in store or it.utt_id in stale], changed
+
+
+def _say_reextracted(changed: list[tuple[str, str]], store: FeatureStore) -> None:
+    if changed:
+        shown = "; ".join(f"{u} ({f})" for u, f in changed[:5])
+        print(f"{store.root}: {len(changed)} utterance(s) re-extracted: inputs changed: {shown}"
+              f"{' ...' if len(changed) > 5 else ''}", file=sys.stderr)
 
 
 def extract_to_store(extractor, items: list[Item], store: FeatureStore, *, shard: tuple[int, int] = (0, 1),
                      batch_size: int = 1, progress: bool = True, flush_seconds: float = 60.0) -> ExtractionSummary:
+    """Extract every item of this shard that `store` lacks, or holds from inputs that changed since (those are
+    re-extracted and listed; where that now fails, their old features are withdrawn and the error listed)."""
     i, n = shard
     mine = items[i::n]
-    t0, n_ok, n_err, audio_s = time.time(), 0, 0, 0.0
+    t0, n_ok, n_err, n_again, audio_s = time.time(), 0, 0, 0, 0.0
     with store.writer(worker=f"{i}of{n}", flush_seconds=flush_seconds) as w:  # locks this shard of the store
-        todo = [it for it in mine if it.utt_id not in store]
+        todo, changed = to_extract(mine, store)
+        stale = {u for u, _ in changed}
+        _say_reextracted(changed, store)
+
+        def failed(it: Item, file, reason: str) -> None:
+            nonlocal n_err
+            w.error(it.utt_id, file, reason)
+            n_err += 1
+            if it.utt_id in stale:  # its old features came from inputs that are gone: never serve them
+                w.drop(it.utt_id)
         bar = tqdm(total=len(todo), desc=f"{extractor.name} shard {i}/{n}", unit="utt", disable=not progress)
         for b in range(0, len(todo), batch_size):
             batch, inputs = [], []
@@ -127,28 +158,26 @@ def extract_to_store(extractor, items: list[Item], store: FeatureStore, *, shard
                     inputs.append(load_input(it, extractor.input, getattr(extractor, "min_seconds", 0.0)))
                     batch.append(it)
                 except (AudioError, InputError) as e:
-                    w.error(it.utt_id, e.path, e.reason)
-                    n_err += 1
+                    failed(it, e.path, e.reason)
             outputs = _run_batch(extractor, batch, inputs)
             for it, x, out in zip(batch, inputs, outputs):
                 source = it.audio_path or it.transcript_path or ""
                 if isinstance(out, Exception):
-                    w.error(it.utt_id, source, f"extraction failed: {out}")
-                    n_err += 1
+                    failed(it, source, f"extraction failed: {out}")
                     continue
                 feats, times = out if isinstance(out, tuple) else (out, None)
-                try:
-                    w.add(it.utt_id, feats, times)  # refuses non-finite values, float16 overflow, wrong shapes
+                try:  # refuses non-finite values, float16 overflow, wrong shapes
+                    w.add(it.utt_id, feats, times, inputs=input_fingerprints(it, extractor.input))
                 except BadFeatures as e:
-                    w.error(it.utt_id, source, e.reason)
-                    n_err += 1
+                    failed(it, source, e.reason)
                     continue
                 n_ok += 1
+                n_again += it.utt_id in stale
                 if extractor.input == "audio":
                     audio_s += len(x) / 16000
             bar.update(len(todo[b: b + batch_size]))
         bar.close()
-    return ExtractionSummary(n_ok, len(mine) - len(todo), n_err, time.time() - t0, audio_s)
+    return ExtractionSummary(n_ok, len(mine) - len(todo), n_err, time.time() - t0, audio_s, n_again)
 
 
 def _run_batch(extractor, batch: list[Item], inputs: list) -> list:
@@ -240,9 +269,12 @@ def ensure_store(extractor, records, store_dir: str | Path, *, progress: bool = 
     first use (mdre.py, speech_text_mocap.py)."""
     store = store_for(extractor, store_dir, corpus=corpus)
     todo = [Item.from_record(r) for r in records if r.utt_id not in store]
-    if todo:
-        extract_to_store(extractor, todo, store, batch_size=batch_size, progress=progress)
+    if todo or store.changed_inputs(records):  # the runner re-extracts what changed, and says so
+        items = [Item.from_record(r) for r in records]
+        extract_to_store(extractor, items, store, batch_size=batch_size, progress=progress)
         store.refresh()
+    else:
+        note_unfingerprinted(store, [r.utt_id for r in records])
     return store
 
 
@@ -253,7 +285,8 @@ def run_cli(extractor, args, *, dtype: str = "float32", extra_meta: dict | None 
     s = extract_to_store(extractor, items, store, shard=resolve_shard(args.shard), batch_size=args.batch_size,
                          progress=not args.no_progress)
     rtf = f", real-time factor {s.seconds / s.audio_seconds:.4f}" if s.audio_seconds else ""
-    print(f"{store_dir}: extracted {s.extracted}, already there {s.skipped_done}, errors {s.errors} "
+    again = f" ({s.reextracted} re-extracted: inputs changed)" if s.reextracted else ""
+    print(f"{store_dir}: extracted {s.extracted}{again}, already there {s.skipped_done}, errors {s.errors} "
           f"in {s.seconds:.1f} s{rtf}")
     if s.errors:
         print(f"  inputs that failed are listed in {store_dir}/errors-*.csv", file=sys.stderr)

@@ -13,10 +13,11 @@ Conventions
   normalisation is not determinable from its repository).
 * Frame-level simulators (`drop_frames`, `markov_loss`) are applied to the AUDIO stream by `apply_condition`;
   the text stream is only touched by word drop or `text-absent`.
+* No simulator but `absent` removes every frame of an utterance: a draw that would keeps one frame.
 
 What the original had (first commit only, never called; re-implemented here, not copied):
 * random frame drop of int(ratio*T) frames; here exactly round(rate*T) distinct frames (Python's `round`,
-  i.e. halves to even, the rounding the original used for word drop);
+  i.e. halves to even, the rounding the original used for word drop), at most T - 1;
 * two-state (Gilbert) Markov packet loss with states N (kept) / L (lost), starting in N with the next state
   drawn before each frame; here parametrised by the target loss rate and the mean burst length, and started
   from the stationary distribution so the expected loss rate equals `rate` from the first frame on;
@@ -86,6 +87,14 @@ def _rows(x) -> np.ndarray:
     return a
 
 
+def _keep_one(mask: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """`mask` with one rng-chosen row kept when it would drop every row: a stream marked present must hold
+    something; only the "absent" conditions (see `absent`) remove a whole stream."""
+    if mask.size and mask.all():
+        mask[rng.integers(mask.size)] = False
+    return mask
+
+
 def _blank(x: np.ndarray, mask: np.ndarray, fill: float) -> np.ndarray:
     out = np.array(x, copy=True)
     out[mask] = fill
@@ -95,14 +104,15 @@ def _blank(x: np.ndarray, mask: np.ndarray, fill: float) -> np.ndarray:
 # ------------------------------------------------------------------------------------------ frame simulators
 
 def drop_frames(x, rate, rng: np.random.Generator, fill: float = 0.0) -> tuple[np.ndarray, np.ndarray]:
-    """Drop exactly round(rate*T) distinct rows chosen uniformly. Returns (new array, bool mask (T,) of dropped)."""
+    """Drop exactly round(rate*T) distinct rows chosen uniformly, but never all of them (at most T - 1: one row
+    always stays, only `absent` removes a stream). Returns (new array, bool mask (T,) of dropped)."""
     x = _rows(x)
     r = _check_rate(rate)
     _check_rng(rng)
     T = x.shape[0]
-    k = min(T, int(round(r * T)))
+    k = min(T - 1, int(round(r * T)))
     mask = np.zeros(T, dtype=bool)
-    if k:
+    if k > 0:
         mask[rng.choice(T, size=k, replace=False)] = True
     return _blank(x, mask, fill), mask
 
@@ -131,7 +141,9 @@ def markov_params(rate, burst: float = DEFAULT_BURST) -> tuple[float, float]:
 
 
 def markov_mask(T: int, rate, rng: np.random.Generator, burst: float = DEFAULT_BURST) -> np.ndarray:
-    """Bool loss mask (T,) of the Gilbert chain, first state drawn from the stationary distribution.
+    """Bool loss mask (T,) of the Gilbert chain, first state drawn from the stationary distribution. A draw
+    that loses every frame (likely for short utterances; certain at rate 1) keeps one rng-chosen frame, so the
+    stream is never blank while marked present.
 
     Sampled as alternating sojourns: a stay in L is geometric with success probability 1 - P(L->L) (mean
     `burst`), a stay in N geometric with success probability P(N->L). By memorylessness, starting in a
@@ -146,7 +158,7 @@ def markov_mask(T: int, rate, rng: np.random.Generator, burst: float = DEFAULT_B
     if r == 0.0:
         return np.zeros(T, dtype=bool)
     if r == 1.0:
-        return np.ones(T, dtype=bool)
+        return _keep_one(np.ones(T, dtype=bool), rng)
     lost = bool(rng.random() < r)  # stationary start
     p_leave = {True: 1.0 - p_ll, False: p_nl}
     mask = np.zeros(T, dtype=bool)
@@ -168,7 +180,7 @@ def markov_mask(T: int, rate, rng: np.random.Generator, burst: float = DEFAULT_B
             mask[s:min(e, T)] = True
         pos = int(ends[-1])
         # the state after an even number of runs is `lost` again; the loop continues from there
-    return mask
+    return _keep_one(mask, rng)
 
 
 def markov_loss(x, rate, rng: np.random.Generator, burst: float = DEFAULT_BURST,
@@ -266,7 +278,7 @@ def apply_word_drop(audio, text, words: Sequence, token_word, rate, rng: np.rand
     rows mapped to -1, i.e. <s>, </s>, a global token, are never blanked) and, if `drop_audio`, the audio
     frames of their time spans. Returns (new audio, new text, dropped word indices). `words` is the word
     alignment the token map refers to (e.g. `read_words(...)`; whether silence marks count as words is the
-    caller's choice)."""
+    caller's choice). The audio keeps at least one frame (words covering all of it leave one rng-chosen frame)."""
     text = _rows(text)
     tw = _token_word(token_word, n_rows=text.shape[0], n_words=len(words))
     dropped = drop_words(words, rate, rng)
@@ -277,6 +289,7 @@ def apply_word_drop(audio, text, words: Sequence, token_word, rate, rng: np.rand
     if drop_audio:
         amask = np.zeros(audio.shape[0], dtype=bool)
         amask[word_frames(words, dropped, frame_rate, audio.shape[0])] = True
+        _keep_one(amask, rng)
         new_audio = _blank(audio, amask, fill)
     else:
         new_audio = np.array(audio, copy=True)
@@ -342,6 +355,12 @@ class Condition:
 
 
 NONE = Condition("none")
+
+# the input streams each kind degrades: a model lacking one of them cannot be measured under that kind, so the
+# scripts refuse it before training (engine.cli.check_conditions) rather than report complete data as a result
+KIND_STREAMS = {"none": (), "frames": ("audio",), "bursts": ("audio",), "words": ("text",),
+                "words+audio": ("audio", "text"), "audio-absent": ("audio",), "text-absent": ("text",),
+                "mocap-absent": ("mocap",)}
 
 
 def parse_condition(spec: str | Condition) -> Condition:

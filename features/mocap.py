@@ -15,6 +15,8 @@ Each stream's rows with start < Time < end (`corpora.iemocap.load_mocap`) are bl
 (`resample_mocap`). Only the actor named by the gender letter of the dialog (`Ses01F_...` -> F) wore markers;
 an utterance whose speaker letter (`..._M003` -> M) differs is the other actor speaking while the rows describe
 the listener. The original used that listener motion; here such an utterance has NO mocap (None + reason).
+Never faked either: a stream with no finite value in the utterance (every marker lost) and a file row with too
+few fields inside the span (which the file reader would pad with NaN) also mean NO mocap, with the reason.
 
 NaN policy (`interpolate`, default True): a marker sample lost in the file is NaN and stays NaN through the
 block averaging (a chunk holding a NaN is NaN; an utterance with fewer than n rows gets empty, all-NaN chunks).
@@ -34,7 +36,7 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
-from corpora.iemocap import MOCAP_STREAMS, load_mocap, mocap_path, resample_mocap
+from corpora.iemocap import MOCAP_STREAMS, DamagedMocapRows, load_mocap, mocap_path, resample_mocap
 from corpora.records import CorpusError, Utterance
 
 # numeric columns per stream after Frame# and Time, as in the release files
@@ -87,7 +89,10 @@ def utterance_mocap(record: Utterance, root: str | Path | None = None, n: int = 
     """(n x sum(stream widths) float32 array, "") or (None, reason) when the utterance has no usable mocap.
 
     Reasons: the speaker did not wear markers in this dialog; a stream file is missing or unreadable; a file
-    has an unexpected column count; no mocap rows fall inside the utterance span. NaN: see the module doc.
+    has an unexpected column count; no mocap rows fall inside the utterance span; a row inside the span has too
+    few fields (the reader would pad it with NaN); a stream holds no finite value inside the span (every marker
+    lost). The last two would otherwise be filled in (interpolated, or the training mean): never faked, they
+    count as no mocap. NaN: see the module doc.
     """
     layout = column_layout(streams)
     if not speaker_wore_markers(record.utt_id):
@@ -98,6 +103,8 @@ def utterance_mocap(record: Utterance, root: str | Path | None = None, n: int = 
         stream = part["stream"]
         try:
             frames, _ = load_mocap(record, stream, root)
+        except DamagedMocapRows as e:  # NaN-padded rows would be interpolated: made-up motion
+            return None, f"damaged MOCAP_{stream} rows: {e}"
         except CorpusError as e:
             path = mocap_path(record, stream, root)
             return None, "mocap file missing" if not path.is_file() else f"mocap file unreadable: {e}"
@@ -106,6 +113,9 @@ def utterance_mocap(record: Utterance, root: str | Path | None = None, n: int = 
             return None, f"MOCAP_{stream} has {frames.shape[1]} value columns, expected {width}"
         if len(frames) == 0:
             return None, f"no MOCAP_{stream} rows between {record.start} and {record.end} s"
+        if not np.isfinite(frames).any():  # every marker lost: filling it with the training mean is faking it
+            return None, (f"MOCAP_{stream} holds no finite value between {record.start} and {record.end} s "
+                          f"({len(frames)} rows, all NaN) in {mocap_path(record, stream, root)}")
         parts.append(resample_mocap(frames, n))
     x = np.concatenate(parts, axis=1)
     return (interpolate_nan(x) if interpolate else x), ""

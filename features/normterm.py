@@ -7,7 +7,10 @@
 files they read. The statistics are computed here in the two ways the originals do:
   frame-pooled   (chunk LSTM LLDs, DeepEmoCluster mel): mean / population std over every Train frame
   utterance-mean (audio-text wav2vec2 / text): each utterance reduced to its mean vector first, then mean /
-                 population std across utterances, in the store's dtype; a zero std becomes 1e-10
+                 population std across utterances; a zero std becomes 1e-10
+Both accumulate in float64 over finite values only (NaN/inf that an imported original feature file holds are
+repaired at z-normalisation, utils.znorm, as the originals do) and are written in the dtype the original writes
+(`written_dtype`: single for wav2vec2, double otherwise).
 Label statistics: mean / population std of the Train labels of each attribute.
 """
 from __future__ import annotations
@@ -121,49 +124,92 @@ def store_pooling(meta: dict) -> str | None:
     return meta.get("norm_pooling") or POOLING_BY_EXTRACTOR.get(meta.get("extractor"))
 
 
-def finite_only(named_arrays, bad: list):
-    """Yield the arrays of (name, array) pairs that hold only finite values; append the others' names to `bad`."""
-    for name, x in named_arrays:
-        if np.isfinite(x).all():
-            yield x
-        else:
-            bad.append(name)
+# The dtype the originals wrote their feature statistics in: single for wav2vec2 (its float32 features, averaged
+# in float32), double for everything else (LLDs, mel, the RoBERTa text features, saved as float64). Statistics
+# are always accumulated in float64 here and only the written result takes this dtype.
+WRITTEN_DTYPE_BY_EXTRACTOR = {"Wav2Vec2Features": np.float32}
+WRITTEN_DTYPE_BY_NAME = {"Wav2Vec1024": np.float32}
+
+
+def written_dtype(meta: dict) -> np.dtype:
+    """The dtype the original's NormTerm files have for a store's feature set (see WRITTEN_DTYPE_BY_EXTRACTOR)."""
+    return np.dtype(WRITTEN_DTYPE_BY_EXTRACTOR.get(meta.get("extractor"))
+                    or WRITTEN_DTYPE_BY_NAME.get(meta.get("name")) or np.float64)
+
+
+def count_non_finite(x: np.ndarray) -> int:
+    """NaN and +-inf values in `x` (the ones z-normalisation repairs: NaN -> 0, +-inf -> +-clip)."""
+    return int(np.size(x) - np.count_nonzero(np.isfinite(x)))
+
+
+def _finite_moments(x: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(count, mean, sum of squared deviations) per column over the finite values of x (float64)."""
+    finite = np.isfinite(x)
+    if finite.all():  # the common case, without the masked copies
+        mx = x.mean(axis=0)
+        return np.full(x.shape[1], float(len(x))), mx, ((x - mx) ** 2).sum(axis=0)
+    k = finite.sum(axis=0).astype(np.float64)
+    safe = np.where(finite, x, 0.0)
+    mx = np.divide(safe.sum(axis=0), k, out=np.zeros(x.shape[1]), where=k > 0)
+    m2x = (np.where(finite, x - mx, 0.0) ** 2).sum(axis=0)
+    return k, mx, m2x
 
 
 def frame_pooled_stats(arrays, progress: bool = False) -> tuple[np.ndarray, np.ndarray]:
     """Mean and population std over all frames of all arrays, float64, in one streaming pass.
 
-    Per-array moments are merged with Chan et al.'s pairwise update, which stays accurate where the
-    textbook sum-of-squares loses digits (LLD columns reach 1e6 over 1e8 frames).
+    Only finite values count (NaN and +-inf are left out column by column, as features the originals kept and
+    repaired at z-normalisation). Per-array moments are merged with Chan et al.'s pairwise update, which stays
+    accurate where the textbook sum-of-squares loses digits (LLD columns reach 1e6 over 1e8 frames).
+    ValueError when there is no frame, or a column has no finite value at all.
     """
-    n, mean, m2 = 0, None, None
+    n = mean = m2 = None
     for x in tqdm(arrays, desc="frame statistics", disable=not progress, unit="utt"):
         x = np.asarray(x, dtype=np.float64)
-        k = len(x)
-        if k == 0:
+        if len(x) == 0:
             continue
-        mx = x.mean(axis=0)
-        m2x = ((x - mx) ** 2).sum(axis=0)
+        k, mx, m2x = _finite_moments(x)
         if mean is None:
             n, mean, m2 = k, mx, m2x
             continue
-        delta = mx - mean
         tot = n + k
-        mean = mean + delta * (k / tot)
-        m2 = m2 + m2x + delta ** 2 * (n * k / tot)
+        delta = mx - mean
+        share = np.divide(k, tot, out=np.zeros_like(tot), where=tot > 0)
+        mean = mean + delta * share
+        m2 = m2 + m2x + delta ** 2 * n * share
         n = tot
     if mean is None:
         raise ValueError("no frames to compute statistics from")
+    _require_finite_columns(n)
     return mean, np.sqrt(m2 / n)
 
 
-def utterance_mean_stats(arrays, dtype=np.float32, progress: bool = False) -> tuple[np.ndarray, np.ndarray]:
-    """Mean and population std across utterance-mean vectors (each averaged in `dtype`); std 0 -> 1e-10."""
-    means = np.stack([np.asarray(x, dtype=dtype).mean(axis=0)
-                      for x in tqdm(arrays, desc="utterance means", disable=not progress, unit="utt")])
-    mean, std = means.mean(axis=0), means.std(axis=0)
+def _require_finite_columns(count: np.ndarray) -> None:
+    empty = np.flatnonzero(count == 0)
+    if len(empty):
+        raise ValueError(f"feature column(s) {', '.join(map(str, empty[:10]))} hold no finite value in any "
+                         "utterance: no statistics can be computed for them")
+
+
+def utterance_mean_stats(arrays, dtype=np.float64, progress: bool = False) -> tuple[np.ndarray, np.ndarray]:
+    """Mean and population std across utterance-mean vectors, accumulated in float64 and returned as `dtype`
+    (the dtype the original writes, see `written_dtype`); std 0 -> 1e-10. Non-finite values are left out: an
+    utterance's mean is over its finite values per column, and an utterance without any in a column does not
+    count for that column."""
+    means = []
+    for x in tqdm(arrays, desc="utterance means", disable=not progress, unit="utt"):
+        x = np.asarray(x, dtype=np.float64)
+        k, mx, _ = _finite_moments(x)
+        means.append(np.where(k > 0, mx, np.nan))
+    if not means:
+        raise ValueError("no utterances to compute statistics from")
+    means = np.stack(means)
+    count = np.isfinite(means).sum(axis=0)
+    _require_finite_columns(count)
+    mean = np.nanmean(means, axis=0)
+    std = np.sqrt(np.nanmean((means - mean) ** 2, axis=0))
     std[std == 0] = 1e-10
-    return mean, std
+    return mean.astype(dtype), std.astype(dtype)
 
 
 def label_stats(records, attributes=ATTRIBUTES) -> dict[str, tuple[float, float]]:

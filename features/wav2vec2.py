@@ -86,8 +86,10 @@ class Wav2Vec2Features:
             if not self.layers:
                 raise ValueError("layers: give at least one index, or 'last'")
         self.device = resolve_device(device)
-        self.model_id = str(model)
-        self.model = AutoModel.from_pretrained(self.model_id).to(self.device).eval()
+        from features.text import is_local, model_record, resolve_model
+        path, alias = resolve_model(model)  # a keyword (tiny-random-wav2vec2) is built and cached locally
+        self.model_id = model_record(model, path, alias)
+        self.model = AutoModel.from_pretrained(path, local_files_only=is_local(path, alias)).to(self.device).eval()
         cfg = self.model.config
         if not hasattr(self.model, "_get_feat_extract_output_lengths"):
             raise ValueError(f"{self.model_id}: {type(self.model).__name__} is not a wav2vec2-style audio model")

@@ -29,8 +29,11 @@ Faithful to the sheet:
     the (B, T, D) tensor draws a fresh mask per step, as the wrapper does;
   * variable lengths: the padded batch runs through the GRU and the state at the last valid step is taken; the
     per-step outputs past the length are exactly 0 (as dynamic_rnn with sequence_length);
-  * MDREA masks the padded text positions before the softmax (the 2020 fix, not the 2018 paper's unmasked
-    softmax); their weights are exactly 0;
+  * MDREA masks the padded text positions before the softmax (the 2020 fix); their weights are exactly 0. With
+    masked_attention=False it is the 2018 paper's code: the softmax runs over all `text_positions` (128) positions
+    of the original's fixed-length rows, so every padded position (GRU output 0, score 0) adds e^0 to the
+    normaliser and weight to nothing. The padding is counted up to 128 whatever the batch's own padding, so an
+    utterance's logits do not depend on its batch;
   * embedding trainable; initialised from a given matrix (e.g. the GloVe-aligned W_embedding, E = 300) or, without
     one, N(0, 0.01^2) with E = 100 (0.01 read as the standard deviation);
   * GRU kernels orthogonal, gate bias 1.0: TF's gate kernel [in + H, 2H] and candidate kernel [in + H, H] are drawn
@@ -64,6 +67,7 @@ PROSODY_DIM = 35
 MAX_AUDIO_FRAMES = 750  # 7.5 s at 10 ms
 VOCAB_SIZE = 3_747      # _PAD_, _UNK_ and the 3,745 IEMOCAP tokens
 NUM_CLASSES = 4         # angry, happy, sad, neutral
+MAX_TEXT_POSITIONS = 128  # the original's fixed text length N_SEQ_MAX_NLP (every row padded to it)
 
 
 class ScalarBiasLinear(nn.Module):
@@ -139,14 +143,18 @@ class MDRE(nn.Module):
     def __init__(self, *, kind: str, vocab_size: int | None = None, embedding: torch.Tensor | None = None,
                  embed_dim: int | None = None, hidden: int = 200, mfcc_dim: int = MFCC_DIM,
                  prosody_dim: int = PROSODY_DIM, num_classes: int = NUM_CLASSES,
-                 max_audio_frames: int = MAX_AUDIO_FRAMES, audio_dropout: float = 0.3, text_dropout: float = 0.7):
+                 max_audio_frames: int = MAX_AUDIO_FRAMES, audio_dropout: float = 0.3, text_dropout: float = 0.7,
+                 masked_attention: bool = True, text_positions: int = MAX_TEXT_POSITIONS):
         super().__init__()
         if kind not in KINDS:
             raise ValueError(f"kind {kind!r} not one of {', '.join(KINDS)}")
         for name, p in (("audio_dropout", audio_dropout), ("text_dropout", text_dropout)):
             if not 0.0 <= p < 1.0:
                 raise ValueError(f"{name} = {p} is a DROP rate and must lie in [0, 1)")
+        if not masked_attention and kind != "MDREA":
+            raise ValueError(f"{kind} has no attention; masked_attention=False is for MDREA only")
         self.kind, self.hidden, self.num_classes = kind, hidden, num_classes
+        self.masked_attention, self.text_positions = masked_attention, text_positions
         self.mfcc_dim, self.prosody_dim, self.max_audio_frames = mfcc_dim, prosody_dim, max_audio_frames
         self.uses_audio = kind != "TRE"
         self.uses_text = kind != "ARE"
@@ -207,17 +215,23 @@ class MDRE(nn.Module):
         return self.text_encoder(x, lengths)                                 # (B, T_t, H), (B, H)
 
     @staticmethod
-    def attend(outputs: torch.Tensor, query: torch.Tensor, lengths: torch.Tensor
-               ) -> tuple[torch.Tensor, torch.Tensor]:
+    def attend(outputs: torch.Tensor, query: torch.Tensor, lengths: torch.Tensor, masked: bool = True,
+               positions: int = MAX_TEXT_POSITIONS) -> tuple[torch.Tensor, torch.Tensor]:
         """Dot-product attention of query (B, H) over outputs (B, T, H), positions >= length masked.
 
         Returns (context (B, H), alpha (B, T)); alpha is exactly 0 on padded positions and sums to 1 over the
-        valid ones (all 0 for a length-0 row)."""
+        valid ones (all 0 for a length-0 row). masked=False: the 2018 code's softmax over max(T, positions)
+        positions, the padded ones (outputs 0, so score 0) included; alpha (B, T) then sums to less than 1."""
         b, t, h = outputs.shape
         assert query.shape == (b, h), f"query {tuple(query.shape)} vs outputs {tuple(outputs.shape)}"
         lengths = torch.as_tensor(lengths).to(outputs.device)
         valid = torch.arange(t, device=outputs.device)[None, :] < lengths[:, None]  # (B, T)
         scores = torch.einsum("bth,bh->bt", outputs, query)                  # (B, T)
+        if not masked:
+            scores = scores * valid  # padding outputs are 0 already; exactly 0 here whatever the GRU left there
+            pad = scores.new_zeros(b, max(0, positions - t))                  # the original's rows up to 128
+            alpha = torch.cat([scores, pad], dim=1).softmax(dim=1)[:, :t]    # (B, T)
+            return torch.einsum("bt,bth->bh", alpha, outputs), alpha
         scores = scores.masked_fill(~valid, torch.finfo(scores.dtype).min)   # as adding -float_max in the original
         alpha = scores.softmax(dim=1) * valid                                # (B, T); zero rows for length 0
         context = torch.einsum("bt,bth->bh", alpha, outputs)                 # (B, H)
@@ -245,7 +259,7 @@ class MDRE(nn.Module):
             q = self.proj_query(self.encode_audio(mfcc, mfcc_len, prosody))  # (B, 200)
             o, _ = self.encode_text(tokens, token_len)                       # (B, T_t, 200)
             assert o.shape[0] == q.shape[0], f"audio batch {q.shape[0]} vs text batch {o.shape[0]}"
-            context, alpha = self.attend(o, q, token_len)                    # (B, 200), (B, T_t)
+            context, alpha = self.attend(o, q, token_len, self.masked_attention, self.text_positions)
             logits = self.head(torch.cat([context, q], dim=1))               # (B, 400) -> (B, 4)
             if return_attention:
                 return logits, alpha

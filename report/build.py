@@ -117,6 +117,26 @@ def _mean(values):
     return float(np.mean(values)) if values else None
 
 
+def changed_runs(docs: dict) -> dict[Path, str]:
+    """Result files whose scored run is no longer the one they record (systems.common.run_identity: its settings'
+    hash and its weights): a model retrained or replaced since, e.g. by another config sharing the data folder.
+    Their numbers would sit beside the new run's (a fold table from one model, missing-data rows from another),
+    so they are left out."""
+    from systems.common import run_identity
+    problems = {}
+    for path, d in docs.items():
+        if not d:
+            continue
+        recorded = dict(d.get("runs") or {})
+        if d.get("run") and d.get("checkpoint"):
+            recorded[d["checkpoint"]] = d["run"]
+        changed = [run for run, ident in recorded.items() if run_identity(run) != ident]
+        if changed:
+            problems[path] = (f"{Path(path).name} scored {', '.join(changed)} as it was then; that run has been "
+                              "retrained or replaced since, so its numbers are left out (run the benchmark again)")
+    return problems
+
+
 def build(cfg: Config, jobs: list[Job], failures: list[tuple[str, str]]) -> tuple[Path, Path]:
     """Write <report>/report.md, report.html and figures/*.png; return the two report paths."""
     from engine.checkpoint import git_commit
@@ -128,6 +148,10 @@ def build(cfg: Config, jobs: list[Job], failures: list[tuple[str, str]]) -> tupl
     src = Sources(folder)
     results = [r for j in jobs for r in j.results]
     docs = {r.path: _load(r.path) for r in results}
+    from report.runner import result_problems
+    refused = {**result_problems(cfg, jobs), **changed_runs(docs)}  # never another step's or another run's numbers
+    for path in refused:
+        docs[path] = None
     missing = [r for r in results if docs[r.path] is None]
     blocks = [Block("h1", f"Benchmark report: {cfg.name}"),
               Block("p", f"Written {datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d %H:%M UTC} by "
@@ -138,8 +162,9 @@ def build(cfg: Config, jobs: list[Job], failures: list[tuple[str, str]]) -> tupl
                          "yellow background are published figures (reported by the original authors on the real "
                          "corpora, not re-measured here).")]
     if failures or missing:
-        rows = [[j, why] for j, why in failures] + [[f"{LABELS[r.system]} {r.variant}", f"no result file {r.path}"]
-                                                     for r in missing]
+        rows = [[j, why] for j, why in failures] + [
+            [f"{LABELS[r.system]} {r.variant}", f"{r.path}: {refused[r.path]}" if r.path in refused
+             else f"no result file {r.path}"] for r in missing]
         blocks += [Block("h2", "Incomplete"), Block("table", table=Table(["job", "what went wrong"], rows))]
     blocks += [Block("h2", "Corpora"),
                Block("table", table=Table(["name", "kind", "root", "version", "utterances"], corpus_rows(cfg)))]

@@ -104,6 +104,113 @@ def _unknown(path: Path, where: str, got: dict, allowed: set) -> None:
         raise ConfigError(f"{path}: {where}: unknown key(s) {', '.join(extra)} (allowed: {', '.join(sorted(allowed))})")
 
 
+def _whole(low: int):
+    def check(v) -> str | None:
+        ok = isinstance(v, int) and not isinstance(v, bool) and v >= low
+        return None if ok else f"a whole number >= {low}"
+    return check
+
+
+def _number(low: float, high: float | None = None, *, open_low: bool = True):
+    def check(v) -> str | None:
+        ok = (isinstance(v, (int, float)) and not isinstance(v, bool)
+              and (v > low if open_low else v >= low) and (high is None or v < high))
+        return None if ok else (f"a number {'>' if open_low else '>='} {low}" + (f" and < {high}" if high else ""))
+    return check
+
+
+def _one_of(*choices):
+    return lambda v: None if v in choices else f"one of {', '.join(map(str, choices))}"
+
+
+def _flag(v) -> str | None:
+    return None if isinstance(v, bool) else "true or false"
+
+
+def _text(v) -> str | None:
+    return None if isinstance(v, str) and v.strip() else "a non-empty string"
+
+
+def _strings(v) -> str | None:
+    return None if isinstance(v, list) and all(isinstance(x, str) for x in v) else "a list of strings"
+
+
+def _condition(v) -> str | None:
+    from features.missing import parse_condition
+    try:
+        parse_condition(v)
+    except ValueError as e:
+        return str(e)
+    return None
+
+
+def _conditions(v) -> str | None:
+    return _strings(v) or next((why for why in map(_condition, v) if why), None)
+
+
+def _choices() -> dict:
+    """Value checks per key (imported here: the systems' own lists of models and strategies)."""
+    from models.chunk_lstm import ATTENTIONS
+    from models.deep_emo_cluster import VARIANTS
+    from systems.audio_text import STRATEGIES
+    from systems.mdre import KINDS
+    from systems.speech_text_mocap import CONFIGURATIONS
+    return {
+        "seed": _whole(0), "deterministic": _flag, "loso": _flag, "protocol": _one_of("random5", "loso"),
+        "attributes": lambda v: None if isinstance(v, list) and v and set(v) <= {"Act", "Dom", "Val"}
+        else "a non-empty list of Act, Dom, Val",
+        "folds": lambda v: None if (isinstance(v, list) and v and len(set(v)) == len(v)
+                                    and all(_whole(1)(k) is None and k <= 5 for k in v))
+        else "a list of distinct fold numbers 1..5 (both protocols have five folds)",
+        "speech_model": _text, "text_model": _text,
+        "missing_rates": lambda v: None if isinstance(v, list) and v and all(_number(0, 1.0001, open_low=False)(r) is None
+                                                                           for r in v) else "a list of rates in [0, 1]",
+        "missing_conditions": lambda v: _strings(v) or next(
+            (f"{k!r} is not one of frames, bursts, words, words+audio" for k in v
+             if k not in ("frames", "bursts", "words", "words+audio")), None),
+        "atten": _one_of(*ATTENTIONS), "mt": _one_of(*VARIANTS), "chunking": _one_of(*STRATEGIES),
+        "model": _one_of(*KINDS), "configs": lambda v: _strings(v) or next(
+            (f"{c!r} is not one of {', '.join(CONFIGURATIONS)}" for c in v if c not in CONFIGURATIONS), None)
+        or (None if v else "at least one configuration"),
+        "iterations": _whole(1), "epochs": _whole(1), "batch": _whole(2), "clusters": _whole(2),
+        "unlabelled": _whole(0), "unlabelled_split": _text, "lr": _number(0), "val_every": _whole(1),
+        "patience": _whole(0), "dev_share": _number(0, 1), "d_model": _whole(4), "heads": _whole(1),
+        "layers": _whole(1), "ff": _whole(1), "fusion_hidden": _whole(1), "train_missing": _condition,
+        "missing": _conditions, "extra": _strings,
+    }
+
+
+def _check_values(path: Path, where: str, entry: dict) -> None:
+    checks = _choices()
+    for key, value in entry.items():
+        why = checks[key](value) if key in checks else None
+        if why:
+            raise ConfigError(f"{path}: {where}: {key}: {value!r} is not valid ({why})")
+
+
+def _check_applies(path: Path, where: str, system: str, v: dict) -> None:
+    """Missing-data conditions the model has a stream for (a condition without one would print complete-data
+    numbers as a measurement)."""
+    from features.missing import parse_condition
+    conds = [("missing", c) for c in v.get("missing") or []]
+    conds += [("train_missing", v["train_missing"])] if v.get("train_missing") else []
+    for key, text in conds:
+        kind = parse_condition(text).kind
+        if system == "mdre":
+            from systems.mdre import USES_AUDIO, USES_TEXT
+            model = v.get("model", "MDREA")
+            audio, words = kind in ("frames", "bursts", "audio-absent"), kind in ("words", "text-absent")
+            why = ("needs word timings, which IEMOCAP's reader does not give" if kind == "words+audio"
+                   else "MDRE models have no motion capture" if kind == "mocap-absent"
+                   else f"{model} reads no audio" if audio and model not in USES_AUDIO
+                   else f"{model} reads no text" if words and model not in USES_TEXT else None)
+        else:
+            from systems.speech_text_mocap import CONDITION_KINDS
+            why = None if kind in CONDITION_KINDS else f"not available for speech-text-mocap ({', '.join(CONDITION_KINDS)})"
+        if why:
+            raise ConfigError(f"{path}: {where}: {key}: {text!r}: {why}")
+
+
 def variant_name(system: str, v: dict) -> str:
     """A variant's name when the config gives none: the setting that tells the variants apart."""
     key = {"chunk-lstm": "atten", "deep-emo-cluster": "mt", "audio-text": "chunking", "mdre": "model"}.get(system)
@@ -117,12 +224,25 @@ def load_config(path: str | Path) -> Config:
     doc = _load(path)
     _unknown(path, "top level", doc, {"name", "data", "report", "deterministic", "fresh_on_conflict", "corpora",
                                        "systems", "cross_corpus"})
+    for key, check in (("deterministic", _flag), ("fresh_on_conflict", _flag), ("name", _text), ("data", _text),
+                       ("report", _text)):
+        if key in doc and check(doc[key]):
+            raise ConfigError(f"{path}: top level: {key}: {doc[key]!r} is not valid ({check(doc[key])})")
     corpora = {}
     for name, c in (doc.get("corpora") or {}).items():
         if not isinstance(c, dict) or c.get("kind") not in ("msp-podcast", "iemocap") or "root" not in c:
             raise ConfigError(f"{path}: corpus {name!r} needs kind (msp-podcast or iemocap) and root")
         _unknown(path, f"corpus {name!r}", c, {"kind", "root", "synthetic"})
-        corpora[name] = Corpus(name, c["kind"], Path(c["root"]), c.get("synthetic"))
+        synthetic = c.get("synthetic")
+        if synthetic is not None:
+            if not isinstance(synthetic, dict):
+                raise ConfigError(f"{path}: corpus {name!r}: synthetic: a mapping with n and seed")
+            _unknown(path, f"corpus {name!r} synthetic", synthetic, {"n", "seed"})
+            for key, low in (("n", 20), ("seed", 0)):
+                if key in synthetic and _whole(low)(synthetic[key]):
+                    raise ConfigError(f"{path}: corpus {name!r}: synthetic.{key}: {synthetic[key]!r} is not valid "
+                                      f"({_whole(low)(synthetic[key])})")
+        corpora[name] = Corpus(name, c["kind"], Path(c["root"]), synthetic)
     systems, seen = [], set()
     for k, s in enumerate(doc.get("systems") or []):
         where = f"systems[{k}]"
@@ -131,6 +251,8 @@ def load_config(path: str | Path) -> Config:
                               f"{s.get('system') if isinstance(s, dict) else s!r}")
         name = s["system"]
         _unknown(path, where, s, {"system", "corpus", "variants"} | SYSTEM_KEYS[name] | COMMON_KEYS)
+        _check_values(path, f"{where} ({name})", {k2: v2 for k2, v2 in s.items() if k2 not in ("system", "corpus",
+                                                                                             "variants")})
         corpus = corpora.get(s.get("corpus"))
         want = "msp-podcast" if name in MSP_STYLE else "iemocap"
         if corpus is None or corpus.kind != want:
@@ -138,7 +260,11 @@ def load_config(path: str | Path) -> Config:
                               f"{s.get('corpus')!r}")
         variants = []
         for j, v in enumerate(s.get("variants") or [{}]):
+            if not isinstance(v, dict):
+                raise ConfigError(f"{path}: {where}.variants[{j}] ({name}): a mapping of settings, got {v!r}")
             _unknown(path, f"{where}.variants[{j}]", v, {"name"} | VARIANT_KEYS[name])
+            _check_values(path, f"{where}.variants[{j}] ({name} {v.get('name') or variant_name(name, v)})", v)
+            _check_applies(path, f"{where}.variants[{j}] ({name} {v.get('name') or variant_name(name, v)})", name, v)
             v = {**v, "name": str(v.get("name") or variant_name(name, v))}
             if (name, v["name"]) in seen:
                 raise ConfigError(f"{path}: {where}: two variants of {name} named {v['name']!r}; give each a name")
@@ -172,6 +298,10 @@ def load_config(path: str | Path) -> Config:
         elif "configuration" in c:
             raise ConfigError(f"{path}: {where}: configuration is for speech-text-mocap only")
         cross.append(c)
+    for name, c in corpora.items():  # after the keys and values: paths last
+        if not c.synthetic and not c.root.is_dir():
+            raise ConfigError(f"{path}: corpus {name!r}: root {c.root} is not a folder (give the corpus's folder, "
+                              "or synthetic: {n, seed} for a demo corpus made there)")
     data = Path(doc.get("data", "benchmark"))
     return Config(path=path, name=str(doc.get("name", path.stem)), data=data,
                   report=Path(doc.get("report", data / "report")), deterministic=bool(doc.get("deterministic", False)),

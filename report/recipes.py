@@ -3,6 +3,7 @@ evaluation) and to the result files they leave (the report reads only those). St
 systems (a corpus, a store, a NormTerm) have one key and run once."""
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
@@ -23,6 +24,7 @@ class Step:
     corpus: str  # the config's corpus the step reads (its fingerprint is part of the step's identity)
     retry_fresh: bool = False  # on failure, run again with --no-resume (config: fresh_on_conflict)
     inputs: tuple = ()  # checkpoint folders it reads (their weights' size and time are part of its identity)
+    runs: tuple = ()  # run folders it trains: no other step of the benchmark may name one of them
 
     def command(self) -> str:
         return " ".join(["python", f"{self.script}.py", *map(str, self.argv)])
@@ -36,6 +38,7 @@ class Result:
     variant: str
     path: Path  # the result JSON
     info: dict = field(default_factory=dict)  # attribute, configuration, fold, corpus, ...
+    step: str = ""  # the key of the step that writes it: the file must be among those that step wrote
 
 
 @dataclass
@@ -80,17 +83,42 @@ class Model:
         return self.which
 
 
+TINY_MODELS = {"tiny-random-wav2vec2": "tiny_wav2vec2", "tiny-random-bert": "tiny_bert"}  # -> folder under data
+_USER_MODEL_CACHE = os.environ.get("SER_MODEL_CACHE")  # a user's own cache wins over the config's data folder
+
+
+def model_path(cfg: Config, m) -> str:
+    """The argument a step passes for a model: the keyword of a tiny model (every script accepts it and builds
+    the model the same way, so the step's command re-creates its number from a fresh clone), else as given."""
+    return str(m)
+
+
 def resolve_model(cfg: Config, m: Model) -> str:
-    which = m.which
-    if which == "tiny-random-wav2vec2":
-        from features.wav2vec2 import save_tiny_random
-        return str(save_tiny_random(cfg.data / "tiny_wav2vec2"))
-    if which == "tiny-random-bert":  # its WordPiece vocabulary from the training sessions (1-4) only
-        from corpora.iemocap import read_iemocap
-        from features.text import save_tiny_random_bert
-        texts = [r.transcript or "" for r in read_iemocap(cfg.corpora[m.corpus].root).records if r.session != 5]
-        return str(save_tiny_random_bert(cfg.data / "tiny_bert", texts=texts))
-    return which
+    """model_path, making a tiny model first when the step runs (features.text.resolve_model, the scripts' own
+    resolver; the tiny BERT's vocabulary from the IEMOCAP training sessions, as speech_text_mocap.py builds it)."""
+    if m.which in TINY_MODELS:
+        from features.text import iemocap_training_texts, resolve_model as build
+        if _USER_MODEL_CACHE is None:  # the config's data folder holds its tiny models (demo_data/ for the demo)
+            os.environ["SER_MODEL_CACHE"] = str(Path(cfg.data).resolve())
+        build(m.which, texts=iemocap_training_texts(cfg.corpora[m.corpus].root) if m.corpus else None)
+    return model_path(cfg, m)
+
+
+def script_outputs(cfg: Config, where: str, script: str, argv: list, *names_args) -> dict:
+    """Where a step's command trains and writes, from the script's own parser and naming function
+    (`output_names(args, parser, ...)`) on the step's full argv, extra flags included: never re-derived here.
+    A flag the script rejects is an error now, before anything runs."""
+    import importlib
+
+    from engine.cli import UserError, parsed_arguments
+    from report.config import ConfigError
+    module = importlib.import_module(script)
+    try:
+        args, ap = parsed_arguments(module.main, [model_path(cfg, a) for a in argv])
+    except UserError as e:
+        raise ConfigError(f"{cfg.path}: {where}: {script}.py refuses its settings and extra flags ({e}); the "
+                          f"command: python {script}.py {' '.join(model_path(cfg, a) for a in argv)}") from None
+    return module.output_names(args, ap, *names_args)
 
 
 def _run_flags(cfg: Config, system: System) -> list:
@@ -133,10 +161,8 @@ def _dec_run(v: dict, emo: str) -> str:
     return run_name(epochs, batch, k, emo, mt, unlabelled)
 
 
-def _mdre_runs(s: System, v: dict) -> tuple[str, list]:
-    """(the run / result name's stem, the folds) of an MDRE variant, as mdre.py names them."""
-    return (f"{v.get('model', 'MDREA')}_{s.settings.get('protocol', 'random5')}",
-            list(s.settings.get("folds") or range(1, 6)))
+def _mdre_folds(s: System) -> list:
+    return list(s.settings.get("folds") or range(1, 6))
 
 
 def _stm_sessions(s: System) -> list:
@@ -167,11 +193,13 @@ def dimensional(cfg: Config, s: System) -> list[Job]:
         for emo in s.settings.get("attributes", ATTRS):
             steps.append(Step(f"{s.system}/{v['name']}/train/{emo}", f"{d.label} {v['name']}: train {emo}", d.trainer,
                               [*common, "-emo", emo, "--out", cfg.models, *d.train_flags(v), *_run_flags(cfg, s),
-                               *v.get("extra", [])], s.corpus, cfg.fresh_on_conflict))
+                               *v.get("extra", [])], s.corpus, cfg.fresh_on_conflict,
+                              runs=(cfg.models / d.run_name(v, emo),)))
             csv = cfg.results / f"{s.system.replace('-', '_')}_{v['name']}_{emo}_test1.csv"
             steps.append(Step(f"{s.system}/{v['name']}/test/{emo}", f"{d.label} {v['name']}: test {emo}", d.tester,
                               [*common, "-emo", emo, "--models-dir", cfg.models, "--csv", csv], s.corpus))
-            results.append(Result("ccc", s.system, v["name"], csv.with_suffix(".json"), {"attribute": emo}))
+            results.append(Result("ccc", s.system, v["name"], csv.with_suffix(".json"), {"attribute": emo},
+                                  steps[-1].key))
         jobs.append(Job(f"{s.system} {v['name']}", steps, results, s.system))
     return jobs
 
@@ -202,13 +230,13 @@ def audio_text(cfg: Config, s: System) -> list[Job]:
                 "--lr", v.get("lr", 1e-4), "--val-every", v.get("val_every", 100), "--chunking", chunking,
                 *(["--train-missing", v["train_missing"]] if v.get("train_missing") else []),
                 "--out", cfg.models, "--results", cfg.results, *_run_flags(cfg, s), *v.get("extra", [])]
-        steps.append(Step(f"audio-text/{v['name']}/train+test", f"audio-text {v['name']}: train + test", "main", argv,
-                          s.corpus, cfg.fresh_on_conflict))
         name = run_name(it, batch, chunking, v.get("train_missing"))
         runs.append(cfg.models / name)
+        steps.append(Step(f"audio-text/{v['name']}/train+test", f"audio-text {v['name']}: train + test", "main", argv,
+                          s.corpus, cfg.fresh_on_conflict, runs=(runs[-1],)))
         for emo in ATTRS:
             results.append(Result("ccc", s.system, v["name"], cfg.results / f"{name}_test1_{emo.lower()}.json",
-                                  {"attribute": emo}))
+                                  {"attribute": emo}, steps[-1].key))
     if s.settings.get("missing_rates") is not None or s.settings.get("missing_conditions") is not None:
         out = cfg.results / "audio_text_missing_data"
         rates = ",".join(map(str, s.settings.get("missing_rates", [0, 0.1, 0.3, 0.5])))
@@ -217,60 +245,71 @@ def audio_text(cfg: Config, s: System) -> list[Job]:
                            *(["--conditions", ",".join(s.settings["missing_conditions"])]
                              if s.settings.get("missing_conditions") else []), "--out", out], s.corpus))
         results.append(Result("missing-ccc", s.system, "", out.with_suffix(".json"),
-                              {"variants": {str(r): v["name"] for r, v in zip(runs, s.variants)}}))
+                              {"variants": {str(r): v["name"] for r, v in zip(runs, s.variants)}}, steps[-1].key))
     return [Job("audio-text", steps, results, s.system)]
 
 
-def mdre(cfg: Config, s: System) -> list[Job]:
+def mdre_step(cfg: Config, s: System, v: dict) -> tuple[Step, dict]:
+    """An MDRE variant's mdre.py step and where it writes (mdre.output_names of its full argv)."""
     root = cfg.corpora[s.corpus].root
     protocol = s.settings.get("protocol", "random5")
     folds = s.settings.get("folds")
+    model = v.get("model", "MDREA")
+    missing = v.get("missing")
+    argv = ["--root", root, "--model", model, "--protocol", protocol,
+            *(["--folds", ",".join(map(str, folds))] if folds else []), "-iter", v.get("iterations", 10000),
+            "-batch", v.get("batch", 128), "--lr", v.get("lr", 1e-3),
+            *(["--val-every", v["val_every"]] if v.get("val_every") else []), "--patience", v.get("patience", 7),
+            *(["--missing", ",".join(missing)] if missing else []), "--out", cfg.models, "--results", cfg.results,
+            *_run_flags(cfg, s), *v.get("extra", [])]
+    names = script_outputs(cfg, f"mdre variant {v['name']}", "mdre", argv, _mdre_folds(s))
+    return Step(f"mdre/{v['name']}", f"MDRE family {v['name']}: {model}, {protocol}", "mdre", argv, s.corpus,
+                cfg.fresh_on_conflict, runs=tuple(names["runs"].values())), names
+
+
+def mdre(cfg: Config, s: System) -> list[Job]:
     jobs = []
     for v in s.variants:
-        model = v.get("model", "MDREA")
-        missing = v.get("missing")
-        argv = ["--root", root, "--model", model, "--protocol", protocol,
-                *(["--folds", ",".join(map(str, folds))] if folds else []), "-iter", v.get("iterations", 10000),
-                "-batch", v.get("batch", 128), "--lr", v.get("lr", 1e-3),
-                *(["--val-every", v["val_every"]] if v.get("val_every") else []), "--patience", v.get("patience", 7),
-                *(["--missing", ",".join(missing)] if missing else []), "--out", cfg.models, "--results", cfg.results,
-                *_run_flags(cfg, s), *v.get("extra", [])]
-        tag, all_folds = _mdre_runs(s, v)
-        results = [Result("class", s.system, v["name"], cfg.results / f"{tag}_fold{k}.json", {"fold": k})
-                   for k in all_folds]
-        results.append(Result("class-folds", s.system, v["name"], cfg.results / f"{tag}_folds.json", {}))
-        if missing:
-            results.append(Result("missing-class", s.system, v["name"], cfg.results / f"{tag}_missing.json", {}))
-        jobs.append(Job(f"mdre {v['name']}", [*corpus_steps(cfg, s.corpus),
-                                               Step(f"mdre/{v['name']}", f"MDRE family: {model}, {protocol}", "mdre",
-                                                    argv, s.corpus, cfg.fresh_on_conflict)], results, s.system))
+        step, names = mdre_step(cfg, s, v)
+        results = [Result("class", s.system, v["name"], path, {"fold": k}, step.key)
+                   for k, path in names["folds"].items()]
+        results.append(Result("class-folds", s.system, v["name"], names["table"], {}, step.key))
+        if v.get("missing"):
+            results.append(Result("missing-class", s.system, v["name"], names["missing"], {}, step.key))
+        jobs.append(Job(f"mdre {v['name']}", [*corpus_steps(cfg, s.corpus), step], results, s.system))
     return jobs
 
 
+def stm_step(cfg: Config, s: System, v: dict) -> tuple[Step, dict]:
+    """A speech-text-mocap variant's step and where it writes (speech_text_mocap.output_names of its argv)."""
+    configs = v.get("configs", STM_CONFIGS)
+    missing = v.get("missing")
+    opt = {"--lr": "lr", "--val-every": "val_every", "--patience": "patience", "--dev-share": "dev_share",
+           "--d-model": "d_model", "--heads": "heads", "--layers": "layers", "--ff": "ff",
+           "--fusion-hidden": "fusion_hidden", "-iter": "iterations", "-batch": "batch"}
+    argv = ["--root", cfg.corpora[s.corpus].root,
+            "--speech-model", Model(s.settings.get("speech_model", "facebook/wav2vec2-large-robust")),
+            "--text-model", Model(s.settings.get("text_model", "bert-base-uncased"), s.corpus),
+            "--configs", ",".join(configs), *[x for flag, key in opt.items() if key in v for x in (flag, v[key])],
+            *(["--loso"] if s.settings.get("loso") else []),
+            "--missing", ",".join(missing) if missing else "none", "--out", cfg.models, "--results", cfg.results,
+            *_run_flags(cfg, s), *v.get("extra", [])]
+    names = script_outputs(cfg, f"speech-text-mocap variant {v['name']}", "speech_text_mocap", argv, configs,
+                           _stm_sessions(s))
+    return Step(f"speech-text-mocap/{v['name']}", f"speech + text + mocap {v['name']}: every configuration",
+                "speech_text_mocap", argv, s.corpus, cfg.fresh_on_conflict, runs=tuple(names["runs"].values())), names
+
+
 def speech_text_mocap(cfg: Config, s: System) -> list[Job]:
-    root = cfg.corpora[s.corpus].root
     jobs = []
     for v in s.variants:
-        prep = corpus_steps(cfg, s.corpus)
-        configs = v.get("configs", STM_CONFIGS)
-        missing = v.get("missing")
-        opt = {"--lr": "lr", "--val-every": "val_every", "--patience": "patience", "--dev-share": "dev_share",
-               "--d-model": "d_model", "--heads": "heads", "--layers": "layers", "--ff": "ff",
-               "--fusion-hidden": "fusion_hidden", "-iter": "iterations", "-batch": "batch"}
-        argv = ["--root", root, "--speech-model", Model(s.settings.get("speech_model", "facebook/wav2vec2-large-robust")),
-                "--text-model", Model(s.settings.get("text_model", "bert-base-uncased"), s.corpus),
-                "--configs", ",".join(configs), *[x for flag, key in opt.items() if key in v for x in (flag, v[key])],
-                *(["--loso"] if s.settings.get("loso") else []),
-                "--missing", ",".join(missing) if missing else "none", "--out", cfg.models, "--results", cfg.results,
-                *_run_flags(cfg, s), *v.get("extra", [])]
-        results = [Result("class", s.system, v["name"], cfg.results / f"stm_{c}_s{k}.json",
-                          {"fold": k, "configuration": c}) for c in configs for k in _stm_sessions(s)]
-        results.append(Result("ablation", s.system, v["name"], cfg.results / "stm_ablation.json", {}))
-        if missing and THREE_WAY in configs:
-            results.append(Result("missing-class", s.system, v["name"], cfg.results / "stm_missing.json", {}))
-        jobs.append(Job(f"speech-text-mocap {v['name']}",
-                        [*prep, Step(f"speech-text-mocap/{v['name']}", "speech + text + mocap: every configuration",
-                                     "speech_text_mocap", argv, s.corpus, cfg.fresh_on_conflict)], results, s.system))
+        step, names = stm_step(cfg, s, v)
+        results = [Result("class", s.system, v["name"], path, {"fold": k, "configuration": c}, step.key)
+                   for (c, k), path in names["results"].items()]
+        results.append(Result("ablation", s.system, v["name"], names["ablation"], {}, step.key))
+        if v.get("missing") and THREE_WAY in v.get("configs", STM_CONFIGS):
+            results.append(Result("missing-class", s.system, v["name"], names["missing"], {}, step.key))
+        jobs.append(Job(f"speech-text-mocap {v['name']}", [*corpus_steps(cfg, s.corpus), step], results, s.system))
     return jobs
 
 
@@ -302,7 +341,8 @@ def cross_corpus(cfg: Config, c: dict) -> Job:
                            "--root", root, "--store", store, "--split", c["split"], "--csv", csv],
                           c["corpus"], inputs=(cfg.models / d.run_name(v, emo),)))
         results.append(Result("cross", s.system, v["name"], csv.with_suffix(".json"),
-                              {"attribute": emo, "trained_on": s.corpus, "tested_on": c["corpus"], "split": c["split"]}))
+                              {"attribute": emo, "trained_on": s.corpus, "tested_on": c["corpus"], "split": c["split"]},
+                              steps[-1].key))
     return Job(f"cross-corpus {s.system} {v['name']} on {c['corpus']}", steps, results, CROSS_LANE)
 
 
@@ -310,12 +350,11 @@ def _categorical_cross(cfg: Config, c: dict, s: System, v: dict) -> Job:
     """Every fold's (MDRE) or held-out session's (speech+text+mocap) model of a variant on MSP-Podcast's
     categories, in one cross_corpus.py step (the corpus's stores are made once)."""
     if s.system == "mdre":
-        tag, folds = _mdre_runs(s, v)
-        runs = {k: cfg.models / f"{tag}_fold{k}" for k in folds}
+        runs = mdre_step(cfg, s, v)[1]["runs"]
         what = v.get("model", "MDREA")
     else:
         what = c["configuration"]
-        runs = {k: cfg.models / f"stm_{what}_s{k}" for k in _stm_sessions(s)}
+        runs = {k: run for (conf, k), run in stm_step(cfg, s, v)[1]["runs"].items() if conf == what}
     root = cfg.corpora[c["corpus"]].root
     step = Step(f"cross/{s.system}/{v['name']}/{what}/{c['corpus']}/{c['split']}",
                 f"{s.system} {what if v['name'] == what else v['name'] + ' ' + what} ({s.corpus}) scored on "
@@ -324,11 +363,28 @@ def _categorical_cross(cfg: Config, c: dict, s: System, v: dict) -> Job:
                 c["corpus"], inputs=tuple(runs.values()))
     results = [Result("cross-class", s.system, v["name"], cfg.results / f"{run.name}_on_msp-podcast_{c['split']}.json",
                       {"fold": k, "configuration": what, "trained_on": s.corpus, "tested_on": c["corpus"],
-                       "split": c["split"]}) for k, run in runs.items()]
+                       "split": c["split"]}, step.key) for k, run in runs.items()]
     return Job(f"cross-corpus {s.system} {v['name']} {what} on {c['corpus']}",
                [*corpus_steps(cfg, c["corpus"]), step], results, CROSS_LANE)
 
 
 def plan(cfg: Config) -> list[Job]:
+    """Every job of the config, or a ConfigError when two steps would train the same run folder or write the same
+    result file (two variants whose settings give the same names: one would show the other's numbers)."""
     jobs = [j for s in cfg.systems for j in RECIPES[s.system](cfg, s)]
-    return jobs + [cross_corpus(cfg, c) for c in cfg.cross_corpus]
+    jobs += [cross_corpus(cfg, c) for c in cfg.cross_corpus]
+    _refuse_shared_outputs(cfg, jobs)
+    return jobs
+
+
+def _refuse_shared_outputs(cfg: Config, jobs: list[Job]) -> None:
+    from report.config import ConfigError
+    steps = {s.key: s for j in jobs for s in j.steps}
+    owner: dict = {}
+    outputs = [(p, key) for key, st in steps.items() for p in st.runs]
+    outputs += [(r.path, r.step) for j in jobs for r in j.results]
+    for path, key in outputs:
+        first = owner.setdefault(Path(path).resolve(), key)
+        if first != key:
+            raise ConfigError(f"{cfg.path}: '{steps[first].title}' and '{steps[key].title}' would both write {path}: "
+                              "give the variants different settings (or drop one)")

@@ -49,6 +49,38 @@ def checkpoint_stamp(run: Path) -> str:
     return f"{st.st_size}:{st.st_mtime_ns}"
 
 
+def file_sha256(path: Path) -> str | None:
+    try:
+        return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+    except OSError:
+        return None
+
+
+def output_key(path) -> str:
+    """How a step's marker names a file it wrote: the absolute path (the scripts may get relative ones)."""
+    return str(Path(path).resolve())
+
+
+def changed_outputs(marker: dict) -> list[str]:
+    """The files a step's marker records that are gone or hold other bytes now (another run overwrote them)."""
+    return [p for p, digest in (marker.get("outputs") or {}).items() if file_sha256(Path(p)) != digest]
+
+
+def result_problems(cfg: Config, jobs: list[Job]) -> dict[Path, str]:
+    """Result files the report must not show, with why: not written by the step that should write it (per its
+    done-marker), or changed since (overwritten by another config or run)."""
+    steps = {s.key: s for j in jobs for s in j.steps}
+    problems = {}
+    for r in (r for j in jobs for r in j.results if r.step):
+        marker = read_marker(marker_path(cfg, steps[r.step])) or {}
+        recorded = (marker.get("outputs") or {}).get(output_key(r.path))
+        if recorded is None:
+            problems[r.path] = f"not among the files its step '{steps[r.step].title}' wrote"
+        elif file_sha256(r.path) != recorded:
+            problems[r.path] = f"changed since its step '{steps[r.step].title}' wrote it (another run overwrote it)"
+    return problems
+
+
 def marker_path(cfg: Config, step: Step) -> Path:
     return cfg.report / "steps" / (re.sub(r"[^A-Za-z0-9_.+-]+", "_", step.key) + ".json")
 
@@ -103,6 +135,8 @@ class Runner:
         self.numbers: dict[str, int] = {}  # step key -> its number in the whole benchmark, for the messages
         self.console, self.name = console, name  # in a lane: the console for one line per step
         self.dirty = self.stale_results = False  # of the job being run (see run_jobs)
+        self.expected: dict[str, list[Path]] = {}  # step key -> the result files it must write
+        self.written: list[Path] = []  # the result files the last step's script wrote (systems.common.WRITTEN)
 
     def _say(self, text: str) -> None:
         if self.console is not None:
@@ -119,9 +153,11 @@ class Runner:
         """The script's main(argv) with sys.argv set to its own command line, so the result files it writes record
         the command that re-creates them (not the benchmark's)."""
         from engine.resources import ResourceMonitor
+        from systems.common import WRITTEN
         module = importlib.import_module(step.script)
         saved = sys.argv
         sys.argv = [f"{step.script}.py", *argv]
+        WRITTEN.clear()
         try:
             with ResourceMonitor() as mon:
                 try:
@@ -132,6 +168,7 @@ class Runner:
             return int(rc or 0)
         finally:
             sys.argv = saved
+            self.written = list(WRITTEN)
 
     def run_step(self, step: Step) -> bool:
         k, n = self.numbers[step.key], len(self.numbers)
@@ -141,7 +178,10 @@ class Runner:
         ident = self.identity(step)
         old = read_marker(marker)
         own = not step.key.startswith(("corpus/", "features/", "normterm/"))
-        if not self.force and not self.dirty and not (own and self.stale_results) and old is not None and old.get("identity") == ident and old.get("rc") == 0:
+        outputs_intact = old is not None and not changed_outputs(old) and all(
+            output_key(p) in (old.get("outputs") or {}) for p in self.expected.get(step.key, []))
+        if (not self.force and not self.dirty and not (own and self.stale_results) and old is not None
+                and old.get("identity") == ident and old.get("rc") == 0 and outputs_intact):
             self.status[step.key] = "reused"
             print(f"[{k}/{n}] {step.title}: done earlier ({old.get('date')}), skipped", flush=True)
             self._say(f"[{k}/{n}] {step.title}: done earlier, skipped")
@@ -158,7 +198,8 @@ class Runner:
             if rc and step.retry_fresh and "--no-resume" not in argv:
                 print("   (retrying with --no-resume: the config allows starting its own run folders over)", flush=True)
                 rc = self._call(step, [*argv, "--no-resume"])
-            why = f"exit status {rc}" if rc else ""
+            why = f"exit status {rc}" if rc else self._unwritten(step)
+            rc = rc or int(bool(why))
         except Exception as e:  # a bug or an unexpected input: this job stops, the others go on
             traceback.print_exc()
             rc, why = 1, f"{type(e).__name__}: {e}"
@@ -172,14 +213,33 @@ class Runner:
         self.status[step.key] = "ran"
         marker.parent.mkdir(parents=True, exist_ok=True)
         atomic_write_text(marker, json.dumps({
-            "identity": self.identity(step), "rc": 0,  # after the step: a corpus step made its corpus "seconds": round(seconds, 2), "resources": self.last_resources,
+            "identity": self.identity(step), "rc": 0,  # identity after the step: a corpus step made its corpus
+            "outputs": {output_key(p): file_sha256(p) for p in dict.fromkeys(self.written)},
+            "seconds": round(seconds, 2), "resources": self.last_resources,
             "date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
             "command": " ".join(["python", f"{step.script}.py", *argv])}, indent=1))
         return True
 
+    def _unwritten(self, step: Step) -> str:
+        """Why a step that exited 0 failed anyway: a result file the report expects of it that it did not write
+        (it wrote other names: the report would show another model's numbers); '' when all are there."""
+        wrote = {output_key(p) for p in self.written}
+        lacking = [str(p) for p in self.expected.get(step.key, []) if output_key(p) not in wrote]
+        if not lacking:
+            return ""
+        return (f"expected it to write {', '.join(lacking)}, but it wrote "
+                f"{', '.join(map(str, self.written)) or 'no result file'}")
+
+    def _expect(self, jobs: list[Job]) -> None:
+        for r in (r for j in jobs for r in j.results if r.step):
+            mine = self.expected.setdefault(r.step, [])
+            if r.path not in mine:
+                mine.append(r.path)
+
     def run(self, jobs: list[Job], workers: int = 1) -> bool:
         """Every job's steps (in `workers` processes at once when > 1); True when all succeeded."""
         self.numbers = {}
+        self._expect(jobs)
         for s in (s for j in jobs for s in j.steps):
             self.numbers.setdefault(s.key, len(self.numbers) + 1)
         lanes = list(dict.fromkeys(j.lane for j in jobs))
@@ -195,6 +255,7 @@ class Runner:
         from tqdm import tqdm
         bar = tqdm(total=len({s.key for j in jobs for s in j.steps}), desc="benchmark steps", unit="step",
                    disable=not self.progress)
+        self._expect(jobs)
         seen: set[str] = set()
         for job in jobs:
             # a result file gone (deleted, or a crash between a step and its marker): the job's own steps run again;

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import random
 import re
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -110,6 +111,23 @@ class AudioTextMethod:
 
     def val_loss(self, pred, target) -> float:
         return float(np.mean([1.0 - ccc(pred[:, k], target[:, k]) for k in range(3)]))
+
+    def report_validation(self, iteration: int, losses: dict, val: float, best_before: float) -> None:
+        """The original's lines after each validation (its text and str() precision; the training loss is the
+        last batch's, as the original prints it)."""
+        train_loss = losses["train"][-1] if losses.get("train") else float("nan")
+        rule = "=" * 65
+        print("validation process")
+        print(f"Iteration: {iteration} ,Training-loss: {train_loss} ,Validation-loss: {val}")
+        print(rule)
+        if best_before == float("inf"):
+            print(f"=> Saving the initial best model (Iteration={iteration})")
+        elif val < best_before:
+            print(f"=> Saving a new best model (Iteration={iteration})")
+            print(f"=> Loss reduction from {best_before} to {val}")
+        else:
+            print(f"=> Validation Loss did not improve (Iteration={iteration})")
+        print(rule)
 
     def state(self) -> dict:
         s = self.crop_rng.getstate()
@@ -213,11 +231,12 @@ def audio_text_items(root: Path, split: str, audio: FeatureStore, text: FeatureS
 
     from corpora.msp_podcast import read_msp_podcast
     from corpora.records import CorpusError
-    from corpora.textgrid import read_words
+    from corpora.textgrid import MalformedTextGrid, read_words
+    from features.store import without_changed_inputs
     corpus = read_msp_podcast(root, split=split, require_audio=False)
     corpus.report()
-    items, words, transcripts, missing = [], {}, {}, {}
-    for r in corpus.records:
+    items, words, transcripts, missing, malformed = [], {}, {}, {}, []
+    for r in without_changed_inputs(corpus.records, (audio, text), split):  # never stale features (issue 19.5)
         if not all(a in r.labels for a in ATTRIBUTES):
             missing.setdefault("labels", []).append(r.utt_id)
             continue
@@ -226,6 +245,9 @@ def audio_text_items(root: Path, split: str, audio: FeatureStore, text: FeatureS
             continue
         try:
             words[r.utt_id] = read_words(r.alignment_path)
+        except MalformedTextGrid as e:  # listed apart from missing ones, with the file and the problem
+            malformed.append(str(e))
+            continue
         except CorpusError:
             missing.setdefault("TextGrid", []).append(r.utt_id)
             continue
@@ -234,6 +256,9 @@ def audio_text_items(root: Path, split: str, audio: FeatureStore, text: FeatureS
     for what, utts in missing.items():
         print(f"warning: {len(utts)} {split} utterance(s) without {what} are left out: {', '.join(utts[:10])}"
               f"{' ...' if len(utts) > 10 else ''}", file=sys.stderr)
+    if malformed:
+        print(f"warning: {len(malformed)} {split} utterance(s) with a malformed TextGrid are left out:\n  "
+              + "\n  ".join(malformed[:10]) + ("\n  ..." if len(malformed) > 10 else ""), file=sys.stderr)
     long = [f"{u} ({max(2, len(words[u]))} chunks, {text.frames(u)} tokens)" for u, _ in items
             if max(2, len(words[u])) + 1 > MAX_LEN or text.frames(u) + 1 > MAX_LEN]
     if long:  # the original crashes on these; we keep each stream's first MAX_LEN rows
@@ -243,13 +268,14 @@ def audio_text_items(root: Path, split: str, audio: FeatureStore, text: FeatureS
     return items, words, transcripts
 
 
-def load_trained(folder: Path, audio: FeatureStore, text: FeatureStore, words: dict, transcripts: dict):
+def load_trained(folder: Path, audio: FeatureStore, text: FeatureStore, words: dict, transcripts: dict,
+                 allow_unfinished: bool = False):
     """(method in evaluation configuration, model in eval mode) of one of our audio-text checkpoints, over the
     given stores (which must hold the feature sets it was trained on)."""
     if not Path(folder).is_dir():
         raise ValueError(f"{folder}: not a checkpoint folder (an original .pth.tar scores WAVs through "
                          "prediction_process.py)")
-    pred = Predictor.load(Path(folder))
+    pred = Predictor.load(Path(folder), allow_unfinished=allow_unfinished)
     cfg = pred.config
     for kind, store in (("audio", audio), ("text", text)):
         want = cfg["features"][kind]
@@ -287,7 +313,8 @@ class Predictor:
         self.chunking = {"m": M_FRAMES}
 
     @classmethod
-    def load(cls, path: str | Path, normterm: str | Path | None = None, device: str = "cpu") -> "Predictor":
+    def load(cls, path: str | Path, normterm: str | Path | None = None, device: str = "cpu",
+             allow_unfinished: bool = False) -> "Predictor":
         """Our checkpoint folder, or an original `TransformerCoAtten_*.pth.tar` (bare state_dict) with the
         folder holding the original's NormTerm_Speech and NormTerm_Text (`normterm`); an original model was
         trained on the paper's features (PAPER_FEATURES)."""
@@ -295,7 +322,7 @@ class Predictor:
         from models.audio_text_coatten import from_original_state_dict
         path = Path(path)
         if path.is_dir():
-            sd, cfg = load_checkpoint(path)
+            sd, cfg = load_checkpoint(path, allow_unfinished)
             if cfg.get("system") != SYSTEM:
                 raise ValueError(f"{path}: a {cfg.get('system')!r} checkpoint, not {SYSTEM}")
             model = AudioTextCoAttention(**cfg["model"])
@@ -321,6 +348,26 @@ class Predictor:
                "legacy_file": path.name, "source": str(path)}
         return cls(model, nt_a, nt_t, cfg, device)
 
+    def truncation(self, audio: np.ndarray, text: np.ndarray | None, words) -> str:
+        """'' or what the model will not see of one input (audio (T, D) frames, text (N, Dt) rows or None, words
+        as `predict` takes them): each stream keeps its first MAX_LEN rows (global token included), so the audio
+        chunks past the 127th and the tokens past the 127th are cut. Said in rows, seconds and tokens."""
+        from systems.audio_text_inputs import chunk_count, chunk_starts
+        aligned = not isinstance(words, (int, np.integer))
+        C = chunk_count(len(words) if aligned else int(words))
+        frame_rate = self.config["features"]["audio"].get("frame_rate") or 50.0
+        cut = []
+        if C + 1 > MAX_LEN:
+            strategy = self.strategy if aligned or self.strategy != "lexical" else "fixed"
+            starts, lengths = chunk_starts(len(audio), C, m=M_FRAMES, strategy=strategy,
+                                           words=words if aligned else None, frame_rate=frame_rate)
+            end = min(len(audio), int(starts[MAX_LEN - 2] + lengths[MAX_LEN - 2])) / frame_rate
+            cut.append(f"audio {MAX_LEN} of {C + 1} rows kept (chunks 1-{MAX_LEN - 1} of {C}: 0-{end:.1f} s of "
+                       f"{len(audio) / frame_rate:.1f} s seen)")
+        if text is not None and len(text) + 1 > MAX_LEN:
+            cut.append(f"text {MAX_LEN} of {len(text) + 1} rows kept (the first {MAX_LEN - 1} of {len(text)} tokens)")
+        return f"truncated: {'; '.join(cut)}" if cut else ""
+
     def predict(self, inputs: list, batch_size: int = 16) -> np.ndarray:
         """(N, 3) Act, Dom, Val on the label scale for inputs [(audio (T, D), text (N, Dt) or None, words)]:
         raw (un-normalised) feature arrays; text None = the text modality absent (the empty transcript's two
@@ -332,8 +379,10 @@ class Predictor:
                 audios = [self.nt_audio.features(a) for a, _, _ in chunk]
                 texts = [np.zeros((2, self.model.text_dim), np.float32) if t is None else self.nt_text.features(t)
                          for _, t, _ in chunk]
-                batch = model_inputs(audios, texts, [w for _, _, w in chunk], self.strategy,
-                                     frame_rate=self.config["features"]["audio"].get("frame_rate") or 50.0)
+                with warnings.catch_warnings():  # each cut input is named by `truncation`, file by file
+                    warnings.filterwarnings("ignore", message="pad_batch: truncated", category=UserWarning)
+                    batch = model_inputs(audios, texts, [w for _, _, w in chunk], self.strategy,
+                                         frame_rate=self.config["features"]["audio"].get("frame_rate") or 50.0)
                 o = self.model(*(batch[k].to(self.device) for k in ("audio", "text", "mask_audio", "mask_text")))
                 out.append(torch.stack([o[a] for a in ATTRIBUTES], 1).float().cpu().numpy())
         z = np.concatenate(out) if out else np.zeros((0, 3))
@@ -342,20 +391,44 @@ class Predictor:
     def extractors(self, audio_model: str | None = None, text_model: str | None = None, device: str = "cpu"):
         """(wav2vec2 extractor, text token extractor) as the checkpoint's features were made, from the model
         ids recorded (or the ones given, e.g. a local copy); refused when their output differs in size."""
-        from features.text import TokenFeatures
+        from features.text import TokenFeatures, load_failure
         from features.wav2vec2 import Wav2Vec2Features
         fa, ft = self.config["features"]["audio"], self.config["features"]["text"]
         pa, pt = fa.get("params") or {}, ft.get("params") or {}
-        layers = pa.get("layers", "last")
-        audio = Wav2Vec2Features(model=audio_model or pa["model"], layers=layers, device=device,
-                                 combine=pa.get("combine", "concat"), normalise=pa.get("normalise", True),
-                                 **({"eps": pa["eps"]} if pa.get("eps") is not None else {}))
-        layer = pt.get("layer", "last_hidden_state")
-        text = TokenFeatures(model=text_model or pt["model"], device=device,
-                             layer=-1 if layer == "last_hidden_state" else int(layer))
-        for kind, ext, name, want in (("audio", audio, audio_model or pa["model"], fa),
-                                      ("text", text, text_model or pt["model"], ft)):
+        audio_model = audio_model or self.recorded_model(pa["model"], "--audio-model")
+        text_model = text_model or self.recorded_model(pt["model"], "--text-model")
+        layers, layer = pa.get("layers", "last"), pt.get("layer", "last_hidden_state")
+        try:
+            audio = Wav2Vec2Features(model=audio_model, layers=layers, device=device,
+                                     combine=pa.get("combine", "concat"), normalise=pa.get("normalise", True),
+                                     **({"eps": pa["eps"]} if pa.get("eps") is not None else {}))
+        except OSError as e:
+            raise OSError(load_failure("--audio-model", audio_model, e)) from None
+        try:
+            text = TokenFeatures(model=text_model, device=device,
+                                 layer=-1 if layer == "last_hidden_state" else int(layer))
+        except OSError as e:
+            raise OSError(load_failure("--text-model", text_model, e, keyword="minilm")) from None
+        for kind, ext, name, want in (("audio", audio, audio_model, fa), ("text", text, text_model, ft)):
             if ext.dims != want.get("dims"):
                 raise ValueError(f"{self.source} takes {want.get('dims')}-d {kind} features; {name} gives "
                                  f"{ext.dims}-d")
         return audio, text
+
+    def recorded_model(self, recorded: str, flag: str) -> str:
+        """The model a checkpoint's store recorded, found from any folder: a keyword or hub id as it is, a local
+        folder as recorded when it exists, else (a relative folder recorded by an older store) relative to the
+        checkpoint's folder or one above it; a local folder found nowhere is an OSError naming `flag` at once,
+        never a model-hub lookup."""
+        from features.text import TINY_MODELS, load_failure
+        p = Path(str(recorded))
+        if str(recorded).lower() in (*TINY_MODELS, "minilm") or p.exists():
+            return str(recorded)
+        source = Path(self.source).resolve()
+        found = next((base / p for base in (source, *source.parents) if (base / p / "config.json").is_file()), None)
+        if found is not None:
+            return str(found)
+        if p.is_absolute() or str(recorded).startswith("."):
+            raise OSError(load_failure(flag, str(recorded), FileNotFoundError("the folder the checkpoint records "
+                                                                            "is not on this machine")))
+        return str(recorded)  # a hub id

@@ -85,11 +85,12 @@ class Predictor:
         self.source = str(config.get("source", ""))
 
     @classmethod
-    def load(cls, path: str | Path, normterm: str | Path | None = None, device: str = "cpu") -> "Predictor":
+    def load(cls, path: str | Path, normterm: str | Path | None = None, device: str = "cpu",
+             allow_unfinished: bool = False) -> "Predictor":
         """Our checkpoint folder, or a published `.pth.tar` (its NormTerm folder given by `normterm`)."""
         path = Path(path)
         if path.is_dir():
-            sd, cfg, nt = load_our_checkpoint(path, SYSTEM)
+            sd, cfg, nt = load_our_checkpoint(path, SYSTEM, allow_unfinished)
             model = ChunkLSTM(**cfg["model"])
             model.load_state_dict(sd, strict=True)
             return cls(model, nt, cfg["attribute"], cfg["chunking"], cfg, device)
@@ -121,6 +122,19 @@ class Predictor:
         return self.normterm.denorm(p, self.attribute)
 
 
+def recorded_settings(cfg: dict) -> dict:
+    """What a checkpoint's config says of each of the original's flags (None: not recorded): our runs record
+    them all; a published file (or our conversion of one) its name (the original's pattern)."""
+    loop = cfg.get("loop", {})
+    rec = {"-iter": loop.get("iterations"), "-batch": loop.get("requested_batch_size", loop.get("batch_size")),
+           "-emo": ATTRIBUTE_NAMES[cfg["attribute"]], "-atten": cfg["model"]["atten"],
+           "--chunk-n": cfg["chunking"]["n"]}
+    match = LEGACY_NAME.search(cfg.get("legacy_file", ""))
+    if match:
+        rec.update({"-iter": int(match[1]), "-batch": int(match[2])})
+    return rec
+
+
 # ---------------------------------------------------------------------------- command-line plumbing
 
 def add_cli_args(ap) -> None:
@@ -129,7 +143,8 @@ def add_cli_args(ap) -> None:
     from models.chunk_lstm import ATTENTIONS
     ap.add_argument("-iter", "--iterations", type=int_at_least(1), required=True,
                     help="training iterations (names the run folder: LSTM_iter<ITER>_batch<B>_...)")
-    ap.add_argument("-batch", "--batch_size", type=int_at_least(2), required=True,
+    ap.add_argument("-batch", "--batch_size", type=int_at_least(2, "the CCC loss of one item is undefined"),
+                    required=True,
                     help="utterances per batch (at least 2: the CCC loss of one item is undefined)")
     ap.add_argument("-emo", "--emo_attr", choices=("Act", "Dom", "Val"), required=True,
                     help="attribute: arousal (Act), dominance (Dom) or valence (Val)")
@@ -138,9 +153,10 @@ def add_cli_args(ap) -> None:
     ap.add_argument("--chunk-n", type=int, choices=(1, 2, 3), default=1,
                     help="chunk-count scale factor n: n*11 chunks per utterance")
     add_data_args(ap, "OpenSmile_lld_IS13ComParE",
-                  "a published .pth.tar defaults to NormTerm/, the v1.6 files it was trained with")
+                  "default: <root>/NormTerm, else the shipped v1.6 NormTerm/, the files the published .pth.tar "
+                  "models were trained with")
 
 
 def resolve_paths(args) -> None:
-    resolve_data_paths(args, "OpenSmile_lld_IS13ComParE")
+    resolve_data_paths(args, "chunk-lstm")
     args.name = run_name(args.iterations, args.batch_size, args.atten_type, args.emo_attr)

@@ -55,36 +55,135 @@ def labelled_items(root: Path, split: str, attribute: str, store: FeatureStore,
     return [(r.utt_id, scale(r.labels[attribute])) for r in recs]
 
 
+# ------------------------------------------------------------------------------------------ default inputs
+# Where each system's inputs lie when no flag names them: the names `make demo` writes (report/recipes.py) and the
+# originals' names, first that exists wins. One table for every script, so a seed's command finds what the demo
+# made. Store names are folders under <root>/Features; NormTerm names folders under <root> (then the current
+# folder, where the originals' norm_para.py wrote them; the chunk LSTM's last resort is the shipped v1.6 NormTerm).
+REPO = Path(__file__).resolve().parents[1]
+DEMO_ROOT = Path("demo_data/msp-podcast")
+DEFAULT_STORES = {"chunk-lstm": ("OpenSmile_lld_IS13ComParE",), "deep-emo-cluster": ("Mel_Spec128",),
+                  "audio-text audio": ("Wav2Vec1024", "Wav2Vec32"), "audio-text text": ("RoBERTa768", "MiniLM384")}
+DEFAULT_NORMTERMS = {"chunk-lstm": ("NormTerm",), "deep-emo-cluster": ("NormTerm_Mel128", "NormTerm"),
+                     "audio-text audio": ("NormTerm_{store}", "NormTerm_Speech"),
+                     "audio-text text": ("NormTerm_{store}", "NormTerm_Text")}
+# the script that makes each kind of input, for the message when none is found
+MAKERS = {"chunk-lstm": "feat_opensmile.py", "deep-emo-cluster": "feat_mel.py", "audio-text audio": "feat_wav2vec2.py",
+          "audio-text text": "feat_roberta.py"}
+
+
+def default_root(given: Path | None, notes: list[str]) -> Path:
+    """--root when given, else $MSP_PODCAST_ROOT, else the demo corpus when it exists (said in `notes`); a
+    UserError naming what was tried otherwise."""
+    from engine.cli import UserError
+    if given is not None:
+        return given
+    env = os.environ.get("MSP_PODCAST_ROOT")
+    if env:
+        notes.append(f"--root {env} (from $MSP_PODCAST_ROOT)")
+        return Path(env)
+    if DEMO_ROOT.is_dir():
+        notes.append(f"--root {DEMO_ROOT} (the demo corpus; $MSP_PODCAST_ROOT is unset)")
+        return DEMO_ROOT
+    raise UserError(f"--root: no MSP-Podcast corpus given; $MSP_PODCAST_ROOT is unset and the default {DEMO_ROOT} "
+                    "(made by `make demo`) does not exist; give --root, the folder holding Labels/")
+
+
+def default_store(flag: str, given: Path | None, root: Path, system: str, notes: list[str]) -> Path:
+    """The store `flag` names, else the first of `system`'s default store names under <root>/Features that exists;
+    a UserError naming the default paths tried and the flag otherwise."""
+    from engine.cli import UserError
+    if given is not None:
+        return given
+    tried = [root / "Features" / name for name in DEFAULT_STORES[system]]
+    found = next((p for p in tried if (p / "meta.json").is_file() or p.is_dir()), None)
+    if found is None:
+        raise UserError(f"{flag}: no feature store at the default {' or '.join(map(str, tried))}; make it with "
+                        f"{MAKERS[system]} --root {root}, or give {flag}")
+    notes.append(f"{flag} {found}")
+    return found
+
+
+def default_normterm(flag: str, given: Path | None, root: Path, system: str, store: Path, notes: list[str]) -> Path:
+    """The NormTerm `flag` names, else the first default folder (<root>/<name>, then ./<name>) holding feature
+    statistics as wide as `store`'s features; a UserError naming the folders tried (and why each was passed over)
+    and the flag otherwise."""
+    from engine.cli import UserError
+    if given is not None:
+        return given
+    names = [n.format(store=store.name) for n in DEFAULT_NORMTERMS[system]]
+    tried = list(dict.fromkeys([*(root / n for n in names), *(Path(n) for n in names),
+                                *([REPO / "NormTerm"] if system == "chunk-lstm" else [])]))
+    try:
+        dims = FeatureStore(store).dims
+    except Exception:  # noqa: BLE001 - the store's own loader names its problem later; any width will do here
+        dims = None
+    why = []
+    for p in tried:
+        if not p.is_dir():
+            continue
+        try:
+            nt = NormTerm.load(p)
+        except (FileNotFoundError, ValueError) as e:
+            why.append(str(e))
+            continue
+        width = None if nt.feat_mean is None else len(nt.feat_mean)
+        if dims is None or width == dims:
+            notes.append(f"{flag} {p}")
+            return p
+        why.append(f"{p} holds {width or 'no'}-d feature statistics, not {dims}-d")
+    raise UserError(f"{flag}: no NormTerm for {store} at the default {' or '.join(map(str, tried))}"
+                    f"{' (' + '; '.join(why) + ')' if why else ''}; make it with norm_para.py --store {store} "
+                    f"--root {root} --out {tried[0]}, or give {flag}")
+
+
+def print_defaults(notes: list[str]) -> None:
+    """One line saying which defaults a script chose (stderr: stdout keeps the originals' lines)."""
+    import sys
+    if notes:
+        print("defaults: " + "; ".join(notes), file=sys.stderr)
+
+
 def add_data_args(ap, store_name: str, normterm_note: str) -> None:
     """--root, --store, --normterm, --device, --no-progress, with the same defaults for every system."""
     ap.add_argument("--root", type=Path, default=None,
-                    help="MSP-Podcast root, the folder holding Labels/ (default: $MSP_PODCAST_ROOT, else "
-                         "demo_data/msp-podcast); audio is not needed once the features are in the store")
+                    help=f"MSP-Podcast root, the folder holding Labels/ (default: $MSP_PODCAST_ROOT, else {DEMO_ROOT} "
+                         "when it exists); audio is not needed once the features are in the store")
     ap.add_argument("--store", type=Path, help=f"feature store (default: <root>/Features/{store_name})")
-    ap.add_argument("--normterm", type=Path, help="NormTerm folder (training default: <root>/NormTerm if present, "
-                    f"else NormTerm/; {normterm_note})")
+    ap.add_argument("--normterm", type=Path, help=f"NormTerm folder ({normterm_note})")
     ap.add_argument("--device", default="auto", help="cpu, cuda, cuda:N, or auto (a GPU when one is visible)")
     ap.add_argument("--no-progress", action="store_true", help="no progress bars (for logs)")
 
 
-def resolve_data_paths(args, store_name: str) -> None:
+def resolve_data_paths(args, system: str) -> None:
+    """Fill in --root, --store and --normterm from the one default table (DEFAULT_STORES, DEFAULT_NORMTERMS) and
+    say which defaults were used; `args.normterm_given` records whether the user named a NormTerm."""
     msp = getattr(args, "corpus", "msp-podcast") == "msp-podcast"  # testing scripts may score IEMOCAP
-    if args.root is None:
-        if not msp:
-            from engine.cli import UserError
-            raise UserError("--corpus iemocap needs --root: the IEMOCAP folder holding Session1..Session5 "
-                            "(MSP_PODCAST_ROOT and demo_data/msp-podcast are MSP-Podcast defaults)")
-        args.root = Path(os.environ.get("MSP_PODCAST_ROOT", "demo_data/msp-podcast"))
-    if args.store is None:
-        args.store = args.root / "Features" / store_name
+    notes: list[str] = []
+    if args.root is None and not msp:
+        from engine.cli import UserError
+        raise UserError("--corpus iemocap needs --root: the IEMOCAP folder holding Session1..Session5 "
+                        f"(MSP_PODCAST_ROOT and {DEMO_ROOT} are MSP-Podcast defaults)")
+    args.root = default_root(args.root, notes)
+    args.store = default_store("--store", args.store, args.root, system, notes)
     args.normterm_given = args.normterm is not None
-    if args.normterm is None:  # never an IEMOCAP NormTerm for an MSP-Podcast model
-        args.normterm = args.root / "NormTerm" if msp and (args.root / "NormTerm").is_dir() else Path("NormTerm")
+    testing = hasattr(args, "checkpoint")  # only an original .pth.tar reads it there; our checkpoints carry theirs
+    if args.normterm is None and msp:  # never an IEMOCAP NormTerm for an MSP-Podcast model
+        from engine.cli import UserError
+        try:
+            args.normterm = default_normterm("--normterm", None, args.root, system, args.store, notes)
+        except UserError:
+            if not testing:
+                raise
+            args.normterm = args.root / DEFAULT_NORMTERMS[system][0]
+    elif args.normterm is None:
+        args.normterm = Path("NormTerm")
+    print_defaults(notes)
     args.device = resolve_device(args.device)
     args.attribute = ATTRIBUTE_CODES[args.emo_attr]
 
 
-def add_training_args(ap, seed_help: str) -> None:
+def add_training_args(ap, seed_help: str, system: str | None = None) -> None:
     """The flags every training script shares: where the run goes, the seed, the splits, resume, determinism."""
     ap.add_argument("--out", type=Path, default=Path("Models"), help="parent folder of the run folder")
     ap.add_argument("--seed", type=int, default=0, help=seed_help)
@@ -93,9 +192,18 @@ def add_training_args(ap, seed_help: str) -> None:
     ap.add_argument("--no-resume", action="store_true",
                     help="start over, discarding what the run folder holds (without it, a re-run resumes, and "
                          "refuses a run folder started with other settings)")
-    ap.add_argument("--deterministic", action="store_true",
-                    help="one CPU thread and deterministic kernels: a seeded run gives identical weights under any "
-                         "load and on any number of cores (1.8x slower per chunk-LSTM step on 2 cores; see README)")
+    from engine.cli import deterministic_help
+    ap.add_argument("--deterministic", action="store_true", help=deterministic_help(system))
+
+
+def normterm_lacks(nt: NormTerm, attributes, dims: int) -> str:
+    """What a NormTerm lacks for features of width `dims` and the `attributes`' labels, in words ('' = nothing)."""
+    missing = [a for a in attributes if a not in nt.labels]
+    width = None if nt.feat_mean is None else len(nt.feat_mean)
+    problems = ([f"no {', '.join(missing)} label statistics"] if missing else []) + (
+        [] if width == dims else [f"{width}-d feature statistics, the store's features are {dims}-d" if width
+                                  else "no feature statistics"])
+    return "; ".join(problems)
 
 
 def load_training_data(args) -> tuple[FeatureStore, NormTerm, list, list, Path]:
@@ -106,8 +214,10 @@ def load_training_data(args) -> tuple[FeatureStore, NormTerm, list, list, Path]:
         store, nt = FeatureStore(args.store), NormTerm.load(args.normterm)
     except (FileNotFoundError, ValueError) as e:
         raise UserError(str(e)) from None
-    if args.attribute not in nt.labels or nt.feat_mean is None or len(nt.feat_mean) != store.dims:
-        raise UserError(f"{args.normterm} lacks {args.attribute} label or {store.dims}-d feature statistics")
+    lacks = normterm_lacks(nt, [args.attribute], store.dims)
+    if lacks:
+        raise UserError(f"--normterm {args.normterm}: {lacks} (give --normterm the Train statistics of {store.root}, "
+                        "made by norm_para.py)")
     train_items = labelled_items(args.root, args.train_split, args.attribute, store)
     val_items = labelled_items(args.root, args.val_split, args.attribute, store)
     return store, nt, train_items, val_items, writable_dir(args.out / args.name)
@@ -136,12 +246,15 @@ def add_testing_args(ap, trainer: str, default_checkpoint: str, batch_default: i
     ap.add_argument("--csv", type=Path, help="per-utterance output (default: results/<run name>_<split>.csv, "
                                               "results/<run name>_iemocap_<split>.csv for iemocap)")
     ap.add_argument("--batch-eval", type=int_at_least(1), default=batch_default, help="utterances per forward pass")
+    from engine.cli import add_allow_unfinished_arg
+    add_allow_unfinished_arg(ap)
 
 
-def load_our_checkpoint(path: Path, system: str) -> tuple[dict, dict, NormTerm]:
-    """(state_dict, config, NormTerm) of one of our checkpoint folders of `system`."""
+def load_our_checkpoint(path: Path, system: str, allow_unfinished: bool = False) -> tuple[dict, dict, NormTerm]:
+    """(state_dict, config, NormTerm) of one of our checkpoint folders of `system` (an unfinished run refused
+    unless `allow_unfinished`)."""
     from engine.checkpoint import load_checkpoint
-    sd, cfg = load_checkpoint(path)
+    sd, cfg = load_checkpoint(path, allow_unfinished)
     if cfg.get("system") != system:
         raise ValueError(f"{path}: a {cfg.get('system')!r} checkpoint, not {system}")
     return sd, {**cfg, "source": str(path)}, NormTerm.from_json(cfg["normterm"], cfg["attribute"])
@@ -160,10 +273,36 @@ def machine() -> str:
     return f"{cpu}, {os.cpu_count()} cores, {gpu}; torch {torch.__version__}"
 
 
+WRITTEN: list[Path] = []  # every result file write_result wrote in this process, in order (benchmark.py reads a
+#                            step's own list: the report shows exactly the files the step wrote, never a guess)
+
+
+def run_identity(checkpoint) -> dict:
+    """What identifies a trained run: a hash of its run.json identity (every setting and the data it trained on)
+    and its weights' size and modification time; for a single-file checkpoint (an original .pth.tar) the file's.
+    A result file records it, so a report can tell results of one run from those of another."""
+    import hashlib
+    import json
+    run = Path(checkpoint)
+    weights = run / "model.safetensors" if run.is_dir() else run
+    try:
+        st = weights.stat()
+        stamp = f"{st.st_size}:{st.st_mtime_ns}"
+    except OSError:
+        stamp = "absent"
+    try:
+        ident = json.loads((run / "run.json").read_text())["identity"]
+        digest = hashlib.sha256(json.dumps(ident, sort_keys=True, default=str).encode()).hexdigest()[:16]
+    except (OSError, ValueError, KeyError, TypeError):
+        digest = None
+    return {"identity": digest, "weights": stamp}
+
+
 def write_result(path: Path, fields: dict) -> None:
     """One result file in the shared format (every test / evaluation script writes one beside its CSV; the
     comparison report aggregates them): `fields` (metric, system, corpus, split or protocol, checkpoint, seed,
-    the numbers, ...) plus the provenance: code version, the command line that re-creates it, machine, date."""
+    the numbers, ...) plus the provenance: code version, the command line that re-creates it, machine, date,
+    and the identity of each run it scores (`checkpoint` -> `run`, `checkpoints` -> `runs`: run_identity)."""
     import datetime
     import json
     import sys
@@ -172,8 +311,15 @@ def write_result(path: Path, fields: dict) -> None:
     from utils import atomic_write_text
     prov = {"code_version": git_commit(), "command": " ".join(["python", *sys.argv]), "machine": machine(),
             "date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")}
+    if fields.get("checkpoint"):
+        prov["run"] = run_identity(fields["checkpoint"])
+    if fields.get("checkpoints"):
+        prov["runs"] = {str(c): run_identity(c) for c in fields["checkpoints"]}
+    from engine.checkpoint import training_fields  # how far each scored run trained: done / planned / finished
+    prov.update(training_fields(fields))
     atomic_write_text(path, json.dumps({**fields, **{k: v for k, v in prov.items() if k not in fields}},
                                        indent=1, default=str))
+    WRITTEN.append(Path(path))
 
 
 def write_scores(out: Path, items: list, scores, *, result: dict) -> float:
@@ -185,7 +331,8 @@ def write_scores(out: Path, items: list, scores, *, result: dict) -> float:
     with atomic_path(out) as tmp, open(tmp, "w") as f:
         f.write("utterance,prediction,label\n")
         f.writelines(f"{u},{p:.6f},{y:.6f}\n" for (u, y), p in zip(items, scores))
-    write_result(out.with_suffix(".json"), {"metric": "CCC", "value": value, "utterances": len(items),
+    from utils import output_file
+    write_result(output_file(out, ".json"), {"metric": "CCC", "value": value, "utterances": len(items),
                                             "per_utterance_csv": out.name, **result})
     return value
 
@@ -199,8 +346,7 @@ def testing_inputs(args, also_in: tuple[Path, ...] = ()) -> tuple[Path, Path, Fe
     if args.split is None:  # the default depends on the corpus: MSP-Podcast's Test1, every IEMOCAP session
         args.split = "all" if kind == "iemocap" else "test1"
     tag = f"iemocap_{args.split.replace(',', '+')}" if kind == "iemocap" else args.split
-    out = args.csv or Path("results") / f"{args.name}_{tag}.csv"
-    writable_dir(out.parent)
+    writable_dir(args.csv.parent if args.csv else Path("results"), "--csv")  # first: fail before anything else
     ckpt = args.checkpoint
     if ckpt is None:
         ckpt = next((d / args.name for d in (args.models_dir, *also_in) if (d / args.name).is_dir()), None)
@@ -209,6 +355,8 @@ def testing_inputs(args, also_in: tuple[Path, ...] = ()) -> tuple[Path, Path, Fe
             raise UserError(f"no checkpoint {args.name} in {where}; train it first or give --checkpoint")
     elif not ckpt.exists():
         raise UserError(f"{ckpt}: no such checkpoint")
+    # results are named after the model scored, never after flags that may describe another one
+    out = args.csv or Path("results") / f"{checkpoint_name(ckpt)}_{tag}.csv"
     store = FeatureStore(args.store)
     held, expected = store.meta.get("corpus"), "IEMOCAP" if kind == "iemocap" else "MSP-Podcast"
     if held not in (None, expected):  # None: a store made from a WAV folder
@@ -219,6 +367,70 @@ def testing_inputs(args, also_in: tuple[Path, ...] = ()) -> tuple[Path, Path, Fe
         what = f"IEMOCAP {args.split}" if kind == "iemocap" else args.split
         raise UserError(f"no {what} utterance with {args.emo_attr} labels and features in {args.store}")
     return out, ckpt, store, items
+
+
+def checkpoint_name(ckpt: Path) -> str:
+    """A checkpoint's name: its folder's, or an original file's without .pth.tar."""
+    name = ckpt.name
+    return name[: -len(".pth.tar")] if name.endswith(".pth.tar") else name
+
+
+def normterm_for_checkpoint(args, ckpt: Path, legacy_default: Path | None = None) -> Path | None:
+    """The NormTerm folder an original .pth.tar is loaded with (--normterm, else `legacy_default`); None for our
+    checkpoint folders, which carry the NormTerm they were trained with. A --normterm given with one of ours is
+    not silently ignored: a missing path is refused, an existing one is reported as unused (a warning when its
+    statistics differ from the checkpoint's)."""
+    import sys
+
+    from engine.cli import UserError
+    if ckpt.suffix == ".tar":
+        return args.normterm if args.normterm_given or legacy_default is None else legacy_default
+    if not args.normterm_given:
+        return None
+    if not args.normterm.exists():
+        raise UserError(f"--normterm {args.normterm}: no such folder (and not needed: {ckpt} carries the NormTerm "
+                        "it was trained with; --normterm is for an original .pth.tar)")
+    import json
+
+    from engine.checkpoint import CONFIG
+    try:
+        cfg = json.loads((ckpt / CONFIG).read_text())
+        given = NormTerm.load(args.normterm).to_json(cfg["attribute"])
+        differs = json_differs(given, cfg["normterm"])
+    except (ValueError, KeyError, OSError, AttributeError, TypeError):  # unreadable or incomplete: not the same
+        differs = True
+    if differs:
+        print(f"warning: --normterm {args.normterm} is not used: {ckpt} carries the NormTerm it was trained with, "
+              "and --normterm's statistics differ from it", file=sys.stderr)
+    else:
+        print(f"note: --normterm {args.normterm} is not used ({ckpt} carries the same NormTerm)", file=sys.stderr)
+    return None
+
+
+def json_differs(a, b) -> bool:
+    """Whether two JSON-like values differ beyond float rounding."""
+    if isinstance(a, dict) and isinstance(b, dict):
+        return a.keys() != b.keys() or any(json_differs(a[k], b[k]) for k in a)
+    if isinstance(a, (list, tuple)) and isinstance(b, (list, tuple)):
+        return len(a) != len(b) or any(json_differs(x, y) for x, y in zip(a, b))
+    if isinstance(a, (int, float)) and isinstance(b, (int, float)):
+        return not np.isclose(a, b, rtol=1e-6, atol=0)
+    return a != b
+
+
+def settings_from_checkpoint(ckpt: Path, recorded: dict, given: dict) -> dict:
+    """flag -> the value a testing script reports (banner, result file): what the checkpoint records
+    (`recorded`, None where it does not), else the command line's value marked as such. A flag whose value
+    contradicts the checkpoint is refused, naming every such flag: a banner or result never describes a model
+    other than the one scored."""
+    from engine.cli import UserError
+    clash = [f"{flag} {given[flag]} (the checkpoint: {value})" for flag, value in recorded.items()
+             if value is not None and str(value) != str(given[flag])]
+    if clash:
+        raise UserError(f"{ckpt}: the command line contradicts what this checkpoint is: {'; '.join(clash)}; give "
+                        "the checkpoint's values (or another --checkpoint)")
+    return {flag: str(value) if value is not None else f"{given[flag]} (from the command line: {ckpt.name} does "
+            "not record it)" for flag, value in recorded.items()}
 
 
 def corpus_fields(args) -> dict:
@@ -246,9 +458,10 @@ def write_class_scores(out: Path, utts: list[str], labels, logits, classes, *, r
         f.write("utterance,label,prediction," + ",".join(f"logit_{c}" for c in classes) + "\n")
         f.writelines(f"{u},{classes[y]},{classes[p]}," + ",".join(f"{v:.5f}" for v in row) + "\n"
                      for u, y, p, row in zip(utts, labels, pred, logits))
-    stem = out.with_name(out.stem + "_confusion")
+    from utils import output_file
+    stem = output_file(out, "_confusion")
     write_confusion(stem, cm, list(classes), title=result.get("title"))
-    write_result(out.with_suffix(".json"), {"metric": "WA/UA", "WA": wa, "UA": ua, "utterances": len(utts),
+    write_result(output_file(out, ".json"), {"metric": "WA/UA", "WA": wa, "UA": ua, "utterances": len(utts),
                                             "classes": list(classes), "confusion": cm.tolist(),
                                             "per_utterance_csv": out.name, "confusion_png": stem.name + ".png",
                                             **result})
@@ -271,13 +484,14 @@ def store_with(extractor_factory, records, path: Path, model: str, progress: boo
         if made_by is not None and str(made_by) != str(model) and not Path(str(model)).resolve() == Path(str(made_by)).resolve():
             raise UserError(f"{path}: {what} store made with model {made_by}, not {model}; give --{what}-store "
                             f"another folder or the matching --{what}-model")
-        if all(r.utt_id in store for r in records):
+        if all(r.utt_id in store for r in records) and not store.changed_inputs(records):  # else re-extract
             return store
     try:
         ext = extractor_factory()
     except OSError as e:
-        raise UserError(f"cannot load the {what} model {model!r}: {e}\n(offline? give a local folder made "
-                        "with save_pretrained)") from None
+        from features.text import load_failure
+        raise UserError(load_failure(f"--{what}-model", model, e,
+                                     "tiny-random-wav2vec2" if what == "speech" else "tiny-random-bert")) from None
     try:
         return ensure_store(ext, records, path, progress=progress, corpus=corpus)
     except StoreError as e:
@@ -303,3 +517,36 @@ def check_same_features(recorded: dict | None, store: FeatureStore, what: str, c
     if diff:
         raise UserError(f"{store.root}: the {what} features differ from those {checkpoint} was trained on "
                         f"({', '.join(diff)}); give a store made with the same extractor and settings")
+
+
+# ------------------------------------------------------------------------------ what each system's stores must be
+# Every extractor of the toolkit, by the name its stores record: a store made by one of these is refused where
+# another is needed; a store made elsewhere (mat_io.py import, a synthetic store) is judged by what it records.
+KNOWN_EXTRACTORS = ("OpenSmileLLD", "MelSpectrogram", "Wav2Vec2Features", "TokenFeatures", "WordFeatures",
+                    "MdreMfcc", "MdreProsody", "utterance_mocap")
+STORE_KINDS = {
+    "chunk-lstm": dict(what="frame-level features with frame-pooled NormTerm statistics, e.g. the OpenSmile "
+                            "IS13 LLDs of feat_opensmile.py (130-d) or feat_mel.py's mel spectrogram",
+                       extractors=("OpenSmileLLD", "MelSpectrogram"), pooling="frames"),
+    "mel": dict(what="128-d mel spectrograms (feat_mel.py, MelSpectrogram)", extractors=("MelSpectrogram",),
+                dims=128, pooling="frames", frame_level=True),
+    "wav2vec2": dict(what="wav2vec2 frame features (feat_wav2vec2.py, Wav2Vec2Features)",
+                     extractors=("Wav2Vec2Features",), pooling="utterance-mean", frame_level=True),
+    "tokens": dict(what="text token features (feat_roberta.py, TokenFeatures)", extractors=("TokenFeatures",),
+                   pooling="utterance-mean", frame_level=False),
+    "mfcc": dict(what="39-d MDRE MFCCs (feat_mdre.py, MdreMfcc)", extractors=("MdreMfcc",), dims=39),
+    "prosody": dict(what="35-d MDRE prosody (feat_mdre.py, MdreProsody)", extractors=("MdreProsody",), dims=35),
+    "mocap": dict(what="motion-capture statistics (feat_mocap.py, utterance_mocap)", extractors=("utterance_mocap",),
+                  frame_level=False),
+}
+
+
+def require_store(store: FeatureStore | Path, flag: str, kind: str) -> None:
+    """Nothing if the store (or the store folder) holds the `kind` of features (a key of STORE_KINDS) a system
+    needs, else a one-line StoreError naming `flag`, what was expected and what was found. Scripts call it
+    before any work. A folder that is not a store yet is left to the caller, whose message names its default."""
+    if not isinstance(store, FeatureStore):
+        if not (Path(store) / "meta.json").is_file():
+            return
+        store = FeatureStore(store)
+    store.require(flag, known=KNOWN_EXTRACTORS, **STORE_KINDS[kind])

@@ -34,9 +34,9 @@ from engine.clustering import kmeans, nmi, sentence_uniform_order
 from engine.loop import Stage
 from features.normterm import NormTerm
 from features.store import FeatureStore
-from models.deep_emo_cluster import (DeepEmoCluster, from_legacy_state_dict, infer_num_clusters, sentence_mean,
-                                     strip_module, triplet_embeddings, triplet_loss)
-from systems.common import ATTRIBUTE_CODES, chunk_batch, load_our_checkpoint
+from models.deep_emo_cluster import (DeepEmoCluster, from_legacy_state_dict, infer_num_clusters, infer_variant,
+                                     sentence_mean, strip_module, triplet_embeddings, triplet_loss)
+from systems.common import ATTRIBUTE_CODES, ATTRIBUTE_NAMES, chunk_batch, load_our_checkpoint
 from utils import ccc, ccc_loss
 
 SYSTEM = "deep_emo_cluster"
@@ -49,6 +49,16 @@ LEGACY_NAME = re.compile(r"TempDeepEmoCluster_epoch(\d+)_batch(\d+)_(\d+)cluster
 def run_name(epochs: int, batch: int, k: int, emo: str, variant: str, unlabel: int) -> str:
     """The original's checkpoint name (without .pth.tar), so published and new models sort side by side."""
     return f"TempDeepEmoCluster_epoch{epochs}_batch{batch}_{k}clusters_{emo}_{variant}_unlabel{unlabel}"
+
+
+def check_cluster_count(k: int, sentences: dict[str, int]) -> None:
+    """UserError naming -nc unless every set clustered (name -> its sentence count) has at least `k` chunks:
+    k-means needs as many points as clusters, and this is known before the first embedding pass."""
+    from engine.cli import UserError
+    for what, n in sentences.items():
+        if n and k > n * CHUNKS:
+            raise UserError(f"-nc {k}: more clusters than the {n * CHUNKS} chunks of the {n} sentence(s) of the "
+                            f"{what} ({CHUNKS} chunks each); give -nc at most {n * CHUNKS}")
 
 
 def _rng_state(rng: np.random.RandomState) -> dict:
@@ -74,6 +84,8 @@ class DeepEmoClusterMethod:
     pool: list[str] = field(default_factory=list)  # the U utterances drawn from it
     pool_source: str = ""
     pool_seed: int | None = None  # the seed the U pool sentences were drawn with
+    pool_requested: int | None = None  # -unlabel U as asked (the pool may hold fewer)
+    pool_overlap: dict = field(default_factory=dict)  # split -> pool sentences also in it (allowed explicitly)
     kmeans_backend: str = "auto"
     kmeans_iterations: int = 20
     lr_sgd: float = 1e-3
@@ -148,10 +160,19 @@ class DeepEmoClusterMethod:
                 "batch_sentences": self.batch_size, "seed": self.seed,
                 "optimisers": {"sgd": self.lr_sgd, "adam": self.lr_adam, "head_sgd": self.lr_head},
                 "kmeans": {"backend": self.kmeans_backend, "iterations": self.kmeans_iterations},
-                "unlabelled": {"size": len(self.pool), "source": self.pool_source, "seed": self.pool_seed,
-                               "pool_store": str(self.pool_store.root) if self.pool_store else None},
+                "unlabelled": self._pool_record(),
                 "loss": "CE + 1-CCC (unbiased variances)" + (" + triplet" if self.variant == "Temp-Triplet" else ""),
                 "corpus_version": self.corpus_version}
+
+    def _pool_record(self) -> dict:
+        # "requested" and "overlap" only when they say something: older run folders keep their identity (resume)
+        rec = {"size": len(self.pool), "source": self.pool_source, "seed": self.pool_seed,
+               "pool_store": str(self.pool_store.root) if self.pool_store else None}
+        if self.pool_requested is not None and self.pool_requested != len(self.pool):
+            rec["requested"] = self.pool_requested
+        if self.pool_overlap:
+            rec["overlap"] = dict(self.pool_overlap)
+        return rec
 
     # ------------------------------------------------------------------ the pieces
     def _chunks(self, store: FeatureStore, utts: list[str]) -> torch.Tensor:
@@ -233,29 +254,33 @@ class Predictor:
         self.source = str(config.get("source", ""))
 
     @classmethod
-    def load(cls, path: str | Path, normterm: str | Path | None = None, device: str = "cpu") -> "Predictor":
-        """Our checkpoint folder, or an original `TempDeepEmoCluster_*.pth.tar` with its NormTerm folder."""
+    def load(cls, path: str | Path, normterm: str | Path | None = None, device: str = "cpu",
+             flags: dict | None = None, allow_unfinished: bool = False) -> "Predictor":
+        """Our checkpoint folder, or an original .pth.tar (any file name) with its NormTerm folder. What the
+        original file is comes from its name (the original's pattern), the weights' shapes and, for what those
+        leave open, `flags` ({"variant", "num_clusters", "attribute"}: the command line); config
+        "identified_by" says which gave what."""
         path = Path(path)
         if path.is_dir():
-            sd, cfg, nt = load_our_checkpoint(path, SYSTEM)
+            sd, cfg, nt = load_our_checkpoint(path, SYSTEM, allow_unfinished)
             model = DeepEmoCluster(variant=cfg["model"]["variant"], num_clusters=cfg["model"]["num_clusters"])
             model.load_state_dict(sd, strict=True)
             return cls(model, nt, cfg["attribute"], cfg, device)
-        match = LEGACY_NAME.search(path.name)
-        if not match:
-            raise ValueError(f"{path}: expected a checkpoint folder or "
-                             "TempDeepEmoCluster_epoch*_batch*_<K>clusters_<emo>_<variant>[_unlabel<U>].pth.tar")
         if normterm is None:
             raise ValueError(f"{path}: an original .pth.tar needs its NormTerm folder (--normterm)")
-        k, emo, variant = int(match[3]), match[4], match[5]
         sd = strip_module(load_legacy(path))
-        if infer_num_clusters(sd) != k:
-            raise ValueError(f"{path}: the name says {k} clusters, the weights hold {infer_num_clusters(sd)}")
-        model = from_legacy_state_dict(sd, variant=variant)
-        nt, attribute = NormTerm.load(normterm), ATTRIBUTE_CODES[emo]
+        found, how = identify_legacy(path, sd, flags or {})
+        variant, k, attribute = found["variant"], found["num_clusters"], found["attribute"]
+        try:
+            model = from_legacy_state_dict(sd, variant=variant)
+        except RuntimeError as e:  # keys or shapes of another model
+            first = str(e).splitlines()[0]
+            raise ValueError(f"{path}: not a DeepEmoCluster {variant} state_dict ({first})") from None
+        nt = NormTerm.load(normterm)
         cfg = {"system": SYSTEM, "model": {"variant": variant, "num_clusters": k}, "attribute": attribute,
                "chunking": {"m": M_FRAMES, "C": CHUNKS, "n": 1}, "legacy_file": path.name, "source": str(path),
-               "features": {"name": "Mel_Spec128", "dims": 128}, "normterm": nt.to_json(attribute)}
+               "features": {"name": "Mel_Spec128", "dims": 128}, "normterm": nt.to_json(attribute),
+               "identified_by": how}
         return cls(model, nt, attribute, cfg, device)
 
     def predict(self, arrays: list[np.ndarray], batch_size: int = 32) -> np.ndarray:
@@ -269,6 +294,48 @@ class Predictor:
         return self.normterm.denorm(p, self.attribute)
 
 
+def identify_legacy(path: Path, sd: dict, flags: dict) -> tuple[dict, str]:
+    """({variant, num_clusters, attribute}, how each was found) of an original .pth.tar. The original loader
+    takes any path, so the name is optional: the weights' keys and shapes give the variant and K, the original's
+    name pattern (when the file has it) or `flags` the attribute. A name that contradicts the weights is refused;
+    flags only fill what the file leaves open (the testing script checks them against the result)."""
+    match = LEGACY_NAME.search(path.name)
+    named = ({"variant": match[5], "num_clusters": int(match[3]), "attribute": ATTRIBUTE_CODES[match[4]]}
+             if match else {})
+    shapes = {"variant": infer_variant(sd), "num_clusters": infer_num_clusters(sd)}
+    what = {"variant": ("the temporal model", "-mt"), "num_clusters": ("the cluster count", "-nc"),
+            "attribute": ("the attribute", "-emo")}
+    found, sources = {}, {}
+    for key, (label, flag) in what.items():
+        if key in named and shapes.get(key) is not None and named[key] != shapes[key]:
+            raise ValueError(f"{path}: the file name says {label} is {named[key]}, the weights say {shapes[key]}")
+        for source, value in (("the weights", shapes.get(key)), ("the file name", named.get(key)),
+                              (flag, flags.get(key))):
+            if value is not None:
+                found[key] = value
+                sources.setdefault(source, []).append(label)
+                break
+        else:
+            raise ValueError(f"{path}: neither the file name nor the weights say {label}; give {flag} (or the "
+                             "original's name, TempDeepEmoCluster_epoch*_batch*_<K>clusters_<emo>_<variant>...)")
+    how = "; ".join(f"{' and '.join(labels)} from {source}" for source, labels in sources.items())
+    return found, how
+
+
+def recorded_settings(cfg: dict) -> dict:
+    """What a checkpoint's config says of each of the original's flags (None: not recorded): our runs record
+    them all, an original file only in its name (the original's pattern) and its weights."""
+    loop, pool = cfg.get("loop", {}), cfg.get("unlabelled", {})
+    rec = {"-ep": loop.get("epochs"), "-batch": cfg.get("batch_sentences"), "-nc": cfg["model"]["num_clusters"],
+           "-emo": ATTRIBUTE_NAMES[cfg["attribute"]], "-mt": cfg["model"]["variant"],
+           "-unlabel": pool.get("requested", pool.get("size")) if pool else None}
+    match = LEGACY_NAME.search(cfg.get("legacy_file", ""))
+    if match:
+        rec.update({"-ep": int(match[1]), "-batch": int(match[2]),
+                    "-unlabel": int(match[6]) if match[6] is not None else None})
+    return rec
+
+
 # ---------------------------------------------------------------------------- command-line plumbing
 
 FLAGS = ("-ep", "--epoch", "-nc", "--num_clusters", "-mt", "--model_type", "-unlabel", "--unlabel_size")
@@ -280,19 +347,22 @@ def add_cli_args(ap) -> None:
     from models.deep_emo_cluster import VARIANTS
     from systems.common import add_data_args
     ap.add_argument("-ep", "--epoch", type=int_at_least(1), required=True, help="training epochs (names the run)")
-    ap.add_argument("-batch", "--batch_size", type=int_at_least(1), required=True,
-                    help="sentences per batch (x 11 chunks)")
+    ap.add_argument("-batch", "--batch_size", required=True,
+                    type=int_at_least(2, "with one sentence a batch holds one label, 1 - CCC is constant and the "
+                                         "emotion head learns nothing"),
+                    help="sentences per batch (x 11 chunks; at least 2: the CCC loss needs two labels)")
     ap.add_argument("-emo", "--emo_attr", choices=("Act", "Dom", "Val"), required=True,
                     help="attribute: arousal (Act), dominance (Dom) or valence (Val)")
     ap.add_argument("-nc", "--num_clusters", type=int_at_least(2), required=True, help="k-means clusters K")
     ap.add_argument("-mt", "--model_type", choices=VARIANTS, required=True, help="temporal modelling variant")
     ap.add_argument("-unlabel", "--unlabel_size", type=int_at_least(0), default=0,
                     help="unlabelled sentences U drawn from the pool (0 = fully supervised)")
-    add_data_args(ap, "Mel_Spec128", "an original .pth.tar needs the NormTerm it was trained with")
+    add_data_args(ap, "Mel_Spec128", "default: <root>/NormTerm_Mel128 as `make demo` writes it, else <root>/NormTerm "
+                  "when it holds 128-d statistics; an original .pth.tar needs the NormTerm it was trained with")
 
 
 def resolve_paths(args) -> None:
     from systems.common import resolve_data_paths
-    resolve_data_paths(args, "Mel_Spec128")
+    resolve_data_paths(args, "deep-emo-cluster")
     args.name = run_name(args.epoch, args.batch_size, args.num_clusters, args.emo_attr, args.model_type,
                          args.unlabel_size)

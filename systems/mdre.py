@@ -12,7 +12,10 @@ Missing data (features.missing, the conditions the audio-text system uses): `fra
 frames (zeros), `words` turn that share of the word ids into `_UNK_` (a missing word is an unknown word, as a
 missing audio frame is a blank one), `audio-absent` blanks every MFCC frame and the prosody vector,
 `text-absent` turns every word into `_UNK_`. `words+audio` needs word timings IEMOCAP's reader does not give
-and is refused.
+and is refused, as is a condition on a stream the model does not read (ARE: no words; TRE: no audio).
+
+`masked_attention=False` (MDREA, `mdre.py --unmasked-attention`) is the 2018 paper's attention: the softmax over
+all 128 text positions, padding included (the masking fix came in 2020); recorded in the checkpoint's config.
 """
 from __future__ import annotations
 
@@ -35,6 +38,17 @@ MAX_FRAMES, MAX_TOKENS = 750, 128
 UNK = 1
 USES_AUDIO = {"ARE", "MDRE", "MDREA"}
 USES_TEXT = {"TRE", "MDRE", "MDREA"}
+# the missing-data kinds this system simulates (features.missing); words+audio needs word timings, mocap-absent a
+# motion-capture stream, neither of which the family has
+CONDITION_KINDS = ("none", "frames", "bursts", "words", "audio-absent", "text-absent")
+REFUSED_KINDS = {"words+audio": "it needs word timings, which IEMOCAP's reader does not give",
+                 "mocap-absent": "the family reads no motion capture"}
+
+
+def streams(kind: str) -> set[str]:
+    """The input streams a model of the family reads ("audio" = MFCC + prosody, "text" = words): the conditions
+    that can be measured on it (engine.cli.check_conditions)."""
+    return ({"audio"} if kind in USES_AUDIO else set()) | ({"text"} if kind in USES_TEXT else set())
 
 
 def apply_missing(cond: Condition, mfcc: np.ndarray, prosody: np.ndarray, ids: np.ndarray,
@@ -83,12 +97,15 @@ class MDREMethod:
     seed: int = 0
     protocol: dict | None = None  # what fold of which protocol, for the record
     norm: dict | None = None  # {"mfcc": (mean, std), "prosody": (mean, std)}: z-norm (ours, by flag); None = raw
+    masked_attention: bool = True  # MDREA: False = the 2018 paper's softmax over padded positions too
 
     def __post_init__(self):
         if self.kind not in KINDS:
             raise ValueError(f"model {self.kind!r}: one of {', '.join(KINDS)}")
         if self.loss_kind not in ("sigmoid", "softmax"):
             raise ValueError(f"loss {self.loss_kind!r}: sigmoid or softmax")
+        if not self.masked_attention and self.kind != "MDREA":
+            raise ValueError(f"{self.kind} has no attention: unmasked attention is for MDREA only")
         self.miss_rng = np.random.default_rng(self.seed + 1)
         self.condition: Condition | None = None  # evaluation-time condition, set by the caller
         self.eval_seed = 0
@@ -97,7 +114,8 @@ class MDREMethod:
     def build_model(self) -> MDRE:
         emb = torch.from_numpy(np.asarray(self.embedding, np.float32)) if self.embedding is not None else None
         return MDRE(kind=self.kind, vocab_size=len(self.vocab), embedding=emb,
-                    audio_dropout=self.audio_dropout, text_dropout=self.text_dropout)
+                    audio_dropout=self.audio_dropout, text_dropout=self.text_dropout,
+                    masked_attention=self.masked_attention, text_positions=MAX_TOKENS)
 
     def collate(self, items) -> dict:
         return self._collate(items, train=False)
@@ -136,7 +154,8 @@ class MDREMethod:
     def config(self) -> dict:
         return {"system": SYSTEM, "model": {"kind": self.kind, "vocab_size": len(self.vocab),
                                             "embedding_dim": None if self.embedding is None else int(self.embedding.shape[1]),
-                                            "audio_dropout": self.audio_dropout, "text_dropout": self.text_dropout},
+                                            "audio_dropout": self.audio_dropout, "text_dropout": self.text_dropout,
+                                            "masked_attention": self.masked_attention},
                 "classes": list(CLASSES), "loss": self.loss_kind, "vocab": list(self.vocab),
                 "features": {"mfcc": self.mfcc.describe() if self.mfcc is not None else None,
                              "prosody": self.prosody.describe() if self.prosody is not None else None},
@@ -184,11 +203,12 @@ def method_from_config(cfg: dict, mfcc: FeatureStore | None, prosody: FeatureSto
                        tokens: dict) -> MDREMethod:
     """The method a checkpoint's config.json describes (model kind, vocabulary, loss, z-norm), over stores and word
     ids of another corpus: for scoring a trained model elsewhere (cross_corpus.py). A GloVe embedding is rebuilt
-    by shape only; its trained values are in the weights."""
+    by shape only; its trained values are in the weights. A config without "masked_attention" predates the
+    unmasked option: it was trained masked."""
     m = cfg["model"]
     emb = None if m.get("embedding_dim") is None else np.zeros((m["vocab_size"], m["embedding_dim"]), np.float32)
     norm = None if cfg.get("norm") is None else {k: tuple(np.asarray(v, np.float64) for v in mv)
                                                  for k, mv in cfg["norm"].items()}
     return MDREMethod(m["kind"], mfcc, prosody, tokens, list(cfg["vocab"]), embedding=emb, loss_kind=cfg["loss"],
                       audio_dropout=m["audio_dropout"], text_dropout=m["text_dropout"], seed=cfg.get("seed", 0),
-                      protocol=cfg.get("protocol"), norm=norm)
+                      protocol=cfg.get("protocol"), norm=norm, masked_attention=m.get("masked_attention", True))

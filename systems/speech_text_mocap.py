@@ -55,6 +55,14 @@ CONFIGURATIONS = {"speech": ("speech",), "text": ("text",), "mocap": ("mocap",),
 THREE_WAY = "speech+text+mocap"
 CONDITION_KINDS = ("none", "frames", "bursts", "words", "audio-absent", "text-absent", "mocap-absent")
 ABSENT_KIND = {"speech": "audio-absent", "text": "text-absent", **{m: "mocap-absent" for m in MOCAP_COLUMNS}}
+REFUSED_KINDS = {"words+audio": "it needs word timings, which IEMOCAP's reader does not give"}
+STREAM_OF = {"speech": "audio", "text": "text", **{m: "mocap" for m in MOCAP_COLUMNS}}  # features.missing's names
+
+
+def streams(config: str) -> set[str]:
+    """The input streams a configuration reads ("audio", "text", "mocap"): the missing-data conditions that can
+    apply to it (engine.cli.check_conditions)."""
+    return {STREAM_OF[m] for m in CONFIGURATIONS[config]}
 
 
 def pool_frames(x: np.ndarray, k: int) -> np.ndarray:

@@ -1,6 +1,7 @@
 """The audio-text system end to end on the demo corpus with a tiny local wav2vec2 and the offline MiniLM:
 main.py without DeepEmoCluster flags trains and prints the banner; evaluate_missing.py tables the conditions."""
 import csv
+import re
 
 
 def test_train_test_banner_and_missing_data_table(at_setup, tmp_path, capsys, monkeypatch):
@@ -15,6 +16,20 @@ def test_train_test_banner_and_missing_data_table(at_setup, tmp_path, capsys, mo
     out = capsys.readouterr().out
     for line in ("Summary Performance on", "Iterations: 6", "Batch_Size: 4", "Act-CCC: ", "Dom-CCC: ", "Val-CCC: "):
         assert line in out
+    # the original's lines (issue 19, item 30): per validation, then its banner text, CCCs at full precision
+    lines = out.splitlines()
+    assert lines.count("validation process") == 2
+    assert re.search(r"^Iteration: 3 ,Training-loss: [-+.e\d]+ ,Validation-loss: [-+.e\d]+$", out, re.M)
+    assert "=> Saving the initial best model (Iteration=3)" in lines
+    assert "=> Saving a new best model (Iteration=6)" in lines or "=> Validation Loss did not improve (Iteration=6)" \
+        in lines
+    banner = lines.index("## Summary Performance on MSP-PODCAST v1.10 Test1 Set ##")
+    assert lines[banner - 1] == lines[banner + 1] == "#" * 57
+    assert lines[banner + 4] == "Model_Type: TransformerCoAtten-AudioText-ParymidPool-MultiRslChunk"
+    import json
+    for a in ("act", "dom", "val"):
+        (res,) = (tmp_path / "results").glob(f"*MultiRsl*_test1_{a}.json")
+        assert f"{a.capitalize()}-CCC: {json.loads(res.read_text())['value']}" in lines
     assert main.main([*args, "--chunking", "fixed"]) == 0
     runs = sorted((tmp_path / "M").iterdir())
     assert [r.name.split("_AudioText_")[1] for r in runs] == ["FixedChunkParymidPool_MTL", "MultiRslParymidPool_MTL"]

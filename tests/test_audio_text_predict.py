@@ -174,3 +174,27 @@ def test_clear_errors(trained, tmp_path):
     for extra, msg in cases:
         with pytest.raises(UserError, match=msg):
             prediction_process.main.__wrapped__(base + extra)
+
+
+def test_a_long_input_is_marked_truncated_with_what_was_cut(trained, tmp_path, capsys):
+    """Issue 19, item 11: a 60 s WAV with a 175-word transcript overflows both 128-row streams; its Warning and
+    the summary say what was kept of what, never silently."""
+    import prediction_process
+    import soundfile as sf
+    corpus, d, run, _ = trained
+    wav = next((corpus / "Audios").glob("*.wav"))
+    x, sr = sf.read(wav, dtype="float32")
+    wavs = tmp_path / "w"
+    wavs.mkdir()
+    sf.write(wavs / "long.wav", np.tile(x, int(np.ceil(60 * sr / len(x))))[: 60 * sr], sr)
+    words = "the meeting was ordinary and honestly the dinner felt usual and plain today".split()
+    (wavs / "long.txt").write_text(" ".join((words * 15)[:175]) + "\n")
+    out = tmp_path / "p.csv"
+    assert prediction_process.main(["--system", "audio-text", "--models", str(run), "--wav-dir", str(wavs),
+                                    "--audio-model", str(d / "tiny_w2v"), "--out", str(out), "--no-progress"]) == 0
+    (row,) = rows_of(out)
+    warning = row["Warning"]
+    assert warning.startswith("truncated: audio 128 of 176 rows kept (chunks 1-127 of 175: 0-")
+    assert "s of 60.0 s seen)" in warning and "; text 128 of " in warning and "tokens)" in warning
+    assert "UserWarning" not in warning  # the raw pad_batch warning is replaced by the named note
+    assert "1 not seen whole (truncated or partly seen, see Warning): long" in capsys.readouterr().out

@@ -38,7 +38,9 @@ systems:
     protocol: loso
     folds: [5]
     variants: [{{model: MDREA, iterations: 6, batch: 16, patience: 0, val_every: 3,
-                 missing: [frames:0.5, text-absent]}}]
+                 missing: [frames:0.5, text-absent]}},
+               {{name: fast, model: MDREA, iterations: 6, batch: 16, patience: 0, val_every: 3, lr: 0.05,
+                 extra: [--normalise]}}]
   - system: speech-text-mocap
     corpus: iem
     speech_model: tiny-random-wav2vec2
@@ -134,7 +136,7 @@ def test_parallel_lanes_recreate_lost_results_with_the_same_numbers(bench, capfd
     import benchmark
     d, cfg = bench
     lost = [d / "data" / "results" / "chunk_lstm_RnnAttenVec_Val_test1.json",
-            d / "data" / "results" / "MDREA_loso_fold5.json"]
+            d / "data" / "results" / "MDREA_loso_iter6_batch16_val-every3_patience0_deterministic_fold5.json"]
     before = [json.loads(p.read_text()) for p in lost]
     for p in lost:
         p.unlink()
@@ -147,16 +149,84 @@ def test_parallel_lanes_recreate_lost_results_with_the_same_numbers(bench, capfd
                                                                          before[1]["confusion"])
     assert "[chunk-lstm] [" in out and "[mdre] [" in out and "test Val ..." in out
     assert "nothing to do (already finished)" in (d / "report" / "logs" / "chunk-lstm.log").read_text()
-    assert "MDREA_loso fold 5: WA" in (d / "report" / "logs" / "mdre.log").read_text()
+    assert "MDREA_loso_iter6_batch16_val-every3_patience0_deterministic fold 5: WA" in (
+        d / "report" / "logs" / "mdre.log").read_text()
     # the others were reused, the cross-corpus scoring too (the weights it scores did not change)
     assert "[audio-text] [" in out and "done earlier, skipped" in out
     assert re.search(r"mdre MDREA \(iem\) scored on msp \(test1\): done earlier", out)
 
 
+def mdre_results(cfg) -> dict:
+    """variant -> its fold-5 result JSON, as the plan names it."""
+    from report.config import load_config
+    from report.recipes import plan
+    return {r.variant: r.path for j in plan(load_config(cfg)) for r in j.results
+            if r.section == "class" and r.system == "mdre"}
+
+
+def mdre_row(md: str, variant: str) -> list[str]:
+    row = next(x for x in md.splitlines() if x.startswith(f"| MDRE family | {variant} | fold 5 |"))
+    return [c.strip() for c in row.strip("|").split("|")]
+
+
+def test_variants_differing_in_lr_or_extra_flags_keep_their_own_runs_and_rows(bench, capsys):
+    """Issue 19 items 1-2: two MDREA variants (lr, --normalise) train two runs and show their own numbers."""
+    d, cfg = bench
+    run(cfg, capsys, "--report-only")
+    paths = mdre_results(cfg)
+    assert "_norm_" in paths["fast"].name and "_lr0.05_" in paths["fast"].name and "_lr" not in paths["MDREA"].name
+    md = (d / "report" / "report.md").read_text()
+    checkpoints = set()
+    for variant, path in paths.items():
+        doc = json.loads(path.read_text())
+        assert (Path(doc["checkpoint"]) / "model.safetensors").is_file()  # neither model was deleted
+        checkpoints.add(doc["checkpoint"])
+        cells = mdre_row(md, variant)
+        assert cells[3] == f"{doc['WA']:.4f}" and cells[4] == f"{doc['UA']:.4f}" and path.name in md
+    assert len(checkpoints) == 2 and json.loads(paths["fast"].read_text())["normalise"] is True
+    marker = json.loads((d / "report" / "steps" / "mdre_fast.json").read_text())
+    assert str(paths["fast"].resolve()) in marker["outputs"]  # the step's own record of what it wrote
+
+
+def test_an_overwritten_result_is_refused_then_its_step_runs_again(bench, capsys):
+    """Item 3: another run writing into the data folder: the report refuses the file, the step runs again."""
+    d, cfg = bench
+    paths = mdre_results(cfg)
+    good = json.loads(paths["fast"].read_text())
+    paths["fast"].write_bytes(paths["MDREA"].read_bytes())
+    assert run(cfg, capsys, "--report-only")[0] == 0
+    md = (d / "report" / "report.md").read_text()
+    assert "changed since its step 'MDRE family fast" in md and mdre_row(md, "fast")[-1] == "missing"
+    rc, out = run(cfg, capsys, "--only", "mdre")
+    assert rc == 0 and re.search(r"== \[\d+/\d+\] MDRE family fast", out)  # not "done earlier" on another's file
+    assert "MDRE family MDREA: MDREA, loso: done earlier" in out
+    assert json.loads(paths["fast"].read_text())["WA"] == good["WA"]
+
+
+def test_results_of_a_run_retrained_since_are_not_shown(bench, capsys):
+    """Item 3: a result records the run it scored; a run retrained since (new weights) hides its rows, the
+    missing-data rows included, instead of mixing two models in one table."""
+    import os
+    d, cfg = bench
+    run_dir = Path(json.loads(mdre_results(cfg)["MDREA"].read_text())["checkpoint"])
+    weights = run_dir / "model.safetensors"
+    st = weights.stat()
+    os.utime(weights, ns=(st.st_atime_ns, st.st_mtime_ns + 10**9))  # new weights under the same name
+    try:
+        assert run(cfg, capsys, "--report-only")[0] == 0
+        md = (d / "report" / "report.md").read_text()
+        assert mdre_row(md, "MDREA")[-1] == "missing" and "retrained or replaced since" in md
+        assert "| MDRE MDREA |" not in md  # nor its missing-data rows
+    finally:
+        os.utime(weights, ns=(st.st_atime_ns, st.st_mtime_ns))
+
+
 def test_a_failing_system_is_reported_and_the_others_kept(bench, capsys):
     d, cfg = bench
     bad = d / "bad.yaml"
-    bad.write_text(cfg.read_text().replace("patience: 0, val_every: 3,\n", "patience: 0, val_every: 3, extra: [--loss, bogus],\n", 1))
+    # a GloVe file that is not there: mdre.py fails when it gets to it (a bad flag would be refused at load)
+    bad.write_text(cfg.read_text().replace("patience: 0, val_every: 3,\n",
+                                           f"patience: 0, val_every: 3, extra: [--glove, {d}/no_glove.txt],\n", 1))
     rc, out = run(bad, capsys)
     assert rc == 1
     md = (d / "report" / "report.md").read_text()

@@ -91,3 +91,38 @@ def test_unwritable_outputs_are_named_before_any_work(msp_corpus, tmp_path, caps
             assert module.main([str(a) for a in argv]) == 1, name
             err = capsys.readouterr().err
             assert err.startswith(f"error: {target}") and "cannot" in err and ".tmp" not in err, (name, err)
+
+
+def test_openmp_threads_sleep_while_waiting_in_every_script(tmp_path):
+    """Multi-threaded training beside other busy processes collapsed (OpenMP threads spinning for descheduled
+    peers): every script imports engine before torch, and engine makes waiting threads sleep; a value the user
+    set is kept (issue 19, item 35)."""
+    import os
+    import subprocess
+    import sys
+    env = {k: v for k, v in os.environ.items() if k != "OMP_WAIT_POLICY"}
+    probe = "import os, sys; sys.argv = ['x']; import {m}; print(os.environ.get('OMP_WAIT_POLICY'))"
+    for module in ("training", "mdre"):
+        out = subprocess.run([sys.executable, "-c", probe.format(m=module)], cwd=REPO, env=env, capture_output=True,
+                             text=True, timeout=120)
+        assert out.stdout.strip() == "PASSIVE", (module, out.stderr[-500:])
+    out = subprocess.run([sys.executable, "-c", probe.format(m="engine.loop")], cwd=REPO,
+                         env={**env, "OMP_WAIT_POLICY": "ACTIVE"}, capture_output=True, text=True, timeout=120)
+    assert out.stdout.strip() == "ACTIVE"
+
+
+@pytest.mark.parametrize("script,system", [("training.py", "chunk-lstm"), ("main.py", "audio-text"),
+                                           ("main.py -ep", "deep-emo-cluster"), ("mdre.py", "mdre"),
+                                           ("speech_text_mocap.py", "speech-text-mocap")])
+def test_deterministic_help_states_the_scripts_own_measured_cost(script, system, monkeypatch):
+    """Each system's --deterministic help gives that system's measured cost, not the chunk LSTM's for all."""
+    from engine.cli import DETERMINISTIC_COST
+    if script == "main.py -ep":
+        import main
+        ap = main.deep_emo_cluster_parser()
+    else:
+        ap = _parser_of(script, monkeypatch)
+    (det,) = [a for _, a in _actions(ap) if "--deterministic" in a.option_strings]
+    assert DETERMINISTIC_COST[system] in det.help, det.help
+    others = [c for s, c in DETERMINISTIC_COST.items() if s != system]
+    assert not any(c in det.help for c in others), det.help

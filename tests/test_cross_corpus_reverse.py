@@ -25,6 +25,10 @@ def test_msp_categories_map_to_each_scheme_and_the_rest_is_counted(tmp_path):
     with pytest.raises(ValueError, match="not one of"):
         msp_four_class(recs, "emobox")
 
+# the fixture's settings as the run names carry them (engine.cli.settings_suffix)
+MDREA_RUN = "MDREA_loso_norm_iter3_batch8_val-every3_patience0_fold5"
+STM = "_dev-share0.2_speech-modelw2v_text-modelbert_d-model8_heads2_layers1_ff16_fusion-hidden8_iter3_batch8_val-every3_patience0"
+
 
 @pytest.fixture(scope="module")
 def trained(msp_corpus, tmp_path_factory):
@@ -72,7 +76,7 @@ def msp_test1_rows(msp) -> list[dict]:
 def test_both_systems_are_scored_on_msp_podcast_categories(trained, capsys):
     import cross_corpus
     d, msp = trained
-    runs = [d / "M" / "MDREA_loso_norm_fold5", d / "M" / "stm_speech+text+mocap_s5"]
+    runs = [d / "M" / MDREA_RUN, d / "M" / f"stm_speech+text+mocap_s5{STM}"]
     assert cross_corpus.main(["--checkpoint", *map(str, runs), "--root", str(msp), "--results", str(d / "X"),
                               "--no-progress"]) == 0
     out = capsys.readouterr().out
@@ -130,7 +134,7 @@ def test_rebuilt_methods_give_the_logits_training_wrote(trained):
     iem = d / "IEMOCAP_full_release"
     text = {r.utt_id: r.transcript or "" for r in read_iemocap(iem).records}
 
-    run = d / "M" / "MDREA_loso_norm_fold5"
+    run = d / "M" / MDREA_RUN
     cfg = load_checkpoint(run)[1]
     want = written_logits(d / "R" / f"{run.name}.csv")
     vocab = Vocabulary(cfg["vocab"])
@@ -142,7 +146,7 @@ def test_rebuilt_methods_give_the_logits_training_wrote(trained):
     got = evaluate(method, load_best(method, run, "cpu"), [(u, 0) for u in want], 16, "cpu")
     np.testing.assert_allclose(got, np.array(list(want.values())), atol=2e-5)
 
-    run = d / "M" / "stm_speech+text+mocap_s5"
+    run = d / "M" / f"stm_speech+text+mocap_s5{STM}"
     cfg = load_checkpoint(run)[1]
     want = written_logits(d / "R" / f"{run.name}.csv")
     stores = [FeatureStore(iem / "Features" / n) for n in ("Wav2Vec_w2v", "Tokens_bert", "Mocap189x200")]
@@ -165,7 +169,7 @@ def test_wrong_checkpoints_and_features_are_clear_errors(trained, msp_corpus, tm
     from systems.common import check_same_features
     d, msp = trained
     base = ["--root", str(msp), "--results", str(tmp_path / "R"), "--no-progress"]
-    assert cross_corpus.main(["--checkpoint", str(d / "M" / "stm_mocap_s5"), *base]) == 1
+    assert cross_corpus.main(["--checkpoint", str(d / "M" / f"stm_mocap_s5{STM}"), *base]) == 1
     assert "motion capture only" in capsys.readouterr().err
     assert cross_corpus.main(["--checkpoint", str(tmp_path / "nowhere"), *base]) == 1
     assert "not a checkpoint folder" in capsys.readouterr().err
@@ -177,14 +181,14 @@ def test_wrong_checkpoints_and_features_are_clear_errors(trained, msp_corpus, tm
     err = capsys.readouterr().err
     assert str(lstm) in err and "testing.py" in err and "--corpus iemocap" in err
     damaged = tmp_path / "damaged"
-    shutil.copytree(d / "M" / "MDREA_loso_norm_fold5", damaged)
+    shutil.copytree(d / "M" / MDREA_RUN, damaged)
     (damaged / "model.safetensors").write_bytes(b"not safetensors")
     assert cross_corpus.main(["--checkpoint", str(damaged), *base]) == 1
     err = capsys.readouterr().err
     assert str(damaged) in err and "cannot load its weights" in err
-    assert cross_corpus.main(["--checkpoint", str(d / "M" / "MDREA_loso_norm_fold5"), "--split", "nosuch", *base]) == 1
+    assert cross_corpus.main(["--checkpoint", str(d / "M" / MDREA_RUN), "--split", "nosuch", *base]) == 1
     assert "nosuch" in capsys.readouterr().err
-    run = d / "M" / "MDREA_loso_norm_fold5"
+    run = d / "M" / MDREA_RUN
     recorded = json.loads((run / "config.json").read_text())["features"]["mfcc"]
     other = FeatureStore.create(tmp_path / "mfcc", name=recorded["name"], extractor=recorded["extractor"],
                                 params={**recorded["params"], "lifter": 0}, dims=recorded["dims"], frame_rate=100.0)
@@ -204,7 +208,7 @@ def test_an_utterance_without_transcript_is_listed_and_still_scored(trained, tmp
     shutil.copytree(msp, copy)
     gone = next(r["FileName"][:-4] for r in msp_test1_rows(copy) if r["EmoClass"] and r["EmoClass"] in "AHNS")
     (copy / "Transcripts" / f"{gone}.txt").unlink()
-    run = d / "M" / "stm_speech+text+mocap_s5"
+    run = d / "M" / f"stm_speech+text+mocap_s5{STM}"
     assert cross_corpus.main(["--checkpoint", str(run), "--root", str(copy), "--results", str(tmp_path / "R"),
                               "--no-progress"]) == 0
     err = capsys.readouterr().err

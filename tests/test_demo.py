@@ -1,5 +1,5 @@
 """The demo's guard against stale README figures: its table is read back and compared with a run's."""
-from demo import readme_mismatches
+from demo import readme_check, readme_mismatches
 
 README = """# x
 **Demo results** (`make demo`, ...):
@@ -21,6 +21,20 @@ def test_readme_figures_are_compared_with_the_run(tmp_path):
                                               "DeepEmoCluster | Act": "0.1"}, p) == \
         ["chunk LSTM | Dom: 0.8097 -> 0.7160", "DeepEmoCluster | Act: missing -> 0.1"]
     assert readme_mismatches("Other results", {"Act": "1"}, p) == ["no **Other results** table in README.md"]
+
+
+def test_stale_readme_figures_fail_the_demo(tmp_path, capsys):
+    """A figure that differs is an error (exit 3, every difference listed), not a note after exit 0."""
+    p = tmp_path / "README.md"
+    p.write_text(README)
+    same = {"Demo results": {"chunk LSTM | Act": "0.7677", "chunk LSTM | Dom": "0.8097"}}
+    assert readme_check(same, readme=p) == 0
+    moved = {"Demo results": {"chunk LSTM | Act": "0.7677", "chunk LSTM | Dom": "0.8100"}}
+    assert readme_check(moved, readme=p) == 3
+    err = capsys.readouterr().err
+    assert "ERROR" in err and "chunk LSTM | Dom: 0.8097 -> 0.8100" in err
+    assert readme_check(moved, readme=p, allow_stale=True) == 0  # --no-readme-check: still listed, exit 0
+    assert "chunk LSTM | Dom: 0.8097 -> 0.8100" in capsys.readouterr().err
 
 
 def test_the_shipped_readme_has_the_demo_table():

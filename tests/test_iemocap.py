@@ -183,6 +183,54 @@ def test_bad_rows_are_reported_not_dropped(generated, tmp_path):
     assert {s.utt_id for s in missing} == {r.utt_id for r in records if r.dialog == colon.dialog}
 
 
+def _summary_line(emo_text, utt_id):
+    return next(x for x in emo_text.splitlines() if f"\t{utt_id}\t" in x)
+
+
+def test_repeated_evaluation_ids_conflicts_use_neither_identical_merge(generated, tmp_path):
+    """Issue 19 item 9: an id listed twice with other labels used to keep the first label silently."""
+    root = editable_copy(generated[0], tmp_path)
+    records = read_iemocap(root).records
+    conflict, same = records[0], next(r for r in records[1:] if r.dialog == records[0].dialog)
+    emo = root / f"Session{conflict.session}/dialog/EmoEvaluation/{conflict.dialog}.txt"
+    text = emo.read_text()
+    head = _summary_line(text, conflict.utt_id)
+    other = re.sub(r"\[[^\]]*\]$", "[1.0000, 5.0000, 2.5000]", head)
+    assert other != head
+    emo.write_text(text + f"{other}\n\n{_summary_line(text, same.utt_id)}\n\n")
+
+    read = read_iemocap(root)
+    ids = {r.utt_id for r in read.records}
+    assert conflict.utt_id not in ids and same.utt_id in ids and len(read) == N - 1
+    assert read.by_id()[same.utt_id].labels == same.labels
+    why = {s.utt_id: s for s in read.skipped}
+    assert why[conflict.utt_id].file == str(emo)
+    assert re.fullmatch(r"duplicate id with conflicting values: lines \d+, \d+ differ \(val, act, dom\); none is "
+                        r"used", why[conflict.utt_id].reason)
+    assert re.fullmatch(r"duplicate id: lines (\d+), \d+ are identical; line \1 is used", why[same.utt_id].reason)
+
+
+def test_transcripts_not_utf8_are_listed_never_mangled(generated, tmp_path):
+    """Issue 19 item 12: a Latin-1 transcription line was read with errors="replace" (caf\ufffd entered the MDRE
+    vocabulary). The undecodable line's utterance is skipped with the file, line and byte; the rest are read."""
+    root = editable_copy(generated[0], tmp_path)
+    records = read_iemocap(root).records
+    victim = records[5]
+    trans = root / f"Session{victim.session}/dialog/transcriptions/{victim.dialog}.txt"
+    raw = trans.read_bytes().splitlines(keepends=True)
+    k = next(i for i, x in enumerate(raw) if x.startswith(victim.utt_id.encode()))
+    raw[k] = raw[k].rstrip(b"\n") + " Café naïve\n".encode("latin-1")
+    trans.write_bytes(b"".join(raw))
+    read = read_iemocap(root)
+    assert victim.utt_id not in read.by_id() and len(read) == N - 1
+    assert not any("\ufffd" in r.transcript for r in read.records)
+    (skip,) = [s for s in read.skipped if s.utt_id == victim.utt_id]
+    assert skip.file == str(trans)
+    assert skip.reason.startswith(f"transcript line {k + 1}: not valid UTF-8 text (byte 0xe9 at column")
+    same_dialog = [r for r in records if r.dialog == victim.dialog and r.utt_id != victim.utt_id]
+    assert all(read.by_id()[r.utt_id].transcript == r.transcript for r in same_dialog)
+
+
 def test_missing_folders_raise_naming_the_path(generated, tmp_path):
     root = editable_copy(generated[0], tmp_path)
     for s in (1, 3, 4):

@@ -18,6 +18,9 @@ def iemocap(tmp_path_factory):
     return root
 
 
+TAG = "MDREA_loso_iter6_batch8_val-every3_deterministic"  # run()'s settings, as the names carry them
+
+
 def run(iemocap, tmp_path, *extra):
     import mdre
     return mdre.main(["--root", str(iemocap), "-iter", "6", "-batch", "8", "--val-every", "3", "--out",
@@ -30,43 +33,43 @@ def test_loso_fold_table_result_files_and_resume(iemocap, tmp_path, capsys):
     assert run(iemocap, tmp_path, "--model", "MDREA", "--protocol", "loso", "--folds", "4,5",
                "--missing", "frames:0.5,words:0.5,audio-absent,text-absent") == 0
     out = capsys.readouterr().out
-    assert "| MDREA_loso fold | train | dev | test | WA | UA |" in out and "| mean of 2 |" in out
+    assert f"| {TAG} fold | train | dev | test | WA | UA |" in out and "| mean of 2 |" in out
     R = tmp_path / "R"
-    folds = list(csv.DictReader(open(R / "MDREA_loso_folds.csv")))
+    folds = list(csv.DictReader(open(R / f"{TAG}_folds.csv")))
     assert [r["fold"] for r in folds] == ["4", "5"]
     records = {r.utt_id: r for r, _ in four_class(read_iemocap(iemocap).records, "mdre")}
     for k in (4, 5):
-        rows = list(csv.DictReader(open(R / f"MDREA_loso_fold{k}.csv")))
+        rows = list(csv.DictReader(open(R / f"{TAG}_fold{k}.csv")))
         # leave one session out: the test part is exactly session k's four-class utterances
         assert {r["utterance"] for r in rows} == {u for u, rec in records.items() if rec.session == k}
-        res = json.loads((R / f"MDREA_loso_fold{k}.json").read_text())
+        res = json.loads((R / f"{TAG}_fold{k}.json").read_text())
         labels = np.array([res["classes"].index(r["label"]) for r in rows])
         pred = np.array([res["classes"].index(r["prediction"]) for r in rows])
         assert res["WA"] == pytest.approx(np.mean(labels == pred))
         recalls = [np.mean(pred[labels == c] == c) for c in np.unique(labels)]
         assert res["UA"] == pytest.approx(np.mean(recalls))
         assert np.array(res["confusion"]).sum() == len(rows)
-        assert (R / f"MDREA_loso_fold{k}_confusion.png").read_bytes()[:4] == b"\x89PNG"
+        assert (R / f"{TAG}_fold{k}_confusion.png").read_bytes()[:4] == b"\x89PNG"
         assert res["protocol"] == "loso" and res["fold"] == k and res["code_version"]
         assert res["inference"]["rtf"] > 0 and res["inference"]["utterances"] == len(rows)
         # the vocabulary holds no token seen only outside the training part
         from features.vocab import tokenize
-        cfg = json.loads((tmp_path / "M" / f"MDREA_loso_fold{k}" / "config.json").read_text())
+        cfg = json.loads((tmp_path / "M" / f"{TAG}_fold{k}" / "config.json").read_text())
         train_tokens = {t for u, rec in records.items() if rec.session != k for t in tokenize(rec.transcript or "")}
         assert set(cfg["vocab"]) - {"_PAD_", "_UNK_"} <= train_tokens
         assert cfg["loop"]["clip_value"] == 10.0 and cfg["loop"]["patience"] == 7
-    miss = list(csv.DictReader(open(R / "MDREA_loso_missing.csv")))
-    miss_json = json.loads((R / "MDREA_loso_missing.json").read_text())
+    miss = list(csv.DictReader(open(R / f"{TAG}_missing.csv")))
+    miss_json = json.loads((R / f"{TAG}_missing.json").read_text())
     assert [(str(r["fold"]), r["condition"], f"{r['UA']:.6f}") for r in miss_json["rows"]] == [
         (r["fold"], r["condition"], r["UA"]) for r in miss]
     assert miss_json["metric"] == "WA/UA" and miss_json["protocol"] == "loso" and miss_json["machine"]
     assert [(r["fold"], r["condition"]) for r in miss] == [
         (k, c) for k in ("4", "5") for c in ("frames:0.5", "words:0.5", "audio-absent", "text-absent")]
     # a second run resumes every fold and writes the same table
-    before = (R / "MDREA_loso_folds.csv").read_bytes()
+    before = (R / f"{TAG}_folds.csv").read_bytes()
     assert run(iemocap, tmp_path, "--model", "MDREA", "--protocol", "loso", "--folds", "4,5") == 0
     assert "already finished" in capsys.readouterr().out
-    assert (R / "MDREA_loso_folds.csv").read_bytes() == before
+    assert (R / f"{TAG}_folds.csv").read_bytes() == before
 
 
 def test_random_folds_faithful_vocab_and_early_stop(iemocap, tmp_path, capsys):
@@ -84,11 +87,11 @@ def test_random_folds_faithful_vocab_and_early_stop(iemocap, tmp_path, capsys):
     assert run(iemocap, tmp_path, "--model", "TRE", "--folds", "1", "--faithful-vocab", "-iter", "300",
                "--val-every", "1", "--patience", "1", "--lr", "3") == 0
     train, dev, test = mdre_random_folds(items)[0]
-    (row,) = csv.DictReader(open(tmp_path / "R" / "TRE_random5_allvocab_folds.csv"))
+    (row,) = csv.DictReader(open(tmp_path / "R" / "TRE_random5_allvocab_iter300_batch8_lr3.0_val-every1_patience1_deterministic_folds.csv"))
     assert (int(row["train"]), int(row["dev"]), int(row["test"])) == (len(train), len(dev), len(test))
     assert row["stopped_early"] == "True" and int(row["steps"]) < 300
     assert "early stop at iteration" in capsys.readouterr().out
-    cfg = json.loads((tmp_path / "M" / "TRE_random5_allvocab_fold1" / "config.json").read_text())
+    cfg = json.loads((tmp_path / "M" / "TRE_random5_allvocab_iter300_batch8_lr3.0_val-every1_patience1_deterministic_fold1" / "config.json").read_text())
     from features.vocab import tokenize
     every = {t for r in read_iemocap(iemocap).records for t in tokenize(r.transcript or "")}
     outside = every - {t for r, _ in train for t in tokenize(r.transcript or "")}
@@ -98,7 +101,7 @@ def test_random_folds_faithful_vocab_and_early_stop(iemocap, tmp_path, capsys):
 
 def test_are_normalised_and_bad_arguments(iemocap, tmp_path, capsys):
     assert run(iemocap, tmp_path, "--model", "ARE", "--protocol", "loso", "--folds", "1", "--normalise") == 0
-    cfg = json.loads((tmp_path / "M" / "ARE_loso_norm_fold1" / "config.json").read_text())
+    cfg = json.loads((tmp_path / "M" / "ARE_loso_norm_iter6_batch8_val-every3_deterministic_fold1" / "config.json").read_text())
     assert len(cfg["norm"]["mfcc"][0]) == 39 and len(cfg["norm"]["prosody"][1]) == 35
     assert run(iemocap, tmp_path, "--model", "ARE", "--folds", "9") == 1
     assert "folds 1..5" in capsys.readouterr().err
@@ -140,6 +143,107 @@ def test_torchrun_two_cpu_processes(iemocap, tmp_path):
                            "--results", str(tmp_path / "R"), "--no-progress"],
                           cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr[-3000:]
-    assert proc.stdout.count("MDREA_loso fold 2: WA") == 1 and proc.stdout.count("| mean of 1 |") == 1
-    assert (tmp_path / "R" / "MDREA_loso_fold2.json").is_file()
-    assert [r["step"] for r in csv.DictReader(open(tmp_path / "M" / "MDREA_loso_fold2" / "log.csv"))] == ["2", "4"]
+    assert proc.stdout.count("MDREA_loso_iter4_batch8_val-every2 fold 2: WA") == 1 and proc.stdout.count("| mean of 1 |") == 1
+    assert (tmp_path / "R" / "MDREA_loso_iter4_batch8_val-every2_fold2.json").is_file()
+    assert [r["step"] for r in csv.DictReader(open(tmp_path / "M" / "MDREA_loso_iter4_batch8_val-every2_fold2" / "log.csv"))] == ["2", "4"]
+
+
+# ------------------------------------------------------------------ issue 19: items 4, 8, 27, 31
+
+@pytest.fixture(scope="module")
+def no_session3(iemocap, tmp_path_factory):
+    """The module's corpus without Session3 (and without feature stores, so a refusal writing one shows)."""
+    import shutil
+    root = tmp_path_factory.mktemp("no_session3") / "IEMOCAP_full_release"
+    shutil.copytree(iemocap, root, ignore=shutil.ignore_patterns("Session3", "Features"))
+    return root
+
+
+def refused(main, argv, capsys) -> tuple[int, str]:
+    """(exit code, stderr) of a script refusing its arguments: 2 from argparse, 1 from a clear error."""
+    try:
+        code = main(argv)
+    except SystemExit as e:
+        code = e.code
+    return code, capsys.readouterr().err
+
+
+def test_loso_folds_are_numbered_by_held_out_session(no_session3, tmp_path, capsys):
+    """Item 4: with Session3 absent, fold 4 still holds out Session 4 and fold 5 Session 5; --folds 5 is a fold,
+    --folds 3 is refused naming the absent session; a warning says it is absent."""
+    from corpora.iemocap import four_class, loso_session_folds, read_iemocap
+    items = four_class(read_iemocap(no_session3).records, "mdre")
+    folds, absent = loso_session_folds(items)
+    assert sorted(folds) == [1, 2, 4, 5] and absent == [3]
+    assert {r.session for r, _ in folds[4][2]} == {4} and {r.session for r, _ in folds[5][2]} == {5}
+    assert run(no_session3, tmp_path, "--model", "TRE", "--protocol", "loso", "-iter", "2") == 0
+    out, err = capsys.readouterr()
+    assert "Session 3" in err and "warning" in err
+    R = tmp_path / "R"
+    (table,) = R.glob("TRE_loso*_folds.csv")
+    assert [r["fold"] for r in csv.DictReader(open(table))] == ["1", "2", "4", "5"]
+    assert not list(R.glob("*_fold3*")) and not list((tmp_path / "M").glob("*_fold3"))
+    for k in (4, 5):
+        (res,) = R.glob(f"TRE_loso*_fold{k}.json")
+        assert json.loads(res.read_text())["fold"] == k
+        tested = {r["utterance"] for r in csv.DictReader(open(res.with_suffix(".csv")))}
+        assert tested == {r.utt_id for r, _ in folds[k][2]}
+    assert run(no_session3, tmp_path, "--model", "TRE", "--protocol", "loso", "-iter", "2", "--folds", "5") == 0
+    assert "already finished" in capsys.readouterr().out
+    code, err = refused(__import__("mdre").main, ["--root", str(no_session3), "--model", "TRE", "--protocol",
+                                                  "loso", "--folds", "3", "--out", str(tmp_path / "M3")], capsys)
+    assert code == 1 and "--folds 3: Session 3" in err and "1, 2, 4, 5" in err
+
+
+@pytest.mark.parametrize("argv, code, message", [
+    # item 27: every flag checked before any work
+    (["--folds", "x"], 2, "'x' in 'x' is not a whole number"),
+    (["--folds", "1,,2"], 2, "empty entry"),
+    (["--folds", "1,1"], 2, "1 is listed twice"),
+    (["--seed", "-1"], 2, "--seed: -1 is too small (at least 0)"),
+    (["--patience", "-3"], 2, "--patience: -3 is too small (at least 0: 0 is off)"),
+    (["--clip", "-1"], 2, "--clip: -1.0 is out of range (at least 0: 0 is off)"),
+    (["--missing", "mocap-absent"], 1, "--missing mocap-absent: not available for MDREA"),
+    (["--missing", "frames:0.3,,words:0.3"], 1, "--missing frames:0.3,,words:0.3: an empty entry"),
+    (["--train-missing", "words+audio:0.2"], 1, "--train-missing words+audio:0.2: not available for MDREA: it "
+                                                "needs word timings"),
+    (["--train-missing", "mocap-absent"], 1, "--train-missing mocap-absent: not available for MDREA"),
+    (["--train-missing", "nonsense:1"], 2, "--train-missing: unknown missing-data condition kind 'nonsense'"),
+    (["--protocol", "loso", "--folds", "3"], 1, "--folds 3: Session 3 has no four-class utterance"),
+    (["--protocol", "loso", "--folds", "2,6"], 1, "--folds 6: the loso protocol has folds 1, 2, 4, 5"),
+    # item 8: a condition on a stream the model does not read
+    (["--model", "ARE", "--missing", "frames:0.3,words:0.3"], 1, "--missing words:0.3: ARE has no text stream"),
+    (["--model", "ARE", "--missing", "text-absent"], 1, "--missing text-absent: ARE has no text stream"),
+    (["--model", "TRE", "--missing", "frames:0.3"], 1, "--missing frames:0.3: TRE has no audio stream"),
+    (["--model", "TRE", "--missing", "bursts:0.3"], 1, "--missing bursts:0.3: TRE has no audio stream"),
+    (["--model", "TRE", "--missing", "audio-absent"], 1, "--missing audio-absent: TRE has no audio stream"),
+    (["--model", "TRE", "--train-missing", "frames:0.2"], 1, "--train-missing frames:0.2: TRE has no audio"),
+    (["--model", "ARE", "--train-missing", "words:0.2"], 1, "--train-missing words:0.2: ARE has no text"),
+    (["--model", "TRE", "--train-missing", "text-absent"], 1, "TRE reads text only"),
+    # item 31: the unmasked attention is MDREA's
+    (["--model", "MDRE", "--unmasked-attention"], 1, "--unmasked-attention: MDRE has no attention"),
+])
+def test_flags_refused_before_any_work(no_session3, tmp_path, capsys, argv, code, message):
+    import mdre
+    got, err = refused(mdre.main, ["--root", str(no_session3), "--out", str(tmp_path / "M"), "--results",
+                                   str(tmp_path / "R"), "--no-progress", *argv], capsys)
+    assert got == code and message in err, err
+    assert "Traceback" not in err
+    # nothing written: no run or result folder, no feature store extracted
+    assert not (tmp_path / "M").exists() and not (tmp_path / "R").exists()
+    assert not (no_session3 / "Features").exists()
+
+
+def test_unmasked_attention_flag_trains_records_and_names_it(iemocap, tmp_path):
+    """Item 31: --unmasked-attention reaches the model, the checkpoint's config, the result file and the name."""
+    import mdre
+    from engine.cli import parsed_arguments
+    base = ["--root", str(iemocap), "--model", "MDREA", "--out", str(tmp_path / "M"), "--results", str(tmp_path / "R")]
+    assert mdre.run_tag(*parsed_arguments(mdre.main, base + ["--unmasked-attention"])) != \
+        mdre.run_tag(*parsed_arguments(mdre.main, base))
+    assert run(iemocap, tmp_path, "--model", "MDREA", "--protocol", "loso", "--folds", "5", "-iter", "2",
+               "--unmasked-attention") == 0
+    (run_dir,) = (tmp_path / "M").glob("MDREA_loso*unmasked-attention*_fold5")
+    assert json.loads((run_dir / "config.json").read_text())["model"]["masked_attention"] is False
+    (res,) = (tmp_path / "R").glob("MDREA_loso*unmasked-attention*_fold5.json")
+    assert json.loads(res.read_text())["masked_attention"] is False

@@ -306,3 +306,41 @@ def test_gradient_reaches_every_parameter_mdrea():
     for name, p in m.named_parameters():
         assert p.grad is not None, name
         assert torch.isfinite(p.grad).all() and p.grad.abs().sum() > 0, name
+
+
+def test_unmasked_attention_is_the_2018_softmax_over_128_positions():
+    """masked_attention=False (issue 19.31): the paper's code, where every padded position of the original's
+    128-token rows (GRU output 0, score 0) takes e^0 of the softmax; independent of the batch's own padding."""
+    m = make("MDREA", masked_attention=False).eval()
+    masked = make("MDREA").eval()  # the same weights (same seed), masked
+    x = batch(b=4, t_t=9, text_len=[9, 1, 4, 0])
+    with torch.no_grad():
+        y, alpha = m(**x, return_attention=True)
+        q = m.proj_query(m.encode_audio(x["mfcc"], x["mfcc_len"], x["prosody"]))
+        o, _ = m.encode_text(x["tokens"], x["token_len"])
+        for i, n in enumerate(x["token_len"].tolist()):
+            scores = torch.cat([o[i, :n] @ q[i], torch.zeros(128 - n)])  # the original's fixed 128 positions
+            a = torch.softmax(scores, dim=0)[:n]
+            torch.testing.assert_close(alpha[i, :n], a)
+            torch.testing.assert_close(y[i], torch.cat([a @ o[i, :n], q[i]]) @ m.head.weight + m.head.bias)
+        assert (alpha.sum(1)[:3] < 1).all()  # padding took weight
+        assert not torch.allclose(y[:3], masked(**x)[:3])
+        # more padding in the batch (tokens padded to 20) changes nothing: the padding is counted up to 128
+        wide = dict(x, tokens=torch.cat([x["tokens"], torch.zeros(4, 11, dtype=torch.long)], dim=1))
+        torch.testing.assert_close(m(**wide), y)
+    with pytest.raises(ValueError, match="MDREA only"):
+        make("MDRE", masked_attention=False)
+
+
+def test_unmasked_attention_recorded_in_the_checkpoint_config():
+    """The method records masked_attention in config.json and method_from_config (testing, cross_corpus.py)
+    rebuilds the same model; a config that predates the option is the masked model."""
+    import numpy as np
+
+    from systems.mdre import MDREMethod, method_from_config
+    ids = {"u1": np.array([2, 3], np.int64)}
+    cfg = MDREMethod("MDREA", None, None, ids, ["_PAD_", "_UNK_", "a", "b"], masked_attention=False).config()
+    assert cfg["model"]["masked_attention"] is False
+    assert method_from_config(cfg, None, None, ids).build_model().masked_attention is False
+    del cfg["model"]["masked_attention"]
+    assert method_from_config(cfg, None, None, ids).build_model().masked_attention is True

@@ -4,6 +4,7 @@ import json
 import shutil
 
 import numpy as np
+import pandas as pd
 import pytest
 from scipy.stats import spearmanr
 
@@ -130,6 +131,51 @@ def test_nan_markers_interpolated_whole_missing_columns_left_to_normalisation(re
     assert abs(z[:, 5].mean()) < 1e-4 and abs(z[:, 5].std() - 1) < 1e-3
     feats, side = store_arrays(x)
     assert side == {"nan_columns": [20]} and np.isfinite(feats).all()
+
+
+def _rows_inside(path, record):
+    """0-based data-row indices of a mocap file whose Time lies strictly inside the record's span."""
+    t = pd.read_csv(path, sep=r"\s+", skiprows=2, header=None, usecols=[1]).to_numpy()[:, 0]
+    return np.flatnonzero((t > record.start) & (t < record.end))
+
+
+def test_lost_stream_and_short_rows_mean_no_mocap_never_faked(records, root, tmp_path):
+    """Issue 19 item 7: a face stream all NaN for an utterance was stored as present (filled with the training
+    mean at normalisation); a row with too few fields was NaN-padded and interpolated. Both are now no mocap,
+    with the file and the reason in the store's errors."""
+    from features.mocap import extract_mocap, mocap_store
+    by_dialog = {}
+    for r in wearers(records):
+        by_dialog.setdefault(r.dialog, []).append(r)
+    lost, short = [rs for rs in by_dialog.values() if len(rs) >= 2][:2]  # two dialogs with two wearer utterances
+    for r in (lost[0], short[0]):
+        _copy_dialog_mocap(root, r, tmp_path)
+    rotated = mocap_path(lost[0], "rotated", tmp_path)
+    lines = rotated.read_text().splitlines(keepends=True)
+    for i in 2 + _rows_inside(rotated, lost[0]):  # every marker lost during the utterance
+        frame, time, *values = lines[i].split()
+        lines[i] = " ".join([frame, time] + ["NaN"] * len(values)) + "\n"
+    rotated.write_text("".join(lines))
+
+    hand = mocap_path(short[0], "hand", tmp_path)
+    lines = hand.read_text().splitlines(keepends=True)
+    row = 2 + _rows_inside(hand, short[0])[3]
+    lines[row] = " ".join(lines[row].split()[:12]) + "\n"  # Frame#, Time and 10 of 18 values
+    hand.write_text("".join(lines))
+
+    x, reason = utterance_mocap(lost[0], tmp_path)
+    assert x is None and reason.startswith("MOCAP_rotated holds no finite value between") and str(rotated) in reason
+    x, reason = utterance_mocap(short[0], tmp_path)
+    assert x is None and f"{hand}: line {row + 1} has 12 fields, expected 20" in reason
+    for other in (lost[1], short[1]):  # the rest of the dialog is unaffected
+        x, reason = utterance_mocap(other, tmp_path)
+        assert reason == "" and np.isfinite(x).all()
+
+    store = mocap_store(tmp_path / "store", corpus="IEMOCAP")
+    ok, _, err = extract_mocap([lost[0], lost[1], short[0], short[1]], store, root=tmp_path, progress=False)
+    assert (ok, err) == (2, 2) and sorted(store.keys()) == sorted([lost[1].utt_id, short[1].utt_id])
+    errors = {e["utterance"]: e["reason"] for e in store.errors()}
+    assert "no finite value" in errors[lost[0].utt_id] and "has 12 fields" in errors[short[0].utt_id]
 
 
 def test_missing_file_and_empty_span(records, root, tmp_path):

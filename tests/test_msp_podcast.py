@@ -226,6 +226,38 @@ def test_missing_transcript_is_named(msp_corpus, tmp_path):
         read_transcript(r)
 
 
+class _TextLengths:
+    """The smallest text extractor: one row per transcript holding its length (no model needed)."""
+    name, input, dims, frame_rate, params, norm_pooling = "Len1", "text", 1, None, {}, "utterance-mean"
+
+    def __call__(self, texts):
+        return [np.array([[len(t)]], np.float32) for t in texts]
+
+
+def test_transcript_not_utf8_is_listed_never_mangled(msp_corpus, tmp_path):
+    """Issue 19 item 12: Latin-1 or binary transcripts were decoded with errors="replace" and used as mangled
+    text. Now the reader names the file, line and byte, and extraction lists the utterance in the store's errors."""
+    from features.extract import Item, extract_to_store
+    from features.store import FeatureStore
+    root = _copy(msp_corpus, tmp_path / "c")
+    good, latin, binary = read_msp_podcast(root).records[:3]
+    latin.transcript_path.write_bytes("Café naïve\nsecond line".encode("latin-1"))
+    binary.transcript_path.write_bytes(b"ok line\n\x00\xff\xfe\x80 garbage")
+    with pytest.raises(CorpusError, match=rf"{latin.transcript_path}: line 1: not valid UTF-8 text \(byte 0xe9 at "
+                                          r"column 4\)"):
+        read_transcript(latin)
+    with pytest.raises(CorpusError, match=r"line 2: not valid UTF-8 text \(byte 0xff at column 2\)"):
+        read_transcript(binary)
+    store = FeatureStore.create(tmp_path / "s", name="Len1", extractor="Len", params={}, dims=1, frame_rate=None)
+    summary = extract_to_store(_TextLengths(), [Item.from_record(r) for r in (good, latin, binary)], store,
+                               progress=False)
+    assert summary.errors == 2 and list(store.keys()) == [good.utt_id]
+    errors = {e["utterance"]: e for e in store.errors()}
+    assert errors[latin.utt_id]["file"] == str(latin.transcript_path)
+    assert errors[latin.utt_id]["reason"].startswith("line 1: not valid UTF-8 text (byte 0xe9")
+    assert errors[binary.utt_id]["reason"].startswith("line 2: not valid UTF-8 text (byte 0xff")
+
+
 def test_corpus_info_cli(msp_corpus, capsys):
     import corpus_info
     assert corpus_info.main(["--corpus", "msp-podcast", "--root", str(msp_corpus), "--split", "dev"]) == 0

@@ -159,32 +159,58 @@ def test_imported_originals_keep_dtype_and_pool_as_the_originals(msp_corpus, tmp
     assert FeatureStore(tmp_path / "f32").dtype == np.float32
 
 
-def test_non_finite_features_are_listed_never_averaged(msp_corpus, tmp_path, capsys):
+def test_imported_non_finite_values_kept_listed_and_repaired_as_the_original(msp_corpus, tmp_path, capsys):
+    """Issue 19 item 15: an original .mat with NaN/inf is imported (not refused), listed with its counts; the
+    statistics use finite values only; z-normalisation maps NaN -> 0 and +-inf -> +-3 as the original does."""
     import mat_io
     import norm_para
     data = _train_mats(msp_corpus, tmp_path / "mats", 5, np.float32)
     bad = sorted(data)[2]
-    scipy.io.savemat(str(tmp_path / "mats" / f"{bad}.mat"), {"Text_data": np.full((3, 5), np.nan, np.float32)})
+    x = data[bad].copy()
+    x[1, 0], x[2, 1], x[3, 2], x[0, 0] = np.nan, np.inf, -np.inf, np.nan
+    scipy.io.savemat(str(tmp_path / "mats" / f"{bad}.mat"), {"Text_data": x})
+    data[bad] = x
+    capsys.readouterr()
     assert mat_io.main(["import", "--mat-dir", str(tmp_path / "mats"), "--store", str(tmp_path / "s"),
                         "--name", "Mel_Spec128", "--dims", "5", "--key", "Text_data", "--no-progress"]) == 0
+    err = capsys.readouterr().err
+    assert f"{bad}: 2 NaN, 1 +inf, 1 -inf" in err and "nonfinite-import.csv" in err
     store = FeatureStore(tmp_path / "s")
-    assert bad not in store and store.errors()[0]["utterance"] == bad
-    assert "non-finite" in store.errors()[0]["reason"]
-    # a store written before the writer refused NaN: norm_para lists the utterance and leaves it out
-    other = sorted(data)[0]
-    with store.writer() as w:
-        w.add(bad, data[bad])
-    store = FeatureStore(tmp_path / "s")
-    e = store._index[other]
-    shard = np.load(store._shards[e.shard], mmap_mode="r+")
-    shard[e.offset + 1, 3] = np.inf
-    shard.flush()
-    capsys.readouterr()
+    assert bad in store and not store.errors()
+    assert (tmp_path / "s" / "nonfinite-import.csv").read_text().splitlines() == [
+        "utterance,nan,posinf,neginf", f"{bad},2,1,1"]
     assert norm_para.main(["--store", str(tmp_path / "s"), "--root", str(msp_corpus), "--out", str(tmp_path / "NT"),
                            "--no-progress"]) == 0
-    assert "1 train utterance(s) hold NaN/inf features" in capsys.readouterr().err
+    assert f"{bad} (4)" in capsys.readouterr().err
     nt = NormTerm.load(tmp_path / "NT")
-    finite = np.concatenate([x for u, x in data.items() if u != other]).astype(np.float64)
-    assert np.isfinite(nt.feat_mean).all()
-    np.testing.assert_allclose(nt.feat_mean, finite.mean(0), rtol=1e-6)
-    np.testing.assert_allclose(nt.feat_std, finite.std(0), rtol=1e-6)
+    stacked = np.ma.masked_invalid(np.concatenate(list(data.values())).astype(np.float64))
+    np.testing.assert_allclose(nt.feat_mean, stacked.mean(0).data, rtol=1e-12)
+    np.testing.assert_allclose(nt.feat_std, stacked.std(0).data, rtol=1e-10)
+    z = nt.features(store[bad])
+    assert z[1, 0] == z[0, 0] == 0 and z[2, 1] == 3 and z[3, 2] == -3 and np.isfinite(z).all()
+    np.testing.assert_allclose(z[4], np.clip((x[4] - nt.feat_mean) / nt.feat_std, -3, 3), rtol=1e-5)
+
+
+@pytest.mark.parametrize("extractor, written", [("TokenFeatures", np.float64), ("Wav2Vec2Features", np.float32)])
+def test_utterance_mean_statistics_accumulate_in_float64_and_write_the_original_dtype(
+        msp_corpus, tmp_path, extractor, written):
+    """Issue 19 item 16: a float32 text store (feat_roberta.py) gave a MATLAB-single NormTerm averaged in
+    float32; the original's NormTerm_Text is double (NormTerm_Speech single). Values need float64 accumulation:
+    1e4 + small offsets lose digits when averaged in float32."""
+    import norm_para
+    from corpora.msp_podcast import read_msp_podcast
+    train = read_msp_podcast(msp_corpus, split="train").records
+    store = FeatureStore.create(tmp_path / "s", name="X", extractor=extractor, params={}, dims=3, frame_rate=None,
+                                extra={"norm_pooling": "utterance-mean"})
+    rng = np.random.default_rng(5)
+    data = {r.utt_id: (1e4 + rng.normal(size=(7 + i % 5, 3)) * 1e-3).astype(np.float32) for i, r in enumerate(train)}
+    with store.writer() as w:
+        for u, v in data.items():
+            w.add(u, v)
+    assert norm_para.main(["--store", str(tmp_path / "s"), "--root", str(msp_corpus), "--out", str(tmp_path / "NT"),
+                           "--no-progress"]) == 0
+    means = np.stack([v.astype(np.float64).mean(0) for v in data.values()])
+    for name, want in (("feat_norm_means", means.mean(0)), ("feat_norm_stds", means.std(0))):
+        got = scipy.io.loadmat(str(tmp_path / "NT" / f"{name}.mat"))["normal_para"]
+        assert got.dtype == written and got.shape == (1, 3)
+        np.testing.assert_array_equal(got[0], want.astype(written))

@@ -104,3 +104,33 @@ def test_clear_errors_before_any_work(tmp_path, capsys):
                                         "--no-progress"]) == 0
         with open(out) as f:
             assert list(csv.DictReader(f))[0].keys() == {"File_Name", "Aro-Score", "Warning"}
+
+
+def test_a_long_file_says_how_much_of_it_the_model_heard(tmp_path, capsys, monkeypatch):
+    """Issue 19, item 11: 11 chunks cannot hear a 30 s file; its Warning and the summary say so, and a
+    library warning raised while scoring a file lands in that file's Warning, named."""
+    import warnings
+
+    import prediction_process
+    from systems.chunk_lstm import Predictor
+    speech = _speech()
+    wavs = tmp_path / "w"
+    write_wav(wavs / "long.wav", np.tile(speech, int(np.ceil(30 * 16000 / len(speech))))[: 30 * 16000])
+    write_wav(wavs / "short.wav", speech)
+    real = Predictor.predict
+
+    def predict_warning_on_long(self, arrays, batch_size=64):  # a library that warns without naming the file
+        if any(len(a) > 1000 for a in arrays):
+            warnings.warn("something odd in this batch", UserWarning)
+        return real(self, arrays, batch_size)
+    monkeypatch.setattr(Predictor, "predict", predict_warning_on_long)
+    out = tmp_path / "p.csv"
+    assert prediction_process.main(["--wav-dir", str(wavs), "--out", str(out), "--no-progress"]) == 0
+    with open(out) as f:
+        rows = {r["File_Name"]: r["Warning"] for r in csv.DictReader(f)}
+    import re
+    seen = re.match(r"partly seen: 11 chunks of 62 frames cover ([\d.]+) s of 30\.0 s \((\d+)%\)", rows["long"])
+    assert seen and float(seen[1]) < 15 and round(100 * float(seen[1]) / 30) == int(seen[2])
+    assert "UserWarning: something odd in this batch" in rows["long"]
+    assert rows["short"] == ""
+    assert "1 not seen whole (truncated or partly seen, see Warning): long" in capsys.readouterr().out

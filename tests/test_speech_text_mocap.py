@@ -14,6 +14,9 @@ from systems.speech_text_mocap import CLASSES, CONFIGURATIONS, THREE_WAY
 
 TINY = ["-iter", "4", "-batch", "8", "--val-every", "2", "--d-model", "16", "--heads", "2", "--layers", "1",
         "--ff", "32", "--fusion-hidden", "16", "--no-progress", "--deterministic"]
+# the settings run() passes as every run and result name carries them (engine.cli.settings_suffix)
+NAMED = "speech-modelw2v_text-modelbert_d-model16_heads2_layers1_ff32_fusion-hidden16_iter4_batch8_val-every2"
+TAG = f"_{NAMED}_deterministic"
 
 
 @pytest.fixture(scope="module")
@@ -58,12 +61,12 @@ def ablation(setup, tmp_path_factory):
 def test_every_configuration_in_one_table(setup, ablation):
     out, stdout = ablation
     R = out / "R"
-    rows = list(csv.DictReader(open(R / "stm_ablation.csv")))
+    rows = list(csv.DictReader(open(R / f"stm_ablation{TAG}.csv")))
     assert [r["configuration"] for r in rows] == list(CONFIGURATIONS)
     assert [r["modalities"] for r in rows] == ["+".join(m) for m in CONFIGURATIONS.values()]
-    table = json.loads((R / "stm_ablation.json").read_text())
+    table = json.loads((R / f"stm_ablation{TAG}.json").read_text())
     assert [r["configuration"] for r in table["rows"]] == list(CONFIGURATIONS) and table["classes"] == list(CLASSES)
-    assert (R / "stm_ablation.png").read_bytes()[:4] == b"\x89PNG"
+    assert (R / f"stm_ablation{TAG}.png").read_bytes()[:4] == b"\x89PNG"
     assert "| configuration | Session 5 WA | Session 5 UA |" in stdout
     for r in rows:  # the printed table is the CSV's
         assert f"| {r['configuration']} | {float(r['session5_WA']):.4f} | {float(r['session5_UA']):.4f} |" in stdout
@@ -72,21 +75,21 @@ def test_every_configuration_in_one_table(setup, ablation):
     corpus = prml(root)
     session5 = {u for u, (rec, _) in corpus.items() if rec.session == 5}
     for config, mods in CONFIGURATIONS.items():
-        per_utt = list(csv.DictReader(open(R / f"stm_{config}_s5.csv")))
+        per_utt = list(csv.DictReader(open(R / f"stm_{config}_s5{TAG}.csv")))
         assert {p["utterance"] for p in per_utt} == session5
         assert all(p["label"] == CLASSES[corpus[p["utterance"]][1]] for p in per_utt)
         assert all(p["label"] == corpus[p["utterance"]][0].category for p in per_utt)  # ang exc neu sad codes
-        res = json.loads((R / f"stm_{config}_s5.json").read_text())
+        res = json.loads((R / f"stm_{config}_s5{TAG}.json").read_text())
         labels = np.array([CLASSES.index(p["label"]) for p in per_utt])
         pred = np.array([CLASSES.index(p["prediction"]) for p in per_utt])
         assert res["WA"] == pytest.approx(np.mean(labels == pred))
         assert res["UA"] == pytest.approx(np.mean([np.mean(pred[labels == c] == c) for c in np.unique(labels)]))
         assert res["configuration"] == config and res["modalities"] == list(mods) and res["fold"] == 5
         assert res["inference"]["rtf"] > 0 and res["inference"]["utterances"] == len(per_utt)
-        assert (R / f"stm_{config}_s5_confusion.png").read_bytes()[:4] == b"\x89PNG"
-        cfg = json.loads((out / "M" / f"stm_{config}_s5" / "config.json").read_text())
+        assert (R / f"stm_{config}_s5{TAG}_confusion.png").read_bytes()[:4] == b"\x89PNG"
+        cfg = json.loads((out / "M" / f"stm_{config}_s5{TAG}" / "config.json").read_text())
         assert cfg["modalities"] == list(mods) and list(cfg["model"]["inputs"]) == list(mods)
-        assert (out / "M" / f"stm_{config}_s5" / "model.safetensors").is_file()
+        assert (out / "M" / f"stm_{config}_s5{TAG}" / "model.safetensors").is_file()
         widths = {"speech": 32, "text": 32, "mocap": 189, "face": 165, "head": 6, "hand": 18}
         assert cfg["model"]["inputs"] == {m: widths[m] for m in mods}
 
@@ -106,22 +109,22 @@ def test_dev_part_comes_from_the_training_sessions_only(setup):
 def test_missing_data_table_of_the_three_way_model(ablation):
     out, stdout = ablation
     R = out / "R"
-    rows = list(csv.DictReader(open(R / "stm_missing.csv")))
+    rows = list(csv.DictReader(open(R / f"stm_missing{TAG}.csv")))
     assert [(r["condition"], r["rate"]) for r in rows] == [
         ("audio-absent", ""), ("text-absent", ""), ("mocap-absent", ""), ("frames", "0.1"), ("frames", "0.3"),
         ("frames", "0.5"), ("words", "0.1"), ("words", "0.3"), ("words", "0.5"), ("complete", "0")]
-    complete = json.loads((R / f"stm_{THREE_WAY}_s5.json").read_text())
+    complete = json.loads((R / f"stm_{THREE_WAY}_s5{TAG}.json").read_text())
     assert float(rows[-1]["UA"]) == pytest.approx(complete["UA"])
-    assert (R / "stm_missing.png").read_bytes()[:4] == b"\x89PNG"
+    assert (R / f"stm_missing{TAG}.png").read_bytes()[:4] == b"\x89PNG"
     assert f"{THREE_WAY} with data missing (Session 5)" in stdout and "| mocap-absent |" in stdout
 
 
 def test_second_run_resumes_every_configuration(setup, ablation, capsys):
     out, _ = ablation
-    before = (out / "R" / "stm_ablation.csv").read_text()
+    before = (out / "R" / f"stm_ablation{TAG}.csv").read_text()
     assert run(setup, out) == 0
-    assert (out / "R" / "stm_ablation.csv").read_text() == before
-    logs = [list(csv.DictReader(open(out / "M" / f"stm_{c}_s5" / "log.csv"))) for c in CONFIGURATIONS]
+    assert (out / "R" / f"stm_ablation{TAG}.csv").read_text() == before
+    logs = [list(csv.DictReader(open(out / "M" / f"stm_{c}_s5{TAG}" / "log.csv"))) for c in CONFIGURATIONS]
     assert all([r["step"] for r in log] == ["2", "4"] for log in logs)  # nothing trained twice
 
 
@@ -192,9 +195,9 @@ def test_modality_dropout_trains_on_subsets_but_never_on_nothing(setup, ablation
     assert np.array_equal(m.collate(items)["present"].numpy(), avail)  # evaluation is never dropped
     # the command line flag: recorded in the run and its name
     assert run(setup, tmp_path, "--configs", THREE_WAY, "--modality-dropout", "0.5", "--missing", "none") == 0
-    cfg = json.loads((tmp_path / "M" / f"stm_{THREE_WAY}_s5_md0.5" / "config.json").read_text())
+    cfg = json.loads((tmp_path / "M" / f"stm_{THREE_WAY}_s5_{NAMED}_modality-dropout0.5_deterministic" / "config.json").read_text())
     assert cfg["modality_dropout"] == 0.5
-    assert (tmp_path / "R" / "stm_ablation_md0.5.csv").is_file()
+    assert (tmp_path / "R" / f"stm_ablation_{NAMED}_modality-dropout0.5_deterministic_configs{THREE_WAY}.csv").is_file()
 
 
 def test_leave_one_session_out_and_only_with_mocap(setup, tmp_path, capsys):
@@ -207,11 +210,11 @@ def test_leave_one_session_out_and_only_with_mocap(setup, tmp_path, capsys):
     for config in ("head", "text"):
         was = []
         for k in (1, 2, 3, 4, 5):
-            per_utt = list(csv.DictReader(open(R / f"stm_{config}_s{k}_withmocap.csv")))
+            per_utt = list(csv.DictReader(open(R / f"stm_{config}_s{k}_only-with-mocap{TAG}.csv")))
             assert {p["utterance"] for p in per_utt} == {u for u, (r, _) in corpus.items()
                                                        if r.session == k and speaker_wore_markers(u)}
-            was.append(json.loads((R / f"stm_{config}_s{k}_withmocap.json").read_text())["WA"])
-        (row,) = [r for r in csv.DictReader(open(R / "stm_ablation_withmocap.csv")) if r["configuration"] == config]
+            was.append(json.loads((R / f"stm_{config}_s{k}_only-with-mocap{TAG}.json").read_text())["WA"])
+        (row,) = [r for r in csv.DictReader(open(R / f"stm_ablation_only-with-mocap{TAG}_configshead+text_loso.csv")) if r["configuration"] == config]
         assert float(row["loso_WA"]) == pytest.approx(np.mean(was), abs=1e-6)
 
 
@@ -247,7 +250,6 @@ def test_clear_errors(setup, ablation, tmp_path, capsys):
     import speech_text_mocap
     for extra, msg in [(["--configs", "speech,smell"], "choose from"),
                        (["--missing", "words+audio:0.2"], "not available"),
-                       (["--modality-dropout", "1.5"], "probability"),
                        (["--train-missing", "bursts:0.2", "--missing", "text-absent,nonsense:1"], "nonsense")]:
         assert run(setup, tmp_path, *extra) == 1
         assert msg in capsys.readouterr().err
@@ -281,8 +283,8 @@ def test_torchrun_two_cpu_processes(setup, tmp_path):
                           cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert proc.stdout.count("text+mocap Session 5: WA") == 1
-    assert (tmp_path / "R" / "stm_text+mocap_s5.json").is_file()
-    assert [r["step"] for r in csv.DictReader(open(tmp_path / "M" / "stm_text+mocap_s5" / "log.csv"))] == ["2", "4"]
+    assert (tmp_path / "R" / f"stm_text+mocap_s5_{NAMED}.json").is_file()
+    assert [r["step"] for r in csv.DictReader(open(tmp_path / "M" / f"stm_text+mocap_s5_{NAMED}" / "log.csv"))] == ["2", "4"]
 
 
 def test_mocap_velocity_appends_normalised_frame_differences(setup, ablation):
@@ -303,3 +305,56 @@ def test_mocap_velocity_appends_normalised_frame_differences(setup, ablation):
     z = MocapStats(norm["mocap"].mean, norm["mocap"].std).apply(v)
     np.testing.assert_allclose(b["x"]["head"][0].numpy(), np.concatenate([z[:, 165:171], z[:, 354:360]], 1), atol=1e-6)
     np.testing.assert_allclose(b["x"]["mocap"][0].numpy(), z, atol=1e-6)
+
+
+@pytest.mark.parametrize("argv, code, message", [
+    # issue 19.27: every flag checked before any work
+    (["--seed", "-1"], 2, "--seed: -1 is too small (at least 0)"),
+    (["--dev-share", "0.99"], 2, "--dev-share: 0.99 is outside (0, 0.5]"),
+    (["--patience", "-3"], 2, "--patience: -3 is too small (at least 0: 0 is off)"),
+    (["--modality-dropout", "1.5"], 2, "--modality-dropout: 1.5 is outside [0, 1)"),
+    (["--configs", "text,text"], 1, "--configs text,text: a configuration is listed twice"),
+    (["--missing", "words+audio:0.2"], 1, "--missing words+audio:0.2: not available for speech+text+mocap"),
+    # issue 19.8: a training condition on a stream the configuration does not read, or on its only stream
+    (["--configs", "text", "--train-missing", "mocap-absent"], 1,
+     "--train-missing mocap-absent: configuration text has no mocap stream"),
+    (["--configs", "speech,text", "--train-missing", "frames:0.2"], 1,
+     "--train-missing frames:0.2: configuration text has no audio stream"),
+    (["--configs", "speech", "--train-missing", "words:0.2"], 1,
+     "--train-missing words:0.2: configuration speech has no text stream"),
+    (["--configs", "face", "--train-missing", "mocap-absent"], 1, "configuration face reads mocap only"),
+])
+def test_flags_refused_before_any_work(tmp_path, capsys, argv, code, message):
+    import speech_text_mocap
+    root = tmp_path / "IEMOCAP_full_release"
+    (root / "Session5").mkdir(parents=True)  # a folder that would be read if the flags passed
+    try:
+        got = speech_text_mocap.main(["--root", str(root), "--out", str(tmp_path / "M"), "--results",
+                                      str(tmp_path / "R"), *argv])
+    except SystemExit as e:
+        got = e.code
+    err = capsys.readouterr().err
+    assert got == code and message in err, err
+    assert not (tmp_path / "M").exists() and not (tmp_path / "R").exists() and not (root / "Features").exists()
+
+
+def test_training_conditions_that_apply_are_accepted():
+    """The shared check lets through what every configuration can use: text-absent in training leaves the
+    three-way model speech and mocap, and speech+text its speech."""
+    import argparse
+
+    import speech_text_mocap
+    from features.missing import parse_condition
+    args = argparse.Namespace(configs="speech+text+mocap,speech+text", missing="frames:0.3,mocap-absent",
+                              train_missing=parse_condition("text-absent"))
+    configs, conditions = speech_text_mocap.checked_settings(args)
+    assert configs == ["speech+text+mocap", "speech+text"] and [str(c) for c in conditions] == ["frames:0.3",
+                                                                                                "mocap-absent"]
+
+
+def test_published_anchor_rows_say_they_are_not_comparable():
+    """Issue 19.31: the report's System-5 anchors come from other architectures (the PRML code has no wav2vec2 and
+    no transformer): each row says so where the report shows it (label and source)."""
+    from report.anchors import ANCHORS
+    for a in ANCHORS["speech-text-mocap"]:
+        assert "not comparable row by row" in a["label"] and "no wav2vec2, no transformer" in a["source"]

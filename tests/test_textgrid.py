@@ -1,11 +1,13 @@
 """corpora.textgrid on real-format TextGrid files: Praat long/short text formats, UTF-16/UTF-8-BOM/Latin-1/CRLF,
 point tiers, MFA output, empty tiers, malformed and truncated files; the tier-0 and empty-mark rules."""
+import re
+
 import pytest
 import textgrid
 
 import corpora.textgrid as ctg
 from corpora.records import CorpusError
-from corpora.textgrid import Interval, read_textgrid, read_words, write_textgrid
+from corpora.textgrid import Interval, MalformedTextGrid, read_textgrid, read_words, write_textgrid
 
 # As Praat writes it ("Save as text file"): trailing spaces, item/interval labels, full-precision times.
 PRAAT_LONG = '''File type = "ooTextFile"
@@ -219,7 +221,7 @@ def test_long_format_goes_through_the_package(tmp_path, monkeypatch):
         return real(self, f, *a, **k)
 
     monkeypatch.setattr(textgrid.TextGrid, "read", spy)
-    monkeypatch.setattr(ctg, "_read_short", lambda text: pytest.fail("hand parser used"))
+    # (the strict short-format parser checks every short file first; the values still come from the package)
     for i, text in enumerate([PRAAT_LONG, PRAAT_SHORT, MFA]):
         read_words(_write(tmp_path, f"{i}.TextGrid", text))
     assert [enc for _, enc in calls] == ["utf-8", "utf-8", "utf-8"]
@@ -315,7 +317,7 @@ def test_empty_tiers(tmp_path):
                        ("short_absent", SHORT_HEAD.replace("<exists>", "<absent>"))]:
         p = _write(tmp_path, f"{name}.TextGrid", text)
         assert read_textgrid(p) == {}
-        with pytest.raises(CorpusError, match=f"{name}.TextGrid: TextGrid has no interval tier"):
+        with pytest.raises(MalformedTextGrid, match=f"{name}.TextGrid: malformed TextGrid: no interval tier"):
             read_words(p)
 
 
@@ -373,8 +375,9 @@ def test_round_trip_with_write_textgrid(tmp_path):
 ])
 def test_malformed_files_raise_corpus_error(tmp_path, name, data):
     p = _write(tmp_path, f"{name}.TextGrid", data)
-    with pytest.raises(CorpusError, match=rf"{name}\.TextGrid: malformed"):
+    with pytest.raises(MalformedTextGrid, match=rf"{name}\.TextGrid: malformed") as e:
         read_textgrid(p)
+    assert not INTERNAL.search(str(e.value)), str(e.value)
     with pytest.raises(CorpusError, match=rf"{name}\.TextGrid"):
         read_words(p)
 
@@ -393,10 +396,65 @@ def test_truncated_files_raise_corpus_error(tmp_path, which):
     assert len(cuts) > 20
     for k, cut in enumerate(cuts):
         p = _write(tmp_path, f"cut{k}.TextGrid", cut)
-        with pytest.raises(CorpusError, match=rf"cut{k}\.TextGrid: malformed"):
+        with pytest.raises(MalformedTextGrid, match=rf"cut{k}\.TextGrid: malformed TextGrid: ") as e:
             read_textgrid(p)
+        assert not INTERNAL.search(str(e.value)), str(e.value)  # the package's AttributeError etc. before
+        assert f"the file ends at line {len(cut.splitlines())}, expected " in str(e.value) or e.value.line is not None
+
+
+INTERNAL = re.compile(r"(Attribute|Index|Type|Key)Error|NoneType|could not convert|invalid literal")
+
+
+@pytest.mark.parametrize("name, text, line, problem", [
+    ("bad_number", PRAAT_LONG.replace("xmax = 0.9", "xmax = abc"), 21, "expected 'xmax' with a number"),
+    ("renamed_key", PRAAT_LONG.replace('text = "sp"', 'txt = "sp"'), 26, "expected 'text' with quoted text"),
+    ("garbage_line", PRAAT_LONG.replace("intervals [3]:", "garbage"), 23, "found 'garbage'"),
+    ("too_few", PRAAT_LONG.replace("size = 5", "size = 7"), 35, "expected 'intervals [6]'"),
+    ("short_count", PRAAT_SHORT.replace("\n5\n", "\nfive\n"), 12, "unexpected text 'five"),
+    ("short_text", PRAAT_SHORT.replace('"sp"', "1.5"), 21, "quoted text expected, got 1.5"),
+])
+def test_malformed_textgrid_names_the_problem_and_its_line(tmp_path, name, text, line, problem):
+    """Issue 19 item 25: the package's internal exceptions (AttributeError: 'NoneType' object has no attribute
+    'groups') reached the user; now one error type names the file, the line and what is wrong there."""
+    p = _write(tmp_path, f"{name}.TextGrid", text)
+    with pytest.raises(MalformedTextGrid) as e:
+        read_words(p)
+    assert e.value.path == str(p) and e.value.line == line and problem in e.value.reason
+    assert str(e.value).startswith(f"{p}: malformed TextGrid: line {line}: ")
 
 
 def test_missing_file(tmp_path):
     with pytest.raises(CorpusError, match=r"nope\.TextGrid: cannot read TextGrid"):
         read_words(tmp_path / "nope.TextGrid")
+
+
+def test_training_lists_malformed_textgrids_apart_from_missing(msp_corpus, tmp_path, capsys):
+    """Issue 19 item 25: training said "2 train utterance(s) without TextGrid are left out" for one missing and
+    one malformed file, with no path and no reason."""
+    import shutil
+
+    import numpy as np
+
+    from corpora.msp_podcast import read_msp_podcast
+    from features.store import FeatureStore
+    from systems.audio_text import audio_text_items
+    root = tmp_path / "c"
+    shutil.copytree(msp_corpus, root, ignore=shutil.ignore_patterns("*.wav"))
+    train = read_msp_podcast(root, split="train", require_audio=False).records
+    gone, broken = train[0], train[1]
+    gone.alignment_path.unlink()
+    broken.alignment_path.write_text("".join(broken.alignment_path.read_text().splitlines(True)[:12]))
+    stores = []
+    for name in ("audio", "text"):
+        store = FeatureStore.create(tmp_path / name, name=name, extractor="Toy", params={}, dims=2, frame_rate=None)
+        with store.writer() as w:
+            for r in train:
+                w.add(r.utt_id, np.ones((3, 2), np.float32))
+        stores.append(store)
+    capsys.readouterr()
+    items, words, _ = audio_text_items(root, "train", *stores)
+    err = capsys.readouterr().err
+    assert {u for u, _ in items} == {r.utt_id for r in train[2:]}
+    assert f"1 train utterance(s) without TextGrid are left out: {gone.utt_id}\n" in err
+    assert (f"1 train utterance(s) with a malformed TextGrid are left out:\n  {broken.alignment_path}: malformed "
+            "TextGrid: the file ends at line 12, expected") in err

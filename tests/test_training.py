@@ -228,3 +228,82 @@ def test_seeded_deterministic_runs_are_identical_when_run_concurrently(mel_setup
     weights = [(tmp_path / d / name / "model.safetensors").read_bytes() for d in ("r0", "r1", "alone")]
     assert weights[0] == weights[1] == weights[2]
     assert json.loads((tmp_path / "r0" / name / "config.json").read_text())["loop"]["threads"] == 1
+
+
+class Killed(Exception):
+    """Stands for a kill -9 in the middle of a training round."""
+
+
+def test_an_unfinished_run_is_refused_by_scoring_and_results_record_the_training(mel_setup, tmp_path, capsys,
+                                                                                monkeypatch):
+    """A run killed at iteration 3 of 400 keeps its best checkpoint of iteration 2: scoring it must not look like
+    scoring a finished model. Refused (naming the folder and the steps), accepted with --allow-unfinished, and
+    every result file says how far its checkpoint trained."""
+    import cross_corpus
+    import testing
+    import training
+    from engine.cli import UserError
+    from engine.loop import load_best
+    from systems.chunk_lstm import ChunkLSTMMethod
+    corpus, root = mel_setup
+    common = ["-batch", "4", "-emo", "Act", "-atten", "NonAtten", "--root", str(corpus), "--store",
+              str(root / "mel"), "--normterm", str(root / "NT"), "--no-progress"]
+    real_loss, calls = ChunkLSTMMethod.loss, []
+
+    def loss_then_killed(self, model, batch):
+        calls.append(1)
+        if len(calls) == 3:
+            raise Killed()
+        return real_loss(self, model, batch)
+    monkeypatch.setattr(ChunkLSTMMethod, "loss", loss_then_killed)
+    with pytest.raises(Killed):
+        training.main(["-iter", "400", *common, "--out", str(tmp_path / "M"), "--val-every", "2"])
+    monkeypatch.setattr(ChunkLSTMMethod, "loss", real_loss)
+    killed = tmp_path / "M" / "LSTM_iter400_batch4_ChunkSeq2One_NonAtten_Act"
+    assert (killed / "model.safetensors").is_file()  # the best checkpoint of iteration 2 is there
+    capsys.readouterr()
+    score = ["-iter", "400", *common, "--checkpoint", str(killed), "--csv", str(tmp_path / "k.csv")]
+    assert testing.main(score) == 1
+    err = capsys.readouterr().err
+    assert f"{killed}: its training has not finished (iteration 2 of 400" in err and "--allow-unfinished" in err, err
+    assert not (tmp_path / "k.csv").exists()
+    with pytest.raises(UserError, match="iteration 2 of 400"):
+        cross_corpus.read_checkpoint(killed)
+    with pytest.raises(UserError, match="has not finished"):
+        load_best(ChunkLSTMMethod(FeatureStore(root / "mel"), NormTerm.load(root / "NT"), "act", "NonAtten"),
+                  killed, "cpu")
+    assert testing.main([*score, "--allow-unfinished"]) == 0
+    record = json.loads((tmp_path / "k.json").read_text())["training"]
+    assert record == {"unit": "iteration", "done": 2, "planned": 400, "optimizer_steps": 2, "best_at": 2,
+                      "stopped_early": False, "finished": False}
+    # a finished run is scored as before, and its result says so
+    assert training.main(["-iter", "4", *common, "--out", str(tmp_path / "M"), "--val-every", "2"]) == 0
+    done = tmp_path / "M" / "LSTM_iter4_batch4_ChunkSeq2One_NonAtten_Act"
+    assert testing.main(["-iter", "4", *common, "--checkpoint", str(done), "--csv", str(tmp_path / "d.csv")]) == 0
+    record = json.loads((tmp_path / "d.json").read_text())["training"]
+    assert record["finished"] is True and (record["done"], record["planned"]) == (4, 4)
+
+
+class CountingMethod(ChunkLSTMMethod):
+    """The chunk-LSTM method with a whole-number column in its log rows (as DeepEmoCluster's empty clusters)."""
+
+    def round_log(self) -> dict:
+        return {"restarts": 0}
+
+
+def test_a_resumed_log_keeps_its_clock_and_its_whole_numbers(toy, tmp_path):
+    store, nt, tr, va = toy
+
+    def go(out, iterations):
+        cfg = LoopConfig(out_dir=out, iterations=iterations, batch_size=8, lr=3e-3, val_every=5, progress=False)
+        return train(CountingMethod(store, nt, "act", "NonAtten", m=20, C=4), tr, va, cfg)
+    go(tmp_path / "straight", 15)
+    go(tmp_path / "resumed", 10)  # as if killed after iteration 10 ...
+    go(tmp_path / "resumed", 15)  # ... and resumed
+    import csv
+    rows = {d: list(csv.DictReader(open(tmp_path / d / "log.csv"))) for d in ("straight", "resumed")}
+    seconds = [float(r["seconds"]) for r in rows["resumed"]]
+    assert seconds == sorted(seconds) and seconds[2] >= seconds[1] > 0  # the clock runs on across the resume
+    assert [r["restarts"] for r in rows["resumed"]] == ["0", "0", "0"]  # not 0.0 once rewritten
+    for a, b in zip(*rows.values()):
+        assert {k: v for k, v in a.items() if k != "seconds"} == {k: v for k, v in b.items() if k != "seconds"}
