@@ -55,13 +55,18 @@ def parser(doc: str | None, **kw) -> argparse.ArgumentParser:
     return _Parser(description=doc, formatter_class=HelpFormatter, **kw)
 
 
+def _number(text: str, cast, what: str):
+    """`cast(text)`, or the argparse error "'x' is not <what>"."""
+    try:
+        return cast(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not {what}") from None
+
+
 def int_at_least(low: int, why: str | None = None):
     """argparse type: an integer >= low, with a message naming the bound (and `why`, when given)."""
     def check(text: str) -> int:
-        try:
-            v = int(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+        v = _number(text, int, "a whole number")
         if v < low:
             raise argparse.ArgumentTypeError(f"{v} is too small (at least {low}{': ' + why if why else ''})")
         return v
@@ -70,10 +75,7 @@ def int_at_least(low: int, why: str | None = None):
 
 
 def positive_float(text: str) -> float:
-    try:
-        v = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    v = _number(text, float, "a number")
     if not v > 0:
         raise argparse.ArgumentTypeError(f"{v} must be greater than 0")
     return v
@@ -211,10 +213,7 @@ def add_allow_unfinished_arg(ap) -> None:
 def float_at_least(low: float, why: str | None = None):
     """argparse type: a finite number >= low (e.g. `float_at_least(0, "0 is off")` for --clip)."""
     def check(text: str) -> float:
-        try:
-            v = float(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+        v = _number(text, float, "a number")
         if not low <= v < float("inf"):  # also refuses NaN
             raise argparse.ArgumentTypeError(f"{v} is out of range (at least {low:g}{': ' + why if why else ''})")
         return v
@@ -229,10 +228,7 @@ def fraction(low: float = 0.0, high: float = 1.0, *, low_open: bool = True, high
     shown = f"{'(' if low_open else '['}{low:g}, {high:g}{')' if high_open else ']'}"
 
     def check(text: str) -> float:
-        try:
-            v = float(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"{text!r} is not a number in {shown}") from None
+        v = _number(text, float, f"a number in {shown}")
         inside = (low < v if low_open else low <= v) and (v < high if high_open else v <= high)
         if not inside:  # also refuses NaN
             raise argparse.ArgumentTypeError(f"{v:g} is outside {shown}{': ' + why if why else ''}")
