@@ -9,6 +9,10 @@ write report.md and a self-contained report.html from the result files those com
     python benchmark.py --config C --report-only          # aggregate what is there, run nothing
     python benchmark.py --config C --jobs 4               # four systems at once (one process each)
 
+A config can run a variant over several training seeds (`seeds: [0, 1, 2]`: each its own runs, mean +- sd in the
+report) and the fusion systems under the robustness literature's missing-data protocols (`protocols: [fixed,
+random, sweep]`, `rates`, `sweep_kinds`, `sim_seeds`, `bootstrap`, `ci_method`: the evaluation scripts' flags).
+
 Resumable: a finished step leaves a done-marker in <report>/steps/ and is skipped while its command and its
 corpus are unchanged (a second run only re-writes the report); a killed run continues where it stopped, as
 training resumes from its last validation. A failing step stops its own system only; the others still run,

@@ -232,12 +232,29 @@ def main(argv=None) -> int:
         rows.append((run.name, len(utts), wa, ua))
         print(f"{run.name} on MSP-Podcast {args.split}: WA {wa:.4f}  UA {ua:.4f}  ({len(utts)} utterances; "
               f"{output_file(out, '.json')})", flush=True)
-    print(f"\n| checkpoint | MSP-Podcast {args.split} utterances | WA | UA |\n|---|---|---|---|")
-    for name, n, wa, ua in rows:
-        print(f"| {name} | {n} | {wa:.4f} | {ua:.4f} |")
-    if len(rows) > 1:
-        print(f"| mean of {len(rows)} | | {np.mean([r[2] for r in rows]):.4f} | {np.mean([r[3] for r in rows]):.4f} |")
+    print(summary_table(rows, args.split))
     return 0
+
+
+def model_of(run_name: str) -> str:
+    """The model a fold's run belongs to: its run name without the fold part (MDRE `_fold<k>`, speech + text +
+    mocap `_s<k>`), so the folds of one model share it and two models (MDREA and ARE, or two configurations)
+    never do."""
+    import re
+    return re.sub(r"_(?:fold|s)\d+(?=_|$)", "", run_name)
+
+
+def summary_table(rows: list[tuple], split: str) -> str:
+    """The printed table: one row per checkpoint, and a mean only over the folds of one model (a mean across
+    different systems or configurations says nothing)."""
+    lines = [f"\n| checkpoint | MSP-Podcast {split} utterances | WA | UA |", "|---|---|---|---|"]
+    lines += [f"| {name} | {n} | {wa:.4f} | {ua:.4f} |" for name, n, wa, ua in rows]
+    for model in dict.fromkeys(model_of(r[0]) for r in rows):
+        mine = [r for r in rows if model_of(r[0]) == model]
+        if len(mine) > 1:
+            lines.append(f"| mean of {model}'s {len(mine)} folds | | {np.mean([r[2] for r in mine]):.4f} | "
+                         f"{np.mean([r[3] for r in mine]):.4f} |")
+    return "\n".join(lines)
 
 
 if __name__ == "__main__":

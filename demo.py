@@ -8,6 +8,7 @@ real CLI call; see benchmark.py), two demo-only steps, a check of the README's d
     -> main.py (audio-text, multiscale and fixed chunks) -> evaluate_missing.py                     (System 3)
     -> mdre.py ARE, TRE, MDREA on the demo IEMOCAP corpus, Session 5 held out                       (System 4)
     -> speech_text_mocap.py speech, text, mocap, all three on a 600-utterance demo IEMOCAP           (System 5)
+       (Systems 3-5: the fixed-condition and random-missing protocols, rates 0.3 and 0.6, two simulation draws)
     -> testing.py / online_testing.py on the demo IEMOCAP corpus (cross-corpus)
     -> cross_corpus.py: MDREA and the three-way model on the demo MSP-Podcast's Test1 categories (the reverse)
     -> prediction_process.py on a folder of demo WAVs: published v1.6 models, then the audio-text model
@@ -76,31 +77,121 @@ def readme_check(tables: dict[str, dict[str, str]], *, allow_stale: bool = False
     return 0 if allow_stale else 3
 
 
-def missing_data_summary(rows: list[dict], runs: dict) -> dict[str, str]:
-    """Print the audio-text missing-data table of the demo (fusion against each modality alone, and how each
-    chunking strategy degrades at the highest rate) and return it as {'chunking | data': 'Act | Dom | Val'}."""
-    top = max(float(r["rate"]) for r in rows if r["rate"])
-    labels = {("complete", "0.0"): "both (fusion)", ("text-absent", ""): "audio only (text absent)",
-              ("audio-absent", ""): "text only (audio absent)"}
-    labels.update({(c, str(top)): f"{c} {top:.0%} missing" for c in ("frames", "bursts", "words", "words+audio")})
-    print("\nAudio-text under missing data (test1 CCC; one model per chunking strategy, the other stream blanked "
-          "to its Train mean for the single-modality rows):")
-    print("| chunking | data | Act | Dom | Val |\n|---|---|---|---|---|")
+def shown(d: dict, key: str) -> str:
+    """A figure of a result file or table row as the demo tables show it: '0.7677 [0.70, 0.82]' (metrics.Scored's
+    text) when the file carries its interval (`<key>_ci`; for a CCC file's `value` also `CCC_ci`), else '0.7677'."""
+    from metrics import Scored
+    ci = next((d[k] for k in (f"{key}_ci", *(("CCC_ci",) if key == "value" else ())) if d.get(k)), None)
+    return Scored(float(d[key]), *(ci or (None, None))).text()
+
+
+PROTOCOL_LABELS = {"complete": "both (fusion)", "present:audio": "audio only (text absent)",
+                   "present:text": "text only (audio absent)"}
+
+
+def protocol_rows(results: list, keys, label=str) -> dict[str, str]:
+    """{'<series> | <condition>': '<K> | <K> ...'} of protocol result files (contract rows: series, condition,
+    K, K_ci), with intervals; a series named after a checkpoint (the file's "series": {name: checkpoint}) is
+    shown as the variant that trained it (the Result's info "variants": {checkpoint: variant}). The complete row
+    once, from the fixed protocol; `label` renames a condition."""
     out = {}
-    for chunking, run in runs.items():
-        by = {(r["condition"], r["rate"]): r for r in rows if r["checkpoint"] == str(run)}
-        for key, label in labels.items():
-            if key in by:
-                out[f"{chunking} | {label}"] = " | ".join(by[key][a] for a in ATTRS)
-                print(f"| {chunking} | {label} | {out[f'{chunking} | {label}']} |")
-        full = {a: float(by[("complete", "0.0")][a]) for a in ATTRS}
-        alone = {a: max(float(by[(k, "")][a]) for k in ("text-absent", "audio-absent")) for a in ATTRS}
-        beats = [a for a in ATTRS if full[a] > alone[a]]
-        drops = {c: np.mean([full[a] - float(by[(c, str(top))][a]) for a in ATTRS])
-                 for c in ("frames", "bursts", "words", "words+audio") if (c, str(top)) in by}
-        print(f"   {chunking}: fusion beats the better single modality for {', '.join(beats) or 'no attribute'}; "
-              f"mean CCC drop at {top:.0%} missing: " + ", ".join(f"{c} {d:+.3f}" for c, d in drops.items()))
+    for r in results:
+        doc = json.loads(r.path.read_text())
+        for row in doc["rows"]:
+            series = _series(r, doc, row)
+            if r.info["protocol"] != "fixed" and row["condition"] == "complete":
+                continue
+            name = " | ".join(str(x) for x in (series, label(row["condition"])) if x not in (None, ""))
+            out[name] = " | ".join(shown(row, k) for k in keys)
     return out
+
+
+def _series(r, doc: dict, row: dict):
+    """A row's series, a checkpoint's name shown as the variant that trained it."""
+    checkpoints = doc.get("series") if isinstance(doc.get("series"), dict) else {}
+    return r.info.get("variants", {}).get(str(checkpoints.get(row.get("series"))), row.get("series"))
+
+
+def resolved(results: list, keys) -> list[str]:
+    """'<series> <condition> <K> -0.12 (p 0.003)' for every protocol row whose paired bootstrap test against the
+    complete data (K_diff, K_p) rejects at 5 %: the differences this demo's test set can resolve; the others
+    it cannot tell from noise."""
+    out = []
+    for r in results:
+        doc = json.loads(r.path.read_text())
+        for row in doc["rows"]:
+            out += [f"{_series(r, doc, row)} {row['condition']} {k} {row[f'{k}_diff']:+.2f} (p {row[f'{k}_p']:.3f})"
+                    for k in keys if row.get(f"{k}_p") is not None and row[f"{k}_p"] < 0.05]
+    return out
+
+
+def _say_resolved(results: list, keys) -> None:
+    lines = resolved(results, keys)
+    print("   resolved against the complete data (paired bootstrap over test utterances, p < 0.05): "
+          + ("; ".join(lines) if lines else "none; every other difference is within this test set's noise"))
+
+
+def _ci_cell(text) -> list | None:
+    """An interval as a table CSV writes it ('[0.5, 0.7]' or '0.5;0.7'), or None."""
+    import re
+    nums = re.findall(r"-?\d+(?:\.\d+)?(?:e-?\d+)?", text or "")
+    return [float(nums[0]), float(nums[1])] if len(nums) == 2 else None
+
+
+def _at_label(condition: str) -> str:
+    if condition.startswith("random-missing:"):
+        return f"random-missing {float(condition.split(':')[1]):.0%}"
+    return PROTOCOL_LABELS.get(condition, condition)
+
+
+def audio_text_missing(jobs) -> dict[str, str]:
+    """The README's audio-text missing-data table from evaluate_missing.py's protocol files (fixed: fusion, audio
+    only, text only; random-missing per rate; the conditions list's rows), test1 CCC with intervals."""
+    results = [r for j in jobs for r in j.results if r.system == "audio-text" and r.section == "protocol"]
+    table = protocol_rows(results, ATTRS, label=_at_label)
+    print("\nAudio-text under missing data (test1 CCC [95 % bootstrap interval]; one model per chunking strategy):\n"
+          "| chunking | data | Act | Dom | Val |\n|---|---|---|---|---|")
+    for name, cells in table.items():
+        print(f"| {name} | {cells} |")
+    _say_resolved(results, ATTRS)
+    return table
+
+
+def iemocap_tables(jobs, res: dict) -> tuple[dict, dict]:
+    """The README's MDRE and speech + text + mocap tables (Session 5 held out), WA and UA with intervals: each
+    model, then each protocol's conditions (MDREA, the three-way model)."""
+    import csv
+    print("\nMDRE family on the demo IEMOCAP corpus, Session 5 held out:\n| model | WA | UA |\n|---|---|---|")
+    iemocap_table = {}
+    for (system, variant, section, _, fold), path in res.items():
+        if system == "mdre" and section == "class" and fold == 5:
+            d = json.loads(path.read_text())
+            iemocap_table[variant] = f"{shown(d, 'WA')} | {shown(d, 'UA')}"
+            print(f"| {variant} | {iemocap_table[variant]} |")
+    mdre_protocols = [r for j in jobs for r in j.results if r.system == "mdre" and r.section == "protocol"]
+    for r in mdre_protocols:  # one series per fold
+        for name, cells in protocol_rows([r], ("WA", "UA")).items():
+            iemocap_table[f"{r.variant} | {name}"] = cells
+            print(f"| {r.variant} | {name} | {cells} |")
+    _say_resolved(mdre_protocols, ("WA", "UA"))
+    print("\nSpeech + text + mocap on the 600-utterance demo IEMOCAP corpus, Session 5 held out:\n"
+          "| configuration | WA | UA |\n|---|---|---|")
+    stm_table = {}
+    (abl,) = [p for (s, _, sec, _, _), p in res.items() if sec == "ablation"]
+    with open(abl.with_suffix(".csv"), newline="") as f:
+        for r in csv.DictReader(f):
+            stm_table[r["configuration"]] = " | ".join(
+                shown({k: float(r[f"session5_{k}"]), f"{k}_ci": _ci_cell(r.get(f"session5_{k}_ci"))}, k)
+                for k in ("WA", "UA"))
+            print(f"| {r['configuration']} | {stm_table[r['configuration']]} |")
+    stm_protocols = [r for j in jobs for r in j.results if r.system == "speech-text-mocap" and r.section == "protocol"
+                     and r.info.get("configuration") == THREE_WAY and r.info.get("fold") == 5]
+    for name, cells in protocol_rows(stm_protocols, ("WA", "UA")).items():
+        if not name.endswith("complete"):
+            stm_table[f"{THREE_WAY}, {name.split(' | ')[-1]}"] = cells
+            print(f"| {THREE_WAY}, {name.split(' | ')[-1]} | {cells} |")
+    _say_resolved(stm_protocols, ("WA", "UA"))
+    return iemocap_table, stm_table
 
 
 def readme_tables(cfg, jobs) -> dict[str, dict[str, str]]:
@@ -117,50 +208,22 @@ def readme_tables(cfg, jobs) -> dict[str, dict[str, str]]:
         if section == "ccc" and system in ("chunk-lstm", "deep-emo-cluster"):
             rows = np.genfromtxt(path.with_suffix(".csv"), delimiter=",", skip_header=1, usecols=(1, 2), ndmin=2)
             name = f"{'chunk LSTM' if system == 'chunk-lstm' else 'DeepEmoCluster'} | {attr}"
-            table[name] = f"{ccc(rows[:, 0], rows[:, 1]):.4f}"
+            doc = {**json.loads(path.read_text()), "value": ccc(rows[:, 0], rows[:, 1])}
+            table[name] = shown(doc, "value")
             print(f"| {name} | {table[name]} |")
-    (miss,) = [p for (s, _, sec, _, _), p in res.items() if sec == "missing-ccc"]
-    miss_doc = json.loads(miss.read_text())
-    miss_rows = [{**r, "rate": "" if r["rate"] == "" else str(float(r["rate"])),
-                  **{a: f"{r[a]:.4f}" for a in ATTRS}} for r in miss_doc["rows"]]
-    names = {ck: name for j in jobs for r in j.results if r.section == "missing-ccc"
-             for ck, name in r.info["variants"].items()}
-    at_runs = {names[ck]: ck for ck in miss_doc["checkpoints"]}
-    for chunking, run in at_runs.items():
-        (r,) = [r for r in miss_rows if r["checkpoint"] == run and r["condition"] == "complete"]
-        for emo in ATTRS:
-            table[f"audio-text {chunking} | {emo}"] = r[emo]
-            print(f"| audio-text {chunking} | {emo} | {r[emo]} |")
-    miss_table = missing_data_summary(miss_rows, at_runs)
-    print("\nMDRE family on the demo IEMOCAP corpus, Session 5 held out:\n| model | WA | UA |\n|---|---|---|")
-    iemocap_table = {}
-    for (system, variant, section, _, fold), path in res.items():
-        if system == "mdre" and section == "class" and fold == 5:
-            d = json.loads(path.read_text())
-            iemocap_table[variant] = f"{d['WA']:.4f} | {d['UA']:.4f}"
-            print(f"| {variant} | {iemocap_table[variant]} |")
-    print("\nSpeech + text + mocap on the 600-utterance demo IEMOCAP corpus, Session 5 held out:\n"
-          "| configuration | WA | UA |\n|---|---|---|")
-    stm_table = {}
-    (abl,) = [p for (s, _, sec, _, _), p in res.items() if sec == "ablation"]
-    with open(abl.with_suffix(".csv"), newline="") as f:
-        for r in csv.DictReader(f):
-            stm_table[r["configuration"]] = f"{float(r['session5_WA']):.4f} | {float(r['session5_UA']):.4f}"
-            print(f"| {r['configuration']} | {stm_table[r['configuration']]} |")
-    (stm_miss,) = [p for (s, _, sec, _, _), p in res.items() if sec == "missing-class" and s == "speech-text-mocap"]
-    with open(stm_miss.with_suffix(".csv"), newline="") as f:
-        for r in csv.DictReader(f):
-            if r["condition"] != "complete":
-                key = f"{THREE_WAY}, {r['condition']}{':' + r['rate'] if r['rate'] else ''}"
-                stm_table[key] = f"{float(r['WA']):.4f} | {float(r['UA']):.4f}"
-                print(f"| {key} | {stm_table[key]} |")
+    for (system, variant, section, attr, _), path in res.items():
+        if section == "ccc" and system == "audio-text":
+            table[f"audio-text {variant} | {attr}"] = shown(json.loads(path.read_text()), "value")
+            print(f"| audio-text {variant} | {attr} | {table[f'audio-text {variant} | {attr}']} |")
+    miss_table = audio_text_missing(jobs)
+    iemocap_table, stm_table = iemocap_tables(jobs, res)
     print("\nCross-corpus: the MSP-Podcast models scored on the 200-utterance demo IEMOCAP corpus (all sessions, "
           "labels 1-5 rescaled to 1-7):\n| model | attribute | CCC |\n|---|---|---|")
     cross_table = {}
     for (system, variant, section, attr, _), path in res.items():
         if section == "cross":
             name = f"{'chunk LSTM' if system == 'chunk-lstm' else 'DeepEmoCluster'} {variant} | {attr}"
-            cross_table[name] = f"{json.loads(path.read_text())['value']:.4f}"
+            cross_table[name] = shown(json.loads(path.read_text()), "value")
             print(f"| {name} | {cross_table[name]} |")
     print("\nCross-corpus, the reverse: the IEMOCAP models scored on the demo MSP-Podcast corpus's Test1 categories "
           "(A, H, N, S; mocap absent):\n| model | WA | UA |\n|---|---|---|")
@@ -170,7 +233,7 @@ def readme_tables(cfg, jobs) -> dict[str, dict[str, str]]:
             if r.section == "cross-class":
                 d = json.loads(r.path.read_text())
                 name = f"{'MDRE' if r.system == 'mdre' else 'speech + text + mocap'} {r.info['configuration']}"
-                reverse_table[name] = f"{d['WA']:.4f} | {d['UA']:.4f}"
+                reverse_table[name] = f"{shown(d, 'WA')} | {shown(d, 'UA')}"
                 print(f"| {name} | {reverse_table[name]} |")
     return {"Demo results": table, "Demo missing data": miss_table, "Demo IEMOCAP": iemocap_table,
             "Demo speech text mocap": stm_table, "Demo cross-corpus": cross_table,
@@ -218,7 +281,8 @@ def main(argv=None) -> int:
     ok &= prediction_process.main(["--wav-dir", str(wav_dir), "--out", str(cfg.data / "pred_result.csv"), *quiet]) == 0
     for p in sorted(wav_dir.glob("*.wav"))[::2]:
         shutil.copy(msp / "Transcripts" / f"{p.stem}.txt", p.with_suffix(".txt"))
-    at_run = next(ck for j in jobs for r in j.results if r.section == "missing-ccc" for ck in r.info["variants"])
+    at_run = next(str(run) for j in jobs for s in j.steps if s.key.startswith("audio-text/") and s.script == "main"
+                  for run in s.runs)
     print(f"\n== predict {wav_dir} with the audio-text model {at_run}")
     ok &= prediction_process.main(["--system", "audio-text", "--models", at_run, "--wav-dir", str(wav_dir),
                                    "--out", str(cfg.data / "pred_result_audio_text.csv"), *quiet]) == 0

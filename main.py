@@ -150,9 +150,19 @@ def deep_emo_cluster(argv) -> int:
     if ddp_env()[0] == 0:
         speed = (f"{res.steps_run} steps in {res.seconds:.1f} s, {100 * res.data_seconds / res.seconds:.1f}% of the "
                  "time waiting for data" if res.steps_run else "nothing to do (already finished)")
-        print(f"{args.name}: {speed}; best validation CCC {1 - res.best_val:.4f} at epoch {res.best_step} of "
-              f"{res.epochs}; saved in {cfg.out_dir}")
+        print(f"{args.name}: {speed}; best validation CCC {validation_ccc(method, val_items, cfg, 1 - res.best_val)} "
+              f"at epoch {res.best_step} of {res.epochs}; saved in {cfg.out_dir}")
     return 0
+
+
+def validation_ccc(method, val_items: list, cfg, value: float) -> str:
+    """The best validation CCC with its 95 % bootstrap interval over the validation sentences: the best model
+    scores them once more (CCC is the same on the z-normalised scale the loop validates on)."""
+    from engine.loop import evaluate, load_best
+    from metrics import score
+    model = load_best(method, cfg.out_dir, cfg.device)
+    s = score("CCC", method.targets(val_items), evaluate(method, model, val_items, cfg.batch_size, cfg.device))
+    return f"{value:.4f} {s.ci_text()}".rstrip()
 
 
 def audio_text(argv) -> int:
@@ -164,9 +174,11 @@ def audio_text(argv) -> int:
     from features.missing import parse_condition
     from features.normterm import NormTerm
     from features.store import FeatureStore
-    from systems.audio_text import STRATEGIES, AudioTextMethod, audio_text_items, run_name
+    from engine.cli import check_conditions
+    from systems.audio_text import (MODALITIES, STRATEGIES, TRAIN_KINDS, TRAIN_WHY, AudioTextMethod,
+                                    audio_text_items, run_name)
     from systems.common import (DEFAULT_STORES, DEMO_ROOT, add_training_args, default_normterm, default_root,
-                                default_store, normterm_lacks, print_defaults, write_scores)
+                                default_store, normterm_lacks, print_defaults, with_interval, write_scores)
     from systems.common import require_store
     from utils import resolve_device, writable_dir
     ap = parser(__doc__)
@@ -190,8 +202,9 @@ def audio_text(argv) -> int:
                     help="multiscale (random 0.2-1 s crops in training), fixed (the same windows, no crop), lexical "
                          "(chunks cut at the TextGrid word boundaries)")
     ap.add_argument("--train-missing", type=parse_condition,
-                    help="missing data as regularisation in training, e.g. bursts:0.2, frames:0.3, words:0.2, "
-                         "text-absent (default: none)")
+                    help="missing data as regularisation in training, e.g. bursts:0.2, frames:0.3, word-rows:0.2, "
+                         "text-absent, random-missing:0.3 (default: none; words, wer and words+audio re-encode "
+                         "the transcript and are evaluation-only)")
     ap.add_argument("--test-split", default="test1", help="split scored after training")
     ap.add_argument("--results", type=Path, default=Path("results"),
                     help="folder for the per-utterance test CSVs and their result JSON files")
@@ -221,6 +234,8 @@ def audio_text(argv) -> int:
         if lacks:
             raise UserError(f"{flag} {getattr(args, flag[2:].replace('-', '_'))}: {lacks}")
     cond = str(args.train_missing) if args.train_missing else None
+    check_conditions([args.train_missing], "--train-missing", "the audio-text model", MODALITIES, TRAIN_KINDS,
+                     TRAIN_WHY, training=True)
     name = run_name(args.iterations, args.batch_size, args.chunking, cond)
     splits = {s: audio_text_items(root, s, audio, text) for s in (args.train_split, args.val_split, args.test_split)}
     out_dir = writable_dir(args.out / name)
@@ -229,7 +244,7 @@ def audio_text(argv) -> int:
     transcripts = {u: p for _, _, ts in splits.values() for u, p in ts.items()}
     method = AudioTextMethod(audio, text, nt_a, nt_t, words, strategy=args.chunking, train_condition=cond,
                              seed=args.seed, corpus_version=root.name, transcripts=transcripts)
-    if cond and parse_condition(cond).kind.startswith("words"):
+    if cond and parse_condition(cond).kind == "word-rows":
         bad = method.without_word_alignment(splits[args.train_split][0])
         if bad:
             raise UserError(f"--train-missing {cond}: {len(bad)} {args.train_split} utterance(s) have no transcript "
@@ -257,7 +272,7 @@ def audio_text(argv) -> int:
                                              "split": args.test_split, "checkpoint": str(out_dir),
                                              "chunking": args.chunking, "train_missing": cond, "seed": args.seed,
                                              **inference})
-        print(f"{a.capitalize()}-CCC: {value}")  # str() of the value, full precision, as the original
+        print(f"{a.capitalize()}-CCC: {with_interval(value, [(u, y[k]) for u, y in test], scores)}")
     print("=" * 51)
     print(f"{res.steps_run} iterations this run; best validation loss {res.best_val:.4f} at iteration "
           f"{res.best_step}; model in {out_dir}")

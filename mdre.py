@@ -21,8 +21,17 @@ reads (ARE has no words, TRE no audio): one that cannot is refused before anythi
 
 Writes per fold <out>/<MODEL>_<protocol>_fold<k>/ (model.safetensors + config.json, run.json, state.pt,
 log.csv, loss.png) and <results>/<MODEL>_<protocol>_fold<k>.csv (per utterance) + _confusion.csv/.png + .json;
-then <results>/<MODEL>_<protocol>_folds.csv/.json (the fold table and the mean). With --missing, every fold's
-model is also tested under each condition: <results>/<MODEL>_<protocol>_missing.csv. Re-running resumes.
+then <results>/<MODEL>_<protocol>_folds.csv/.json (the fold table: each fold's WA / UA with a 95 % bootstrap
+interval over its test utterances, then the mean and standard deviation over folds). Missing data (issue 20):
+`--protocols fixed,random,sweep` (fixed: audio only and text only beside the complete data, MMIN's protocol;
+random: each modality of each utterance missing with probability p at every --rates rate, one always kept;
+sweep: each --sweep-kinds kind (frames, bursts, words, wer; those the model reads) at every rate) and the
+--missing list (protocol "conditions") score every fold's model (one series per fold) through
+engine.robustness, averaged over --sim-seeds simulation seeds, with --bootstrap / --ci-method intervals:
+<results>/<MODEL>_<protocol>_<p>.json/.csv/.png + _per_utterance.csv. ARE and TRE read one modality: fixed and
+random are refused for them. Re-running resumes.
+
+    python mdre.py --root R --model MDREA --protocol loso --protocols fixed,random,sweep --rates 0,0.3,0.6
 Names carry every setting that differs from its default (MDREA_loso_norm_lr0.0005_fold5: run_tag), so runs with
 other settings never share a run folder or a result file.
 """
@@ -32,8 +41,11 @@ from pathlib import Path
 
 import numpy as np
 
-from engine.cli import (UserError, add_run_output_args, comma_ints, condition, entry, float_at_least, int_at_least,
-                        parser, positive_float)
+from engine.cli import (UserError, add_protocol_args, add_run_output_args, comma_ints, condition, entry,
+                        float_at_least, int_at_least, parser, positive_float)
+
+# the flags of the missing-data protocols (engine.cli.add_protocol_args): they change no model, so no run name
+PROTOCOL_FLAGS = ("protocols", "rates", "sweep_kinds", "sim_seeds", "bootstrap", "ci_method")
 
 
 def fold_splits(items: list, protocol: str, dev_share: float = 0.1, seed: int = 3372) -> tuple[dict, list]:
@@ -62,11 +74,14 @@ def chosen_folds(args, folds: dict, absent: list) -> list:
     return chosen
 
 
-def checked_conditions(args) -> list:
-    """The --missing conditions, once every setting that cannot apply to --model is refused (UserError naming the
-    flag): a condition the family does not simulate or on a stream the model does not read (ARE has no words, TRE
-    no audio), in --missing or --train-missing; --unmasked-attention on a model without attention."""
-    from engine.cli import check_conditions, parse_conditions
+def checked_conditions(args) -> dict:
+    """{protocol: [Condition], complete data first} to score every fold's model under: the --protocols (fixed,
+    random, sweep) and the --missing list (protocol "conditions"), once every setting that cannot apply to --model
+    is refused (UserError naming the flag): a condition the family does not simulate or on a stream the model does
+    not read (ARE has no words, TRE no audio), in --missing, --train-missing or --sweep-kinds; a protocol needing
+    two modalities (fixed, random) on ARE or TRE; --unmasked-attention on a model without attention."""
+    from engine.cli import check_conditions, parse_conditions, protocol_plan
+    from features.missing import KIND_STREAMS, NONE, SWEEP_KINDS
     from systems.mdre import CONDITION_KINDS, REFUSED_KINDS, streams
     if args.unmasked_attention and args.model != "MDREA":
         raise UserError(f"--unmasked-attention: {args.model} has no attention (MDREA only)")
@@ -74,7 +89,12 @@ def checked_conditions(args) -> list:
     check_conditions(conditions, "--missing", args.model, streams(args.model), CONDITION_KINDS, why=REFUSED_KINDS)
     check_conditions([args.train_missing], "--train-missing", args.model, streams(args.model), CONDITION_KINDS,
                      why=REFUSED_KINDS, training=True)
-    return conditions
+    if args.sweep_kinds == ",".join(SWEEP_KINDS):  # the default sweep: the kinds this model's streams allow
+        args.sweep_kinds = ",".join(k for k in SWEEP_KINDS if set(KIND_STREAMS[k]) <= streams(args.model))
+    plan = protocol_plan(args, args.model, streams(args.model), CONDITION_KINDS, REFUSED_KINDS)
+    if any(c != NONE for c in conditions):  # "--missing none" is no list
+        plan["conditions"] = [NONE, *(c for c in conditions if c != NONE)]
+    return plan
 
 
 def ensure_features(records, root: Path, kind: str, progress: bool):
@@ -91,16 +111,87 @@ def run_tag(args, ap) -> str:
     seed, -iter, -batch, --lr, --loss, --glove, --train-missing, ...), so two settings never share a name."""
     from engine.cli import settings_suffix
     return (f"{args.model}_{args.protocol}{'_norm' if args.normalise else ''}{'_allvocab' if args.faithful_vocab else ''}"
-            + settings_suffix(args, ap, skip=("model", "protocol", "normalise", "faithful_vocab", "folds", "missing")))
+            + settings_suffix(args, ap, skip=("model", "protocol", "normalise", "faithful_vocab", "folds", "missing",
+                                              *PROTOCOL_FLAGS)))
 
 
 def output_names(args, ap, folds) -> dict:
-    """Where these settings train and write: run folders and result JSONs per fold, the fold table, the
-    missing-data table (each JSON has a .csv beside it). benchmark.py reads the same names from here."""
+    """Where these settings train and write: run folders and result JSONs per fold, the fold table, and per
+    missing-data protocol (--protocols; "conditions" = the --missing list, also under "missing") its result JSON
+    with every fold as a series (each JSON has a .csv, .png and _per_utterance.csv beside it). benchmark.py reads
+    the same names from here."""
     tag = run_tag(args, ap)
+    protocols = [p.strip() for p in (args.protocols or "").split(",") if p.strip()]
+    listed = [c for c in (args.missing or "").split(",") if c.strip().lower() not in ("", "none")]
+    protocols += ["conditions"] if listed else []
     return {"runs": {k: args.out / f"{tag}_fold{k}" for k in folds},
             "folds": {k: args.results / f"{tag}_fold{k}.json" for k in folds},
-            "table": args.results / f"{tag}_folds.json", "missing": args.results / f"{tag}_missing.json"}
+            "table": args.results / f"{tag}_folds.json", "missing": args.results / f"{tag}_conditions.json",
+            "protocols": {p: args.results / f"{tag}_{p}.json" for p in protocols}}
+
+
+def fold_scores(labels, preds, interval_args: dict) -> dict:
+    """{"WA": Scored, "UA": Scored} of one fold's test predictions, with bootstrap intervals over its utterances."""
+    from metrics import score
+    from systems.mdre import CLASSES
+    return {m: score(m, labels, preds, n_classes=len(CLASSES), **interval_args) for m in ("WA", "UA")}
+
+
+def write_fold_table(path: Path, rows: list[dict], tag: str, result: dict) -> None:
+    """Print the fold table (each fold's WA / UA with its interval, then the mean and standard deviation over the
+    folds) and write it as <path>.csv and <path> (JSON)."""
+    import csv
+
+    from systems.common import write_result
+    from utils import atomic_path
+    mean = {m: float(np.mean([r[m] for r in rows])) for m in ("WA", "UA")}
+    sd = {m: float(np.std([r[m] for r in rows], ddof=1)) if len(rows) > 1 else None for m in ("WA", "UA")}
+    print(f"\n| {tag} fold | train | dev | test | WA [95% CI] | UA [95% CI] |\n|---|---|---|---|---|---|")
+    for r in rows:
+        print(f"| {r['fold']} | {r['train']} | {r['dev']} | {r['test']} | {cell(r, 'WA')} | {cell(r, 'UA')} |")
+    spread = {m: f" ± {sd[m]:.4f}" if sd[m] is not None else "" for m in sd}
+    print(f"| mean of {len(rows)} (± sd over folds) | | | | {mean['WA']:.4f}{spread['WA']} | "
+          f"{mean['UA']:.4f}{spread['UA']} |")
+    table = path.with_suffix(".csv")
+    with atomic_path(table) as tmp, open(tmp, "w", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=list(rows[0]), lineterminator="\n")
+        w.writeheader()
+        w.writerows({k: (f"{v:.6f}" if isinstance(v, float) else "" if v is None
+                         else f"[{v[0]:.6f}, {v[1]:.6f}]" if isinstance(v, list) else v) for k, v in r.items()}
+                    for r in rows)
+    write_result(table.with_suffix(".json"), {**result, "folds": rows, "mean": mean, "sd": sd})
+
+
+def cell(row: dict, key: str) -> str:
+    """"0.5000 [0.40, 0.60]": a table cell of a row holding key and key_ci (metrics.interval_fields)."""
+    from metrics import Scored
+    ci = row.get(f"{key}_ci")
+    return Scored(row[key], *(ci or (None, None))).text()
+
+
+def shared_draws(method, model, items, device):
+    """predict(condition, sim_seed) -> Draw of one fold's model on its test items, each (condition, seed) computed
+    once: the complete data and the other conditions several protocols share are not evaluated again."""
+    memo = {}
+
+    def predict(cond, sim_seed: int):
+        key = (str(cond), sim_seed)
+        if key not in memo:
+            memo[key] = method.draw(model, items, cond, sim_seed, device)
+        return memo[key]
+    return predict
+
+
+def score_protocol(protocol: str, conditions: list, folds: list, path: Path, args, result: dict, tag: str) -> list:
+    """Every fold's model under one protocol's conditions through engine.robustness.evaluate_conditions, one series
+    per fold ("fold 4": its model on its test utterances), written as <path> (JSON) with its .csv, .png and
+    _per_utterance.csv beside it. Returns the rows."""
+    from engine.robustness import evaluate_conditions
+    from systems.mdre import CLASSES
+    return evaluate_conditions(dict(folds), conditions, sim_seeds=args.sim_seeds, metric="WA/UA",
+                               classes=list(CLASSES), protocol=protocol, out=path.with_suffix(""), result=result,
+                               resamples=args.bootstrap, ci_method=args.ci_method,
+                               title=f"{tag}: {protocol} protocol, WA / UA per fold")
 
 
 @entry
@@ -109,10 +200,10 @@ def main(argv=None) -> int:
     from engine.loop import LoopConfig, ddp_env, evaluate, load_best, train
     from engine.resources import ResourceMonitor, inference_record
     from features.vocab import build_vocabulary, load_glove, tokenize
-    from systems.common import write_class_scores, write_result
-    from systems.common import require_store
-    from systems.mdre import CLASSES, KINDS, MAX_TOKENS, USES_AUDIO, MDREMethod, training_norm
-    from utils import atomic_path, resolve_device, writable_dir
+    from metrics import interval_fields, interval_record
+    from systems.common import require_store, write_class_scores
+    from systems.mdre import CLASSES, KINDS, MAX_TOKENS, UNK, USES_AUDIO, MDREMethod, training_norm
+    from utils import resolve_device, writable_dir
     ap = parser(__doc__)
     ap.add_argument("--root", type=Path, required=True, help="IEMOCAP release folder (holding Session1..5)")
     ap.add_argument("--model", choices=KINDS, default="MDREA", help="which model of the family")
@@ -144,12 +235,15 @@ def main(argv=None) -> int:
     ap.add_argument("--train-missing", type=condition,
                     help="missing data as training augmentation, e.g. frames:0.2, words:0.2 (default: none)")
     ap.add_argument("--missing", help="test every fold also under these comma-separated conditions, e.g. "
-                                      "frames:0.3,words:0.3,audio-absent,text-absent (default: none)")
+                                      "frames:0.3,words:0.3,wer:0.2,audio-absent,text-absent,present:audio "
+                                      "(default: none); written as the protocol 'conditions'")
     ap.add_argument("--seed", type=int_at_least(0), default=0,
                     help="seed of initialisation, sampling, dropout, missing data")
+    add_protocol_args(ap)
     add_run_output_args(ap, "mdre")
     args = ap.parse_args(argv)
-    conditions = checked_conditions(args)
+    plan = checked_conditions(args)
+    interval_args = {"resamples": args.bootstrap, "method": args.ci_method}
     writable_dir(args.out)
     writable_dir(args.results)
     corpus = read_iemocap(args.root)  # a CorpusError is a clear error (engine.cli.entry)
@@ -200,7 +294,7 @@ def main(argv=None) -> int:
               f"{MAX_TOKENS}: {', '.join(long[:10])}", file=sys.stderr)
     device = resolve_device(args.device)
     tag, names = run_tag(args, ap), output_names(args, ap, chosen)
-    rows, miss_rows = [], []
+    rows, scored = [], {p: [] for p in plan}  # scored: per protocol, each fold's (series, predict)
     spans = {r.utt_id: r.end - r.start for r, _ in labelled}  # seconds of audio (TRE has no acoustic store)
     for k in chosen:
         train_items, dev_items, test_items = ([it for it in part if it[0] in usable] for part in folds[k])
@@ -220,7 +314,9 @@ def main(argv=None) -> int:
             print(f"fold {k}: GloVe {coverage}", flush=True)
         norm = (training_norm(stores["mfcc"], stores["prosody"], [u for u, _ in train_items])
                 if args.normalise and stores else None)
+        train_words = {int(i) for u, _ in train_items for i in ids[u]} - {UNK}  # wer's substitutes
         method = MDREMethod(args.model, stores.get("mfcc"), stores.get("prosody"), ids, vocab.tokens, norm=norm,
+                            substitutes=tuple(sorted(train_words)),
                             embedding=embedding, loss_kind=args.loss, masked_attention=not args.unmasked_attention,
                             train_condition=str(args.train_missing) if args.train_missing else None, seed=args.seed,
                             protocol={"name": args.protocol, "fold": k, "folds": len(folds),
@@ -245,48 +341,30 @@ def main(argv=None) -> int:
                   "masked_attention": not args.unmasked_attention,
                   "title": f"{tag} fold {k}",
                   **inference_record(mon.seconds, len(utts), audio_s or sum(spans[u] for u in utts), mon)}
-        wa, ua = write_class_scores(names["folds"][k].with_suffix(".csv"), utts, labels, logits, CLASSES, result=result)
+        write_class_scores(names["folds"][k].with_suffix(".csv"), utts, labels, logits, CLASSES, result=result,
+                           resamples=args.bootstrap, ci_method=args.ci_method)
+        acc = fold_scores(labels, logits.argmax(1), interval_args)
         rows.append({"fold": k, "train": len(train_items), "dev": len(dev_items), "test": len(test_items),
-                     "WA": wa, "UA": ua, "best_step": res.best_step, "steps": res.steps,
+                     **{f: v for key, s in acc.items() for f, v in interval_fields(key, s).items()},
+                     "best_step": res.best_step, "steps": res.steps,
                      "stopped_early": res.stopped_early, "vocab": len(vocab.tokens)})
-        print(f"{tag} fold {k}: WA {wa:.4f}  UA {ua:.4f}  (train {len(train_items)}, dev {len(dev_items)}, test "
-              f"{len(test_items)}; best dev loss at step {res.best_step} of {res.steps})", flush=True)
-        for cond in conditions:
-            method.condition, method.eval_seed = cond, args.seed
-            lg = evaluate(method, model, test_items, 256, device)
-            from utils import unweighted_accuracy, weighted_accuracy
-            miss_rows.append({"fold": k, "condition": str(cond), "WA": weighted_accuracy(labels, lg.argmax(1)),
-                              "UA": unweighted_accuracy(labels, lg.argmax(1), len(CLASSES))})
-        method.condition = None
+        print(f"{tag} fold {k}: WA {acc['WA'].text()}  UA {acc['UA'].text()}  (train {len(train_items)}, dev "
+              f"{len(dev_items)}, test {len(test_items)}; best dev loss at step {res.best_step} of {res.steps})",
+              flush=True)
+        predict = shared_draws(method, model, test_items, device)
+        for p in plan:  # every fold's model under every protocol's conditions, scored together below
+            scored[p].append((f"fold {k}", predict))
     if rank != 0 or not rows:
         return 0
-    mean = {m: float(np.mean([r[m] for r in rows])) for m in ("WA", "UA")}
-    print(f"\n| {tag} fold | train | dev | test | WA | UA |\n|---|---|---|---|---|---|")
-    for r in rows:
-        print(f"| {r['fold']} | {r['train']} | {r['dev']} | {r['test']} | {r['WA']:.4f} | {r['UA']:.4f} |")
-    print(f"| mean of {len(rows)} | | | | {mean['WA']:.4f} | {mean['UA']:.4f} |")
-    table = names["table"].with_suffix(".csv")
-    with atomic_path(table) as tmp, open(tmp, "w") as f:
-        f.write(",".join(rows[0]) + "\n")
-        f.writelines(",".join(f"{v:.6f}" if isinstance(v, float) else str(v) for v in r.values()) + "\n" for r in rows)
-    write_result(table.with_suffix(".json"), {
+    write_fold_table(names["table"], rows, tag, {
         "metric": "WA/UA", "system": "mdre", "model": args.model, "corpus": str(args.root), "protocol": args.protocol,
-        "folds": rows, "mean": mean, "seed": args.seed, "loss": args.loss, "faithful_vocab": args.faithful_vocab,
+        "seed": args.seed, "loss": args.loss, "faithful_vocab": args.faithful_vocab,
+        "interval": interval_record(**interval_args),
         "checkpoints": [str(names["runs"][r["fold"]]) for r in rows]})  # write_result records each run's identity
-    if miss_rows:
-        path = names["missing"].with_suffix(".csv")
-        with atomic_path(path) as tmp, open(tmp, "w") as f:
-            f.write("fold,condition,WA,UA\n")
-            f.writelines(f"{r['fold']},{r['condition']},{r['WA']:.6f},{r['UA']:.6f}\n" for r in miss_rows)
-        write_result(path.with_suffix(".json"), {"metric": "WA/UA", "system": "mdre", "model": args.model,
-                                                 "corpus": str(args.root), "protocol": args.protocol,
-                                                 "rows": miss_rows, "seed": args.seed,
-                                                 "checkpoints": [str(names["runs"][r["fold"]]) for r in rows]})
-        print(f"\n| {tag} condition | WA | UA |  (mean over folds)\n|---|---|---|")
-        print(f"| complete | {mean['WA']:.4f} | {mean['UA']:.4f} |")
-        for c in dict.fromkeys(r["condition"] for r in miss_rows):
-            sel = [r for r in miss_rows if r["condition"] == c]
-            print(f"| {c} | {np.mean([r['WA'] for r in sel]):.4f} | {np.mean([r['UA'] for r in sel]):.4f} |")
+    for p, conds in plan.items():
+        score_protocol(p, conds, scored[p], names["protocols"][p], args, {
+            "system": "mdre", "model": args.model, "corpus": str(args.root), "fold_protocol": args.protocol,
+            "seed": args.seed, "checkpoints": [str(names["runs"][r["fold"]]) for r in rows]}, tag)
     return 0
 
 

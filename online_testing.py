@@ -17,7 +17,7 @@ import sys
 from engine.cli import UserError, entry, parser
 from engine.resources import ResourceMonitor, inference_record
 from systems.common import (add_testing_args, corpus_fields, normterm_for_checkpoint, settings_from_checkpoint,
-                            testing_inputs, write_scores)
+                            testing_inputs, with_interval, write_scores)
 from systems.common import require_store
 from systems.deep_emo_cluster import Predictor, add_cli_args, recorded_settings, resolve_paths
 
@@ -81,7 +81,7 @@ def main(argv=None) -> int:
     print(f"EmoClusters (#): {settings['-nc']}")
     print("Model: Vgg16_DeepEmoCluster")
     print(f"Temporal-Modeling: {settings['-mt']}")
-    print(f"Test {args.emo_attr}-CCC: {value}")  # str(), full precision, as the original
+    print(f"Test {args.emo_attr}-CCC: {with_interval(value, items, scores)}")  # str(), as the original; interval
     print(f"checkpoint {ckpt}; {len(items)} utterances of {args.split} ({ms:.2f} ms/utterance); "
           f"per-utterance results in {out}")
     return 0

@@ -14,7 +14,8 @@ RnnAttenVec`), deep-emo-cluster (128-mel; no published weights exist, so --model
 `--text-model` to load them from elsewhere; one model predicts all three attributes; an original
 TransformerCoAtten_*.pth.tar needs --normterm, the folder holding NormTerm_Speech and NormTerm_Text). For
 audio-text the transcript is DIR/<name>.txt beside each WAV and the word alignment DIR/<name>.TextGrid:
-a WAV without transcript is predicted with the text modality absent (column Text = absent); without a
+a WAV without transcript is predicted with the text modality absent (column Text = absent; the system's one
+absent stream, systems.audio_text.absent_stream, as in training and evaluation); without a
 TextGrid the chunk count comes from the transcript's words, or from the duration at 2.5 words/s.
 --models takes checkpoint folders or original .pth.tar files, one per attribute, or one folder holding them.
 Any sample rate, bit depth and channel count is accepted (resampled to 16 kHz, down-mixed).

@@ -15,7 +15,7 @@ from engine.cli import UserError, entry, parser
 from engine.resources import ResourceMonitor, inference_record
 from systems.chunk_lstm import Predictor, add_cli_args, recorded_settings, resolve_paths
 from systems.common import (add_testing_args, corpus_fields, normterm_for_checkpoint, settings_from_checkpoint,
-                            testing_inputs, write_scores)
+                            testing_inputs, with_interval, write_scores)
 from systems.common import require_store
 from utils import output_file
 
@@ -55,7 +55,8 @@ def main(argv=None) -> int:
     print(f"Batch_Size: {settings['-batch']}")
     print("Model_Type: LSTM")
     print(f"Attention_Type: {settings['-atten']}")
-    print(f"{args.emo_attr}-CCC: {value}")  # str() of the value, full precision, as the original
+    # str() of the value, full precision, as the original, then its 95 % interval (the one the result file holds)
+    print(f"{args.emo_attr}-CCC: {with_interval(value, items, scores)}")
     print(f"Avg. Time Cost(ms/uttr): {ms:.2f}")
     print(f"checkpoint {ckpt}; {len(items)} utterances of {args.split}; per-utterance results in {out}, result in {output_file(out, '.json')}")
     return 0

@@ -183,16 +183,9 @@ def znorm(x: np.ndarray, mean: np.ndarray, std: np.ndarray, clip: float = 3.0,
 
 # ------------------------------------------------------------------------------------------------ metrics
 
-def ccc(pred, true) -> float:
-    """Lin's concordance correlation coefficient with population moments (ddof 0), as the originals score:
-    2 cov / (var_p + var_t + (mean_p - mean_t)^2)."""
-    p, t = np.asarray(pred, dtype=np.float64).ravel(), np.asarray(true, dtype=np.float64).ravel()
-    if len(p) != len(t) or len(p) == 0:
-        raise ValueError(f"ccc needs two equal, non-empty lengths (got {len(p)} and {len(t)})")
-    mp, mt = p.mean(), t.mean()
-    cov = ((p - mp) * (t - mt)).mean()
-    denom = p.var() + t.var() + (mp - mt) ** 2
-    return float(2 * cov / denom) if denom > 0 else 0.0
+# ccc, the class metrics and their bootstrap intervals live in metrics.py (the one metrics module); imported
+# here so every `from utils import ccc` keeps working.
+from metrics import _class_labels, ccc, confusion_matrix, unweighted_accuracy, weighted_accuracy  # noqa: E402,F401
 
 
 def ccc_loss(pred, true, *, unbiased_var: bool = True):
@@ -212,60 +205,7 @@ def ccc_loss(pred, true, *, unbiased_var: bool = True):
     return 1 - 2 * cov / (vp + vt + (mp - mt) ** 2)
 
 
-# -------------------------------------------------------------------------------- classification metrics
-# Class labels are integers 0..n_classes-1 (the 4-class schemes of corpora.iemocap give the order).
-
-
-def _class_labels(true, pred, n_classes: int | None = None) -> tuple[np.ndarray, np.ndarray]:
-    """Both label vectors as int64, after checking: 1-D, equal lengths, integers, in [0, n_classes)."""
-    out = []
-    for name, x in (("true", true), ("pred", pred)):
-        a = np.asarray(x)
-        if a.ndim != 1:
-            raise ValueError(f"{name} labels must be a 1-D sequence (got shape {a.shape})")
-        if a.size and (a.dtype.kind not in "biuf" or (a.dtype.kind == "f" and not np.all(a == np.round(a)))):
-            raise ValueError(f"{name} labels must be integer class indices (got dtype {a.dtype})")
-        a = a.astype(np.int64)
-        if a.size and a.min() < 0:
-            raise ValueError(f"{name} labels must be >= 0 (got {a.min()})")
-        if n_classes is not None and a.size and a.max() >= n_classes:
-            raise ValueError(f"{name} label {a.max()} out of range for {n_classes} classes")
-        out.append(a)
-    if len(out[0]) != len(out[1]):
-        raise ValueError(f"true and pred differ in length ({len(out[0])} and {len(out[1])})")
-    return out[0], out[1]
-
-
-def confusion_matrix(true, pred, n_classes: int) -> np.ndarray:
-    """(n_classes, n_classes) int64 counts: row = true class, column = predicted class."""
-    if n_classes < 1:
-        raise ValueError(f"n_classes must be >= 1 (got {n_classes})")
-    t, p = _class_labels(true, pred, n_classes)
-    return np.bincount(t * n_classes + p, minlength=n_classes * n_classes).reshape(n_classes, n_classes)
-
-
-def weighted_accuracy(true, pred) -> float:
-    """Correct / total: the plain accuracy, what the IEMOCAP papers call weighted accuracy (WA)."""
-    t, p = _class_labels(true, pred)
-    if len(t) == 0:
-        raise ValueError("weighted_accuracy of no items")
-    return float(np.mean(t == p))
-
-
-def unweighted_accuracy(true, pred, n_classes: int) -> float:
-    """Mean of the per-class recalls (UA), over the classes PRESENT in `true`.
-
-    A class with no true item has recall 0/0; it is left out of the mean rather than counted as 0 (which would
-    punish a fold that lacks a class) or 1. Predictions of such a class still count against the recall of the
-    true class they were made for. On data holding every class this is the usual UA.
-    """
-    cm = confusion_matrix(true, pred, n_classes)
-    support = cm.sum(axis=1)
-    present = support > 0
-    if not present.any():
-        raise ValueError("unweighted_accuracy of no items")
-    return float(np.mean(np.diag(cm)[present] / support[present]))
-
+# -------------------------------------------------------------------------------- classification outputs
 
 def write_confusion(path_stem: str | Path, cm, class_names, title: str | None = None) -> tuple[Path, Path]:
     """Write `<stem>.csv` and `<stem>.png` for a confusion matrix (rows = true, columns = predicted); returns

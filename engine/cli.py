@@ -313,6 +313,72 @@ def check_conditions(conditions, flag: str, model: str, streams, kinds, why: dic
             raise UserError(f"{flag} {cond}: {model} has no {' or '.join(lacking)} stream (it reads "
                             f"{' + '.join(sorted(streams))}), so the condition changes nothing; conditions that "
                             f"apply: {', '.join(fits)}")
+        if cond.kind == "present" and (not set(cond.modalities) <= streams or set(cond.modalities) == streams):
+            raise UserError(f"{flag} {cond}: {model} reads {' + '.join(sorted(streams))}; present: names a "
+                            "non-empty proper subset of those (the others absent)")
+        if cond.kind == "random-missing" and len(streams) < 2:
+            raise UserError(f"{flag} {cond}: {model} reads {' + '.join(sorted(streams)) or 'nothing'} only; "
+                            "random-missing needs two or more modalities (one is always kept)")
         if training and cond.kind.endswith("-absent") and not streams - set(KIND_STREAMS[cond.kind]):
             raise UserError(f"{flag} {cond}: {model} reads {' + '.join(sorted(streams))} only, and {cond} would "
                             "remove it from every training utterance: nothing left to learn from")
+
+
+# ------------------------------------------------------------------ the literature's missing-data protocols
+PROTOCOL_RATES = "0,0.1,0.2,0.3,0.4,0.5,0.6,0.7"  # GCNet's missing rates (features.missing.RATES)
+
+
+def add_protocol_args(ap, default_protocols: str = "") -> None:
+    """The flags every fusion evaluation takes (issue 20, contract section 4): --protocols, --rates,
+    --sweep-kinds, --sim-seeds, --bootstrap, --ci-method; `protocol_plan` checks them before any work."""
+    from features.missing import PROTOCOLS, SWEEP_KINDS
+    g = ap.add_argument_group("missing-data protocols and intervals")
+    g.add_argument("--protocols", default=default_protocols,
+                   help=f"comma-separated subset of {','.join(PROTOCOLS)}: fixed = every non-empty proper subset of "
+                        "the modalities present (MMIN), random = each modality of each utterance missing with "
+                        "probability p at every rate (GCNet), sweep = each --sweep-kinds kind at every rate; each "
+                        f"writes <name>_<protocol>.* (default: {default_protocols or 'none'})")
+    g.add_argument("--rates", default=PROTOCOL_RATES,
+                   help=f"comma-separated rates of the random and sweep protocols (default {PROTOCOL_RATES})")
+    g.add_argument("--sweep-kinds", default=",".join(SWEEP_KINDS),
+                   help=f"kinds of the sweep (default {','.join(SWEEP_KINDS)}; only those the model's inputs allow)")
+    g.add_argument("--sim-seeds", type=int_at_least(1), default=3,
+                   help="simulation seeds averaged per condition, with their spread (default 3)")
+    g.add_argument("--bootstrap", type=int_at_least(0), default=1000,
+                   help="bootstrap resamples over test utterances for the 95%% intervals (default 1000; 0 = none)")
+    g.add_argument("--ci-method", choices=("bca", "percentile"), default="bca",
+                   help="bootstrap interval: bca (bias-corrected and accelerated, default) or percentile")
+
+
+def protocol_plan(args, model: str, streams, kinds, why: dict | None = None) -> dict:
+    """{protocol: [Condition], complete data first} of the `add_protocol_args` flags for a model reading
+    `streams` and simulating `kinds`; UserError naming the flag on an unknown protocol, a bad or repeated rate, a
+    kind the model cannot take. Call before any work."""
+    from features.missing import PROTOCOLS, protocol_conditions
+    protocols = [p.strip() for p in (args.protocols or "").split(",") if p.strip()]
+    for p in protocols:
+        if p not in PROTOCOLS:
+            raise UserError(f"--protocols {args.protocols}: unknown protocol {p!r} (choose from "
+                            f"{', '.join(PROTOCOLS)})")
+    if len(set(protocols)) < len(protocols):
+        raise UserError(f"--protocols {args.protocols}: a protocol is listed twice")
+    try:
+        rates = [float(r) for r in args.rates.split(",")]
+    except ValueError:
+        raise UserError(f"--rates {args.rates}: comma-separated numbers in [0, 1], e.g. 0,0.3,0.6") from None
+    if any(not 0 <= r <= 1 for r in rates) or len(set(rates)) < len(rates):
+        raise UserError(f"--rates {args.rates}: distinct numbers in [0, 1]")
+    sweep_kinds = [k.strip().lower() for k in args.sweep_kinds.split(",") if k.strip()]
+    if "sweep" in protocols:
+        if not sweep_kinds or len(set(sweep_kinds)) < len(sweep_kinds):
+            raise UserError(f"--sweep-kinds {args.sweep_kinds}: distinct kinds, e.g. frames,bursts,words,wer")
+        check_conditions(parse_conditions(",".join(f"{k}:0.5" for k in sweep_kinds), "--sweep-kinds"), "--sweep-kinds",
+                         model, streams, kinds, why)
+    plan = {}
+    for p in protocols:
+        try:
+            plan[p] = protocol_conditions(p, streams, rates=sorted(rates), kinds=sweep_kinds if p == "sweep" else ())
+        except ValueError as e:
+            raise UserError(f"--protocols {p}: {e}") from None
+        check_conditions(plan[p], "--sweep-kinds" if p == "sweep" else "--protocols", model, streams, kinds, why)
+    return plan

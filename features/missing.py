@@ -37,6 +37,26 @@ and r = 1 (everything lost) are accepted as degenerate chains. The default b = 5
 Conditions (CLIs and evaluation tables): `Condition(kind, rate)`, written "kind:rate" ("bursts:0.3";
 "bursts:0.3:8" for a non-default burst length; "none", "audio-absent", "text-absent", "mocap-absent" without a
 rate; "mocap-absent" only for the systems with a motion-capture stream).
+
+What each text condition means (a reader assumes a dropped word is gone; blanking rows of contextual features is
+not removal, because the special tokens and the neighbouring tokens still carry the sentence):
+* `words:R`: round(R * n) words are REMOVED from the transcript and the shorter transcript is encoded again by
+  the system's own text encoder (`features.degraded_text.DegradedText`; MDRE's GRU reads word ids, which it
+  re-reads anyway). No word left = the text absent, by the system's one definition of an absent stream.
+* `wer:R`: simulated speech-recogniser errors to a target word error rate R (`asr_errors`): substitutions (words
+  of a vocabulary, never the word they replace), deletions and insertions in the proportion 3 : 1 : 1, then
+  re-encoded like `words`; the realised WER (Levenshtein distance / reference words) of each draw is recorded.
+* `word-rows:R`: the original authors' unused helper: the dropped words' rows of the already-encoded features
+  are blanked (kept to compare with their numbers; it leaks the sentence through the context).
+* `words+audio:R`: `words` plus the dropped words' audio frames (from the word alignment).
+
+Whole modalities (the literature's protocols; modality names "audio", "text", "mocap"):
+* `present:audio+mocap`: only those modalities present, every other one absent (the fixed-condition protocol
+  of MMIN, ACL 2021: every non-empty proper subset of a fusion model's modalities, `protocol_conditions`).
+* `random-missing:P`: each modality of each utterance absent with probability P, at least one kept (the
+  random-missing protocol of GCNet, TPAMI 2023, and MoMKE / CyIN after it), drawn by `absent_modalities`.
+What "absent" means is each system's one definition (shared by its training augmentation, evaluation and
+prediction), and it reveals nothing about the utterance, not even its length.
 """
 from __future__ import annotations
 
@@ -50,9 +70,17 @@ import numpy as np
 
 DEFAULT_BURST = 5.0  # mean burst length in frames: 100 ms at 50 frames/s
 
-KINDS = ("none", "frames", "bursts", "words", "words+audio", "audio-absent", "text-absent", "mocap-absent")
-_RATED = ("frames", "bursts", "words", "words+audio")  # kinds that need a rate
-_FIXED_RATE = {"none": 0.0, "audio-absent": 1.0, "text-absent": 1.0, "mocap-absent": 1.0}
+KINDS = ("none", "frames", "bursts", "words", "wer", "word-rows", "words+audio", "audio-absent", "text-absent",
+         "mocap-absent", "present", "random-missing")
+_RATED = ("frames", "bursts", "words", "wer", "word-rows", "words+audio", "random-missing")  # kinds with a rate
+_FIXED_RATE = {"none": 0.0, "audio-absent": 1.0, "text-absent": 1.0, "mocap-absent": 1.0, "present": 1.0}
+MODALITY_NAMES = ("audio", "text", "mocap")  # the streams `present:` and `random-missing:` speak of, in order
+REENCODED_KINDS = ("words", "wer", "words+audio")  # the transcript is edited and encoded again
+ABSENT_KIND = {"audio": "audio-absent", "text": "text-absent", "mocap": "mocap-absent"}
+RATES = (0.0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7)  # the protocols' default rates (GCNet's missing rates)
+SWEEP_KINDS = ("frames", "bursts", "words", "wer")  # the rate sweep's default kinds
+PROTOCOLS = ("fixed", "random", "sweep")
+WER_SHARES = (3, 1, 1)  # substitutions : deletions : insertions of simulated recogniser errors
 
 
 class MissingModality(str, Enum):
@@ -296,11 +324,15 @@ def apply_word_drop(audio, text, words: Sequence, token_word, rate, rng: np.rand
     return new_audio, new_text, dropped
 
 
-def absent(x, fill: float = 0.0) -> tuple[np.ndarray, np.ndarray]:
-    """The whole modality missing: (a new array of x's shape and dtype, all `fill`; an all-True mask).
-    `Condition.missing_modality` tells the caller which stream is absent (a `MissingModality`)."""
+def absent(x, fill: float = 0.0, rows: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """The whole modality missing: (a new array of `rows` rows (default: x's) of x's row shape and dtype, all
+    `fill`; an all-True mask). A system's absent stream passes a fixed `rows`, so it reveals nothing about the
+    utterance, not even its length. `Condition.missing_modality` tells the caller which stream is absent."""
     x = _rows(x)
-    return np.full_like(x, fill), np.ones(x.shape[0], dtype=bool)
+    n = x.shape[0] if rows is None else int(rows)
+    if n < 0:
+        raise ValueError(f"rows must be >= 0, got {rows!r}")
+    return np.full((n, *x.shape[1:]), fill, dtype=x.dtype), np.ones(n, dtype=bool)
 
 
 # ----------------------------------------------------------------------------------------------- conditions
@@ -319,12 +351,22 @@ class Condition:
     kind: str
     rate: float | None = None
     burst: float = DEFAULT_BURST
+    modalities: tuple = ()  # kind "present": the modalities kept (MODALITY_NAMES' order)
 
     def __post_init__(self):
         kind = str(self.kind).strip().lower() if isinstance(self.kind, str) else self.kind
         if kind not in KINDS:
             raise ValueError(f"unknown missing-data condition kind {self.kind!r}; expected one of {', '.join(KINDS)}")
         object.__setattr__(self, "kind", kind)
+        mods = (self.modalities,) if isinstance(self.modalities, str) else tuple(self.modalities)
+        if kind == "present":
+            unknown = [m for m in mods if m not in MODALITY_NAMES]
+            if not mods or unknown:
+                raise ValueError(f"condition 'present' names the modalities kept, from {', '.join(MODALITY_NAMES)} "
+                                 f"(e.g. present:audio+text), got {'+'.join(map(str, mods)) or 'none'}")
+            object.__setattr__(self, "modalities", tuple(m for m in MODALITY_NAMES if m in mods))
+        elif mods:
+            raise ValueError(f"only 'present' conditions name modalities, not {kind!r}")
         if kind in _FIXED_RATE:
             fixed = _FIXED_RATE[kind]
             if self.rate is not None and _check_rate(self.rate) != fixed:
@@ -345,7 +387,15 @@ class Condition:
         return {"audio-absent": MissingModality.AUDIO, "text-absent": MissingModality.TEXT,
                 "mocap-absent": MissingModality.MOCAP}.get(self.kind)
 
+    @property
+    def seeded(self) -> bool:
+        """Whether the outcome depends on the simulation draw (a random choice of frames, words or modalities);
+        complete data, absent streams and `present:` subsets are the same for every seed."""
+        return self.kind not in _FIXED_RATE and not (self.kind in _RATED and self.rate == 0.0)
+
     def __str__(self) -> str:
+        if self.kind == "present":
+            return "present:" + "+".join(self.modalities)
         if self.kind in _FIXED_RATE:
             return self.kind
         s = f"{self.kind}:{_fmt(self.rate)}"
@@ -358,14 +408,16 @@ NONE = Condition("none")
 
 # the input streams each kind degrades: a model lacking one of them cannot be measured under that kind, so the
 # scripts refuse it before training (engine.cli.check_conditions) rather than report complete data as a result
-KIND_STREAMS = {"none": (), "frames": ("audio",), "bursts": ("audio",), "words": ("text",),
-                "words+audio": ("audio", "text"), "audio-absent": ("audio",), "text-absent": ("text",),
-                "mocap-absent": ("mocap",)}
+KIND_STREAMS = {"none": (), "frames": ("audio",), "bursts": ("audio",), "words": ("text",), "wer": ("text",),
+                "word-rows": ("text",), "words+audio": ("audio", "text"), "audio-absent": ("audio",),
+                "text-absent": ("text",), "mocap-absent": ("mocap",), "present": (), "random-missing": ()}
+# present: and random-missing: act on the model's own modalities (engine.cli.check_conditions checks them)
 
 
 def parse_condition(spec: str | Condition) -> Condition:
-    """'none', 'frames:0.2', 'bursts:0.3', 'bursts:0.3:8' (mean burst 8 frames), 'words:0.1',
-    'words+audio:0.1', 'audio-absent', 'text-absent' -> Condition. Raises ValueError on anything else."""
+    """'none', 'frames:0.2', 'bursts:0.3', 'bursts:0.3:8' (mean burst 8 frames), 'words:0.1', 'wer:0.2',
+    'word-rows:0.1', 'words+audio:0.1', 'audio-absent', 'text-absent', 'mocap-absent', 'present:audio+text',
+    'random-missing:0.3' -> Condition. Raises ValueError on anything else."""
     if isinstance(spec, Condition):
         return spec
     if not isinstance(spec, str) or not spec.strip():
@@ -375,6 +427,11 @@ def parse_condition(spec: str | Condition) -> Condition:
     if kind not in KINDS:
         raise ValueError(f"unknown missing-data condition kind {parts[0]!r} in {spec!r}; "
                          f"expected one of {', '.join(KINDS)}")
+    if kind == "present":
+        if len(parts) != 2 or not parts[1]:
+            raise ValueError(f"malformed missing-data condition {spec!r}: write present:<modalities kept>, e.g. "
+                             "present:audio+text")
+        return Condition("present", modalities=tuple(m.strip().lower() for m in parts[1].split("+")))
     max_parts = 3 if kind == "bursts" else 2
     if len(parts) > max_parts:
         raise ValueError(f"malformed missing-data condition {spec!r}: expected 'kind:rate'"
@@ -394,9 +451,12 @@ def parse_condition(spec: str | Condition) -> Condition:
 def apply_condition(cond: Condition | str, audio, text, words: Sequence | None, token_word,
                     rng: np.random.Generator, frame_rate: float,
                     fill: float = 0.0) -> tuple[np.ndarray, np.ndarray]:
-    """(new audio, new text) under `cond`. frames/bursts act on the audio rows; words blanks the text rows of
-    the dropped words; words+audio also their audio spans; audio-absent/text-absent fill one whole stream and
-    leave the other untouched (copied). `words`/`token_word` are needed only by the word kinds."""
+    """(new audio, new text) under `cond`, for conditions that act on encoded rows: frames/bursts on the audio
+    rows; word-rows blanks the text rows of the dropped words (the original helper); audio-absent/text-absent
+    fill one whole stream with its rows kept (a system's own absent definition may use fewer rows: see
+    `absent`). `words`/`token_word` are needed only by word-rows. The re-encoded kinds (words, wer,
+    words+audio) and the modality kinds (present, random-missing) need the system (DegradedText, its absent
+    definition) and raise ValueError here."""
     cond = parse_condition(cond)
     _check_rng(rng)
     audio, text = _rows(audio), _rows(text)
@@ -414,11 +474,14 @@ def apply_condition(cond: Condition | str, audio, text, words: Sequence | None, 
     if k == "mocap-absent":
         raise ValueError("condition 'mocap-absent' concerns the motion-capture stream, which this audio + text "
                          "input does not have")
-    # words, words+audio
+    if k != "word-rows":
+        raise ValueError(f"condition {str(cond)!r} is not a change of encoded rows: "
+                         + ("the transcript is edited and encoded again (features.degraded_text)" if k in REENCODED_KINDS
+                            else "whole modalities are absent by the system's own definition (absent_modalities)"))
     if words is None or token_word is None:
         raise ValueError(f"condition {str(cond)!r} needs the word alignment and the token->word map")
-    a, t, _ = apply_word_drop(audio, text, words, token_word, cond.rate, rng, frame_rate,
-                              drop_audio=(k == "words+audio"), fill=fill)
+    a, t, _ = apply_word_drop(audio, text, words, token_word, cond.rate, rng, frame_rate, drop_audio=False,
+                              fill=fill)
     return a, t
 
 
@@ -446,3 +509,133 @@ def utterance_rng(seed: int, utt_id: str, condition: Condition | str) -> np.rand
     digest = hashlib.sha256(f"{utt_id}\x00{cond}".encode("utf-8")).digest()
     words = np.frombuffer(digest, dtype="<u4").tolist()
     return np.random.Generator(np.random.PCG64(np.random.SeedSequence([int(seed), *words])))
+
+
+# ------------------------------------------------------------------------------------ transcripts edited
+
+def word_errors(reference: Sequence, hypothesis: Sequence) -> int:
+    """Levenshtein distance between two word sequences (substitutions + deletions + insertions of the best
+    alignment): the numerator of the word error rate."""
+    ref, hyp = list(reference), list(hypothesis)
+    codes = {w: k for k, w in enumerate(dict.fromkeys(ref + hyp))}
+    h = np.array([codes[w] for w in hyp], np.int64)
+    cols = np.arange(len(hyp) + 1)
+    prev = cols.copy()
+    for i, r in enumerate(ref, 1):
+        best = np.empty_like(prev)
+        best[0] = i
+        best[1:] = np.minimum(prev[:-1] + (h != codes[r]), prev[1:] + 1)  # substitution/match, deletion
+        # insertions: cur[j] = min over k <= j of best[k] + (j - k), one running minimum
+        prev = np.minimum.accumulate(best - cols) + cols
+    return int(prev[-1])
+
+
+def asr_errors(words: Sequence, rate, rng: np.random.Generator, vocabulary: Sequence) -> tuple[list, dict]:
+    """Simulated recogniser errors to the target word error rate `rate`: E = round(rate * n) edits split
+    substitutions : deletions : insertions = WER_SHARES (3 : 1 : 1); substitutes and inserted words are drawn
+    uniformly from `vocabulary` (a substitute never equals the word it replaces); distinct positions for the
+    substitutions and deletions, insertions at random gaps of the result. Returns (new words, info) with the
+    realised WER = word_errors / n (can fall below the target when an insertion happens to restore a deleted
+    word, which is why it is recorded)."""
+    r = _check_rate(rate, "word error rate")
+    _check_rng(rng)
+    words = list(words)
+    n = len(words)
+    info = {"words": n, "substitutions": 0, "deletions": 0, "insertions": 0, "wer": 0.0}
+    errors = int(round(r * n))
+    if errors == 0:
+        return words, info
+    vocab = list(dict.fromkeys(vocabulary))
+    if len(vocab) < 2:
+        raise ValueError(f"condition wer:{r:g} needs a vocabulary of at least 2 words to draw substitutes and "
+                         f"insertions from, got {len(vocab)}")
+    shares = np.asarray(WER_SHARES, float) / sum(WER_SHARES)
+    d, i = int(round(errors * shares[1])), int(round(errors * shares[2]))
+    s = errors - d - i
+    where = rng.choice(n, size=s + d, replace=False)
+    sub, dele = set(where[:s].tolist()), set(where[s:].tolist())
+    out = []
+    for k, w in enumerate(words):
+        if k in dele:
+            continue
+        if k in sub:
+            new = vocab[rng.integers(len(vocab))]
+            while new == w:
+                new = vocab[rng.integers(len(vocab))]
+            w = new
+        out.append(w)
+    for _ in range(i):
+        out.insert(int(rng.integers(len(out) + 1)), vocab[rng.integers(len(vocab))])
+    info.update(substitutions=s, deletions=d, insertions=i, wer=word_errors(words, out) / n)
+    return out, info
+
+
+def edit_words(words: Sequence, cond: Condition | str, rng: np.random.Generator,
+               vocabulary: Sequence = ()) -> tuple[list, dict]:
+    """A word sequence under a transcript condition: `words`/`words+audio` remove round(rate * n) words
+    (info["dropped"]: their indices, for the audio spans of words+audio), `wer` simulates recogniser errors
+    (`asr_errors`, needs `vocabulary`). info["wer"] is the realised word error rate against `words`. Works on
+    any hashable tokens (strings, MDRE's word ids). Rate 0 returns the words unchanged."""
+    cond = parse_condition(cond)
+    words = list(words)
+    if cond.kind == "wer":
+        return asr_errors(words, cond.rate, rng, vocabulary)
+    if cond.kind not in ("words", "words+audio"):
+        raise ValueError(f"condition {cond} does not edit a transcript (words, words+audio or wer do)")
+    dropped = drop_words(words, cond.rate, rng)
+    gone = set(dropped.tolist())
+    out = [w for k, w in enumerate(words) if k not in gone]
+    return out, {"words": len(words), "dropped": dropped.tolist(), "deletions": len(gone),
+                 "wer": len(gone) / len(words) if words else 0.0}
+
+
+# --------------------------------------------------------------------------------- whole modalities
+
+def absent_modalities(cond: Condition | str, modalities: Sequence[str], rng: np.random.Generator | None = None
+                      ) -> frozenset:
+    """Which of a system's `modalities` (MODALITY_NAMES) `cond` makes absent for one utterance: the named one
+    for audio-/text-/mocap-absent, all but the kept ones for present:..., a draw for random-missing:P (each
+    absent with probability P, independently; when all would be, one of them, chosen uniformly, is kept), none
+    for the other kinds. `rng` (utterance_rng) is needed by random-missing only."""
+    cond = parse_condition(cond)
+    mods = tuple(modalities)
+    unknown = [m for m in mods if m not in MODALITY_NAMES]
+    if unknown:
+        raise ValueError(f"unknown modalities {unknown}: choose from {', '.join(MODALITY_NAMES)}")
+    if cond.kind in ("audio-absent", "text-absent", "mocap-absent"):
+        return frozenset(m for m in mods if ABSENT_KIND[m] == cond.kind)
+    if cond.kind == "present":
+        return frozenset(m for m in mods if m not in cond.modalities)
+    if cond.kind != "random-missing" or not mods:
+        return frozenset()
+    _check_rng(rng)
+    gone = rng.random(len(mods)) < cond.rate
+    if gone.all():
+        gone[rng.integers(len(mods))] = False
+    return frozenset(m for m, g in zip(mods, gone) if g)
+
+
+def protocol_conditions(protocol: str, modalities: Sequence[str], *, rates: Sequence[float] = RATES,
+                        kinds: Sequence[str] = SWEEP_KINDS) -> list[Condition]:
+    """The conditions of one of the literature's protocols for a model reading `modalities`, complete data first:
+    fixed = every non-empty proper subset present (one per size, MODALITY_NAMES' order), random = random-missing
+    at each rate > 0, sweep = each kind at each rate > 0."""
+    import itertools
+    if protocol not in PROTOCOLS:
+        raise ValueError(f"unknown protocol {protocol!r}: one of {', '.join(PROTOCOLS)}")
+    mods = [m for m in MODALITY_NAMES if m in modalities]
+    out = [NONE]
+    if protocol == "fixed":
+        if len(mods) < 2:
+            raise ValueError(f"the fixed-condition protocol needs a model of two or more modalities, not "
+                             f"{'+'.join(mods) or 'none'}")
+        for size in range(1, len(mods)):
+            out += [Condition("present", modalities=c) for c in itertools.combinations(mods, size)]
+        return out
+    rated = [float(r) for r in rates if float(r) > 0]
+    if protocol == "random":
+        if len(mods) < 2:
+            raise ValueError(f"the random-missing protocol needs a model of two or more modalities, not "
+                             f"{'+'.join(mods) or 'none'}")
+        return out + [Condition("random-missing", r) for r in rated]
+    return out + [Condition(k, r) for k in kinds for r in rated]

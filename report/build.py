@@ -6,15 +6,15 @@ from __future__ import annotations
 import csv
 import datetime
 import json
-import os
 from pathlib import Path
 
 import numpy as np
 
+from report import stats
 from report.anchors import ANCHORS
 from report.config import Config
 from report.recipes import ATTRS, Job, Result
-from report.render import Block, Figure, Link, Table, to_html, to_markdown
+from report.render import Block, Entry, Figure, Link, Table, cell_text, to_html, to_markdown
 
 LABELS = {"chunk-lstm": "chunk LSTM", "deep-emo-cluster": "DeepEmoCluster", "audio-text": "audio-text",
           "mdre": "MDRE family", "speech-text-mocap": "speech + text + mocap"}
@@ -28,7 +28,9 @@ def _load(path: Path) -> dict | None:
 
 
 class Sources:
-    """The result files behind the report, each with a short reference [R<k>] shown beside its numbers."""
+    """The result files behind the report, each with a short reference [R<k>] shown beside its numbers: a link
+    to the page's own provenance entry (which holds the file's key numbers, its command, corpus, split,
+    checkpoint, seed, code version and machine), so the page stays whole wherever report.html is copied."""
 
     def __init__(self, folder: Path):
         self.folder, self.refs, self.docs = folder, {}, {}
@@ -38,22 +40,49 @@ class Sources:
         if path not in self.refs:
             self.refs[path] = f"R{len(self.refs) + 1}"
             self.docs[path] = _load(path) or {}
-        return Link(self.refs[path], os.path.relpath(path, self.folder))
+        return Link(self.refs[path], f"#{self.refs[path]}")
 
-    def table(self) -> Table:
-        rows = []
+    def entries(self) -> list[Entry]:
+        out = []
         for path, r in self.refs.items():
             d = self.docs[path]
             where = d.get("split") or d.get("protocol") or ""
-            rows.append([r, Link(path.name, os.path.relpath(path, self.folder)), d.get("corpus"), where,
-                         d.get("checkpoint") or ", ".join(d.get("checkpoints", [])) or None, d.get("seed"),
-                         d.get("code_version"), d.get("machine"), d.get("date"), d.get("command")])
-        return Table(["ref", "result file", "corpus", "split / protocol", "checkpoint", "seed", "code version",
-                      "machine", "date", "command that re-creates it"], rows)
+            out.append(Entry(r, f"{path.name} ({', '.join(x for x in (_corpus_name(d), str(where)) if x)})", [
+                ("key numbers", key_numbers(path, d)), ("result file", _shown(path)),
+                ("per-utterance CSV", d.get("per_utterance_csv")), ("corpus", d.get("corpus")),
+                ("split / protocol", where), ("checkpoint", d.get("checkpoint") or ", ".join(d.get("checkpoints", []))),
+                ("seed", d.get("seed")), ("code version", d.get("code_version")), ("machine", d.get("machine")),
+                ("date", d.get("date")), ("command that re-creates it", d.get("command"))]))
+        return out
+
+
+def _corpus_name(d: dict) -> str:
+    return Path(d["corpus"]).name if d.get("corpus") else ""
+
+
+def key_numbers(path: Path, d: dict) -> str | None:
+    """The numbers a result file holds, in one line (with intervals), so the page needs no link to the file."""
+    if not d:
+        return None
+    n = f" over {d['utterances']} utterances" if d.get("utterances") else ""
+    if d.get("metric") == "CCC" and d.get("value") is not None:
+        return f"CCC {_text(stats.scored(path, d, 'CCC'))}{n}"
+    if d.get("WA") is not None:
+        return f"WA {_text(stats.scored(path, d, 'WA'))}, UA {_text(stats.scored(path, d, 'UA'))}{n}"
+    if isinstance(d.get("mean"), dict):
+        return f"mean of {len(d.get('folds') or [])} folds: WA {_text(d['mean'].get('WA'))}, UA {_text(d['mean'].get('UA'))}"
+    if d.get("rows"):
+        return f"{len(d['rows'])} rows ({d.get('protocol') or 'conditions'}; {d.get('metric', '')})"
+    return None
+
+
+def _text(v) -> str:
+    return cell_text(v) or "n/a"
 
 
 def corpus_rows(cfg: Config) -> list[list]:
-    """Name, kind, root, version and size of every corpus the config names."""
+    """Name, kind, root, version and size of every corpus the config names: a demo corpus's from its generator's
+    summary, a real one's from its reader (the release its layout says and the utterances it reads)."""
     from corpora.synth.msp_podcast import SUMMARY
     rows = []
     for c in cfg.corpora.values():
@@ -63,9 +92,33 @@ def corpus_rows(cfg: Config) -> list[list]:
                        + (f", MSP-Podcast {summary['release']} layout" if summary.get("release") else "") + ")")
             size = summary.get("n")
         else:
-            version, size = c.root.resolve().name, None
+            version, size = corpus_version(c.kind, c.root)
         rows.append([c.name, c.kind, str(c.root), version, size])
     return rows
+
+
+def corpus_version(kind: str, root: Path) -> tuple[str, int | None]:
+    """(version, utterances) of a real corpus, from its reader: MSP-Podcast's release from its layout (labels
+    file spelling and Split_Set names, corpora.msp_podcast), IEMOCAP's sessions (corpora.iemocap)."""
+    from corpora.records import CorpusError
+    folder = Path(root).resolve().name
+    try:
+        if kind == "msp-podcast":
+            from corpora.msp_podcast import find_layout, read_msp_podcast
+            _, labels = find_layout(root, require_audio=False)
+            with open(labels, newline="", encoding="utf-8") as f:
+                splits = {row.get("Split_Set", "").strip().lower() for row in csv.DictReader(f)}
+            release = ("v1.6 layout (Test, Validation)" if "test" in splits else
+                       "v1.7-v1.8 layout (Validation, Test1/Test2)" if "validation" in splits else
+                       "v1.10 or later layout (Development, Test1/Test2" + ("/Test3)" if "test3" in splits else ")"))
+            corpus = read_msp_podcast(root, check_audio=False, require_audio=False)
+            return f"MSP-Podcast, {release}, labels {labels.name}; folder {folder}", len(corpus.records)
+        from corpora.iemocap import read_iemocap
+        corpus = read_iemocap(root)
+        sessions = sorted({r.session for r in corpus.records})
+        return f"IEMOCAP release, sessions {', '.join(map(str, sessions))}; folder {folder}", len(corpus.records)
+    except (CorpusError, OSError) as e:
+        return f"{folder} (not readable: {e})", None
 
 
 def run_facts(run: Path) -> dict:
@@ -160,7 +213,9 @@ def build(cfg: Config, jobs: list[Job], failures: list[tuple[str, str]]) -> tupl
                          "reference [R<k>] to its result file, listed with the command that re-creates it, the "
                          "corpus, split, checkpoint, seed, code version and machine at the end. Rows in italics on a "
                          "yellow background are published figures (reported by the original authors on the real "
-                         "corpora, not re-measured here).")]
+                         "corpora, not re-measured here), each with what it is comparable with; rows in grey italics "
+                         "are reference levels (chance, majority class) of the test set above them. "
+                         + stats.interval_text(list(docs.values())))]
     if failures or missing:
         rows = [[j, why] for j, why in failures] + [
             [f"{LABELS[r.system]} {r.variant}", f"{r.path}: {refused[r.path]}" if r.path in refused
@@ -169,66 +224,10 @@ def build(cfg: Config, jobs: list[Job], failures: list[tuple[str, str]]) -> tupl
     blocks += [Block("h2", "Corpora"),
                Block("table", table=Table(["name", "kind", "root", "version", "utterances"], corpus_rows(cfg)))]
 
-    # ---------------------------------------------------------------- MSP-Podcast-style systems: CCC
-    ccc = [r for r in results if r.section == "ccc"]
-    if ccc:
-        rows, reported, bars, labels = [], set(), {a: [] for a in ATTRS}, []
-        for system in dict.fromkeys(r.system for r in ccc):
-            for variant in dict.fromkeys(r.variant for r in ccc if r.system == system):
-                mine = {r.info["attribute"]: r for r in ccc if r.system == system and r.variant == variant}
-                vals = {a: (docs[mine[a].path] or {}).get("value") if a in mine else None for a in ATTRS}
-                any_doc = next((docs[r.path] for r in mine.values() if docs[r.path]), {})
-                rows.append([LABELS[system], variant, *[vals[a] for a in ATTRS], any_doc.get("utterances"),
-                             any_doc.get("split"), [src.ref(r.path) for r in mine.values() if docs[r.path]] or "missing"])
-                labels.append(f"{LABELS[system]}\n{variant}")
-                for a in ATTRS:
-                    bars[a].append(vals[a] if vals[a] is not None else float("nan"))  # not configured: no bar
-            for a in ANCHORS.get(system, []):
-                if a["metric"] == "CCC":
-                    reported.add(len(rows))
-                    rows.append([LABELS[system], a["label"], *[a["values"].get(x) for x in ATTRS], None, a["corpus"],
-                                 f"reported: {a['source']}"])
-        bar_chart(labels, bars, figs / "ccc.png", title="Test CCC per system and variant", ylabel="CCC")
-        blocks += [Block("h2", "MSP-Podcast-style systems: CCC"),
-                   Block("table", table=Table(["system", "variant", "Act", "Dom", "Val", "utterances", "split", "refs"],
-                                              rows, reported)),
-                   Block("figures", figures=[Figure(figs / "ccc.png", "Test CCC of every system and variant (ours)")])]
-
-    # ---------------------------------------------------------------- IEMOCAP-style systems: WA / UA
-    cls = [r for r in results if r.section == "class"]
-    if cls:
-        rows, reported, confusions, means = [], set(), [], {}
-        for system in dict.fromkeys(r.system for r in cls):
-            for r in (x for x in cls if x.system == system):
-                d = docs[r.path] or {}
-                name = r.info.get("configuration") or r.variant
-                rows.append([LABELS[system], name, f"fold {r.info['fold']}" if system == "mdre" else
-                             f"Session {r.info['fold']}", d.get("WA"), d.get("UA"), d.get("utterances"),
-                             d.get("protocol"), src.ref(r.path) if d else "missing"])
-                means.setdefault((system, name), []).append((d.get("WA"), d.get("UA")))
-                if d.get("confusion_png") and (r.path.parent / d["confusion_png"]).is_file():
-                    confusions.append(Figure(_copy(r.path.parent / d["confusion_png"], figs),
-                                             f"{LABELS[system]} {name}, {rows[-1][2]} (test)"))
-            for (s, name), v in means.items():
-                if s == system and len(v) > 1:
-                    rows.append([LABELS[s], name, f"mean of {len(v)}", _mean(x[0] for x in v), _mean(x[1] for x in v),
-                                 None, None, None])
-            for a in ANCHORS.get(system, []):
-                if a["metric"] in ("WA", "WA/UA"):
-                    reported.add(len(rows))
-                    rows.append([LABELS[system], a["label"], None, a["values"].get("WA"), a["values"].get("UA"), None,
-                                 f"{a.get('protocol', '')}, {a['corpus']}", f"reported: {a['source']}"])
-        labels = [f"{LABELS[s]}\n{n}" for s, n in means]
-        bar_chart(labels, {m: [_or_nan(_mean(x[k] for x in v)) for v in means.values()] for k, m in enumerate(("WA", "UA"))},
-                  figs / "wa_ua.png", title="IEMOCAP four classes: WA and UA (mean over the tested folds)",
-                  ylabel="accuracy")
-        blocks += [Block("h2", "IEMOCAP-style systems: WA and UA"),
-                   Block("table", table=Table(["system", "model / configuration", "fold", "WA", "UA", "test utterances",
-                                               "protocol", "ref"], rows, reported,
-                                              note="WA: accuracy over the test utterances; UA: mean of the per-class "
-                                                   "recalls (the classes in the confusion matrices' order).")),
-                   Block("figures", figures=[Figure(figs / "wa_ua.png", "WA and UA per system and configuration")]),
-                   Block("h3", "Confusion matrices"), Block("figures", figures=confusions, small=True)]
+    blocks += ccc_section(results, docs, src, figs, bar_chart)
+    blocks += class_section(results, docs, src, figs, bar_chart, cfg)
+    blocks += protocol_section(results, docs, src, figs, missing_curves)
+    blocks += comparisons_section(results, docs, src)
 
     # ---------------------------------------------------------------- missing data
     blocks += missing_section(results, docs, src, figs, missing_curves)
@@ -238,7 +237,11 @@ def build(cfg: Config, jobs: list[Job], failures: list[tuple[str, str]]) -> tupl
 
     # ---------------------------------------------------------------- cost and training curves
     blocks += cost_section(results, docs, src, figs, line_panels)
-    blocks += [Block("h2", "Provenance of every number"), Block("table", table=src.table()),
+    blocks += [Block("h2", "Provenance of every number"),
+               Block("p", "Each reference [R<k>] in the tables: its result file's key numbers (so this page needs no "
+                          "file beside it), the file's path where the benchmark wrote it, and the command that "
+                          "re-creates it. Click a reference to open it."),
+               Block("refs", entries=src.entries()),
                Block("details", text=f"The config ({cfg.path})", body=cfg.path.read_text(encoding="utf-8"))]
     md, page = folder / "report.md", folder / "report.html"
     from utils import atomic_write_text
@@ -296,8 +299,11 @@ def missing_section(results: list[Result], docs: dict, src: Sources, figs: Path,
             series = {r["series"] for r in sel if r["condition"] == cond}
             sel = [r for r in sel if r["series"] in series]
             path = figs / f"missing_{cond.replace('+', '_')}_{tag}.png"
-            missing_curves(sel, metrics, path, title=cond)
-            figures.append(Figure(path, f"{cond}: {' / '.join(metrics)} against the missing rate, one line per system"))
+            base = ({m: (0.25, "chance (4 classes)") for m in metrics} if tag == "ua" else
+                    {m: (0.0, "zero (constant prediction)") for m in metrics})
+            missing_curves(sel, metrics, path, title=cond, baselines=base)
+            figures.append(Figure(path, f"{cond}: {' / '.join(metrics)} against the missing rate, one line per system; "
+                                        "the axis starts at the dashed baseline and ends at 1"))
     blocks.append(Block("figures", figures=figures))
     if absent:
         rows = [[r["series"], r["condition"], r.get("mean CCC"), r.get("UA"), r.get("WA"), r["ref"]] for r in absent]
@@ -319,8 +325,8 @@ def cross_section(results: list[Result], docs: dict, src: Sources, figs: Path) -
         for key in dict.fromkeys((r.system, r.variant, r.info["tested_on"], r.info["split"]) for r in cross):
             mine = {r.info["attribute"]: r for r in cross if (r.system, r.variant, r.info["tested_on"], r.info["split"]) == key}
             first = next(iter(mine.values()))
-            vals = [(docs[mine[a].path] or {}).get("value") if a in mine else None for a in ATTRS]
-            home = {r.info["attribute"]: (docs[r.path] or {}).get("value") for r in ccc
+            vals = [stats.scored(mine[a].path, docs[mine[a].path], "CCC") if a in mine else None for a in ATTRS]
+            home = {r.info["attribute"]: stats.scored(r.path, docs[r.path], "CCC") for r in ccc
                     if r.system == key[0] and r.variant == key[1]}
             rows.append([LABELS[key[0]], key[1], first.info["trained_on"], f"{key[2]} ({key[3]})", *vals,
                          *[home.get(a) for a in ATTRS],
@@ -334,18 +340,21 @@ def cross_section(results: list[Result], docs: dict, src: Sources, figs: Path) -
     cats = [r for r in results if r.section == "cross-class"]
     if cats:
         rows, confusions = [], []
-        home = {(r.system, r.variant, r.info.get("configuration"), r.info.get("fold")): docs[r.path] or {}
+        home = {(r.system, r.variant, r.info.get("configuration"), r.info.get("fold")): (r.path, docs[r.path] or {})
                 for r in results if r.section == "class"}
         for r in cats:
             d = docs[r.path] or {}
             conf = r.info["configuration"] if r.system == "speech-text-mocap" else None
-            own = home.get((r.system, r.variant, conf, r.info["fold"]), {})
+            own_path, own = home.get((r.system, r.variant, conf, r.info["fold"]), (r.path, {}))
             fold = f"fold {r.info['fold']}" if r.system == "mdre" else f"Session {r.info['fold']}"
             left = ", ".join(f"{k} {n}" for k, n in (d.get("left_out") or {}).items())
             absent = ", ".join(d.get("absent") or [])
             rows.append([LABELS[r.system], r.info["configuration"], fold, r.info["trained_on"],
-                         f"{r.info['tested_on']} ({r.info['split']})", d.get("WA"), d.get("UA"), own.get("WA"),
-                         own.get("UA"), d.get("utterances"), left or None, absent or None,
+                         f"{r.info['tested_on']} ({r.info['split']})", stats.scored(r.path, d, "WA"),
+                         stats.scored(r.path, d, "UA"), stats.scored(own_path, own, "WA"),
+                         stats.scored(own_path, own, "UA"), d.get("utterances"),
+                         stats.support_text(d.get("classes"), (stats.class_baselines(r.path, d) or {}).get("support")),
+                         left or None, absent or None,
                          src.ref(r.path) if d else "missing"])
             if d.get("confusion_png") and (r.path.parent / d["confusion_png"]).is_file():
                 confusions.append(Figure(_copy(r.path.parent / d["confusion_png"], figs),
@@ -353,7 +362,8 @@ def cross_section(results: list[Result], docs: dict, src: Sources, figs: Path) -
         blocks += [Block("h3", "IEMOCAP's four-class models on MSP-Podcast's categories: WA and UA"),
                    Block("table", table=Table(
                        ["system", "model / configuration", "fold", "trained on", "scored on", "WA", "UA",
-                        "WA in-corpus", "UA in-corpus", "utterances", "left out (EmoClass)", "absent modality", "ref"],
+                        "WA in-corpus", "UA in-corpus", "utterances", "support per class", "left out (EmoClass)",
+                        "absent modality", "ref"],
                        rows, note="MSP-Podcast's EmoClass A, H, N, S scored as the model's four classes (MDRE: angry, "
                                   "happy, sad, neutral; speech + text + mocap: ang, exc, neu, sad, with H as IEMOCAP's "
                                   "excited); the other classes are left out and counted. MSP-Podcast has no motion capture: a "
@@ -402,8 +412,8 @@ def cost_section(results: list[Result], docs: dict, src: Sources, figs: Path, li
         path = figs / f"training_{system.replace(' ', '_').replace('+', '')}.png"
         xlabel = next(iter(series.values()))[2]
         line_panels({k: v[:2] for k, v in series.items()}, path, title=f"{system}: validation loss",
-                    xlabel="epoch" if xlabel == "epoch" else "iteration", ylabel="validation loss")
-        figures.append(Figure(path, f"{system}: validation loss during training (the best one is kept)"))
+                    xlabel="epoch" if xlabel == "epoch" else "iteration", ylabel="validation loss", best="min")
+        figures.append(Figure(path, f"{system}: validation loss during training (star: the best one, which is kept)"))
 
     def num(v, digits):
         return None if v is None else (f"{v:,.{digits}f}" if isinstance(v, float) else f"{v:,}")
@@ -422,3 +432,472 @@ def cost_section(results: list[Result], docs: dict, src: Sources, figs: Path, li
                                             "of the scored split (feature extraction excluded; see the README's "
                                             "extraction benches), RTF = inference time / audio duration.")),
             Block("h3", "Training curves"), Block("figures", figures=figures)]
+
+
+def _synthetic(d: dict) -> bool:
+    """Whether a result's corpus is a generated demo corpus (its generator's summary is in the root)."""
+    from corpora.synth.msp_podcast import SUMMARY
+    return bool(d.get("corpus")) and (Path(d["corpus"]) / SUMMARY).is_file()
+
+
+def anchor_fits(a: dict, mine: list[dict]) -> bool:
+    """Whether a published anchor may stand beside our rows `mine` (their result files): never for another
+    architecture's numbers, never beside a synthetic corpus, and only beside the same protocol it was measured
+    with (the MDRE abstract's 5 random folds are not a leave-one-session-out fold)."""
+    if a.get("never_comparable") or not mine or any(_synthetic(d) for d in mine):
+        return False
+    return not a.get("needs_protocol") or all(d.get("protocol") == a["needs_protocol"] for d in mine)
+
+
+def published_table(items: list[tuple[str, dict]], metrics: list[str]) -> list[Block]:
+    """The anchors that no row of ours is comparable with: their own table, saying why, never beside our rows."""
+    if not items:
+        return []
+    rows = [[LABELS[system], a["label"], *[a["values"].get(m) for m in metrics],
+             ", ".join(x for x in (a.get("protocol"), a["corpus"]) if x), a["source"], a.get("comparable")]
+            for system, a in items]
+    return [Block("h3", "Published figures (not comparable with the rows above)"),
+            Block("table", table=Table(["system", "what", *metrics, "protocol, corpus", "source", "comparable with"],
+                                       rows, set(range(len(rows))),
+                                       note="Reported by the original authors, not re-measured here. They are kept "
+                                            "apart because no row above was measured like them (see the last "
+                                            "column); a full-scale run that matches that column may be read "
+                                            "against them."))]
+
+
+def _seed_label(variant: str, seed, several: bool) -> str:
+    return f"{variant}, seed {seed}" if several else variant
+
+
+def ccc_section(results: list[Result], docs: dict, src: Sources, figs: Path, bar_chart) -> list[Block]:
+    """The dimensional systems' test CCC per attribute with its interval; a variant run over several training
+    seeds has one row per seed and a mean ± sd row; published anchors beside only what they fit."""
+    ccc = [r for r in results if r.section == "ccc"]
+    if not ccc:
+        return []
+    rows, reported, bars, cis, labels, published = [], set(), {a: [] for a in ATTRS}, {a: [] for a in ATTRS}, [], []
+    for system in dict.fromkeys(r.system for r in ccc):
+        ours = [docs[r.path] for r in ccc if r.system == system and docs[r.path]]
+        for variant in dict.fromkeys(r.variant for r in ccc if r.system == system):
+            mine = [r for r in ccc if r.system == system and r.variant == variant]
+            seeds = list(dict.fromkeys(r.info.get("seed") for r in mine))
+            per_seed = []
+            for seed in seeds:
+                by = {r.info["attribute"]: r for r in mine if r.info.get("seed") == seed}
+                cells = {a: stats.scored(by[a].path, docs[by[a].path], "CCC") if a in by else None for a in ATTRS}
+                per_seed.append(cells)
+                any_doc = next((docs[r.path] for r in by.values() if docs[r.path]), {})
+                rows.append([LABELS[system], _seed_label(variant, seed, len(seeds) > 1), *[cells[a] for a in ATTRS],
+                             any_doc.get("utterances"), any_doc.get("split"),
+                             [src.ref(r.path) for r in by.values() if docs[r.path]] or "missing"])
+            if len(seeds) > 1:
+                rows.append([LABELS[system], f"{variant}: mean ± sd over {len(seeds)} training seeds",
+                             *[stats.mean_sd([c[a] for c in per_seed]) for a in ATTRS], None, None, None])
+            labels.append(f"{LABELS[system]}\n{variant}" + (f"\n(mean of {len(seeds)} seeds)" if len(seeds) > 1 else ""))
+            for a in ATTRS:
+                vals = [c[a] for c in per_seed if c[a] is not None]
+                bars[a].append(float(np.mean([getattr(v, "value", v) for v in vals])) if vals else float("nan"))
+                one = vals[0] if len(vals) == 1 else None
+                cis[a].append((one.lo, one.hi) if getattr(one, "lo", None) is not None else None)
+        for a in ANCHORS.get(system, []):
+            if a["metric"] != "CCC":
+                continue
+            if not anchor_fits(a, ours):
+                published.append((system, a))
+                continue
+            reported.add(len(rows))
+            rows.append([LABELS[system], f"{a['label']} ({a['comparable']})", *[a["values"].get(x) for x in ATTRS],
+                         None, a["corpus"], f"reported: {a['source']}"])
+    bar_chart(labels, bars, figs / "ccc.png", title="Test CCC per system and variant (whiskers: 95 % interval; 0 = a constant prediction)",
+              ylabel="CCC", intervals=cis)
+    return [Block("h2", "MSP-Podcast-style systems: CCC"),
+            Block("table", table=Table(["system", "variant", "Act", "Dom", "Val", "test utterances", "split", "refs"],
+                                       rows, reported,
+                                       note="Baseline: a constant prediction (e.g. the training mean) scores CCC 0; "
+                                            "every row of one corpus and split is scored on the same test "
+                                            "utterances (count beside it). Mean ± sd: across training seeds, each "
+                                            "seed's own interval in its row.")),
+            Block("figures", figures=[Figure(figs / "ccc.png", "Test CCC of every system and variant (ours), with "
+                                                               "the 95 % interval of each bar")]),
+            *published_table(published, list(ATTRS))]
+
+
+def _fold_label(system: str, fold) -> str:
+    return f"fold {fold}" if system == "mdre" else f"Session {fold}"
+
+
+def _baseline_row(system: str, fold, path: Path, d: dict) -> list | None:
+    """The chance / majority-class levels and per-class support of a test set, as a grey row."""
+    b = stats.class_baselines(path, d)
+    if not b:
+        return None
+    wa = f"chance {b['chance_WA']:.4f}, majority {b['majority_WA']:.4f}"
+    ua = f"chance {b['chance_UA']:.4f}, majority {b['majority_UA']:.4f}"
+    return [LABELS[system], "baselines: chance, majority class", _fold_label(system, fold), wa, ua,
+            sum(b.get("support") or []) or d.get("utterances"), stats.support_text(d.get("classes"), b.get("support")),
+            None, None, None]
+
+
+def class_section(results: list[Result], docs: dict, src: Sources, figs: Path, bar_chart, cfg: Config) -> list[Block]:
+    """The four-class systems' WA and UA per fold with intervals; training seeds' rows and their mean ± sd; a
+    mean over folds only within one model; per test set the chance and majority baselines and class support;
+    per configuration the share of test utterances that had each modality where the result file records it."""
+    cls = [r for r in results if r.section == "class"]
+    if not cls:
+        return []
+    rows, reported, baseline, confusions, means, published = [], set(), set(), [], {}, []
+    corpus_names = {str(c.root): c.name for c in cfg.corpora.values()}
+    for system in dict.fromkeys(r.system for r in cls):
+        ours = [docs[r.path] for r in cls if r.system == system and docs[r.path]]
+        mine = [r for r in cls if r.system == system]
+        names = list(dict.fromkeys(r.info.get("configuration") or r.variant for r in mine))
+        tests = {}
+        for name in names:
+            sel = [r for r in mine if (r.info.get("configuration") or r.variant) == name]
+            seeds = list(dict.fromkeys(r.info.get("seed") for r in sel))
+            fold_means = []
+            for fold in dict.fromkeys(r.info["fold"] for r in sel):
+                per_seed = []
+                for r in (x for x in sel if x.info["fold"] == fold):
+                    d = docs[r.path] or {}
+                    wa, ua = stats.scored(r.path, d, "WA"), stats.scored(r.path, d, "UA")
+                    per_seed.append((wa, ua))
+                    rows.append([LABELS[system], _seed_label(name, r.info.get("seed"), len(seeds) > 1),
+                                 _fold_label(system, fold), wa, ua, d.get("utterances"), None,
+                                 stats.present_text(d.get("present")), d.get("protocol"),
+                                 src.ref(r.path) if d else "missing"])
+                    if d:
+                        tests.setdefault((fold, d.get("utterances")), (r.path, d))
+                    if d.get("confusion_png") and (r.path.parent / d["confusion_png"]).is_file():
+                        confusions.append(Figure(_copy(r.path.parent / d["confusion_png"], figs),
+                                                 f"{LABELS[system]} {name}, {rows[-1][2]} (test)"))
+                if len(seeds) > 1:
+                    rows.append([LABELS[system], f"{name}: mean ± sd over {len(per_seed)} training seeds",
+                                 _fold_label(system, fold), stats.mean_sd([x[0] for x in per_seed]),
+                                 stats.mean_sd([x[1] for x in per_seed]), None, None, None, None, None])
+                fold_means.append(tuple(_mean(getattr(x[k], "value", x[k]) for x in per_seed) for k in (0, 1)))
+            corpus = corpus_names.get(str((docs[sel[0].path] or {}).get("corpus")), "")
+            means[(system, name, corpus)] = fold_means
+            if len(fold_means) > 1:  # within this one model's folds only
+                rows.append([LABELS[system], name, f"mean of its {len(fold_means)} folds",
+                             _mean(x[0] for x in fold_means), _mean(x[1] for x in fold_means),
+                             None, None, None, None, None])
+        for fold, (path, d) in tests.items():
+            row = _baseline_row(system, fold[0], path, d)
+            if row:
+                baseline.add(len(rows))
+                rows.append(row)
+        for a in ANCHORS.get(system, []):
+            if a["metric"] not in ("WA", "WA/UA"):
+                continue
+            if not anchor_fits(a, ours):
+                published.append((system, a))
+                continue
+            reported.add(len(rows))
+            rows.append([LABELS[system], f"{a['label']} ({a['comparable']})", None, a["values"].get("WA"),
+                         a["values"].get("UA"), None, None, None, f"{a.get('protocol', '')}, {a['corpus']}",
+                         f"reported: {a['source']}"])
+    _wa_ua_chart(cls, docs, means, figs, bar_chart)
+    header = ["system", "model / configuration", "fold", "WA", "UA", "test utterances", "support per class",
+              "modalities present (share of test utterances)", "protocol", "ref"]
+    if not any(row[7] for row in rows):  # no result file records it: no empty column
+        header, rows = header[:7] + header[8:], [row[:7] + row[8:] for row in rows]
+    return [Block("h2", "IEMOCAP-style systems: WA and UA"),
+            Block("table", table=Table(header, rows, reported,
+                                       note="WA: accuracy over the test utterances; UA: mean of the per-class "
+                                            "recalls (the classes in the confusion matrices' order). Grey rows: "
+                                            "the test set's chance level (1 / classes) and majority-class level "
+                                            "(always the most frequent class: WA = its share, UA = 1 / classes "
+                                            "present), with its support per class. Modalities present: where the "
+                                            "result file records which test utterances really had each modality "
+                                            "(a configuration whose modality is missing for some utterances is "
+                                            "scored partly on a constant guess).", baseline=baseline)),
+            Block("figures", figures=[Figure(figs / "wa_ua.png", "WA and UA per system and configuration, labelled by "
+                                                                 "corpus")]),
+            *published_table(published, ["WA", "UA"]),
+            Block("h3", "Confusion matrices"), Block("figures", figures=confusions, small=True)]
+
+
+def _p_text(p) -> str | None:
+    if p is None or p != p:
+        return None
+    return "< 0.001" if p < 0.001 else f"{p:.3f}"
+
+
+def _diff_text(t: dict) -> str:
+    ci = t.get("diff_ci") or [None, None]
+    inner = f" [{ci[0]:+.2f}, {ci[1]:+.2f}]" if None not in ci[:2] else ""
+    return f"{t['diff']:+.4f}{inner}"
+
+
+def _test_row(what: str, where: str, metric: str, a, b, t: dict, refs) -> list:
+    effect = t.get("effect")
+    return [what, where, metric, a, b, _diff_text(t), _p_text(t.get("p")),
+            None if effect is None or effect != effect else f"{effect:+.2f}", t.get("utterances"), refs]
+
+
+def _model_pairs(results: list[Result], docs: dict, src: Sources) -> list[list]:
+    """System vs system and variant vs variant, each pair scored on the same test set (the same corpus and split
+    or fold: matched on the utterance ids of their per-utterance CSVs), one paired test per metric."""
+    groups: dict = {}
+    for r in results:
+        d = docs[r.path]
+        if r.section not in ("ccc", "class") or not d:
+            continue
+        s = stats.per_utterance(r.path, d)
+        if s is None:
+            continue
+        name = f"{r.info.get('configuration') or r.variant}"
+        name += f" (seed {r.info['seed']})" if r.info.get("seed") is not None else ""
+        if r.section == "ccc":
+            key = ("ccc", d.get("corpus"), d.get("split"), r.info.get("attribute"))
+        else:
+            key = ("class", d.get("corpus"), r.info.get("fold"), tuple(d.get("classes") or ()))
+        groups.setdefault(key, []).append((name, (r.system, r.variant, r.info.get("configuration")), r, s))
+    rows = []
+    for key, items in groups.items():
+        where = (f"{_corpus_name({'corpus': key[1]})} {key[2]}, {key[3]}" if key[0] == "ccc"
+                 else f"{_corpus_name({'corpus': key[1]})} {_fold_label(items[0][2].system, key[2])}")
+        for i, (na, ida, ra, sa) in enumerate(items):
+            for nb, idb, rb, sb in items[i + 1:]:
+                if ida == idb:  # the same variant under another training seed: the seeds' spread, not a comparison
+                    continue
+                for metric in (("CCC",) if key[0] == "ccc" else ("WA", "UA")):
+                    t = stats.paired(metric, sa, sb)
+                    what = (f"{LABELS[ra.system]}: {na} vs {nb}" if ra.system == rb.system else
+                            f"{LABELS[ra.system]} {na} vs {LABELS[rb.system]} {nb}")
+                    if t:
+                        rows.append(_test_row(what, where, metric, stats.scored(ra.path, docs[ra.path], metric),
+                                              stats.scored(rb.path, docs[rb.path], metric), t,
+                                              [src.ref(ra.path), src.ref(rb.path)]))
+    return rows
+
+
+def _condition_pairs(results: list[Result], docs: dict, src: Sources) -> list[list]:
+    """Complete data vs each missing-data condition of a protocol result (engine.robustness rows): the row's own
+    paired test (K_diff, K_diff_ci, K_p, K_effect), else one recomputed from the long per-utterance CSV
+    (simulation draws averaged as metrics.paired_test does)."""
+    rows = []
+    for r in (x for x in results if x.section == "protocol" and docs[x.path]):
+        d = docs[r.path]
+        keys = _protocol_keys(d)
+        long = _long_scores(r.path, d, keys)
+        for row in d.get("rows") or []:
+            if row.get("condition") == "complete":
+                continue
+            complete = next((x for x in d["rows"] if x.get("series") == row.get("series")
+                             and x.get("condition") == "complete"), None)
+            for k in keys:
+                t = None
+                if row.get(f"{k}_p") is not None:  # engine.robustness ran metrics.paired_test already
+                    t = {"diff": row[f"{k}_diff"], "diff_ci": row.get(f"{k}_diff_ci"), "p": row[f"{k}_p"],
+                         "effect": row.get(f"{k}_effect"), "utterances": row.get("utterances")}
+                elif long:  # an older file: the test from its long per-utterance CSV
+                    t = _paired_conditions(long, row, k, d)
+                if t is None and row.get(f"{k}_diff") is not None:
+                    t = {"diff": row[f"{k}_diff"], "p": row.get(f"{k}_p"), "utterances": row.get("utterances")}
+                if t is not None:
+                    rows.append(_test_row(f"{row.get('series') or LABELS.get(r.system, r.system)}: complete vs "
+                                          f"{row['condition']}", f"{d.get('protocol', '')} protocol", k,
+                                          stats.row_scored(complete or {}, k), stats.row_scored(row, k), t,
+                                          src.ref(r.path)))
+    return rows
+
+
+def _protocol_keys(d: dict) -> list[str]:
+    """The metric keys of a protocol result's rows: WA, UA for classes; the attributes for CCC."""
+    if d.get("metric") == "WA/UA":
+        return ["WA", "UA"]
+    first = (d.get("rows") or [{}])[0]
+    return [a for a in (d.get("attributes") or ATTRS) if a in first]
+
+
+def _long_scores(path: Path, d: dict, keys: list[str]) -> dict | None:
+    """{(series, condition): {sim_seed: {utt: (label per key, prediction per key)}}} of a long per-utterance CSV
+    (engine.robustness: series, condition, sim_seed, utterance, present, label/prediction or label_<A>/...)."""
+    name = d.get("per_utterance_csv")
+    if not name:
+        return None
+    try:
+        with open(Path(path).parent / name, newline="") as f:
+            reader = csv.DictReader(f)
+            classes = {c: k for k, c in enumerate(d.get("classes") or [])}
+            out: dict = {}
+            for row in reader:
+                cols = (["label"], ["prediction"]) if d.get("metric") == "WA/UA" else (
+                    [f"label_{k}" for k in keys], [f"prediction_{k}" for k in keys])
+                conv = (lambda v: classes[v]) if classes else float
+                labels, preds = [conv(row[c]) for c in cols[0]], [conv(row[c]) for c in cols[1]]
+                cell = out.setdefault((row.get("series", ""), row["condition"]), {})
+                cell.setdefault(row.get("sim_seed", "0"), {})[row["utterance"]] = (labels, preds)
+            return out
+    except (OSError, KeyError, ValueError):
+        return None
+
+
+def _paired_conditions(long: dict, row: dict, key: str, d: dict) -> dict | None:
+    """metrics.paired_test of a condition (its simulation draws as (S, n)) against the complete condition."""
+    series = row.get("series", "") or ""
+    base, cond = long.get((series, "complete")), long.get((series, row["condition"]))
+    if not base or not cond:
+        return None
+    first = next(iter(base.values()))
+    utts = [u for u in first if all(u in draw for draw in cond.values())]
+    if len(utts) < 2:
+        return None
+    col = 0 if d.get("metric") == "WA/UA" else _protocol_keys(d).index(key)
+    labels = np.array([first[u][0][col] for u in utts])
+    a = np.array([first[u][1][col] for u in utts])
+    b = np.array([[draw[u][1][col] for u in utts] for draw in cond.values()])
+    m = stats._metrics()
+    if m is None:
+        return None
+    metric = key if key in ("WA", "UA") else "CCC"
+    t = m.paired_test(metric, labels, a, b if len(b) > 1 else b[0],
+                      n_classes=len(d.get("classes") or []) or None)
+    return {**t, "utterances": len(utts)}
+
+
+def comparisons_section(results: list[Result], docs: dict, src: Sources) -> list[Block]:
+    """One compact table of paired comparisons on the same test utterances: system vs system, variant vs
+    variant, and complete data vs each missing-data condition, with the difference, its interval, the p-value
+    and the effect size (metrics.paired_test)."""
+    rows = _model_pairs(results, docs, src) + _condition_pairs(results, docs, src)
+    if not rows:
+        return []
+    return [Block("h2", "Comparisons"),
+            Block("table", table=Table(["comparison (A vs B)", "test set", "metric", "A", "B", "B − A [95 % CI]", "p",
+                                        "effect size", "shared utterances", "refs"], rows,
+                                       note="Paired bootstrap over the test utterances both scored (matched by "
+                                            "utterance id; 1,000 resamples): p is two-sided, the effect size is "
+                                            "the difference divided by its bootstrap standard deviation. Only "
+                                            "models scored on the same corpus and split (or fold) are compared; "
+                                            "the missing-data conditions against the same model's complete data. "
+                                            "Many comparisons: read a single p under 0.05 with care."))]
+
+
+PROTOCOL_TITLES = {"fixed": "Fixed-condition protocol (every subset of modalities present)",
+                   "random": "Random-missing protocol (each modality missing with probability p, one kept)",
+                   "sweep": "Rate sweeps", "conditions": "Missing-data conditions"}
+
+
+def _with_sd(cell, sd) -> object:
+    """A protocol cell with its spread over simulation seeds appended (text) when there is one."""
+    if sd is None or cell is None:
+        return cell
+    return f"{cell_text(cell)} (sd {float(sd):.4f} over draws)"
+
+
+def _summaries(d: dict) -> list[tuple[str | None, dict]]:
+    """(series, summary) pairs of a protocol file: engine.robustness writes one flat summary for one series and
+    {"by_series": {series: summary}} for several (e.g. one model per fold)."""
+    summary = d.get("summary") or {}
+    if isinstance(summary.get("by_series"), dict):
+        return [(name, v) for name, v in summary["by_series"].items() if isinstance(v, dict)]
+    return [(None, summary)]
+
+
+def _protocol_table(d: dict, keys: list[str], ref) -> Table:
+    rows, baseline = [], set()
+    extras = [k for k in ("realised_wer", "dropped") if any(k in r for r in d.get("rows") or [])]
+    for row in d.get("rows") or []:
+        rows.append([row.get("series"), row.get("condition"), row.get("rate"),
+                     *[_with_sd(stats.row_scored(row, k), row.get(f"{k}_sd")) for k in keys],
+                     stats.present_text(row.get("present")), row.get("utterances"),
+                     *[row.get(k) for k in extras], ref])
+    for series, summary in _summaries(d):
+        for label, key in (("mean of the per-condition scores", "mean"),
+                           ("pooled over all (condition, utterance) pairs: MMIN's \"average\"", "pooled")):
+            if isinstance(summary.get(key), dict):
+                baseline.add(len(rows))
+                rows.append([series, label, None, *[stats.row_scored(summary[key], k) for k in keys], None, None,
+                             *[None] * len(extras), ref])
+    return Table(["series", "condition", "rate", *keys, "modalities present (share of test utterances)", "utterances",
+                  *[e.replace("_", " ") for e in extras], "ref"], rows, baseline=baseline,
+                 note="Each cell: the score over the test utterances with its 95 % interval; where a condition is "
+                      "drawn at random, the mean over the simulation seeds and their spread (sd over draws). "
+                      "Modalities present: the share of test utterances that really had each modality under "
+                      "the condition.")
+
+
+def _summary_table(d: dict, keys: list[str]) -> Table | None:
+    """random / sweep: per kind (and metric) the normalised area under the degradation curve and the rate at
+    which the score falls by 10 % (metrics.robustness_summary)."""
+    rows = []
+    for series, summary in _summaries(d):
+        for kind, v in summary.items():
+            if not isinstance(v, dict):
+                continue
+            per = {None: v} if "auc_norm" in v else {k: v[k] for k in keys if isinstance(v.get(k), dict)}
+            for k, sm in per.items():
+                rows.append([series, kind, k or d.get("metric"), sm.get("auc_norm"), sm.get("rate_at_10pct_drop")
+                             if sm.get("rate_at_10pct_drop") is not None else "never (within the rates)"])
+    if not rows:
+        return None
+    head = ["kind", "metric", "normalised AUC", "rate at a 10 % drop"]
+    if any(r[0] is not None for r in rows):
+        head = ["series", *head]  # one model per fold: each its own curve
+    else:
+        rows = [r[1:] for r in rows]
+    return Table(head, rows,
+                 note="Normalised AUC: the area under the score-against-rate curve over [0, highest rate] divided by "
+                      "the complete score times the highest rate (1 = no loss at any rate); rate at a 10 % drop: "
+                      "where the curve first falls to 0.9 x the complete score (linear interpolation).")
+
+
+def _curve_rows(d: dict) -> list[dict]:
+    """A protocol's rows as missing_curves reads them: one line per kind against the rate, complete at 0."""
+    out = []
+    for row in d.get("rows") or []:
+        kind = "complete" if row.get("condition") == "complete" else (row.get("kind") or row["condition"].split(":")[0])
+        out.append({**row, "series": row.get("series") or "", "condition": kind})
+    return out
+
+
+def protocol_section(results: list[Result], docs: dict, src: Sources, figs: Path, missing_curves) -> list[Block]:
+    """Per system and protocol (engine.robustness's result files): the table with intervals, the mean and pooled
+    rows labelled (fixed), the degradation curves with interval bands and the robustness summary (random,
+    sweep)."""
+    blocks = []
+    for r in (x for x in results if x.section == "protocol" and docs[x.path]):
+        d, ref = docs[r.path], src.ref(r.path)
+        protocol = r.info.get("protocol") or d.get("protocol") or "conditions"
+        keys = _protocol_keys(d)
+        who = " ".join(str(x) for x in (LABELS.get(r.system, r.system), r.variant, r.info.get("configuration"),
+                                        r.info.get("fold") and _fold_label(r.system, r.info["fold"]),
+                                        r.info.get("seed") is not None and f"seed {r.info['seed']}") if x)
+        blocks += [Block("h3", f"{who}: {PROTOCOL_TITLES.get(protocol, protocol)}"),
+                   Block("table", table=_protocol_table(d, keys, ref))]
+        summary = _summary_table(d, keys) if protocol in ("random", "sweep") else None
+        if summary:
+            blocks.append(Block("table", table=summary))
+        rated = [row for row in d.get("rows") or [] if row.get("rate") not in (None, "")]
+        if protocol in ("random", "sweep", "conditions") and rated:
+            chance = 1 / len(d["classes"]) if d.get("classes") else None
+            base = ({k: (chance, "chance") for k in keys} if chance and keys == ["WA", "UA"] else
+                    {k: (0.0, "zero (constant prediction)") for k in keys})
+            path = figs / f"protocol_{r.path.stem}.png"
+            missing_curves(_curve_rows(d), keys, path, title=protocol, baselines=base)
+            blocks.append(Block("figures", figures=[Figure(path, f"{who}, {protocol}: score against the rate, shaded "
+                                                                 "95 % intervals; the axis starts at the dashed "
+                                                                 "baseline")]))
+    if blocks:
+        blocks.insert(0, Block("h2", "Missing-data protocols"))
+    return blocks
+
+
+def _wa_ua_chart(cls: list[Result], docs: dict, means: dict, figs: Path, bar_chart) -> None:
+    """Bars of WA and UA per model (the mean over its tested folds), labelled with its corpus, the chance level
+    dashed, and where one fold of one seed was tested its 95 % interval as the whisker."""
+    labels = [f"{LABELS[s]}\n{n}" + (f"\n({c})" if c else "") for s, n, c in means]
+    cis = {m: [None] * len(means) for m in ("WA", "UA")}
+    for k, key in enumerate(means):  # one tested fold, one seed: its interval as the whisker
+        sel = [r for r in cls if (r.system, r.info.get("configuration") or r.variant) == key[:2] and docs[r.path]]
+        if len(sel) == 1:
+            for m in cis:
+                v = stats.scored(sel[0].path, docs[sel[0].path], m)
+                cis[m][k] = (v.lo, v.hi) if getattr(v, "lo", None) is not None else None
+    bar_chart(labels, {m: [_or_nan(_mean(x[k] for x in v)) for v in means.values()] for k, m in enumerate(("WA", "UA"))},
+              figs / "wa_ua.png", title="Four classes: WA and UA of each model on its corpus's test fold(s)\n"
+                                        "(bar: mean over the tested folds; whisker: 95 % interval of a single fold)",
+              ylabel="accuracy", intervals=cis, reference=0.25, reference_label="chance (4 classes)")

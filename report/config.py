@@ -19,22 +19,31 @@ CROSS_CORPUS = {"chunk-lstm": ("iemocap", "all"), "deep-emo-cluster": ("iemocap"
 # the speech-text-mocap configurations a variant trains when it names none
 STM_CONFIGS = ["speech", "text", "mocap", "speech+text", "speech+mocap", "text+mocap", "speech+text+mocap"]
 
+# the missing-data protocols of a fusion system (the evaluation scripts' flags of the same names: --protocols,
+# --rates, --sweep-kinds, --sim-seeds, --bootstrap, --ci-method); on the system entry, or on a variant (mdre,
+# speech-text-mocap: each variant is its own command), the variant's value winning
+PROTOCOL_KEYS = {"protocols", "rates", "sweep_kinds", "sim_seeds", "bootstrap", "ci_method"}
 # the keys a system's entry and each of its variants may hold (values checked by the scripts themselves)
 SYSTEM_KEYS = {
     "chunk-lstm": {"attributes"},
     "deep-emo-cluster": {"attributes"},
-    "audio-text": {"speech_model", "text_model", "missing_rates", "missing_conditions"},
-    "mdre": {"protocol", "folds"},
-    "speech-text-mocap": {"speech_model", "text_model", "loso"},
+    # missing_rates / missing_conditions: the older rate sweep of evaluate_missing.py (--rates, --conditions),
+    # still run, as its protocol "conditions"; `protocols` are the literature's protocols
+    "audio-text": {"speech_model", "text_model", "missing_rates", "missing_conditions"} | PROTOCOL_KEYS,
+    "mdre": {"protocol", "folds"} | PROTOCOL_KEYS,
+    "speech-text-mocap": {"speech_model", "text_model", "loso"} | PROTOCOL_KEYS,
 }
-COMMON_KEYS = {"seed", "deterministic"}  # any system: its seed, and the config's deterministic flag overridden
+# any system: its seed (or `seeds`, the training seeds a variant is run with, each its own run), and the config's
+# deterministic flag overridden
+COMMON_KEYS = {"seed", "seeds", "deterministic"}
 VARIANT_KEYS = {
-    "chunk-lstm": {"atten", "iterations", "batch", "lr", "val_every", "extra"},
-    "deep-emo-cluster": {"mt", "epochs", "batch", "clusters", "unlabelled", "unlabelled_split", "extra"},
-    "audio-text": {"chunking", "iterations", "batch", "lr", "val_every", "train_missing", "extra"},
-    "mdre": {"model", "iterations", "batch", "lr", "val_every", "patience", "missing", "extra"},
+    "chunk-lstm": {"atten", "iterations", "batch", "lr", "val_every", "extra", "seeds"},
+    "deep-emo-cluster": {"mt", "epochs", "batch", "clusters", "unlabelled", "unlabelled_split", "extra", "seeds"},
+    "audio-text": {"chunking", "iterations", "batch", "lr", "val_every", "train_missing", "extra", "seeds"},
+    "mdre": {"model", "iterations", "batch", "lr", "val_every", "patience", "missing", "extra", "seeds"}
+    | PROTOCOL_KEYS,
     "speech-text-mocap": {"configs", "iterations", "batch", "lr", "val_every", "patience", "dev_share", "d_model",
-                          "heads", "layers", "ff", "fusion_hidden", "missing", "extra"},
+                          "heads", "layers", "ff", "fusion_hidden", "missing", "extra", "seeds"} | PROTOCOL_KEYS,
 }
 
 
@@ -123,6 +132,11 @@ def _one_of(*choices):
     return lambda v: None if v in choices else f"one of {', '.join(map(str, choices))}"
 
 
+def _rate(v) -> str | None:
+    ok = isinstance(v, (int, float)) and not isinstance(v, bool) and 0 <= v <= 1
+    return None if ok else "a rate in [0, 1]"
+
+
 def _flag(v) -> str | None:
     return None if isinstance(v, bool) else "true or false"
 
@@ -148,23 +162,46 @@ def _conditions(v) -> str | None:
     return _strings(v) or next((why for why in map(_condition, v) if why), None)
 
 
+def _distinct(check, what: str):
+    """A non-empty list of distinct values each passing `check` (None when fine, else why not)."""
+    def checks(v) -> str | None:
+        if not isinstance(v, list) or not v or len({repr(x) for x in v}) < len(v):
+            return f"a non-empty list of distinct {what}"
+        return next((f"{x!r} is not {why}" for x in v for why in [check(x)] if why), None)
+    return checks
+
+
+def sweep_kinds() -> tuple:
+    """The condition kinds a rate sweep can vary (those with a rate, but random-missing: the random protocol)."""
+    from features.missing import KIND_STREAMS
+    return tuple(k for k in KIND_STREAMS if KIND_STREAMS[k] and not k.endswith("-absent"))
+
+
 def _choices() -> dict:
     """Value checks per key (imported here: the systems' own lists of models and strategies)."""
+    from features.missing import PROTOCOLS
     from models.chunk_lstm import ATTENTIONS
     from models.deep_emo_cluster import VARIANTS
     from systems.audio_text import STRATEGIES
     from systems.mdre import KINDS
     from systems.speech_text_mocap import CONFIGURATIONS
     return {
-        "seed": _whole(0), "deterministic": _flag, "loso": _flag, "protocol": _one_of("random5", "loso"),
+        "seed": _whole(0), "deterministic": _flag, "loso": _flag,
+        "protocol": lambda v: None if v in ("random5", "loso") else "one of random5, loso (MDRE's folds" + (
+            "; the missing-data protocols go in `protocols: [...]`)" if v in PROTOCOLS else ")"),
+        "seeds": _distinct(_whole(0), "training seeds (whole numbers >= 0)"),
+        "protocols": _distinct(_one_of(*PROTOCOLS), "protocols, each one of " + ", ".join(PROTOCOLS)),
+        "rates": _distinct(_rate, "rates in [0, 1]"),
+        "sweep_kinds": _distinct(_one_of(*sweep_kinds()), "condition kinds, each one of " + ", ".join(sweep_kinds())),
+        "sim_seeds": _whole(1), "bootstrap": _whole(0), "ci_method": _one_of("bca", "percentile"),
         "attributes": lambda v: None if isinstance(v, list) and v and set(v) <= {"Act", "Dom", "Val"}
         else "a non-empty list of Act, Dom, Val",
         "folds": lambda v: None if (isinstance(v, list) and v and len(set(v)) == len(v)
                                     and all(_whole(1)(k) is None and k <= 5 for k in v))
         else "a list of distinct fold numbers 1..5 (both protocols have five folds)",
         "speech_model": _text, "text_model": _text,
-        "missing_rates": lambda v: None if isinstance(v, list) and v and all(_number(0, 1.0001, open_low=False)(r) is None
-                                                                           for r in v) else "a list of rates in [0, 1]",
+        "missing_rates": lambda v: None if isinstance(v, list) and v and all(_rate(r) is None for r in v)
+        else "a list of rates in [0, 1]",
         "missing_conditions": lambda v: _strings(v) or next(
             (f"{k!r} is not one of frames, bursts, words, words+audio" for k in v
              if k not in ("frames", "bursts", "words", "words+audio")), None),
@@ -197,9 +234,10 @@ def _check_applies(path: Path, where: str, system: str, v: dict) -> None:
     for key, text in conds:
         kind = parse_condition(text).kind
         if system == "mdre":
+            from features.missing import KIND_STREAMS
             from systems.mdre import USES_AUDIO, USES_TEXT
             model = v.get("model", "MDREA")
-            audio, words = kind in ("frames", "bursts", "audio-absent"), kind in ("words", "text-absent")
+            audio, words = "audio" in KIND_STREAMS[kind], "text" in KIND_STREAMS[kind]
             why = ("needs word timings, which IEMOCAP's reader does not give" if kind == "words+audio"
                    else "MDRE models have no motion capture" if kind == "mocap-absent"
                    else f"{model} reads no audio" if audio and model not in USES_AUDIO
@@ -209,6 +247,64 @@ def _check_applies(path: Path, where: str, system: str, v: dict) -> None:
             why = None if kind in CONDITION_KINDS else f"not available for speech-text-mocap ({', '.join(CONDITION_KINDS)})"
         if why:
             raise ConfigError(f"{path}: {where}: {key}: {text!r}: {why}")
+
+
+def protocol_options(settings: dict, v: dict) -> dict:
+    """The protocol keys of a variant: the system entry's, each overridden by the variant's own."""
+    return {k: val for k, val in {**settings, **v}.items() if k in PROTOCOL_KEYS}
+
+
+def training_seeds(settings: dict, v: dict) -> list[int]:
+    """The training seeds a variant runs with: its `seeds`, else the system's `seeds`, else [the system's seed]."""
+    return list(v.get("seeds") or settings.get("seeds") or [settings.get("seed", 0)])
+
+
+def _protocol_model(system: str, v: dict) -> tuple[str, set, tuple, dict]:
+    """(the model the protocols score, the streams it reads, the condition kinds the system simulates, why some
+    kinds are refused): the scripts' own lists."""
+    if system == "mdre":
+        from systems.mdre import CONDITION_KINDS, REFUSED_KINDS, streams
+        model = v.get("model", "MDREA")
+        return model, streams(model), CONDITION_KINDS, REFUSED_KINDS
+    if system == "speech-text-mocap":  # the widest configuration the variant trains (speech_text_mocap.py runs
+        # each protocol on every configuration it applies to)
+        from systems.speech_text_mocap import CONDITION_KINDS, REFUSED_KINDS, streams
+        widest = max(v.get("configs", STM_CONFIGS), key=lambda c: len(streams(c)))
+        return f"configuration {widest}", streams(widest), CONDITION_KINDS, REFUSED_KINDS
+    from features.missing import KINDS
+    from systems.audio_text import MODALITIES
+    return "the audio-text model", set(MODALITIES), KINDS, {}
+
+
+def _check_protocols(path: Path, where: str, system: str, settings: dict, v: dict) -> None:
+    """The protocol keys fit together and the model: rates only with a rated protocol, sweep kinds only with a
+    sweep, each protocol's conditions ones the model has the streams for (engine.cli.check_conditions, the
+    scripts' own check), so a config never reaches a refused command."""
+    from engine.cli import UserError, check_conditions
+    from features.missing import protocol_conditions
+    opts = protocol_options(settings, v)
+    protocols = opts.get("protocols") or []
+    listed = bool(v.get("missing") or any(settings.get(k) is not None for k in ("missing_rates", "missing_conditions")))
+    uses = {"rates": bool({"random", "sweep"} & set(protocols)), "sweep_kinds": "sweep" in protocols,
+            **{k: bool(protocols) or listed for k in ("sim_seeds", "bootstrap", "ci_method")}}
+    for key, used in uses.items():
+        if key in opts and not used:
+            rated = key in ("rates", "sweep_kinds")
+            raise ConfigError(f"{path}: {where}: {key} is set but no protocol uses it (protocols: "
+                              f"{', '.join(protocols) or 'none'}{'' if rated else ', no missing'})")
+    if "rates" in opts and settings.get("missing_rates") is not None:
+        raise ConfigError(f"{path}: {where}: rates and missing_rates: one --rates flag scores both; give rates only")
+    if not protocols:
+        return
+    model, streams, kinds, why = _protocol_model(system, v)
+    for protocol in protocols:
+        try:
+            conds = protocol_conditions(protocol, sorted(streams), rates=opts.get("rates", [0.5]),
+                                        kinds=opts.get("sweep_kinds", ()))
+            check_conditions(conds, "protocols", model, streams, kinds, why)
+        except (ValueError, UserError) as e:
+            key = "sweep_kinds" if protocol == "sweep" else "protocols"
+            raise ConfigError(f"{path}: {where}: {key}: {protocol}: {e}") from None
 
 
 def variant_name(system: str, v: dict) -> str:
@@ -253,6 +349,8 @@ def load_config(path: str | Path) -> Config:
         _unknown(path, where, s, {"system", "corpus", "variants"} | SYSTEM_KEYS[name] | COMMON_KEYS)
         _check_values(path, f"{where} ({name})", {k2: v2 for k2, v2 in s.items() if k2 not in ("system", "corpus",
                                                                                              "variants")})
+        if "seed" in s and "seeds" in s:
+            raise ConfigError(f"{path}: {where} ({name}): seed and seeds: give one (seeds: [0, 1, 2] runs each)")
         corpus = corpora.get(s.get("corpus"))
         want = "msp-podcast" if name in MSP_STYLE else "iemocap"
         if corpus is None or corpus.kind != want:
@@ -264,7 +362,9 @@ def load_config(path: str | Path) -> Config:
                 raise ConfigError(f"{path}: {where}.variants[{j}] ({name}): a mapping of settings, got {v!r}")
             _unknown(path, f"{where}.variants[{j}]", v, {"name"} | VARIANT_KEYS[name])
             _check_values(path, f"{where}.variants[{j}] ({name} {v.get('name') or variant_name(name, v)})", v)
-            _check_applies(path, f"{where}.variants[{j}] ({name} {v.get('name') or variant_name(name, v)})", name, v)
+            vwhere = f"{where}.variants[{j}] ({name} {v.get('name') or variant_name(name, v)})"
+            _check_applies(path, vwhere, name, v)
+            _check_protocols(path, vwhere, name, s, v)
             v = {**v, "name": str(v.get("name") or variant_name(name, v))}
             if (name, v["name"]) in seen:
                 raise ConfigError(f"{path}: {where}: two variants of {name} named {v['name']!r}; give each a name")

@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
-from report.config import STM_CONFIGS, Config, System
+from report.config import STM_CONFIGS, Config, System, protocol_options, training_seeds
 
 ATTRS = ("Act", "Dom", "Val")
 CROSS_LANE = "cross-corpus"  # after every system's lane: it scores their models
@@ -121,9 +121,58 @@ def script_outputs(cfg: Config, where: str, script: str, argv: list, *names_args
     return module.output_names(args, ap, *names_args)
 
 
-def _run_flags(cfg: Config, system: System) -> list:
+def _run_flags(cfg: Config, system: System, seed: int) -> list:
     deterministic = system.settings.get("deterministic", cfg.deterministic)
-    return ["--seed", system.settings.get("seed", 0), *(["--deterministic"] if deterministic else [])]
+    return ["--seed", seed, *(["--deterministic"] if deterministic else [])]
+
+
+@dataclass(frozen=True)
+class Seeded:
+    """One training seed of a variant: the seed, the suffix of its step keys and job name, what its Results say."""
+    seed: int
+    key: str  # "/seed1" when the config lists `seeds` (each its own steps), else ""
+    info: dict  # {"seed": 1} when the config lists `seeds`, else {}
+
+    def folder(self, base: Path) -> Path:
+        """Where a script whose names do not carry the seed (training.py, main.py, ...) trains or writes for this
+        seed: `base` for seed 0 (today's names), else base/seed<N>, so two seeds never share a run or a file."""
+        return base if self.seed == 0 else base / f"seed{self.seed}"
+
+    @property
+    def tag(self) -> str:
+        return "" if self.seed == 0 else f"_seed{self.seed}"
+
+
+def seeded(s: System, v: dict) -> list[Seeded]:
+    """The training seeds of a variant (config `seeds: [0, 1, 2]`, else its one `seed`)."""
+    listed = "seeds" in v or "seeds" in s.settings
+    return [Seeded(k, f"/seed{k}" if listed else "", {"seed": k} if listed else {})
+            for k in training_seeds(s.settings, v)]
+
+
+def protocol_flags(opts: dict, missing: bool = False) -> list:
+    """The evaluation scripts' protocol flags (contract: --protocols, --rates, --sweep-kinds, --sim-seeds,
+    --bootstrap, --ci-method) for a variant's protocol keys; rates always spelled out (the command says what was
+    run), the others only when the config sets them (the scripts' defaults otherwise). `missing`: the variant has
+    a --missing list, which the simulation seeds and intervals apply to as well."""
+    from features.missing import RATES
+    protocols = opts.get("protocols") or []
+    flags = ["--protocols", ",".join(protocols)] if protocols else []
+    if {"random", "sweep"} & set(protocols):
+        flags += ["--rates", ",".join(f"{float(r):g}" for r in sorted(opts.get("rates", RATES)))]
+    if "sweep" in protocols and opts.get("sweep_kinds"):
+        flags += ["--sweep-kinds", ",".join(opts["sweep_kinds"])]
+    if protocols or missing:
+        for key, flag in (("sim_seeds", "--sim-seeds"), ("bootstrap", "--bootstrap"), ("ci_method", "--ci-method")):
+            if key in opts:
+                flags += [flag, opts[key]]
+    return flags
+
+
+def protocol_results(s: System, variant: str, paths: dict, metric: str, key: str, info: dict) -> list[Result]:
+    """The protocol result files a step writes ({protocol: path}) as Results of section "protocol"."""
+    return [Result("protocol", s.system, variant, Path(path), {**info, "protocol": protocol, "metric": metric}, key)
+            for protocol, path in paths.items()]
 
 
 def _lstm_flags(v: dict) -> list:
@@ -187,20 +236,21 @@ def dimensional(cfg: Config, s: System) -> list[Job]:
     store, nt = root / "Features" / d.store, root / d.normterm
     prep = [*corpus_steps(cfg, s.corpus), *_features(cfg, s.corpus, d.extractor, store, [], nt)]
     jobs = []
-    for v in s.variants:
+    for v, sd in ((v, sd) for v in s.variants for sd in seeded(s, v)):
         common = [*d.run_flags(v), "--root", root, "--store", store, "--normterm", nt]
-        steps, results = list(prep), []
+        models, steps, results = sd.folder(cfg.models), list(prep), []
+        label = f"{d.label} {v['name']}{sd.key.replace('/', ' ')}"
         for emo in s.settings.get("attributes", ATTRS):
-            steps.append(Step(f"{s.system}/{v['name']}/train/{emo}", f"{d.label} {v['name']}: train {emo}", d.trainer,
-                              [*common, "-emo", emo, "--out", cfg.models, *d.train_flags(v), *_run_flags(cfg, s),
+            steps.append(Step(f"{s.system}/{v['name']}{sd.key}/train/{emo}", f"{label}: train {emo}", d.trainer,
+                              [*common, "-emo", emo, "--out", models, *d.train_flags(v), *_run_flags(cfg, s, sd.seed),
                                *v.get("extra", [])], s.corpus, cfg.fresh_on_conflict,
-                              runs=(cfg.models / d.run_name(v, emo),)))
-            csv = cfg.results / f"{s.system.replace('-', '_')}_{v['name']}_{emo}_test1.csv"
-            steps.append(Step(f"{s.system}/{v['name']}/test/{emo}", f"{d.label} {v['name']}: test {emo}", d.tester,
-                              [*common, "-emo", emo, "--models-dir", cfg.models, "--csv", csv], s.corpus))
-            results.append(Result("ccc", s.system, v["name"], csv.with_suffix(".json"), {"attribute": emo},
+                              runs=(models / d.run_name(v, emo),)))
+            csv = cfg.results / f"{s.system.replace('-', '_')}_{v['name']}_{emo}{sd.tag}_test1.csv"
+            steps.append(Step(f"{s.system}/{v['name']}{sd.key}/test/{emo}", f"{label}: test {emo}", d.tester,
+                              [*common, "-emo", emo, "--models-dir", models, "--csv", csv], s.corpus))
+            results.append(Result("ccc", s.system, v["name"], csv.with_suffix(".json"), {"attribute": emo, **sd.info},
                                   steps[-1].key))
-        jobs.append(Job(f"{s.system} {v['name']}", steps, results, s.system))
+        jobs.append(Job(f"{s.system} {v['name']}{sd.key.replace('/', ' ')}", steps, results, s.system))
     return jobs
 
 
@@ -214,7 +264,9 @@ def audio_text_stores(cfg: Config, s: System) -> tuple[Path, Path, Path, Path]:
 
 
 def audio_text(cfg: Config, s: System) -> list[Job]:
-    from systems.audio_text import run_name
+    """Features + NormTerms, then per variant (and training seed) main.py's train + test, then per seed the
+    missing-data evaluation of all variants' checkpoints side by side (evaluate_missing.py): the older rate sweep
+    (missing_rates / missing_conditions) and the protocols."""
     root = cfg.corpora[s.corpus].root
     a_store, t_store, a_nt, t_nt = audio_text_stores(cfg, s)
     speech = Model(s.settings.get("speech_model", "facebook/wav2vec2-large-robust"))
@@ -223,34 +275,79 @@ def audio_text(cfg: Config, s: System) -> list[Job]:
              *_features(cfg, s.corpus, "feat_roberta", t_store, ["--model", s.settings.get("text_model", "roberta-base")],
                         t_nt)]
     feats = ["--root", root, "--audio-store", a_store, "--text-store", t_store]
-    results, runs = [], []
-    for v in s.variants:
-        it, batch, chunking = v.get("iterations", 3000), v.get("batch", 32), v.get("chunking", "multiscale")
-        argv = [*feats, "--normterm-audio", a_nt, "--normterm-text", t_nt, "-iter", it, "-batch", batch,
-                "--lr", v.get("lr", 1e-4), "--val-every", v.get("val_every", 100), "--chunking", chunking,
-                *(["--train-missing", v["train_missing"]] if v.get("train_missing") else []),
-                "--out", cfg.models, "--results", cfg.results, *_run_flags(cfg, s), *v.get("extra", [])]
-        name = run_name(it, batch, chunking, v.get("train_missing"))
-        runs.append(cfg.models / name)
-        steps.append(Step(f"audio-text/{v['name']}/train+test", f"audio-text {v['name']}: train + test", "main", argv,
-                          s.corpus, cfg.fresh_on_conflict, runs=(runs[-1],)))
-        for emo in ATTRS:
-            results.append(Result("ccc", s.system, v["name"], cfg.results / f"{name}_test1_{emo.lower()}.json",
-                                  {"attribute": emo}, steps[-1].key))
-    if s.settings.get("missing_rates") is not None or s.settings.get("missing_conditions") is not None:
-        out = cfg.results / "audio_text_missing_data"
-        rates = ",".join(map(str, s.settings.get("missing_rates", [0, 0.1, 0.3, 0.5])))
-        steps.append(Step("audio-text/missing", "audio-text under missing data", "evaluate_missing",
-                          ["--checkpoints", *runs, *feats, "--rates", rates,
-                           *(["--conditions", ",".join(s.settings["missing_conditions"])]
-                             if s.settings.get("missing_conditions") else []), "--out", out], s.corpus))
-        results.append(Result("missing-ccc", s.system, "", out.with_suffix(".json"),
-                              {"variants": {str(r): v["name"] for r, v in zip(runs, s.variants)}}, steps[-1].key))
+    results, runs, seeds = [], {}, {}  # runs: seed -> {run folder: variant}
+    for v, sd in ((v, sd) for v in s.variants for sd in seeded(s, v)):
+        step, names = _audio_text_train(cfg, s, v, sd, feats, (a_nt, t_nt))
+        steps.append(step)
+        seeds[sd.seed] = sd
+        runs.setdefault(sd.seed, {})[names["run"]] = v["name"]
+        results += [Result("ccc", s.system, v["name"], path, {"attribute": emo, **sd.info}, step.key)
+                    for emo, path in names["results"].items()]
+    for seed, seed_runs in runs.items():
+        more_steps, more_results = _audio_text_missing(cfg, s, seeds[seed], seed_runs, feats)
+        steps += more_steps
+        results += more_results
     return [Job("audio-text", steps, results, s.system)]
 
 
-def mdre_step(cfg: Config, s: System, v: dict) -> tuple[Step, dict]:
-    """An MDRE variant's mdre.py step and where it writes (mdre.output_names of its full argv)."""
+def _audio_text_train(cfg: Config, s: System, v: dict, sd: Seeded, feats: list, normterms: tuple) -> tuple[Step, dict]:
+    """One variant's main.py step for one seed, and where it trains and writes: main.py's own run name, in the
+    seed's folder (main.py's names do not carry the seed)."""
+    from systems.audio_text import run_name
+    it, batch, chunking = v.get("iterations", 3000), v.get("batch", 32), v.get("chunking", "multiscale")
+    models, results = sd.folder(cfg.models), sd.folder(cfg.results)
+    argv = [*feats, "--normterm-audio", normterms[0], "--normterm-text", normterms[1], "-iter", it, "-batch", batch,
+            "--lr", v.get("lr", 1e-4), "--val-every", v.get("val_every", 100), "--chunking", chunking,
+            *(["--train-missing", v["train_missing"]] if v.get("train_missing") else []),
+            "--out", models, "--results", results, *_run_flags(cfg, s, sd.seed), *v.get("extra", [])]
+    name = run_name(it, batch, chunking, v.get("train_missing"))
+    step = Step(f"audio-text/{v['name']}{sd.key}/train+test",
+                f"audio-text {v['name']}{sd.key.replace('/', ' ')}: train + test", "main", argv, s.corpus,
+                cfg.fresh_on_conflict, runs=(models / name,))
+    return step, {"run": models / name, "results": {emo: results / f"{name}_test1_{emo.lower()}.json" for emo in ATTRS}}
+
+
+def _audio_text_missing(cfg: Config, s: System, sd: Seeded, runs: dict, feats: list) -> tuple[list, list]:
+    """evaluate_missing.py on one seed's checkpoints (every variant side by side, one series each): the protocols
+    (protocol flags) and the older missing_rates / missing_conditions keys (its deprecated --conditions list,
+    scored as the protocol "conditions"), in one step writing <out>_<protocol>.json each."""
+    opts = protocol_options(s.settings, {})
+    protocols = list(opts.get("protocols") or [])
+    legacy = s.settings.get("missing_rates") is not None or s.settings.get("missing_conditions") is not None
+    if not protocols and not legacy:
+        return [], []
+    flags = protocol_flags(opts, legacy)
+    if legacy:
+        if "--rates" not in flags:
+            flags += ["--rates", ",".join(map(str, s.settings.get("missing_rates", [0, 0.1, 0.3, 0.5])))]
+        flags += ["--conditions", ",".join(s.settings.get("missing_conditions", LEGACY_KINDS))]
+        protocols.append("conditions")
+    out = cfg.results / f"audio_text_missing_data{sd.tag}"
+    argv = ["--checkpoints", *runs, *feats, *flags, "--out", out]
+    step = Step(f"audio-text/missing{sd.key}", f"audio-text under missing data{sd.key.replace('/', ' ')}: "
+                + ", ".join(protocols), "evaluate_missing", argv, s.corpus)
+    names = _optional_outputs(cfg, "audio-text missing data", "evaluate_missing", argv)
+    paths = names.get("protocols") or {p: out.with_name(f"{out.name}_{p}.json") for p in protocols}
+    info = {"variants": {str(r): name for r, name in runs.items()}, **sd.info}
+    return [step], protocol_results(s, "", paths, "CCC", step.key, info)
+
+
+LEGACY_KINDS = ("frames", "bursts", "words", "words+audio")  # evaluate_missing.py's older default --conditions
+
+
+def _optional_outputs(cfg: Config, where: str, script: str, argv: list, *names_args) -> dict:
+    """script_outputs when the script has an output_names function, else {} (evaluate_missing.py names its
+    outputs after --out alone)."""
+    import importlib
+    if not hasattr(importlib.import_module(script), "output_names"):
+        return {}
+    return script_outputs(cfg, where, script, argv, *names_args)
+
+
+def mdre_step(cfg: Config, s: System, v: dict, sd: Seeded | None = None) -> tuple[Step, dict]:
+    """An MDRE variant's mdre.py step for one training seed (default: its first) and where it writes
+    (mdre.output_names of its full argv: the seed is in the names when not 0)."""
+    sd = sd or seeded(s, v)[0]
     root = cfg.corpora[s.corpus].root
     protocol = s.settings.get("protocol", "random5")
     folds = s.settings.get("folds")
@@ -260,28 +357,34 @@ def mdre_step(cfg: Config, s: System, v: dict) -> tuple[Step, dict]:
             *(["--folds", ",".join(map(str, folds))] if folds else []), "-iter", v.get("iterations", 10000),
             "-batch", v.get("batch", 128), "--lr", v.get("lr", 1e-3),
             *(["--val-every", v["val_every"]] if v.get("val_every") else []), "--patience", v.get("patience", 7),
-            *(["--missing", ",".join(missing)] if missing else []), "--out", cfg.models, "--results", cfg.results,
-            *_run_flags(cfg, s), *v.get("extra", [])]
+            *(["--missing", ",".join(missing)] if missing else []),
+            *protocol_flags(protocol_options(s.settings, v), bool(missing)), "--out", cfg.models,
+            "--results", cfg.results, *_run_flags(cfg, s, sd.seed), *v.get("extra", [])]
     names = script_outputs(cfg, f"mdre variant {v['name']}", "mdre", argv, _mdre_folds(s))
-    return Step(f"mdre/{v['name']}", f"MDRE family {v['name']}: {model}, {protocol}", "mdre", argv, s.corpus,
-                cfg.fresh_on_conflict, runs=tuple(names["runs"].values())), names
+    return Step(f"mdre/{v['name']}{sd.key}", f"MDRE family {v['name']}{sd.key.replace('/', ' ')}: {model}, {protocol}",
+                "mdre", argv, s.corpus, cfg.fresh_on_conflict, runs=tuple(names["runs"].values())), names
 
 
 def mdre(cfg: Config, s: System) -> list[Job]:
     jobs = []
-    for v in s.variants:
-        step, names = mdre_step(cfg, s, v)
-        results = [Result("class", s.system, v["name"], path, {"fold": k}, step.key)
+    for v, sd in ((v, sd) for v in s.variants for sd in seeded(s, v)):
+        step, names = mdre_step(cfg, s, v, sd)
+        results = [Result("class", s.system, v["name"], path, {"fold": k, **sd.info}, step.key)
                    for k, path in names["folds"].items()]
-        results.append(Result("class-folds", s.system, v["name"], names["table"], {}, step.key))
-        if v.get("missing"):
-            results.append(Result("missing-class", s.system, v["name"], names["missing"], {}, step.key))
-        jobs.append(Job(f"mdre {v['name']}", [*corpus_steps(cfg, s.corpus), step], results, s.system))
+        results.append(Result("class-folds", s.system, v["name"], names["table"], {**sd.info}, step.key))
+        paths = names["protocols"]  # {protocol: <name>_<protocol>.json}, "conditions" the --missing list's
+        if v.get("missing") and names["missing"] not in paths.values():  # else it is the "conditions" protocol's
+            results.append(Result("missing-class", s.system, v["name"], names["missing"], {**sd.info}, step.key))
+        results += protocol_results(s, v["name"], paths, "WA/UA", step.key, {**sd.info})
+        jobs.append(Job(f"mdre {v['name']}{sd.key.replace('/', ' ')}", [*corpus_steps(cfg, s.corpus), step], results,
+                        s.system))
     return jobs
 
 
-def stm_step(cfg: Config, s: System, v: dict) -> tuple[Step, dict]:
-    """A speech-text-mocap variant's step and where it writes (speech_text_mocap.output_names of its argv)."""
+def stm_step(cfg: Config, s: System, v: dict, sd: Seeded | None = None) -> tuple[Step, dict]:
+    """A speech-text-mocap variant's step for one training seed (default: its first) and where it writes
+    (speech_text_mocap.output_names of its argv)."""
+    sd = sd or seeded(s, v)[0]
     configs = v.get("configs", STM_CONFIGS)
     missing = v.get("missing")
     opt = {"--lr": "lr", "--val-every": "val_every", "--patience": "patience", "--dev-share": "dev_share",
@@ -292,24 +395,37 @@ def stm_step(cfg: Config, s: System, v: dict) -> tuple[Step, dict]:
             "--text-model", Model(s.settings.get("text_model", "bert-base-uncased"), s.corpus),
             "--configs", ",".join(configs), *[x for flag, key in opt.items() if key in v for x in (flag, v[key])],
             *(["--loso"] if s.settings.get("loso") else []),
-            "--missing", ",".join(missing) if missing else "none", "--out", cfg.models, "--results", cfg.results,
-            *_run_flags(cfg, s), *v.get("extra", [])]
+            "--missing", ",".join(missing) if missing else "none",
+            *protocol_flags(protocol_options(s.settings, v), bool(missing)), "--out", cfg.models,
+            "--results", cfg.results, *_run_flags(cfg, s, sd.seed), *v.get("extra", [])]
     names = script_outputs(cfg, f"speech-text-mocap variant {v['name']}", "speech_text_mocap", argv, configs,
                            _stm_sessions(s))
-    return Step(f"speech-text-mocap/{v['name']}", f"speech + text + mocap {v['name']}: every configuration",
+    return Step(f"speech-text-mocap/{v['name']}{sd.key}",
+                f"speech + text + mocap {v['name']}{sd.key.replace('/', ' ')}: every configuration",
                 "speech_text_mocap", argv, s.corpus, cfg.fresh_on_conflict, runs=tuple(names["runs"].values())), names
+
+
+def _stm_protocol_results(s: System, v: dict, sd: Seeded, names: dict, key: str) -> list[Result]:
+    """The protocol files of a variant: per configuration and held-out session, as speech_text_mocap.output_names
+    lists them ({(configuration, session, protocol): path}; "conditions" = the --missing list's)."""
+    return [r for (c, k, p), path in names["protocols"].items()
+            for r in protocol_results(s, v["name"], {p: path}, "WA/UA", key,
+                                      {"fold": k, "configuration": c, **sd.info})]
 
 
 def speech_text_mocap(cfg: Config, s: System) -> list[Job]:
     jobs = []
-    for v in s.variants:
-        step, names = stm_step(cfg, s, v)
-        results = [Result("class", s.system, v["name"], path, {"fold": k, "configuration": c}, step.key)
+    for v, sd in ((v, sd) for v in s.variants for sd in seeded(s, v)):
+        step, names = stm_step(cfg, s, v, sd)
+        results = [Result("class", s.system, v["name"], path, {"fold": k, "configuration": c, **sd.info}, step.key)
                    for (c, k), path in names["results"].items()]
-        results.append(Result("ablation", s.system, v["name"], names["ablation"], {}, step.key))
+        results.append(Result("ablation", s.system, v["name"], names["ablation"], {**sd.info}, step.key))
         if v.get("missing") and THREE_WAY in v.get("configs", STM_CONFIGS):
-            results.append(Result("missing-class", s.system, v["name"], names["missing"], {}, step.key))
-        jobs.append(Job(f"speech-text-mocap {v['name']}", [*corpus_steps(cfg, s.corpus), step], results, s.system))
+            results.append(Result("missing-class", s.system, v["name"], names["missing"],
+                                  {**sd.info}, step.key))
+        results += _stm_protocol_results(s, v, sd, names, step.key)
+        jobs.append(Job(f"speech-text-mocap {v['name']}{sd.key.replace('/', ' ')}",
+                        [*corpus_steps(cfg, s.corpus), step], results, s.system))
     return jobs
 
 
@@ -317,54 +433,60 @@ RECIPES = {"chunk-lstm": dimensional, "deep-emo-cluster": dimensional, "audio-te
            "speech-text-mocap": speech_text_mocap}
 
 
-def cross_corpus(cfg: Config, c: dict) -> Job:
-    """A model of one corpus scored on another: an MSP-Podcast dimensional model on IEMOCAP's ratings (its testing
-    script, labels rescaled 1-5 -> 1-7), or an IEMOCAP four-class model on MSP-Podcast's categories
-    (cross_corpus.py). Each step's identity includes the checkpoints it scores, so a retrained model is scored
-    again."""
+def cross_corpus(cfg: Config, c: dict) -> list[Job]:
+    """A model of one corpus scored on another, for each training seed of the variant: an MSP-Podcast dimensional
+    model on IEMOCAP's ratings (its testing script, labels rescaled 1-5 -> 1-7), or an IEMOCAP four-class model on
+    MSP-Podcast's categories (cross_corpus.py). Each step's identity includes the checkpoints it scores, so a
+    retrained model is scored again."""
     (s,) = [x for x in cfg.systems if x.system == c["system"]]
     (v,) = [x for x in s.variants if x["name"] == c["variant"]]
     if s.system not in DIMENSIONAL:
-        return _categorical_cross(cfg, c, s, v)
+        return [_categorical_cross(cfg, c, s, v, sd) for sd in seeded(s, v)]
+    return [_dimensional_cross(cfg, c, s, v, sd) for sd in seeded(s, v)]
+
+
+def _dimensional_cross(cfg: Config, c: dict, s: System, v: dict, sd: Seeded) -> Job:
     d = DIMENSIONAL[s.system]
     root = cfg.corpora[c["corpus"]].root
-    store, common = root / "Features" / d.store, d.run_flags(v)
+    store, common, models = root / "Features" / d.store, d.run_flags(v), sd.folder(cfg.models)
     nt = cfg.corpora[s.corpus].root / d.normterm  # for an original .pth.tar; our checkpoints carry their NormTerm
     steps = [*corpus_steps(cfg, c["corpus"]), *_features(cfg, c["corpus"], d.extractor, store, [])]
     results = []
-    tag = s.system.replace("-", "_")
+    tag, label = s.system.replace("-", "_"), f"{v['name']}{sd.key.replace('/', ' ')}"
     for emo in s.settings.get("attributes", ATTRS):
-        csv = cfg.results / f"cross_{tag}_{v['name']}_{emo}_on_{c['corpus']}_{c['split'].replace(',', '+')}.csv"
-        steps.append(Step(f"cross/{s.system}/{v['name']}/{c['corpus']}/{c['split']}/{emo}",
-                          f"{s.system} {v['name']} ({s.corpus}) scored on {c['corpus']}: {emo}", d.tester,
-                          [*common, "-emo", emo, "--models-dir", cfg.models, "--normterm", nt, "--corpus", "iemocap",
+        csv = cfg.results / (f"cross_{tag}_{v['name']}_{emo}{sd.tag}_on_{c['corpus']}_"
+                             f"{c['split'].replace(',', '+')}.csv")
+        steps.append(Step(f"cross/{s.system}/{v['name']}{sd.key}/{c['corpus']}/{c['split']}/{emo}",
+                          f"{s.system} {label} ({s.corpus}) scored on {c['corpus']}: {emo}", d.tester,
+                          [*common, "-emo", emo, "--models-dir", models, "--normterm", nt, "--corpus", "iemocap",
                            "--root", root, "--store", store, "--split", c["split"], "--csv", csv],
-                          c["corpus"], inputs=(cfg.models / d.run_name(v, emo),)))
+                          c["corpus"], inputs=(models / d.run_name(v, emo),)))
         results.append(Result("cross", s.system, v["name"], csv.with_suffix(".json"),
-                              {"attribute": emo, "trained_on": s.corpus, "tested_on": c["corpus"], "split": c["split"]},
-                              steps[-1].key))
-    return Job(f"cross-corpus {s.system} {v['name']} on {c['corpus']}", steps, results, CROSS_LANE)
+                              {"attribute": emo, "trained_on": s.corpus, "tested_on": c["corpus"], "split": c["split"],
+                               **sd.info}, steps[-1].key))
+    return Job(f"cross-corpus {s.system} {label} on {c['corpus']}", steps, results, CROSS_LANE)
 
 
-def _categorical_cross(cfg: Config, c: dict, s: System, v: dict) -> Job:
+def _categorical_cross(cfg: Config, c: dict, s: System, v: dict, sd: Seeded) -> Job:
     """Every fold's (MDRE) or held-out session's (speech+text+mocap) model of a variant on MSP-Podcast's
     categories, in one cross_corpus.py step (the corpus's stores are made once)."""
     if s.system == "mdre":
-        runs = mdre_step(cfg, s, v)[1]["runs"]
+        runs = mdre_step(cfg, s, v, sd)[1]["runs"]
         what = v.get("model", "MDREA")
     else:
         what = c["configuration"]
-        runs = {k: run for (conf, k), run in stm_step(cfg, s, v)[1]["runs"].items() if conf == what}
+        runs = {k: run for (conf, k), run in stm_step(cfg, s, v, sd)[1]["runs"].items() if conf == what}
     root = cfg.corpora[c["corpus"]].root
-    step = Step(f"cross/{s.system}/{v['name']}/{what}/{c['corpus']}/{c['split']}",
-                f"{s.system} {what if v['name'] == what else v['name'] + ' ' + what} ({s.corpus}) scored on "
-                f"{c['corpus']} ({c['split']})", "cross_corpus",
+    name = f"{v['name']}{sd.key.replace('/', ' ')}"
+    step = Step(f"cross/{s.system}/{v['name']}/{what}{sd.key}/{c['corpus']}/{c['split']}",
+                f"{s.system} {what if v['name'] == what else v['name'] + ' ' + what}{sd.key.replace('/', ' ')} "
+                f"({s.corpus}) scored on {c['corpus']} ({c['split']})", "cross_corpus",
                 ["--checkpoint", *runs.values(), "--root", root, "--split", c["split"], "--results", cfg.results],
                 c["corpus"], inputs=tuple(runs.values()))
     results = [Result("cross-class", s.system, v["name"], cfg.results / f"{run.name}_on_msp-podcast_{c['split']}.json",
                       {"fold": k, "configuration": what, "trained_on": s.corpus, "tested_on": c["corpus"],
-                       "split": c["split"]}, step.key) for k, run in runs.items()]
-    return Job(f"cross-corpus {s.system} {v['name']} {what} on {c['corpus']}",
+                       "split": c["split"], **sd.info}, step.key) for k, run in runs.items()]
+    return Job(f"cross-corpus {s.system} {name} {what} on {c['corpus']}",
                [*corpus_steps(cfg, c["corpus"]), step], results, CROSS_LANE)
 
 
@@ -372,7 +494,7 @@ def plan(cfg: Config) -> list[Job]:
     """Every job of the config, or a ConfigError when two steps would train the same run folder or write the same
     result file (two variants whose settings give the same names: one would show the other's numbers)."""
     jobs = [j for s in cfg.systems for j in RECIPES[s.system](cfg, s)]
-    jobs += [cross_corpus(cfg, c) for c in cfg.cross_corpus]
+    jobs += [j for c in cfg.cross_corpus for j in cross_corpus(cfg, c)]
     _refuse_shared_outputs(cfg, jobs)
     return jobs
 

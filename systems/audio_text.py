@@ -4,7 +4,8 @@ Data: a frame-level audio store (wav2vec2, 50 frames/s), a token-level text stor
 <s> ... </s>), their NormTerms (utterance-mean statistics; the label statistics come from the audio one, as the
 original reads them), and each utterance's TextGrid words. A batch z-normalises both streams (utils.znorm),
 applies a missing-data condition where one is asked for (features.missing, after the z-norm, so a blank is the
-Train mean), cuts the audio into C = max(2, words) chunks of 50 frames (systems.audio_text_inputs: even windows
+Train mean; words and wer re-encode the edited transcript, features.degraded_text; an absent stream is
+`absent_stream`'s fixed rows, in training, evaluation and prediction alike), cuts the audio into C = max(2, words) chunks of 50 frames (systems.audio_text_inputs: even windows
 of the one chunker, or word-boundary chunks with `lexical`), crops each chunk at a random scale in training
 (`multiscale` only), pools it with the 1-2-4 temporal pyramid, puts the ones-row global token first on both
 streams and pads them to 128 rows with masks. One model predicts Act, Dom and Val; the loss is the mean of the
@@ -22,6 +23,7 @@ import numpy as np
 import torch
 
 from corpora.records import ATTRIBUTES
+from features.missing import KINDS as MISSING_KINDS
 from features.missing import Condition, apply_condition, parse_condition, rng_state, set_rng_state, utterance_rng
 from features.normterm import NormTerm
 from features.store import FeatureStore
@@ -32,28 +34,48 @@ from utils import ccc, ccc_loss
 SYSTEM = "audio_text"
 STRATEGIES = ("multiscale", "fixed", "lexical")
 MAX_LEN, M_FRAMES = 128, 50
+MODALITIES = ("audio", "text")  # the names missing-data conditions use (present:audio, random-missing:P)
+# An absent stream is a fixed number of rows at the Train mean (z = 0), whatever the utterance: the model is
+# told the stream is missing, never how long it would have been (issue 20.2). Text: the empty transcript's two
+# special-token rows (what prediction has fed for a WAV without transcript from the start); audio: one chunk's
+# worth of frames, cut into the same C chunks the words give (every chunk pools to zeros).
+ABSENT_ROWS = {"audio": M_FRAMES, "text": 2}
+
+
+def absent_stream(modality: str, dims: int) -> np.ndarray:
+    """The one definition of an absent `modality` ("audio" or "text") of this system, used by training
+    augmentation, evaluation and prediction alike: ABSENT_ROWS[modality] rows of `dims` zeros (z-normalised
+    space, i.e. the Train mean; float32)."""
+    return np.zeros((ABSENT_ROWS[modality], int(dims)), np.float32)
+
+
+def transcript_word_grid(mine: list[str], grid_words: list[str]) -> np.ndarray:
+    """Index into `grid_words` (the TextGrid's words) of each whitespace word of a transcript (`mine`), -1 for
+    words the alignment lacks, plus a last entry -1 (so index -1 maps to -1): by position when the counts
+    agree, else by difflib on their lower-cased letters and digits."""
+    import difflib
+    key = lambda w: re.sub(r"\W", "", w.lower())  # noqa: E731
+    mine, theirs = [key(w) for w in mine], [key(w) for w in grid_words]
+    to_grid = np.full(len(mine) + 1, -1, np.int64)
+    if len(mine) == len(theirs):
+        to_grid[:-1] = np.arange(len(mine))
+    else:
+        for blk in difflib.SequenceMatcher(a=mine, b=theirs, autojunk=False).get_matching_blocks():
+            to_grid[blk.a: blk.a + blk.size] = np.arange(blk.b, blk.b + blk.size)
+    return to_grid
 
 
 def transcript_token_words(tokenizer, text: str, grid_words: list[str]) -> np.ndarray:
     """Index into `grid_words` (the TextGrid's words) of every token row of `text` as the text store holds it,
     special tokens included (-1 for them and for words the alignment lacks). A token belongs to the whitespace
-    word its characters fall in; whitespace words are matched to TextGrid words by position when the counts
-    agree, else by difflib on their lower-cased letters and digits."""
-    import difflib
+    word its characters fall in; whitespace words are matched to TextGrid words by `transcript_word_grid`."""
     enc = tokenizer(text, add_special_tokens=True, return_offsets_mapping=True)
     special = tokenizer.get_special_tokens_mask(enc["input_ids"], already_has_special_tokens=True)
     spans = [(m.start(), m.end()) for m in re.finditer(r"\S+", text)]
     word_of_char = np.full(len(text) + 1, -1, np.int64)
     for i, (a, b) in enumerate(spans):
         word_of_char[a:b] = i
-    key = lambda w: re.sub(r"\W", "", w.lower())  # noqa: E731
-    mine, theirs = [key(text[a:b]) for a, b in spans], [key(w) for w in grid_words]
-    to_grid = np.full(len(spans) + 1, -1, np.int64)  # the last entry serves -1
-    if len(mine) == len(theirs):
-        to_grid[:-1] = np.arange(len(mine))
-    else:
-        for blk in difflib.SequenceMatcher(a=mine, b=theirs, autojunk=False).get_matching_blocks():
-            to_grid[blk.a: blk.a + blk.size] = np.arange(blk.b, blk.b + blk.size)
+    to_grid = transcript_word_grid([text[a:b] for a, b in spans], grid_words)
     rows = []
     for (a, b), sp in zip(enc["offset_mapping"], special):
         if sp or b <= a:
@@ -63,6 +85,17 @@ def transcript_token_words(tokenizer, text: str, grid_words: list[str]) -> np.nd
             a += 1
         rows.append(int(to_grid[word_of_char[a]]))
     return np.array(rows, np.int64)
+
+
+def blank_word_audio(audio: np.ndarray, grid_idx, words: list, frame_rate: float, rng) -> np.ndarray:
+    """`audio` (z-normalised) with the frames of the TextGrid words `grid_idx` at the Train mean (0), one frame
+    kept when they cover all of it (a present stream holds something, as every simulator of features.missing)."""
+    from features.missing import _keep_one, word_frames
+    mask = np.zeros(len(audio), bool)
+    mask[word_frames(words, grid_idx, frame_rate, len(audio))] = True
+    out = np.array(audio, copy=True)
+    out[_keep_one(mask, rng)] = 0.0
+    return out
 
 
 @dataclass
@@ -77,6 +110,8 @@ class AudioTextMethod:
     seed: int = 0
     corpus_version: str | None = None
     transcripts: dict = field(default_factory=dict)  # utt -> transcript path (word conditions only)
+    vocabulary: tuple = ()  # the training transcripts' words: wer's substitutes and insertions
+    device: str = "cpu"  # where a degraded transcript is encoded again
 
     def __post_init__(self):
         if self.strategy not in STRATEGIES:
@@ -84,9 +119,13 @@ class AudioTextMethod:
         self.crop_rng = random.Random(self.seed)  # the multi-resolution crops, in the prefetch thread's order
         self.miss_rng = np.random.default_rng(self.seed + 1)
         self.condition: Condition | None = None  # evaluation-time condition, set by the caller
-        self.eval_seed = 0
+        self.eval_seed = 0  # the simulation seed of evaluation-time conditions
+        self.draw_info: dict = {}  # utt -> {"present": "audio+text", edit info} of the last evaluation
         self._tokenizer = None
         self._token_word_cache: dict = {}
+        self._degraded = None  # features.degraded_text.DegradedText, made on first need
+        if self.train_condition:
+            check_train_condition(parse_condition(self.train_condition))
 
     # ------------------------------------------------------------------ what the loop calls
     def build_model(self) -> AudioTextCoAttention:
@@ -171,19 +210,76 @@ class AudioTextMethod:
         return self._token_word_cache[utt]
 
     def _streams(self, utt: str, train: bool):
+        """(audio (T, D), text (N, Dt)) of one utterance, z-normalised, under the training or the evaluation
+        condition; an absent stream is `absent_stream` (the one definition). In evaluation, what the utterance
+        really had and the transcript edit are kept in self.draw_info[utt] (engine.robustness.Draw)."""
         audio = self.nt_audio.features(self.audio[utt])
         text = self.nt_text.features(self.text[utt])
         cond = parse_condition(self.train_condition) if train and self.train_condition else self.condition
+        info = {}
         if cond is not None and cond.kind != "none":
             rng = self.miss_rng if train else utterance_rng(self.eval_seed, utt, cond)
-            token_words = self._token_words(utt) if cond.kind.startswith("words") else None
-            if cond.kind.startswith("words") and token_words is None:  # callers check first: a backstop
+            audio, text, info = self._degrade(utt, cond, audio, text, rng)
+        if not train:
+            present = "+".join(m for m, x in zip(MODALITIES, (audio, text)) if x is not None)
+            self.draw_info[utt] = {"present": present, **info}
+        return (absent_stream("audio", self.audio.dims) if audio is None else audio,
+                absent_stream("text", self.text.dims) if text is None else text)
+
+    def _degrade(self, utt: str, cond: Condition, audio: np.ndarray, text: np.ndarray, rng):
+        """(audio or None, text or None, info) of one utterance under `cond`, None = the stream absent. words,
+        wer and words+audio edit the transcript and encode it again (DegradedText; no word left = text absent);
+        words+audio also blanks the removed words' audio spans; word-rows blanks the words' encoded rows (the
+        original helper); frames and bursts blank audio frames; *-absent, present:... and random-missing:P make
+        whole streams absent."""
+        from features.missing import REENCODED_KINDS, absent_modalities
+        info = {}
+        frame_rate = self.audio.meta.get("frame_rate") or 50.0
+        if cond.kind in REENCODED_KINDS:
+            text, info = self._edited_text(utt, cond)
+            if cond.kind == "words+audio":
+                audio = blank_word_audio(audio, self._grid_indices(utt, info["dropped"]), self.words[utt],
+                                         frame_rate, rng)
+        elif cond.kind in ("frames", "bursts", "word-rows"):
+            token_words = self._token_words(utt) if cond.kind == "word-rows" else None
+            if cond.kind == "word-rows" and token_words is None:  # callers check first: a backstop
                 from corpora.records import CorpusError
                 raise CorpusError(f"{self.transcripts.get(utt, utt)}: the {cond.kind} condition needs {utt}'s "
                                   "transcript, matching its text features, and its TextGrid words")
-            audio, text = apply_condition(cond, audio, text, self.words.get(utt), token_words, rng,
-                                          self.audio.meta.get("frame_rate") or 50.0)
-        return audio, text
+            audio, text = apply_condition(cond, audio, text, self.words.get(utt), token_words, rng, frame_rate)
+        gone = absent_modalities(cond, MODALITIES, rng)
+        return None if "audio" in gone else audio, None if "text" in gone else text, info
+
+    def degraded_text(self):
+        """The features.degraded_text.DegradedText of this method's text store (made on first need)."""
+        if self._degraded is None:
+            from features.degraded_text import DegradedText
+            self._degraded = DegradedText(self.text, vocabulary=self.vocabulary, device=self.device)
+        return self._degraded
+
+    def prepare_text(self, items) -> None:
+        """Encode in batches (or find cached) the edited transcripts of `items` under the evaluation condition
+        and seed, so that collating them reads them back (a transcript-editing condition only)."""
+        from corpora.records import read_transcript_file
+        self.degraded_text().prepare({u: read_transcript_file(self.transcripts[u]) for u, _ in items},
+                                     self.condition, self.eval_seed)
+
+    def _edited_text(self, utt: str, cond: Condition):
+        """(z-normalised token rows of the edited transcript, or None when no word is left; the edit's info
+        with the realised WER)."""
+        from corpora.records import read_transcript_file
+        rows, info = self.degraded_text().features(utt, read_transcript_file(self.transcripts[utt]), cond,
+                                                   self.eval_seed)
+        return (None if rows is None else self.nt_text.features(rows)), info
+
+    def _grid_indices(self, utt: str, dropped) -> np.ndarray:
+        """TextGrid word indices of the transcript words `dropped` (indices into its whitespace words), matched
+        as `transcript_token_words` matches them; words the alignment lacks have no audio span to blank."""
+        from corpora.records import read_transcript_file
+        to_grid = transcript_word_grid(read_transcript_file(self.transcripts[utt]).split(),
+                                       [w.text for w in self.words.get(utt, [])])
+        idx = to_grid[np.asarray(dropped, np.int64)] if len(dropped) else np.zeros(0, np.int64)
+        return idx[idx >= 0]
 
     def _collate(self, items, train: bool) -> dict:
         streams = [self._streams(utt, train) for utt, _ in items]
@@ -193,6 +289,23 @@ class AudioTextMethod:
         if items and items[0][1] is not None:
             batch["y"] = torch.from_numpy(self.targets(items).astype(np.float32))
         return batch
+
+
+TRAIN_REFUSED = ("words", "wer", "words+audio")  # re-encoding a transcript per training step costs too much
+# the conditions this system simulates (every kind but mocap-absent: it has no motion capture), and in training
+KINDS = tuple(k for k in MISSING_KINDS if k != "mocap-absent")
+TRAIN_KINDS = tuple(k for k in KINDS if k not in TRAIN_REFUSED)
+TRAIN_WHY = {k: "the transcript is encoded again for every utterance, too costly inside training (word-rows blanks "
+                "the words' encoded rows instead)" for k in TRAIN_REFUSED}
+
+
+def check_train_condition(cond: Condition) -> None:
+    """ValueError when `cond` cannot be training augmentation here: the transcript re-encoding kinds (encoding a
+    text per utterance per step would cost more than the step itself; `word-rows` blanks the encoded rows)."""
+    if cond.kind in TRAIN_REFUSED:
+        raise ValueError(f"{cond}: the transcript is encoded again for every utterance, too costly inside training; "
+                         f"use word-rows:{cond.rate:g} (the words' encoded rows blanked), frames, bursts, "
+                         "text-absent, audio-absent or random-missing as augmentation")
 
 
 def model_inputs(audios, texts, words, strategy: str, train: bool = False, rng=None,
@@ -266,6 +379,22 @@ def audio_text_items(root: Path, split: str, audio: FeatureStore, text: FeatureS
               f"included) and are cut to their first {MAX_LEN}: {', '.join(long[:10])}"
               f"{' ...' if len(long) > 10 else ''}", file=sys.stderr)
     return items, words, transcripts
+
+
+def transcript_vocabulary(root: Path, split: str) -> tuple[str, ...]:
+    """The distinct words (whitespace tokens, as features.degraded_text splits a transcript) of a split's
+    transcripts, in first-seen order: the words the `wer` condition substitutes and inserts."""
+    from corpora.msp_podcast import read_msp_podcast
+    from corpora.records import read_transcript_file
+    corpus = read_msp_podcast(root, split=split, require_audio=False)
+    words = (w for r in corpus.records if r.transcript_path and Path(r.transcript_path).is_file()
+             for w in read_transcript_file(r.transcript_path).split())
+    vocabulary = tuple(dict.fromkeys(words))
+    if len(vocabulary) < 2:
+        from engine.cli import UserError
+        raise UserError(f"--train-split {split}: its transcripts under {root} hold {len(vocabulary)} distinct "
+                        "word(s); the wer condition draws substitutes from them and needs at least 2")
+    return vocabulary
 
 
 def load_trained(folder: Path, audio: FeatureStore, text: FeatureStore, words: dict, transcripts: dict,
@@ -369,15 +498,16 @@ class Predictor:
         return f"truncated: {'; '.join(cut)}" if cut else ""
 
     def predict(self, inputs: list, batch_size: int = 16) -> np.ndarray:
-        """(N, 3) Act, Dom, Val on the label scale for inputs [(audio (T, D), text (N, Dt) or None, words)]:
-        raw (un-normalised) feature arrays; text None = the text modality absent (the empty transcript's two
-        special-token rows at the Train mean, z = 0); words = the TextGrid's intervals or a word count."""
+        """(N, 3) Act, Dom, Val on the label scale for inputs [(audio (T, D) or None, text (N, Dt) or None,
+        words)]: raw (un-normalised) feature arrays; None = that modality absent, by the system's one definition
+        (`absent_stream`, as in training and evaluation); words = the TextGrid's intervals or a word count."""
         out = []
         with torch.inference_mode():
             for b in range(0, len(inputs), batch_size):
                 chunk = inputs[b: b + batch_size]
-                audios = [self.nt_audio.features(a) for a, _, _ in chunk]
-                texts = [np.zeros((2, self.model.text_dim), np.float32) if t is None else self.nt_text.features(t)
+                audios = [absent_stream("audio", self.model.audio_dim // 7) if a is None else self.nt_audio.features(a)
+                          for a, _, _ in chunk]
+                texts = [absent_stream("text", self.model.text_dim) if t is None else self.nt_text.features(t)
                          for _, t, _ in chunk]
                 with warnings.catch_warnings():  # each cut input is named by `truncation`, file by file
                     warnings.filterwarnings("ignore", message="pad_batch: truncated", category=UserWarning)

@@ -322,19 +322,34 @@ def write_result(path: Path, fields: dict) -> None:
     WRITTEN.append(Path(path))
 
 
-def write_scores(out: Path, items: list, scores, *, result: dict) -> float:
+def write_scores(out: Path, items: list, scores, *, result: dict, resamples: int = 1000,
+                 ci_method: str = "bca") -> float:
     """The per-utterance CSV (utterance, prediction, label) and, beside it, <out>.json: one result file in one
-    format for every system (metric, system, corpus, split, checkpoint, ...), for comparison reports."""
-    from utils import atomic_path, ccc
+    format for every system (metric, system, corpus, split, checkpoint, ...), for comparison reports. The JSON
+    holds the CCC (`value`), its 95 % bootstrap interval over the test utterances (`value_ci`, None with
+    resamples 0) and how it was made (`interval`: metrics.interval_record). Returns the CCC."""
+    from metrics import interval_record, score
+    from utils import atomic_path
     labels = np.array([v for _, v in items])
-    value = ccc(scores, labels)
+    scored = score("CCC", labels, np.asarray(scores, np.float64), resamples=resamples, method=ci_method)
+    value = scored.value
     with atomic_path(out) as tmp, open(tmp, "w") as f:
         f.write("utterance,prediction,label\n")
         f.writelines(f"{u},{p:.6f},{y:.6f}\n" for (u, y), p in zip(items, scores))
     from utils import output_file
-    write_result(output_file(out, ".json"), {"metric": "CCC", "value": value, "utterances": len(items),
-                                            "per_utterance_csv": out.name, **result})
+    write_result(output_file(out, ".json"), {"metric": "CCC", "value": value, "value_ci": scored.ci,
+                                            "interval": interval_record(resamples, method=ci_method),
+                                            "utterances": len(items), "per_utterance_csv": out.name, **result})
     return value
+
+
+def with_interval(value: float, items: list, scores) -> str:
+    """A testing script's printed CCC: str() of the value (full precision, as the originals print it) and its
+    95 % bootstrap interval over the test utterances, the same one write_scores stores (metrics.score's
+    defaults): '0.7677123456 [0.70, 0.82]'."""
+    from metrics import score
+    s = score("CCC", np.array([v for _, v in items]), np.asarray(scores, np.float64))
+    return f"{value} {s.ci_text()}".rstrip()
 
 
 def testing_inputs(args, also_in: tuple[Path, ...] = ()) -> tuple[Path, Path, FeatureStore, list]:
@@ -444,15 +459,21 @@ def corpus_fields(args) -> dict:
     return fields
 
 
-def write_class_scores(out: Path, utts: list[str], labels, logits, classes, *, result: dict) -> tuple[float, float]:
+def write_class_scores(out: Path, utts: list[str], labels, logits, classes, *, result: dict, resamples: int = 1000,
+                       ci_method: str = "bca") -> tuple[float, float]:
     """The classification counterpart of write_scores (Systems 4 and 5): per-utterance CSV (utterance, label,
     prediction, one logit per class), the confusion matrix as <stem>_confusion.csv/.png, and <out>.json with
-    WA, UA and the matrix in the shared result format. Returns (WA, UA)."""
-    from utils import atomic_path, confusion_matrix, unweighted_accuracy, weighted_accuracy, write_confusion
+    WA, UA, their 95 % bootstrap intervals over the test utterances (`WA_ci`, `UA_ci`; `interval` says how),
+    the chance / majority-class baselines and per-class support of these test labels (`baselines`) and the
+    matrix in the shared result format. Returns (WA, UA)."""
+    from metrics import baselines, interval_fields, interval_record, score
+    from utils import atomic_path, confusion_matrix, write_confusion
     labels = np.asarray(labels, np.int64)
     logits = np.asarray(logits, np.float64)
     pred = logits.argmax(1)
-    wa, ua = weighted_accuracy(labels, pred), unweighted_accuracy(labels, pred, len(classes))
+    opts = {"n_classes": len(classes), "resamples": resamples, "method": ci_method}
+    wa_s, ua_s = score("WA", labels, pred, **opts), score("UA", labels, pred, **opts)
+    wa, ua = wa_s.value, ua_s.value
     cm = confusion_matrix(labels, pred, len(classes))
     with atomic_path(out) as tmp, open(tmp, "w") as f:
         f.write("utterance,label,prediction," + ",".join(f"logit_{c}" for c in classes) + "\n")
@@ -461,7 +482,10 @@ def write_class_scores(out: Path, utts: list[str], labels, logits, classes, *, r
     from utils import output_file
     stem = output_file(out, "_confusion")
     write_confusion(stem, cm, list(classes), title=result.get("title"))
-    write_result(output_file(out, ".json"), {"metric": "WA/UA", "WA": wa, "UA": ua, "utterances": len(utts),
+    write_result(output_file(out, ".json"), {"metric": "WA/UA", **interval_fields("WA", wa_s),
+                                            **interval_fields("UA", ua_s),
+                                            "interval": interval_record(resamples, method=ci_method),
+                                            "baselines": baselines(labels, len(classes)), "utterances": len(utts),
                                             "classes": list(classes), "confusion": cm.tolist(),
                                             "per_utterance_csv": out.name, "confusion_png": stem.name + ".png",
                                             **result})

@@ -19,11 +19,21 @@ Labels: ang 0, exc 1, neu 2, sad 3, always (the original's BERT scripts numbered
 Missing streams are never faked: an utterance without a stream (its speaker wore no markers, an empty transcript,
 features that failed) has that modality absent, and the model uses its learned absent vector in its place.
 Missing-data conditions (features.missing, shared with Systems 3 and 4): `frames` / `bursts` blank z-normalised
-wav2vec2 frames (0 = the training mean) before pooling, `words` blank the token rows of that share of the
-transcript's words (the map from token to word comes from the text model's tokenizer), `audio-absent`,
-`text-absent`, `mocap-absent` mark one modality absent. `words+audio` needs word timings and is refused.
-`modality_dropout` (training only) marks each present modality of a row absent with that probability, keeping
-at least one, so a fused model learns to work from any subset.
+wav2vec2 frames (0 = the training mean) before pooling; `words` removes that share of the transcript's words and
+`wer` simulates recogniser errors (substitutes from the training transcripts' words), both re-encoded by the text
+store's own BERT (features.degraded_text.DegradedText, cached per condition and simulation seed; no word left =
+text absent); `word-rows` blanks the token rows of the dropped words in the already-encoded features (the
+original authors' helper, kept for comparison: the [CLS] row and the neighbouring tokens still carry the
+sentence); `audio-absent`, `text-absent`, `mocap-absent`, `present:...` (the fixed-condition protocol) and
+`random-missing:P` mark whole modalities absent (features.missing.absent_modalities, over the streams an
+utterance has). `words+audio` needs word timings and is refused.
+
+One definition of an absent stream, everywhere: the stream is not fed at all (no rows, an all-False mask) and
+the model uses its learned absent vector; nothing about the utterance (not its length) reaches the model. The
+same path serves training (`modality_dropout`, `train_condition`), evaluation (conditions, protocols) and
+scoring on a corpus without a stream (cross_corpus.py: mocap on MSP-Podcast). `modality_dropout` (training
+only) marks each present modality of a row absent with that probability, keeping at least one, so a fused
+model learns to work from any subset.
 """
 from __future__ import annotations
 
@@ -35,8 +45,8 @@ import torch
 import torch.nn.functional as F
 
 from corpora.iemocap import FOUR_CLASS
-from features.missing import (Condition, apply_word_drop, drop_frames, markov_loss, parse_condition, rng_state,
-                              set_rng_state, utterance_rng)
+from features.missing import (MODALITY_NAMES, Condition, absent_modalities, apply_word_drop, drop_frames,
+                              markov_loss, parse_condition, rng_state, set_rng_state, utterance_rng)
 from features.mocap import MocapStats, column_layout, stored_mocap
 from features.store import FeatureStore
 from models.multimodal_transformer import MultimodalTransformer
@@ -53,9 +63,14 @@ CONFIGURATIONS = {"speech": ("speech",), "text": ("text",), "mocap": ("mocap",),
                   "speech+mocap": ("speech", "mocap"), "text+mocap": ("text", "mocap"),
                   "speech+text+mocap": ("speech", "text", "mocap")}
 THREE_WAY = "speech+text+mocap"
-CONDITION_KINDS = ("none", "frames", "bursts", "words", "audio-absent", "text-absent", "mocap-absent")
+CONDITION_KINDS = ("none", "frames", "bursts", "words", "wer", "word-rows", "audio-absent", "text-absent",
+                   "mocap-absent", "present", "random-missing")
+REENCODED = ("words", "wer")  # the transcript is edited and encoded again (DegradedText)
 ABSENT_KIND = {"speech": "audio-absent", "text": "text-absent", **{m: "mocap-absent" for m in MOCAP_COLUMNS}}
 REFUSED_KINDS = {"words+audio": "it needs word timings, which IEMOCAP's reader does not give"}
+# re-encoding every training batch's transcripts with BERT would cost more than the training step itself
+TRAINING_REFUSED = {k: "re-encoding transcripts in every training batch is not supported; word-rows:R blanks the "
+                       "dropped words' token rows instead" for k in REENCODED}
 STREAM_OF = {"speech": "audio", "text": "text", **{m: "mocap" for m in MOCAP_COLUMNS}}  # features.missing's names
 
 
@@ -63,6 +78,23 @@ def streams(config: str) -> set[str]:
     """The input streams a configuration reads ("audio", "text", "mocap"): the missing-data conditions that can
     apply to it (engine.cli.check_conditions)."""
     return {STREAM_OF[m] for m in CONFIGURATIONS[config]}
+
+
+def ordered_streams(modalities) -> tuple[str, ...]:
+    """The streams ("audio", "text", "mocap", features.missing's names and order) these modalities read: face,
+    head and hand are all mocap."""
+    have = {STREAM_OF[m] for m in modalities}
+    return tuple(s for s in MODALITY_NAMES if s in have)
+
+
+def sweep_kinds_of(kinds: str, config: str) -> list[str]:
+    """The kinds of a comma-separated --sweep-kinds list a configuration can be swept over: those this system
+    simulates on streams it reads (frames and bursts need speech, words, wer and word-rows text)."""
+    from features.missing import KIND_STREAMS
+    have = streams(config)
+    listed = [k.strip().lower() for k in kinds.split(",") if k.strip()]
+    return [k for k in dict.fromkeys(listed) if k in CONDITION_KINDS and k in KIND_STREAMS
+            and KIND_STREAMS[k] and set(KIND_STREAMS[k]) <= have]
 
 
 def pool_frames(x: np.ndarray, k: int) -> np.ndarray:
@@ -98,7 +130,9 @@ class FusionMethod:
     mocap: FeatureStore | None = None
     norm: dict = field(default_factory=dict)  # "speech"/"text": (mean, std); "mocap": MocapStats
     no_text: frozenset = frozenset()  # utterances whose transcript is empty: text absent
-    token_words: Callable | None = None  # utt -> (token->word map, n_words) or None, for `words` conditions
+    token_words: Callable | None = None  # utt -> (token->word map, n_words) or None, for `word-rows` conditions
+    degraded: object | None = None  # features.degraded_text.DegradedText of the text store, for words / wer
+    transcripts: dict = field(default_factory=dict)  # utt -> transcript, for words / wer
     speech_pool: int = 5
     max_speech: int = 400
     max_tokens: int = 128
@@ -130,10 +164,13 @@ class FusionMethod:
         if self.text_pooling not in ("first", "mean"):
             raise ValueError(f"text pooling {self.text_pooling!r}: first ([CLS]) or mean")
         if self.train_condition:
-            check_condition(parse_condition(self.train_condition))
+            cond = check_condition(parse_condition(self.train_condition))
+            if cond.kind in TRAINING_REFUSED:
+                raise ValueError(f"training condition {cond}: {TRAINING_REFUSED[cond.kind]}")
         self.miss_rng = np.random.default_rng(self.seed + 1)
         self.condition: Condition | None = None  # evaluation-time condition, set by the caller
         self.eval_seed = 0
+        self.observed: dict = {}  # evaluation: utt -> (streams it really had, transcript edit info)
 
     # ------------------------------------------------------------------ what the loop calls
     def input_dims(self) -> dict[str, int]:
@@ -199,13 +236,24 @@ class FusionMethod:
                 "seed": self.seed, "protocol": self.protocol}
 
     # ------------------------------------------------------------------ one utterance's streams
-    def _streams(self, utt: str, cond: Condition | None, rng) -> dict:
-        """modality -> (rows, D) float32 array, or None when absent."""
+    def available(self, utt: str) -> tuple[str, ...]:
+        """The streams ("audio", "text", "mocap") this model reads that the utterance has at all: its speech
+        features, a non-empty transcript with token features, its speaker's motion capture."""
+        have = {"audio": self.speech is not None and utt in self.speech,
+                "text": self.text is not None and utt in self.text and utt not in self.no_text,
+                "mocap": self.mocap is not None and utt in self.mocap}
+        return tuple(s for s in ordered_streams(self.modalities) if have[s])
+
+    def _streams(self, utt: str, cond: Condition | None, rng, sim_seed: int = 0) -> tuple[dict, dict]:
+        """(modality -> (rows, D) float32 array, or None when absent; the transcript's edit info or {}).
+        Whole-modality conditions act on the streams the utterance has (random-missing keeps one of those)."""
         kind = cond.kind if cond is not None else "none"
-        out = {}
+        have = self.available(utt)
+        gone = absent_modalities(cond, have, rng) if cond is not None else frozenset()
+        out, info = {}, {}
         if "speech" in self.modalities:
             a = None
-            if utt in self.speech and kind != "audio-absent":
+            if "audio" in have and "audio" not in gone:
                 a = znorm(self.speech[utt], *self.norm["speech"])
                 if kind == "frames":
                     a = drop_frames(a, cond.rate, rng)[0]
@@ -215,20 +263,13 @@ class FusionMethod:
             out["speech"] = a
         if "text" in self.modalities:
             t = None
-            if utt in self.text and utt not in self.no_text and kind != "text-absent":
-                t = znorm(self.text[utt], *self.norm["text"])
-                if kind == "words":
-                    tw = self.token_words(utt) if self.token_words is not None else None
-                    if tw is None:
-                        raise ValueError(f"{utt}: condition {cond} needs the token->word map of its transcript")
-                    t = apply_word_drop(t[:, :1], t, range(tw[1]), tw[0], cond.rate, rng, 1.0,
-                                        drop_audio=False)[1]
-                t = t[: self.max_tokens]
+            if "text" in have and "text" not in gone:
+                t, info = self._text(utt, cond, rng, sim_seed)
             out["text"] = t
         mocap_mods = [m for m in self.modalities if m in MOCAP_COLUMNS]
         if mocap_mods:
             x = None
-            if utt in self.mocap and kind != "mocap-absent":
+            if "mocap" in have and "mocap" not in gone:
                 raw = stored_mocap(self.mocap, utt)
                 x = self.norm["mocap"].apply(with_velocity(raw) if self.mocap_velocity else raw)
             for m in mocap_mods:
@@ -237,14 +278,37 @@ class FusionMethod:
                     out[m] = None
                 else:  # the stream's positions (and, with velocity, its differences 189 columns on)
                     out[m] = np.concatenate([x[:, a:b], x[:, 189 + a:189 + b]], axis=1) if self.mocap_velocity else x[:, a:b]
-        return out
+        return out, info
+
+    def _text(self, utt: str, cond: Condition | None, rng, sim_seed: int) -> tuple[np.ndarray | None, dict]:
+        """The z-normalised token rows of a present transcript under `cond` (None: no word left, so text absent),
+        and the edit info of words / wer."""
+        kind = cond.kind if cond is not None else "none"
+        info = {}
+        if kind in REENCODED:
+            if self.degraded is None or utt not in self.transcripts:
+                raise ValueError(f"{utt}: condition {cond} needs the transcript and its re-encoder (DegradedText)")
+            raw, info = self.degraded.features(utt, self.transcripts[utt], cond, sim_seed)
+            if raw is None:
+                return None, info
+        else:
+            raw = self.text[utt]
+        t = znorm(raw, *self.norm["text"])
+        if kind == "word-rows":
+            tw = self.token_words(utt) if self.token_words is not None else None
+            if tw is None:
+                raise ValueError(f"{utt}: condition {cond} needs the token->word map of its transcript")
+            t = apply_word_drop(t[:, :1], t, range(tw[1]), tw[0], cond.rate, rng, 1.0, drop_audio=False)[1]
+        return t[: self.max_tokens], info
 
     def _collate(self, items, train: bool) -> dict:
         cond = parse_condition(self.train_condition) if train and self.train_condition else self.condition
-        rows = []
+        rows, infos = [], []
         for utt, _ in items:
             rng = self.miss_rng if train else (utterance_rng(self.eval_seed, utt, cond) if cond else None)
-            rows.append(self._streams(utt, cond, rng))
+            row, info = self._streams(utt, cond, rng, self.eval_seed)
+            rows.append(row)
+            infos.append(info)
         B, M = len(items), len(self.modalities)
         present = np.array([[r[m] is not None for m in self.modalities] for r in rows], bool).reshape(B, M)
         if train and self.modality_dropout > 0:
@@ -253,6 +317,9 @@ class FusionMethod:
                 if present[i].any() and not (present[i] & keep[i]).any():  # keep one present modality
                     keep[i, self.miss_rng.choice(np.flatnonzero(present[i]))] = True
             present &= keep
+        if not train:  # what each utterance really had, for the present shares of a result (condition_draw)
+            for (utt, _), here, info in zip(items, present, infos):
+                self.observed[utt] = (ordered_streams(m for m, p in zip(self.modalities, here) if p), info)
         x, mask = {}, {}
         dims = self.input_dims()
         for j, m in enumerate(self.modalities):
@@ -266,6 +333,46 @@ class FusionMethod:
             x[m], mask[m] = torch.from_numpy(arr), torch.from_numpy(msk)
         return {"x": x, "mask": mask, "present": torch.from_numpy(present),
                 "y": torch.tensor([y if y is not None else 0 for _, y in items], dtype=torch.long)}
+
+
+def scored(method: FusionMethod, model, items, cond: Condition | None, sim_seed: int, device,
+           batch_size: int = 64) -> tuple[np.ndarray, list[str], dict]:
+    """The model's logits (n, 4) on `items` under `cond` (None or none: the complete data) drawn with simulation
+    seed `sim_seed`; per utterance the streams it really had ("audio+mocap"; "" for none: then the prediction
+    is the model's constant guess from its absent vectors); and the means a result records (words / wer: the
+    realised word error rate, edits over reference words of the utterances with a transcript)."""
+    from engine.loop import evaluate
+    cond = None if cond is None or cond.kind == "none" else check_condition(cond)
+    if cond is not None and cond.kind in REENCODED and method.degraded is not None:  # encode the draws in batches
+        method.degraded.prepare({u: method.transcripts[u] for u, _ in items
+                                 if u in method.transcripts and "text" in method.available(u)}, cond, sim_seed)
+    method.condition, method.eval_seed, method.observed = cond, sim_seed, {}
+    try:
+        logits = evaluate(method, model, items, batch_size, device)
+    finally:
+        method.condition, method.eval_seed = None, 0
+    present = ["+".join(method.observed[u][0]) for u, _ in items]
+    extra = {}
+    if cond is not None and cond.kind in REENCODED:
+        infos = [method.observed[u][1] for u, _ in items if method.observed[u][1]]
+        words = sum(i["words"] for i in infos)
+        extra["realised_wer"] = sum(i["wer"] * i["words"] for i in infos) / words if words else 0.0
+    return logits, present, extra
+
+
+def condition_draw(method: FusionMethod, model, items, cond: Condition, sim_seed: int, device):
+    """One engine.robustness.Draw: the class predicted for each utterance under `cond`, the streams it had."""
+    from engine.robustness import Draw
+    logits, present, extra = scored(method, model, items, cond, sim_seed, device)
+    return Draw(utts=[u for u, _ in items], labels=np.array([y for _, y in items], np.int64),
+                preds=logits.argmax(1), present=present, extra=extra)
+
+
+def present_shares(present: list[str], streams) -> dict:
+    """{stream: share of the utterances that had it} and "none": the share that had none of them."""
+    sets = [set(p.split("+")) - {""} for p in present]
+    n = max(1, len(sets))
+    return {**{s: sum(s in x for x in sets) / n for s in streams}, "none": sum(not x for x in sets) / n}
 
 
 def training_norm(utts, speech: FeatureStore | None, text: FeatureStore | None, mocap: FeatureStore | None,

@@ -94,3 +94,15 @@ def unwritable_folders(tmp_path: Path) -> list[Path]:
     if not os.access(ro, os.W_OK):
         out.append(ro)
     return out
+
+
+@pytest.fixture(scope="module")
+def one_torch_thread():
+    """A module's runs on one intra-op thread (what --deterministic does anyway): on a loaded 2-core machine, two
+    OpenMP threads beside the loop's prefetch thread make a step several times slower. Use with
+    `pytestmark = pytest.mark.usefixtures("one_torch_thread")`."""
+    import torch
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)

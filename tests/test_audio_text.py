@@ -1,5 +1,6 @@
 """The audio-text system end to end on the demo corpus with a tiny local wav2vec2 and the offline MiniLM:
-main.py without DeepEmoCluster flags trains and prints the banner; evaluate_missing.py tables the conditions."""
+main.py without DeepEmoCluster flags trains and prints the banner (test CCCs with their intervals);
+evaluate_missing.py scores the fixed-condition protocol for two checkpoints in one set of files."""
 import csv
 import re
 
@@ -27,29 +28,29 @@ def test_train_test_banner_and_missing_data_table(at_setup, tmp_path, capsys, mo
     assert lines[banner - 1] == lines[banner + 1] == "#" * 57
     assert lines[banner + 4] == "Model_Type: TransformerCoAtten-AudioText-ParymidPool-MultiRslChunk"
     import json
-    for a in ("act", "dom", "val"):
+    for a in ("act", "dom", "val"):  # the original's line, full precision, then the 95 % interval (issue 20.7)
         (res,) = (tmp_path / "results").glob(f"*MultiRsl*_test1_{a}.json")
-        assert f"{a.capitalize()}-CCC: {json.loads(res.read_text())['value']}" in lines
+        res = json.loads(res.read_text())
+        lo, hi = res["value_ci"]  # the result file carries the interval it prints
+        assert f"{a.capitalize()}-CCC: {res['value']} [{lo:.2f}, {hi:.2f}]" in lines, out
+        assert res["interval"]["resamples"] == 1000
     assert main.main([*args, "--chunking", "fixed"]) == 0
     runs = sorted((tmp_path / "M").iterdir())
     assert [r.name.split("_AudioText_")[1] for r in runs] == ["FixedChunkParymidPool_MTL", "MultiRslParymidPool_MTL"]
-    assert evaluate_missing.main(["--checkpoints", *map(str, runs), "--root", str(corpus), "--audio-store",
-                                  str(d / "audio"), "--text-store", str(d / "text"), "--rates", "0,0.5",
-                                  "--out", str(tmp_path / "miss")]) == 0
-    rows = list(csv.DictReader(open(tmp_path / "miss.csv")))
-    assert [(r["condition"], r["rate"]) for r in rows[:7]] == [
-        ("complete", "0.0"), ("frames", "0.5"), ("bursts", "0.5"), ("words", "0.5"), ("words+audio", "0.5"),
-        ("audio-absent", ""), ("text-absent", "")]
-    assert len(rows) == 14 and (tmp_path / "miss.png").read_bytes()[:4] == b"\x89PNG"
-    # the shared result file beside the CSV: the same numbers and the provenance that re-creates them
-    import json
-    res = json.loads((tmp_path / "miss.json").read_text())
-    assert [(r["checkpoint"], r["condition"], r["Val"]) for r in res["rows"]] == [
-        (r["checkpoint"], r["condition"], float(r["Val"])) for r in rows]
+    base = ["--root", str(corpus), "--audio-store", str(d / "audio"), "--text-store", str(d / "text"),
+            "--protocols", "fixed", "--sim-seeds", "1", "--bootstrap", "100"]
+    assert evaluate_missing.main(["--checkpoints", *map(str, runs), *base, "--out", str(tmp_path / "miss")]) == 0
+    # one set of files per protocol, one series per checkpoint: complete data, audio only, text only
+    res = json.loads((tmp_path / "miss_fixed.json").read_text())
+    series = list(dict.fromkeys(r["series"] for r in res["rows"]))
+    assert len(series) == 2 and [(r["series"], r["condition"]) for r in res["rows"]] == [
+        (n, c) for n in series for c in ("complete", "present:audio", "present:text")]
+    table = list(csv.DictReader(open(tmp_path / "miss_fixed.csv")))
+    assert table and (tmp_path / "miss_fixed.png").read_bytes()[:4] == b"\x89PNG"
     assert res["metric"] == "CCC" and res["split"] == "test1" and res["checkpoints"] == [str(r) for r in runs]
     assert res["code_version"] and res["machine"] and res["date"] and "python" in res["command"]
-    # the same seed gives the same table
-    assert evaluate_missing.main(["--checkpoints", str(runs[0]), "--root", str(corpus), "--audio-store",
-                                  str(d / "audio"), "--text-store", str(d / "text"), "--rates", "0,0.5",
-                                  "--out", str(tmp_path / "again")]) == 0
-    assert list(csv.DictReader(open(tmp_path / "again.csv"))) == rows[:7]
+    assert all(len(r["Val_ci"]) == 2 and r["Val_ci"][0] <= r["Val_ci"][1] for r in res["rows"])  # intervals
+    # the same seed gives the same scores
+    assert evaluate_missing.main(["--checkpoints", str(runs[0]), *base, "--out", str(tmp_path / "again")]) == 0
+    again = json.loads((tmp_path / "again_fixed.json").read_text())["rows"]
+    assert [(r["condition"], r["Val"]) for r in again] == [(r["condition"], r["Val"]) for r in res["rows"][:3]]

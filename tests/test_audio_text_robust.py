@@ -49,7 +49,8 @@ def log_rows(run: Path) -> list[dict]:
 
 
 def banner_cccs(out: str) -> dict[str, float]:
-    return {a: float(line.split(":", 1)[1]) for line in out.splitlines()
+    """The banner's test CCCs (each line: the value, then its 95 % interval)."""
+    return {a: float(line.split(":", 1)[1].split()[0]) for line in out.splitlines()
             for a in ("Act", "Dom", "Val") if line.startswith(f"{a}-CCC: ")}
 
 
@@ -70,14 +71,7 @@ def split_ids(root: Path, split: str) -> list[str]:
     return [r.utt_id for r in read_msp_podcast(root, split=split, require_audio=False).records]
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_torch_thread():
-    """Every run of this module on one intra-op thread (what --deterministic does anyway): on a loaded 2-core
-    machine, two OpenMP threads beside the loop's prefetch thread make a step several times slower."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture(scope="module")
@@ -305,10 +299,10 @@ def test_missing_transcript_does_not_matter_without_word_conditions(at_setup, tr
     assert evaluate_missing.main(["--checkpoints", str(trained("-iter", "3", "--deterministic")), "--root",
                                   str(root), "--audio-store", str(d / "audio"), "--text-store", str(d / "text"),
                                   "--conditions", "frames,bursts", "--rates", "0.5", "--no-absent",
-                                  "--out", str(tmp_path / "miss")]) == 0
-    rows = list(csv.DictReader(open(tmp_path / "miss.csv")))
-    assert [r["condition"] for r in rows] == ["complete", "frames", "bursts"]
-    assert all(np.isfinite(float(r[a])) for r in rows for a in ("Act", "Dom", "Val"))
+                                  "--sim-seeds", "1", "--bootstrap", "0", "--out", str(tmp_path / "miss")]) == 0
+    rows = json.loads((tmp_path / "miss_conditions.json").read_text())["rows"]
+    assert [r["condition"] for r in rows] == ["complete", "frames:0.5", "bursts:0.5"]
+    assert all(np.isfinite(r[a]) for r in rows for a in ("Act", "Dom", "Val"))
     assert utt not in capsys.readouterr().err
 
 
@@ -323,19 +317,20 @@ def test_missing_transcript_with_word_conditions_is_a_clear_error(at_setup, trai
     try:
         rc = evaluate_missing.main(["--checkpoints", str(trained("-iter", "3", "--deterministic")), "--root",
                                     str(root), "--audio-store", str(d / "audio"), "--text-store", str(d / "text"),
-                                    "--conditions", "words", "--rates", "0.5", "--no-absent",
+                                    "--protocols", "sweep", "--sweep-kinds", "words", "--rates", "0.5",
                                     "--out", str(tmp_path / "miss")])
     except ValueError as e:
         pytest.fail(f"traceback instead of a clear error: ValueError: {e}")
     captured = capsys.readouterr()
     assert rc == 1 and captured.err.splitlines()[-1].startswith("error: ") and utt in captured.err.splitlines()[-1]
     assert "Act" not in captured.out  # refused before the complete-data row was scored
-    assert not (tmp_path / "miss.csv").exists()
+    assert not list(tmp_path.glob("miss*"))
 
 
 def test_training_with_word_drop_and_a_missing_transcript_is_a_clear_error(at_setup, tmp_path, capsys,
                                                                           monkeypatch):
-    """--train-missing words:0.2 needs every train transcript: refused up front, naming the utterances."""
+    """--train-missing word-rows:0.2 needs every train transcript: refused up front, naming the utterances;
+    words:0.2 (the transcript re-encoded, issue 20.1) is evaluation-only and refused in training, saying why."""
     import main
     corpus, d = at_setup
     root = corpus_copy(corpus, tmp_path)
@@ -344,12 +339,18 @@ def test_training_with_word_drop_and_a_missing_transcript_is_a_clear_error(at_se
         (root / "Transcripts" / f"{u}.txt").unlink()
     monkeypatch.chdir(tmp_path)
     try:
-        rc = main.main(at_args(at_setup, "-iter", "3", "--train-missing", "words:0.2", "--out", str(tmp_path / "M"),
-                               root=root))
+        rc = main.main(at_args(at_setup, "-iter", "3", "--train-missing", "word-rows:0.2", "--out",
+                               str(tmp_path / "M"), root=root))
     except ValueError as e:
         pytest.fail(f"traceback instead of a clear error: ValueError: {e}")
     err = capsys.readouterr().err
     assert rc == 1 and err.splitlines()[-1].startswith("error: ") and any(u in err for u in gone), err
+    for cond in ("words:0.2", "wer:0.2", "words+audio:0.2"):
+        assert main.main(at_args(at_setup, "-iter", "3", "--train-missing", cond, "--out", str(tmp_path / "M"))) == 1
+        err = capsys.readouterr().err.splitlines()[-1]
+        assert err.startswith(f"error: --train-missing {cond}: not available for the audio-text model") \
+            and "too costly inside training" in err, err
+    assert not (tmp_path / "M").exists()
 
 
 # ------------------------------------------------------------------------------ published v1.10 NormTerms

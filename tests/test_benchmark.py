@@ -84,11 +84,13 @@ def test_first_run_writes_a_complete_report_and_a_second_run_reuses_everything(b
                 "| MDRE family | MDREA | fold 5 | iem | msp (test1) |",
                 "| speech + text + mocap | speech+text+mocap | Session 5 | iem | msp (test1) |"):
         assert row in md, row
-    assert "*reported: original README*" in md and "class='reported'" in page
-    # a real CCC under the chunk LSTM's Act column, and "n/a"/blank only where the config asked nothing (Dom)
+    # published anchors: on a synthetic corpus none is comparable, so they stand in their own table, marked
+    assert "*original README*" in md and "class='reported'" in page and "### Published figures (not comparable" in md
+    # a real CCC with its interval under the chunk LSTM's Act column, blank only where the config asked nothing (Dom)
     row = next(line for line in md.splitlines() if line.startswith("| chunk LSTM | RnnAttenVec |"))
     cells = [c.strip() for c in row.strip("|").split("|")]
-    assert re.fullmatch(r"-?\d\.\d{4}", cells[2]) and cells[3] == "" and re.fullmatch(r"-?\d\.\d{4}", cells[4])
+    scored = r"-?\d\.\d{4} \[-?\d\.\d{2}, -?\d\.\d{2}\]"
+    assert re.fullmatch(scored, cells[2]) and cells[3] == "" and re.fullmatch(scored, cells[4])
     # every figure exists, is referenced by the Markdown, and is inlined in the HTML (nothing external)
     figures = sorted((d / "report" / "figures").glob("*.png"))
     referenced = re.findall(r"!\[[^\]]*\]\(([^)]+)\)", md)
@@ -96,16 +98,20 @@ def test_first_run_writes_a_complete_report_and_a_second_run_reuses_everything(b
     for ref in referenced:
         assert (d / "report" / ref).is_file(), ref
     assert page.count("data:image/png;base64,") == len(referenced) and "src='http" not in page
-    for name in ("ccc.png", "wa_ua.png", "missing_frames_ccc.png", "missing_words_ccc.png", "missing_frames_ua.png"):
+    for name in ("ccc.png", "wa_ua.png"):
         assert (d / "report" / "figures" / name).is_file(), name
-    # missing-data curves: one line per system in the IEMOCAP figure (MDREA and the three-way model)
-    assert "| MDRE MDREA | text-absent |" in md and "| speech+text+mocap (tiny) | mocap-absent |" in md
-    # every [R<k>] in a table is in the provenance table, with the command that re-creates it
-    refs = set(re.findall(r"\[(R\d+)\]\(", md))
+    # missing data (engine.robustness): a section per fusion system with its table and curves
+    for head in ("### audio-text: Missing-data conditions", "### MDRE family MDREA: Missing-data conditions",
+                 "### speech + text + mocap tiny speech+text+mocap Session 5: Missing-data conditions"):
+        assert head in md, head
+    assert len(list((d / "report" / "figures").glob("protocol_*_conditions*.png"))) == 3
+    assert "| fold 5 | text-absent |" in md and "| speech+text+mocap | mocap-absent |" in md
+    # every [R<k>] in a table links to its provenance entry in the page, with the command that re-creates it
+    refs = set(re.findall(r"\[(R\d+)\]\(#R\d+\)", md))
     prov = md[md.index("## Provenance"):]
     for r in refs:
-        line = next(x for x in prov.splitlines() if x.startswith(f"| {r} |"))
-        assert "python " in line and ".py" in line
+        entry = prov[prov.index(f"**{r}**"):].split("\n- ")[0]
+        assert "command that re-creates it: `python " in entry and ".py" in entry
     assert "python testing.py" in prov and "python mdre.py" in prov and "--corpus iemocap" in prov
     assert "python cross_corpus.py --checkpoint" in prov
     # training cost per run, with parameters, throughput, peak memory and the inference RTF
@@ -182,7 +188,8 @@ def test_variants_differing_in_lr_or_extra_flags_keep_their_own_runs_and_rows(be
         assert (Path(doc["checkpoint"]) / "model.safetensors").is_file()  # neither model was deleted
         checkpoints.add(doc["checkpoint"])
         cells = mdre_row(md, variant)
-        assert cells[3] == f"{doc['WA']:.4f}" and cells[4] == f"{doc['UA']:.4f}" and path.name in md
+        assert cells[3].startswith(f"{doc['WA']:.4f} [") and cells[4].startswith(f"{doc['UA']:.4f} [")
+        assert path.name in md
     assert len(checkpoints) == 2 and json.loads(paths["fast"].read_text())["normalise"] is True
     marker = json.loads((d / "report" / "steps" / "mdre_fast.json").read_text())
     assert str(paths["fast"].resolve()) in marker["outputs"]  # the step's own record of what it wrote
@@ -216,7 +223,7 @@ def test_results_of_a_run_retrained_since_are_not_shown(bench, capsys):
         assert run(cfg, capsys, "--report-only")[0] == 0
         md = (d / "report" / "report.md").read_text()
         assert mdre_row(md, "MDREA")[-1] == "missing" and "retrained or replaced since" in md
-        assert "| MDRE MDREA |" not in md  # nor its missing-data rows
+        assert "| fold 5 | text-absent |" not in md  # nor its missing-data rows
     finally:
         os.utime(weights, ns=(st.st_atime_ns, st.st_mtime_ns))
 

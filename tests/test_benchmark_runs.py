@@ -52,7 +52,9 @@ def test_speech_text_mocap_variants_get_their_own_run_and_result_names(tmp_path)
     a, b = by["speech-text-mocap a"], by["speech-text-mocap b"]
     assert not {r.path for r in a.results} & {r.path for r in b.results}
     assert not set(a.steps[-1].runs) & set(b.steps[-1].runs)
-    assert {r.section for r in a.results} == {"class", "ablation", "missing-class"}
+    assert {r.section for r in a.results} == {"class", "ablation", "missing-class", "protocol"}
+    # the --missing list is scored as the "conditions" protocol, per held-out session (speech_text_mocap.py's names)
+    assert {r.info["protocol"] for r in a.results if r.section == "protocol"} == {"conditions"}
     assert all("_lr0.0005" in r.path.name for r in b.results)
     # two variants that would write the same files are refused before anything runs
     cfg.write_text(cfg.read_text().replace("lr: 0.0005", "lr: 0.001"))
@@ -75,6 +77,17 @@ def test_speech_text_mocap_variants_get_their_own_run_and_result_names(tmp_path)
     (("name: fast", "name: slow"), ["two variants", "slow"]),
     (("extra: [--normalise]", "extra: [--loss, bogus]"), ["mdre.py", "--loss", "bogus"]),
     (("deterministic: true", "deterministic: yes please"), ["deterministic"]),
+    # issue 20: the protocols, their rates and the training seeds, checked before any work
+    (("lr: 0.001}}", "lr: 0.001, protocols: [fixed, everything]}}"), ["slow", "protocols", "everything"]),
+    (("lr: 0.001}}", "lr: 0.001, protocols: [random], rates: [0, 1.5]}}"), ["slow", "rates", "1.5"]),
+    (("lr: 0.001}}", "lr: 0.001, rates: [0, 0.5]}}"), ["slow", "rates", "no protocol uses it"]),
+    (("lr: 0.001}}", "lr: 0.001, seeds: [0, one]}}"), ["slow", "seeds", "'one'"]),
+    (("folds: [5]", "folds: [5]\n    seeds: [1, 1]"), ["systems[0]", "seeds", "distinct"]),
+    (("folds: [5]", "folds: [5]\n    seed: 2\n    seeds: [1, 2]"), ["systems[0]", "seed and seeds"]),
+    (("name: slow, model: MDREA", "name: slow, model: ARE, protocols: [random]"), ["slow", "protocols", "random"]),
+    (("lr: 0.001}}", "lr: 0.001, protocols: [sweep], sweep_kinds: [word-rows]}}"),
+     ["slow", "sweep_kinds", "word-rows"]),
+    (("protocol: loso", "protocol: fixed"), ["systems[0]", "protocol", "protocols: [...]"]),
 ])
 def test_each_bad_value_is_refused_at_load_naming_the_file_and_the_key(tmp_path, capsys, change, names):
     import benchmark
@@ -108,6 +121,12 @@ def test_the_demo_config_plans_one_run_per_model_and_one_file_per_result():
     assert len(jobs) == 11 and len({s.key for j in jobs for s in j.steps}) == 34
     paths = [r.path for j in jobs for r in j.results]
     assert len(paths) == len(set(paths)) and all(r.step for j in jobs for r in j.results)
+    # issue 20: the fixed-condition and random-missing protocols on every fusion system
+    protocols = {}
+    for r in (r for j in jobs for r in j.results if r.section == "protocol"):
+        protocols.setdefault(r.system, set()).add(r.info["protocol"])
+    assert {s: {"fixed", "random"} <= p for s, p in protocols.items()} == {
+        "audio-text": True, "mdre": True, "speech-text-mocap": True}
 
 
 def test_a_step_that_writes_other_files_than_expected_fails_naming_both(tmp_path, monkeypatch):
@@ -128,3 +147,135 @@ def test_a_step_that_writes_other_files_than_expected_fails_naming_both(tmp_path
     assert not runner.run([Job("j", [step], [Result("class", "mdre", "v", expected, {"fold": 5}, step.key)])])
     why = runner.status["x/y"]
     assert why.startswith("failed") and str(expected) in why and "other.json" in why
+
+
+SEEDS = """
+corpora:
+  msp: {{kind: msp-podcast, root: {d}/msp, synthetic: {{n: 60, seed: 5}}}}
+  iem: {{kind: iemocap, root: {d}/iemocap, synthetic: {{n: 60, seed: 5}}}}
+systems:
+  - system: chunk-lstm
+    corpus: msp
+    attributes: [Act]
+    seeds: [0, 1, 2]
+    variants: [{{atten: RnnAttenVec, iterations: 4}}]
+  - system: audio-text
+    corpus: msp
+    speech_model: tiny-random-wav2vec2
+    text_model: minilm
+    protocols: [fixed, random]
+    rates: [0.6, 0, 0.3]
+    sim_seeds: 2
+    bootstrap: 200
+    variants: [{{chunking: multiscale, iterations: 3, seeds: [0, 1]}}, {{chunking: fixed, iterations: 3, seeds: [0, 1]}}]
+  - system: speech-text-mocap
+    corpus: iem
+    speech_model: tiny-random-wav2vec2
+    text_model: tiny-random-bert
+    variants:
+      - {{name: a, configs: [text, speech+text+mocap], iterations: 4, seeds: [0, 3], protocols: [fixed, sweep],
+          sweep_kinds: [frames], ci_method: percentile}}
+  - system: mdre
+    corpus: iem
+    protocol: loso
+    folds: [5]
+    variants: [{{model: MDREA, iterations: 3, missing: [frames:0.5], protocols: [fixed, random], rates: [0, 0.5],
+                 sim_seeds: 2}}]
+cross_corpus:
+  - {{system: chunk-lstm, variant: RnnAttenVec, corpus: iem}}
+"""
+
+
+def _plan(tmp_path, text):
+    from report.config import load_config
+    from report.recipes import plan
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text(text.format(d=tmp_path))
+    return plan(load_config(cfg))
+
+
+def test_training_seeds_plan_one_run_per_seed_with_the_seed_in_every_name(tmp_path):
+    """Issue 20, item 9: `seeds: [0, 1, 2]` runs a variant once per training seed, each with its own steps, run
+    folders and result files (the seed in their names or folders), each result saying its seed."""
+    jobs = _plan(tmp_path, SEEDS)
+    steps = [s for j in jobs for s in j.steps]
+    results = [r for j in jobs for r in j.results]
+    trains = [s for s in steps if s.script in ("training", "main", "speech_text_mocap", "mdre")]
+    seeds = [s.argv[s.argv.index("--seed") + 1] for s in trains]
+    assert sorted(seeds) == [0, 0, 0, 0, 0, 1, 1, 1, 2, 3]  # chunk-lstm 0,1,2; audio-text 2 x 0,1; stm 0,3; mdre 0
+    own = [s.key for s in steps if not s.key.startswith(("corpus/", "features/", "normterm/"))]
+    assert len(own) == len(set(own))
+    runs = [p for s in trains for p in s.runs]
+    assert len(runs) == len(set(runs))
+    assert len({r.path for r in results}) == len(results)
+    for s in trains:  # a non-default seed is part of the name of each run it trains
+        seed = s.argv[s.argv.index("--seed") + 1]
+        assert all((f"seed{seed}" in str(p)) == (seed != 0) for p in s.runs), s.runs
+    for r in results:
+        if r.system != "mdre":  # (configured without seeds: its one seed, no seed in the info)
+            assert isinstance(r.info.get("seed"), int), r
+            assert (f"seed{r.info['seed']}" in str(r.path)) == (r.info["seed"] != 0), r.path
+    lstm = [r for r in results if r.system == "chunk-lstm" and r.section == "ccc"]
+    assert sorted(r.info["seed"] for r in lstm) == [0, 1, 2]
+    cross = [r for r in results if r.section == "cross"]
+    assert sorted(r.info["seed"] for r in cross) == [0, 1, 2]  # each seed's model scored on the other corpus
+    # a test step reads the models its own seed's training wrote
+    for j in (j for j in jobs if j.name.startswith("chunk-lstm")):
+        train, test = [s for s in j.steps if s.script == "training"][0], [s for s in j.steps if s.script == "testing"][0]
+        assert train.argv[train.argv.index("--out") + 1] == test.argv[test.argv.index("--models-dir") + 1]
+
+
+def test_protocol_flags_reach_the_evaluation_commands_and_their_files_are_the_results(tmp_path):
+    """Issue 20, items 4-6: a fusion system's `protocols` (with rates, sweep kinds, simulation seeds, bootstrap and
+    interval method) become the evaluation script's flags, and every protocol's <name>_<protocol>.json is a result
+    of section "protocol" of the step that writes it."""
+    jobs = _plan(tmp_path, SEEDS)
+    steps = {s.key: s for j in jobs for s in j.steps}
+    results = [r for j in jobs for r in j.results if r.section == "protocol"]
+    at = [s for s in steps.values() if s.script == "evaluate_missing"]
+    assert [s.key for s in at] == ["audio-text/missing/seed0", "audio-text/missing/seed1"]
+    command = at[1].command()
+    assert "--protocols fixed,random --rates 0,0.3,0.6 --sim-seeds 2 --bootstrap 200" in command
+    assert command.count("seed1/TransformerCoAtten") == 2  # both variants' seed-1 checkpoints side by side
+    at_results = [r for r in results if r.system == "audio-text"]
+    assert sorted((r.info["protocol"], r.info["seed"]) for r in at_results) == [
+        ("fixed", 0), ("fixed", 1), ("random", 0), ("random", 1)]
+    for r in at_results:
+        out = steps[r.step].argv[steps[r.step].argv.index("--out") + 1]
+        assert r.path == out.with_name(f"{out.name}_{r.info['protocol']}.json") and r.info["metric"] == "CCC"
+        assert set(r.info["variants"].values()) == {"multiscale", "fixed"}
+    (stm0,) = [s for s in steps.values() if s.key == "speech-text-mocap/a/seed0"]
+    assert "--protocols fixed,sweep --rates 0,0.1,0.2,0.3,0.4,0.5,0.6,0.7 --sweep-kinds frames --ci-method " \
+           "percentile" in stm0.command()
+    stm = [r for r in results if r.system == "speech-text-mocap"]
+    assert {(r.info["configuration"], r.info["protocol"]) for r in stm} >= {
+        ("speech+text+mocap", "fixed"), ("speech+text+mocap", "sweep")}
+    assert {r.info["seed"] for r in stm} == {0, 3}
+    for r in stm:
+        assert r.path.name.startswith(f"stm_{r.info['configuration']}_s5") and f"_{r.info['protocol']}" in r.path.name
+        assert r.step == f"speech-text-mocap/a/seed{r.info['seed']}" and r.info["metric"] == "WA/UA"
+        assert ("_seed3" in r.path.name) == (r.info["seed"] == 3)
+    (mdre,) = [s for s in steps.values() if s.script == "mdre"]
+    assert "--missing frames:0.5 --protocols fixed,random --rates 0,0.5 --sim-seeds 2" in mdre.command()
+    by = {r.info["protocol"]: r for r in results if r.system == "mdre"}
+    assert set(by) == {"fixed", "random", "conditions"}  # the --missing list is the "conditions" protocol
+    assert all(r.path.name.endswith(f"_{p}.json") and r.step == mdre.key for p, r in by.items())
+    assert not [r for j in jobs for r in j.results if r.system == "mdre" and r.section == "missing-class"]
+
+
+def test_the_older_audio_text_missing_keys_run_as_the_conditions_protocol(tmp_path):
+    """missing_rates / missing_conditions keep working: evaluate_missing.py's --conditions list at those rates,
+    whose file (<out>_conditions.json) is the result; with `protocols` the same step scores both, one --rates."""
+    text = SEEDS.split("  - system: speech-text-mocap")[0].replace(
+        "    protocols: [fixed, random]\n    rates: [0.6, 0, 0.3]\n    sim_seeds: 2\n    bootstrap: 200\n",
+        "    missing_rates: [0, 0.5]\n    missing_conditions: [frames, words]\n")
+    jobs = _plan(tmp_path, text)
+    (step,) = [s for j in jobs for s in j.steps if s.script == "evaluate_missing" and s.key.endswith("seed0")]
+    assert "--rates 0,0.5 --conditions frames,words --out" in step.command() and "--protocols" not in step.command()
+    (r,) = [r for j in jobs for r in j.results if r.step == step.key]
+    assert r.section == "protocol" and r.info["protocol"] == "conditions" and r.path.name == \
+        "audio_text_missing_data_conditions.json"
+    from report.config import ConfigError
+    with pytest.raises(ConfigError, match="rates and missing_rates"):
+        _plan(tmp_path, text.replace("missing_rates: [0, 0.5]", "missing_rates: [0, 0.5]\n    protocols: [random]\n"
+                                     "    rates: [0, 0.5]"))

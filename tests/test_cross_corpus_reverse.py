@@ -104,7 +104,7 @@ def test_both_systems_are_scored_on_msp_podcast_categories(trained, capsys):
         assert (d / "X" / res["confusion_png"]).is_file()
         assert f"| {run.name} | {len(four)} | {res['WA']:.4f} | {res['UA']:.4f} |" in out
     assert json.loads((d / "X" / f"{runs[1].name}_on_msp-podcast_test1.json").read_text())["absent"] == ["mocap"]
-    assert "| mean of 2 |" in out
+    assert "mean of" not in out  # an MDRE and a speech + text + mocap model: no mean across different models
     # the stores are made once, at the documented places, and a second call only reads them
     assert (msp / "Features" / "MDRE_MFCC39").is_dir() and (msp / "Features" / "Wav2Vec_w2v").is_dir()
     assert cross_corpus.main(["--checkpoint", str(runs[0]), "--root", str(msp), "--results", str(d / "X2"),

@@ -4,6 +4,7 @@ original-layout .pth.tar files, torchrun with two CPU processes, and the bad inp
 import csv
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -38,7 +39,10 @@ def test_resume_after_a_kill_is_bit_exact_and_runs_repeat(mel_setup, tmp_path, c
         (tmp_path / "c" / RUN.format(ep=1, mt=mt, u=0)).rename(tmp_path / "c" / name)
         capsys.readouterr()
         assert main.main(train_args(mel_setup, 2, mt, "--out", str(tmp_path / "c"))) == 0
-        assert "at epoch 1 (best validation" in capsys.readouterr().out  # it resumed, it did not start over
+        out = capsys.readouterr().out
+        assert "at epoch 1 (best validation" in out  # it resumed, it did not start over
+        # the best validation CCC with its 95 % bootstrap interval over the validation sentences (issue 20.7)
+        assert re.search(r"best validation CCC -?\d\.\d{4} \[-?\d\.\d\d, -?\d\.\d\d\] at epoch \d of 2", out), out
         a, b, c = (weights(tmp_path / d / name) for d in "abc")
         for k in a:
             assert torch.equal(a[k], b[k]) and torch.equal(a[k], c[k]), (mt, k)

@@ -3,6 +3,7 @@ the fold table, result files (per utterance, confusion matrix, WA/UA JSON), resu
 vocabulary of the training part only, and the missing-data conditions."""
 import csv
 import json
+import re
 
 import numpy as np
 import pytest
@@ -29,14 +30,19 @@ def run(iemocap, tmp_path, *extra):
 
 
 def test_loso_fold_table_result_files_and_resume(iemocap, tmp_path, capsys):
+    """The fold table and result files; issue 20: every --protocols protocol and the --missing list score both
+    folds' models through engine.robustness into one file per protocol (one series per fold), with intervals."""
     from corpora.iemocap import four_class, read_iemocap
     assert run(iemocap, tmp_path, "--model", "MDREA", "--protocol", "loso", "--folds", "4,5",
-               "--missing", "frames:0.5,words:0.5,audio-absent,text-absent") == 0
+               "--missing", "words:1,text-absent", "--protocols", "fixed,random,sweep",
+               "--rates", "0,0.5", "--sweep-kinds", "wer", "--sim-seeds", "2", "--bootstrap", "200") == 0
     out = capsys.readouterr().out
-    assert f"| {TAG} fold | train | dev | test | WA | UA |" in out and "| mean of 2 |" in out
+    assert f"| {TAG} fold | train | dev | test | WA [95% CI] | UA [95% CI] |" in out
+    assert "| mean of 2 (± sd over folds) |" in out
+    assert re.search(rf"{TAG} fold 4: WA \d\.\d{{4}} \[\d\.\d\d, \d\.\d\d\]  UA \d\.\d{{4}} \[", out)
     R = tmp_path / "R"
     folds = list(csv.DictReader(open(R / f"{TAG}_folds.csv")))
-    assert [r["fold"] for r in folds] == ["4", "5"]
+    assert [r["fold"] for r in folds] == ["4", "5"] and all(r["WA_ci"].startswith("[") for r in folds)
     records = {r.utt_id: r for r, _ in four_class(read_iemocap(iemocap).records, "mdre")}
     for k in (4, 5):
         rows = list(csv.DictReader(open(R / f"{TAG}_fold{k}.csv")))
@@ -58,16 +64,39 @@ def test_loso_fold_table_result_files_and_resume(iemocap, tmp_path, capsys):
         train_tokens = {t for u, rec in records.items() if rec.session != k for t in tokenize(rec.transcript or "")}
         assert set(cfg["vocab"]) - {"_PAD_", "_UNK_"} <= train_tokens
         assert cfg["loop"]["clip_value"] == 10.0 and cfg["loop"]["patience"] == 7
-    miss = list(csv.DictReader(open(R / f"{TAG}_missing.csv")))
-    miss_json = json.loads((R / f"{TAG}_missing.json").read_text())
-    assert [(str(r["fold"]), r["condition"], f"{r['UA']:.6f}") for r in miss_json["rows"]] == [
-        (r["fold"], r["condition"], r["UA"]) for r in miss]
-    assert miss_json["metric"] == "WA/UA" and miss_json["protocol"] == "loso" and miss_json["machine"]
-    assert [(r["fold"], r["condition"]) for r in miss] == [
-        (k, c) for k in ("4", "5") for c in ("frames:0.5", "words:0.5", "audio-absent", "text-absent")]
+    # the protocols: one file each, both folds as series, complete data first, intervals on every row
+    import mdre
+    from engine.cli import parsed_arguments
+    names = mdre.output_names(*parsed_arguments(mdre.main, [
+        "--root", str(iemocap), "--model", "MDREA", "--protocol", "loso", "-iter", "6", "-batch", "8", "--val-every",
+        "3", "--deterministic", "--out", str(tmp_path / "M"), "--results", str(R), "--protocols", "fixed,random,sweep",
+        "--missing", "frames:0.5"]), [4, 5])
+    assert set(names["protocols"]) == {"fixed", "random", "sweep", "conditions"}
+    docs = {p: json.loads(path.read_text()) for p, path in names["protocols"].items()}
+    conditions = {"fixed": ["complete", "present:audio", "present:text"],
+                  "random": ["complete", "random-missing:0.5"], "sweep": ["complete", "wer:0.5"],
+                  "conditions": ["complete", "words:1", "text-absent"]}
+    for p, doc in docs.items():
+        assert doc["protocol"] == p and doc["metric"] == "WA/UA" and doc["interval"]["resamples"] == 200
+        assert [(r["series"], r["condition"]) for r in doc["rows"]] == [
+            (f"fold {k}", c) for k in (4, 5) for c in conditions[p]]
+        assert all(r["WA_ci"] is not None and r["UA_ci"] is not None for r in doc["rows"])
+        assert names["protocols"][p].with_suffix(".png").is_file()
+    fixed = {(r["series"], r["condition"]): r for r in docs["fixed"]["rows"]}
+    assert fixed[("fold 4", "present:audio")]["present"] == {"audio": 1.0, "text": 0.0}
+    assert {"mean", "pooled"} <= set(docs["fixed"]["summary"]["by_series"]["fold 5"])  # MMIN's two averages
+    assert set(docs["sweep"]["summary"]["by_series"]["fold 4"]) == {"wer"}  # robustness summary per curve
+    random_row = docs["random"]["rows"][1]
+    assert random_row["sim_seeds"] == 2 and 0 < random_row["present"]["text"] < 1
+    assert all(r["realised_wer"] == pytest.approx(0.5, abs=0.15) for r in docs["sweep"]["rows"] if r["kind"] == "wer")
+    # words:1 IS text absent, utterance by utterance
+    per = list(csv.DictReader(open(R / docs["conditions"]["per_utterance_csv"])))
+    by = {(r["condition"], r["utterance"]): r["prediction"] for r in per}
+    assert all(by[("words:1", u)] == by[("text-absent", u)] for _, u in by)
+    assert {r["present"] for r in per if r["condition"] == "words:1"} == {"audio"}
     # a second run resumes every fold and writes the same table
     before = (R / f"{TAG}_folds.csv").read_bytes()
-    assert run(iemocap, tmp_path, "--model", "MDREA", "--protocol", "loso", "--folds", "4,5") == 0
+    assert run(iemocap, tmp_path, "--model", "MDREA", "--protocol", "loso", "--folds", "4,5", "--bootstrap", "200") == 0
     assert "already finished" in capsys.readouterr().out
     assert (R / f"{TAG}_folds.csv").read_bytes() == before
 
@@ -115,15 +144,15 @@ def test_missing_conditions_on_mdre_inputs():
     from features.missing import parse_condition
     rng = np.random.default_rng(0)
     mfcc, pros, ids = rng.normal(size=(40, 39)), rng.normal(size=35), np.arange(2, 22)
-    m, p, t = apply_missing(parse_condition("words:0.25"), mfcc, pros, ids, np.random.default_rng(1))
-    assert (t == UNK).sum() == 5 and (m is mfcc) and (ids == np.arange(2, 22)).all()
-    m, p, t = apply_missing(parse_condition("frames:0.5"), mfcc, pros, ids, np.random.default_rng(1))
+    m, p, t, _ = apply_missing(parse_condition("words:0.25"), mfcc, pros, ids, np.random.default_rng(1))
+    assert len(t) == 15 and UNK not in t and (m is mfcc) and (ids == np.arange(2, 22)).all()  # removed, not _UNK_
+    m, p, t, _ = apply_missing(parse_condition("frames:0.5"), mfcc, pros, ids, np.random.default_rng(1))
     assert (np.abs(m).sum(1) == 0).sum() == 20 and np.abs(mfcc).sum(1).min() > 0
-    m, p, t = apply_missing(parse_condition("audio-absent"), mfcc, pros, ids, rng)
-    assert not m.any() and not p.any() and (t == ids).all()
-    m, p, t = apply_missing(parse_condition("text-absent"), mfcc, pros, ids, rng)
-    assert (t == UNK).all() and (m == mfcc).all()
-    with pytest.raises(ValueError, match="word timings"):
+    m, p, t, _ = apply_missing(parse_condition("audio-absent"), mfcc, pros, ids, rng)
+    assert m.shape == (1, 39) and not m.any() and not p.any() and (t == ids).all()
+    m, p, t, _ = apply_missing(parse_condition("text-absent"), mfcc, pros, ids, rng)
+    assert (t == [UNK]).all() and (m == mfcc).all()
+    with pytest.raises(ValueError, match="not available for MDRE"):
         apply_missing(parse_condition("words+audio:0.2"), mfcc, pros, ids, rng)
 
 
@@ -143,7 +172,7 @@ def test_torchrun_two_cpu_processes(iemocap, tmp_path):
                            "--results", str(tmp_path / "R"), "--no-progress"],
                           cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr[-3000:]
-    assert proc.stdout.count("MDREA_loso_iter4_batch8_val-every2 fold 2: WA") == 1 and proc.stdout.count("| mean of 1 |") == 1
+    assert proc.stdout.count("MDREA_loso_iter4_batch8_val-every2 fold 2: WA") == 1 and proc.stdout.count("| mean of 1 (± sd over folds) |") == 1
     assert (tmp_path / "R" / "MDREA_loso_iter4_batch8_val-every2_fold2.json").is_file()
     assert [r["step"] for r in csv.DictReader(open(tmp_path / "M" / "MDREA_loso_iter4_batch8_val-every2_fold2" / "log.csv"))] == ["2", "4"]
 
@@ -220,6 +249,21 @@ def test_loso_folds_are_numbered_by_held_out_session(no_session3, tmp_path, caps
     (["--model", "TRE", "--train-missing", "frames:0.2"], 1, "--train-missing frames:0.2: TRE has no audio"),
     (["--model", "ARE", "--train-missing", "words:0.2"], 1, "--train-missing words:0.2: ARE has no text"),
     (["--model", "TRE", "--train-missing", "text-absent"], 1, "TRE reads text only"),
+    # issue 20: word-rows has no meaning for word ids; protocols needing two modalities on a unimodal model;
+    # a sweep kind on a stream the model does not read; bad protocol flags
+    (["--missing", "word-rows:0.3"], 1, "--missing word-rows:0.3: not available for MDREA: it blanks rows of "
+                                        "contextual token features"),
+    (["--model", "ARE", "--protocols", "fixed"], 1, "--protocols fixed: the fixed-condition protocol needs a model "
+                                                    "of two or more modalities, not audio"),
+    (["--model", "TRE", "--protocols", "sweep,random"], 1, "--protocols random: the random-missing protocol needs"),
+    (["--model", "ARE", "--protocols", "sweep", "--sweep-kinds", "frames,wer"], 1,
+     "--sweep-kinds wer:0.5: ARE has no text stream"),
+    (["--model", "TRE", "--missing", "present:text"], 1, "--missing present:text: TRE reads text"),
+    (["--missing", "present:mocap"], 1, "--missing present:mocap: MDREA reads audio + text"),
+    (["--protocols", "fixed,loso"], 1, "--protocols fixed,loso: unknown protocol 'loso'"),
+    (["--protocols", "random", "--rates", "0,1.5"], 1, "--rates 0,1.5: distinct numbers in [0, 1]"),
+    (["--sim-seeds", "0"], 2, "--sim-seeds: 0 is too small"),
+    (["--ci-method", "normal"], 2, "--ci-method: invalid choice"),
     # item 31: the unmasked attention is MDREA's
     (["--model", "MDRE", "--unmasked-attention"], 1, "--unmasked-attention: MDRE has no attention"),
 ])

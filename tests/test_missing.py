@@ -210,7 +210,8 @@ def test_absent():
 
 @pytest.mark.parametrize("spec", ["none", "frames:0.2", "bursts:0.3", "bursts:0.3:8", "words:0.1",
                                   "words+audio:0.25", "audio-absent", "text-absent", "frames:1",
-                                  "frames:0.123456789"])
+                                  "frames:0.123456789", "wer:0.2", "word-rows:0.5", "present:audio+mocap",
+                                  "random-missing:0.3"])
 def test_parse_str_round_trip(spec):
     c = parse_condition(spec)
     assert str(c) == spec
@@ -226,8 +227,10 @@ def test_condition_defaults_and_flags():
     assert parse_condition("bursts:0.3").burst == DEFAULT_BURST
     assert parse_condition(" Frames : 0.50 ") == Condition("frames", 0.5)
     assert str(Condition("bursts", 0.3)) == "bursts:0.3"
-    assert set(KINDS) == {"none", "frames", "bursts", "words", "words+audio", "audio-absent", "text-absent",
-                          "mocap-absent"}
+    assert set(KINDS) == {"none", "frames", "bursts", "words", "wer", "word-rows", "words+audio", "audio-absent",
+                          "text-absent", "mocap-absent", "present", "random-missing"}
+    assert parse_condition("present:text+audio") == Condition("present", modalities=("audio", "text"))
+    assert str(parse_condition("present:text+audio")) == "present:audio+text"
     assert parse_condition("mocap-absent").missing_modality is MissingModality.MOCAP
 
 
@@ -248,7 +251,7 @@ def test_condition_constructor_errors():
         Condition("frames", 0.1, burst=3)
 
 
-@pytest.mark.parametrize("kind", [k for k in KINDS if k != "mocap-absent"])
+@pytest.mark.parametrize("kind", ["none", "frames", "bursts", "word-rows", "audio-absent", "text-absent"])
 def test_apply_condition_every_kind(kind):
     spec = kind if kind in ("none", "audio-absent", "text-absent") else f"{kind}:0.5"
     audio, text = _audio(T=80), _text()
@@ -264,10 +267,8 @@ def test_apply_condition_every_kind(kind):
         assert a_blank.sum() == 40 and not t_blank.any()
     elif kind == "bursts":
         assert a_blank.any() and not t_blank.any()
-    elif kind == "words":
+    elif kind == "word-rows":
         assert not a_blank.any() and t_blank.any() and not t_blank[[0, -1]].any()
-    elif kind == "words+audio":
-        assert a_blank.any() and t_blank.any() and not t_blank[[0, -1]].any()
     elif kind == "audio-absent":
         assert a_blank.all() and np.array_equal(t, text)
     elif kind == "text-absent":
@@ -280,9 +281,18 @@ def test_mocap_absent_is_refused_for_audio_and_text_streams():
         apply_condition("mocap-absent", _audio(), _text(), None, None, np.random.default_rng(0), FPS)
 
 
+@pytest.mark.parametrize("spec,msg", [("words:0.5", "encoded again"), ("wer:0.2", "encoded again"),
+                                      ("words+audio:0.5", "encoded again"), ("present:audio", "absent"),
+                                      ("random-missing:0.3", "absent")])
+def test_apply_condition_refuses_what_needs_the_system(spec, msg):
+    # removing words means encoding the shorter transcript again; blanking its rows is `word-rows`
+    with pytest.raises(ValueError, match=msg):
+        apply_condition(spec, _audio(), _text(), WORDS, TOKEN_WORD, np.random.default_rng(0), FPS)
+
+
 def test_apply_condition_words_need_alignment():
     with pytest.raises(ValueError, match="word alignment"):
-        apply_condition("words:0.5", _audio(), _text(), None, None, np.random.default_rng(0), FPS)
+        apply_condition("word-rows:0.5", _audio(), _text(), None, None, np.random.default_rng(0), FPS)
     # non-word kinds do not need it
     apply_condition("bursts:0.2", _audio(), _text(), None, None, np.random.default_rng(0), FPS)
 
@@ -295,7 +305,7 @@ def test_utterance_rng_reproducible_and_distinct():
     def run(seed, utt, cond):
         return apply_condition(cond, audio, text, WORDS, TOKEN_WORD, utterance_rng(seed, utt, cond), FPS)
 
-    for cond in ("frames:0.3", "bursts:0.3", "words+audio:0.5"):
+    for cond in ("frames:0.3", "bursts:0.3", "word-rows:0.5"):
         a1, t1 = run(7, "MSP-PODCAST_0001_0001", cond)
         a2, t2 = run(7, "MSP-PODCAST_0001_0001", cond)
         assert np.array_equal(a1, a2) and np.array_equal(t1, t2)
@@ -342,3 +352,106 @@ def test_markov_transition_probabilities():
     prev, nxt = m[:-1], m[1:]
     assert abs(nxt[prev].mean() - p_ll) < 0.01
     assert abs(nxt[~prev].mean() - p_nl) < 0.01
+
+
+# --------------------------------------------------------------------- transcripts edited, whole modalities
+
+from features.missing import (absent_modalities, asr_errors, edit_words, protocol_conditions,  # noqa: E402
+                              word_errors)
+
+SENTENCE = "so i was thinking we could go to the beach tomorrow if the weather holds up".split()
+VOCAB = ["yes", "no", "maybe", "the", "beach", "car", "house", "today"]
+
+
+def test_word_errors_is_the_levenshtein_distance():
+    assert word_errors("a b c".split(), "a b c".split()) == 0
+    assert word_errors("a b c".split(), "a x c d".split()) == 2  # one substitution, one insertion
+    assert word_errors("a b c".split(), []) == 3
+    assert word_errors([], "a b".split()) == 2
+    assert word_errors("a b c d".split(), "b c d e".split()) == 2  # deletion + insertion, not 4 substitutions
+    def textbook(a, b):  # the O(n m) table, cell by cell
+        d = [[i + j if i * j == 0 else 0 for j in range(len(b) + 1)] for i in range(len(a) + 1)]
+        for i in range(1, len(a) + 1):
+            for j in range(1, len(b) + 1):
+                d[i][j] = min(d[i - 1][j] + 1, d[i][j - 1] + 1, d[i - 1][j - 1] + (a[i - 1] != b[j - 1]))
+        return d[-1][-1]
+    rng = np.random.default_rng(0)
+    for _ in range(300):
+        a, b = (list(rng.integers(0, 4, rng.integers(0, 9))) for _ in range(2))
+        assert word_errors(a, b) == textbook(a, b)
+
+
+@pytest.mark.parametrize("target", [0.1, 0.3, 0.5])
+def test_wer_hits_its_target_within_tolerance(target):
+    realised, sizes = [], []
+    for seed in range(200):
+        words, info = asr_errors(SENTENCE, target, np.random.default_rng(seed), VOCAB)
+        assert info["wer"] == word_errors(SENTENCE, words) / len(SENTENCE)  # what is recorded is what happened
+        assert info["substitutions"] + info["deletions"] + info["insertions"] == round(target * len(SENTENCE))
+        realised.append(info["wer"])
+    # rounding to whole edits: |E/n - target| <= 0.5/n; an insertion may rarely undo a deletion (lower WER)
+    assert abs(np.mean(realised) - target) <= 0.5 / len(SENTENCE) + 0.01
+    assert max(realised) <= round(target * len(SENTENCE)) / len(SENTENCE) + 1e-12
+
+
+def test_wer_substitutes_come_from_the_vocabulary_and_differ():
+    words, info = asr_errors(["the"] * 20, 1.0, np.random.default_rng(0), ["the", "a"])
+    assert info["substitutions"] == 12 and info["deletions"] == 4 and info["insertions"] == 4
+    assert set(words) <= {"the", "a"} and words.count("a") >= 12
+    with pytest.raises(ValueError, match="vocabulary"):
+        asr_errors(SENTENCE, 0.3, np.random.default_rng(0), ["only"])
+    assert asr_errors(SENTENCE, 0.0, np.random.default_rng(0), [])[0] == SENTENCE
+
+
+def test_edit_words_removes_words_and_reports_them():
+    out, info = edit_words(SENTENCE, "words:0.5", np.random.default_rng(3))
+    assert len(out) == len(SENTENCE) - round(0.5 * len(SENTENCE)) == len(SENTENCE) - len(info["dropped"])
+    assert out == [w for k, w in enumerate(SENTENCE) if k not in info["dropped"]]
+    assert edit_words(SENTENCE, "words:0", np.random.default_rng(3))[0] == SENTENCE
+    assert edit_words(SENTENCE, "words:1", np.random.default_rng(3))[0] == []
+    assert edit_words([5, 9, 5], "words:0.34", np.random.default_rng(0))[1]["deletions"] == 1  # any tokens
+    with pytest.raises(ValueError, match="does not edit"):
+        edit_words(SENTENCE, "frames:0.3", np.random.default_rng(0))
+
+
+def test_absent_modalities_of_each_kind():
+    mods = ("audio", "text", "mocap")
+    rng = np.random.default_rng(0)
+    assert absent_modalities("text-absent", mods) == {"text"}
+    assert absent_modalities("mocap-absent", ("audio", "text")) == set()
+    assert absent_modalities("present:audio+mocap", mods) == {"text"}
+    assert absent_modalities("frames:0.3", mods) == set()
+    draws = [absent_modalities("random-missing:0.5", mods, rng) for _ in range(3000)]
+    assert all(len(d) < 3 for d in draws)  # at least one modality kept
+    share = np.mean([("audio" in d) for d in draws])
+    # P(absent) = p, except that all-absent draws (p^3) keep one of the three: p - p^3/3
+    assert abs(share - (0.5 - 0.125 / 3)) < 0.03
+    assert absent_modalities("random-missing:1", mods, rng) != set()
+
+
+def test_protocol_conditions():
+    fixed = [str(c) for c in protocol_conditions("fixed", ["text", "audio", "mocap"])]
+    assert fixed == ["none", "present:audio", "present:text", "present:mocap", "present:audio+text",
+                     "present:audio+mocap", "present:text+mocap"]
+    assert [str(c) for c in protocol_conditions("fixed", ["audio", "text"])] == ["none", "present:audio",
+                                                                                 "present:text"]
+    assert [str(c) for c in protocol_conditions("random", ["audio", "text"], rates=[0, 0.2])] == [
+        "none", "random-missing:0.2"]
+    sweep = [str(c) for c in protocol_conditions("sweep", ["audio"], rates=[0, 0.5], kinds=["frames", "wer"])]
+    assert sweep == ["none", "frames:0.5", "wer:0.5"]
+    with pytest.raises(ValueError, match="two or more"):
+        protocol_conditions("fixed", ["audio"])
+    with pytest.raises(ValueError, match="unknown protocol"):
+        protocol_conditions("mmin", ["audio", "text"])
+
+
+def test_seeded_says_which_conditions_depend_on_the_draw():
+    assert not parse_condition("none").seeded and not parse_condition("text-absent").seeded
+    assert not parse_condition("present:audio").seeded and not parse_condition("words:0").seeded
+    assert parse_condition("frames:0.1").seeded and parse_condition("random-missing:0.2").seeded
+
+
+def test_absent_with_fixed_rows_hides_the_length():
+    a, m = absent(np.ones((17, 4), np.float32), rows=2)
+    b, _ = absent(np.ones((5, 4), np.float32), rows=2)
+    assert a.shape == b.shape == (2, 4) and np.array_equal(a, b) and m.all() and a.dtype == np.float32

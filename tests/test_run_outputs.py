@@ -1,7 +1,6 @@
 """What a run's figures and output names show: loss.png's panels (one kind of number per axis, whole-number
 epochs, the best epoch marked), the missing-data figure's legend (full, distinct names, outside the axes),
 and evaluate_missing.py keeping the user's --out name as given (issue 19, items 32 and 33)."""
-import csv
 import json
 import shutil
 
@@ -73,13 +72,16 @@ def test_evaluate_missing_keeps_the_out_name_and_tells_checkpoints_apart(at_setu
     capsys.readouterr()
     assert evaluate_missing.main(args) == 0
     out = capsys.readouterr().out
-    assert sorted(p.name for p in (tmp_path / "res").iterdir()) == [
-        "run_lr0.5e-3.csv", "run_lr0.5e-3.json", "run_lr0.5e-3.png"]
-    for name in (f"a/{run_a.name}", f"b/{run_a.name}"):  # whole, and which is which
-        assert out.count(f"{name} ") == 2, out
-    rows = list(csv.DictReader(open(tmp_path / "res" / "run_lr0.5e-3.csv")))
-    assert [r["checkpoint"] for r in rows] == [str(run_a)] * 2 + [str(run_b)] * 2
-    training = json.loads((tmp_path / "res" / "run_lr0.5e-3.json").read_text())["training"]
+    assert sorted(p.name for p in (tmp_path / "res").iterdir()) == [  # issue 20: <out>_<protocol>.*
+        "run_lr0.5e-3_conditions.csv", "run_lr0.5e-3_conditions.json", "run_lr0.5e-3_conditions.png",
+        "run_lr0.5e-3_conditions_per_utterance.csv"]
+    result = json.loads((tmp_path / "res" / "run_lr0.5e-3_conditions.json").read_text())
+    names = [f"a/{run_a.name}", f"b/{run_a.name}"]  # whole, and which is which
+    assert all(n in out for n in names), out
+    rows = result["rows"]
+    assert [r["series"] for r in rows] == [names[0]] * 2 + [names[1]] * 2
+    assert result["series"] == {names[0]: str(run_a), names[1]: str(run_b)}
+    training = result["training"]
     assert training[str(run_a)]["finished"] is True and training[str(run_a)]["planned"] == 2
     # a checkpoint whose training has not finished is refused before anything is scored or written
     record = json.loads((run_b / "run.json").read_text())
@@ -89,4 +91,4 @@ def test_evaluate_missing_keeps_the_out_name_and_tells_checkpoints_apart(at_setu
     assert evaluate_missing.main(args) == 1
     assert f"{run_b}: its training has not finished (iteration 1 of 2" in capsys.readouterr().err
     assert not (tmp_path / "res").exists() or not list((tmp_path / "res").iterdir())
-    assert np.isfinite([float(r["Act"]) for r in rows]).all()
+    assert np.isfinite([r["Act"] for r in rows]).all()

@@ -62,11 +62,14 @@ def run(argv, extra=()):
 
 
 def assert_full_precision(out: str, prefix: str, results: Path) -> None:
-    """The CCC line prints str() of the value, as the originals (issue 19, item 30), not 4 decimals."""
+    """The CCC line prints str() of the value, as the originals (issue 19, item 30), not 4 decimals, then the
+    95 % interval the result file holds (issue 20, item 7)."""
     import json
     (line,) = [x for x in out.splitlines() if x.startswith(prefix)]
     (res,) = sorted(results.glob("*.json"), key=lambda p: p.stat().st_mtime)[-1:]
-    assert line == f"{prefix}{json.loads(res.read_text())['value']}"
+    r = json.loads(res.read_text())
+    lo, hi = r["value_ci"]
+    assert line == f"{prefix}{r['value']} [{lo:.2f}, {hi:.2f}]"
 
 
 def test_every_seed_command_runs_on_the_demo_layout(demo_like, monkeypatch, capsys):

@@ -67,9 +67,13 @@ def test_every_configuration_in_one_table(setup, ablation):
     table = json.loads((R / f"stm_ablation{TAG}.json").read_text())
     assert [r["configuration"] for r in table["rows"]] == list(CONFIGURATIONS) and table["classes"] == list(CLASSES)
     assert (R / f"stm_ablation{TAG}.png").read_bytes()[:4] == b"\x89PNG"
-    assert "| configuration | Session 5 WA | Session 5 UA |" in stdout
-    for r in rows:  # the printed table is the CSV's
-        assert f"| {r['configuration']} | {float(r['session5_WA']):.4f} | {float(r['session5_UA']):.4f} |" in stdout
+    assert "| configuration | Session 5 WA | Session 5 UA | test utterances with each stream |" in stdout
+    for r, t in zip(rows, table["rows"]):  # the printed table is the CSV's, each score with its 95 % interval
+        lo, hi = t["session5_WA_ci"]
+        assert lo <= t["session5_WA"] <= hi and r["session5_WA_ci"] == f"[{lo:.4f}, {hi:.4f}]"
+        assert (f"| {r['configuration']} | {float(r['session5_WA']):.4f} [{lo:.2f}, {hi:.2f}] | "
+                f"{float(r['session5_UA']):.4f} [") in stdout
+    assert table["interval"]["method"] == "bca" and table["interval"]["resamples"] == 1000
     # every configuration is scored on exactly Session 5's four-class utterances, labels in the fixed order
     root, _ = setup
     corpus = prml(root)
@@ -85,6 +89,8 @@ def test_every_configuration_in_one_table(setup, ablation):
         assert res["WA"] == pytest.approx(np.mean(labels == pred))
         assert res["UA"] == pytest.approx(np.mean([np.mean(pred[labels == c] == c) for c in np.unique(labels)]))
         assert res["configuration"] == config and res["modalities"] == list(mods) and res["fold"] == 5
+        (trow,) = [t for t in table["rows"] if t["configuration"] == config]
+        assert res["WA_ci"] == trow["session5_WA_ci"] and res["present"]["none"] == trow["with_none"]
         assert res["inference"]["rtf"] > 0 and res["inference"]["utterances"] == len(per_utt)
         assert (R / f"stm_{config}_s5{TAG}_confusion.png").read_bytes()[:4] == b"\x89PNG"
         cfg = json.loads((out / "M" / f"stm_{config}_s5{TAG}" / "config.json").read_text())
@@ -116,7 +122,11 @@ def test_missing_data_table_of_the_three_way_model(ablation):
     complete = json.loads((R / f"stm_{THREE_WAY}_s5{TAG}.json").read_text())
     assert float(rows[-1]["UA"]) == pytest.approx(complete["UA"])
     assert (R / f"stm_missing{TAG}.png").read_bytes()[:4] == b"\x89PNG"
-    assert f"{THREE_WAY} with data missing (Session 5)" in stdout and "| mocap-absent |" in stdout
+    assert f"{THREE_WAY} with data missing (Session 5; each simulated condition averaged over 3" in stdout
+    lo, hi = json.loads(rows[-1]["WA_ci"])  # the intervals and the shares of utterances that had each stream
+    assert lo <= float(rows[-1]["WA"]) <= hi and float(rows[2]["with_mocap"]) == 0 < float(rows[0]["with_mocap"])
+    assert f"| mocap-absent | {float(rows[2]['WA']):.4f} [" in stdout
+    assert (R / f"stm_{THREE_WAY}_s5{TAG}_conditions.json").is_file()  # the same rows, engine.robustness's file
 
 
 def test_second_run_resumes_every_configuration(setup, ablation, capsys):
@@ -218,7 +228,9 @@ def test_leave_one_session_out_and_only_with_mocap(setup, tmp_path, capsys):
         assert float(row["loso_WA"]) == pytest.approx(np.mean(was), abs=1e-6)
 
 
-def test_words_condition_blanks_token_rows_of_dropped_words(setup, ablation):
+def test_word_rows_condition_blanks_token_rows_of_dropped_words(setup, ablation):
+    """`word-rows` is the original authors' helper (the old `words`): the dropped words' rows of the encoded
+    features are blanked, the [CLS] / [SEP] rows never."""
     from transformers import AutoTokenizer
 
     from features.missing import parse_condition
@@ -235,7 +247,7 @@ def test_words_condition_blanks_token_rows_of_dropped_words(setup, ablation):
     assert long
     items = [(u, 0) for u in long]
     full = m.collate(items)["x"]["text"].numpy()
-    m.condition = parse_condition("words:0.5")
+    m.condition = parse_condition("word-rows:0.5")
     half = m.collate(items)["x"]["text"].numpy()
     for i, u in enumerate(long):
         rows = text.frames(u)
@@ -320,8 +332,20 @@ def test_mocap_velocity_appends_normalised_frame_differences(setup, ablation):
      "--train-missing mocap-absent: configuration text has no mocap stream"),
     (["--configs", "speech,text", "--train-missing", "frames:0.2"], 1,
      "--train-missing frames:0.2: configuration text has no audio stream"),
-    (["--configs", "speech", "--train-missing", "words:0.2"], 1,
-     "--train-missing words:0.2: configuration speech has no text stream"),
+    (["--configs", "speech", "--train-missing", "word-rows:0.2"], 1,
+     "--train-missing word-rows:0.2: configuration speech has no text stream"),
+    # issue 20: words / wer re-encode transcripts, which training does not do; the protocol flags
+    (["--train-missing", "words:0.2"], 1, "--train-missing words:0.2: re-encoding transcripts"),
+    (["--protocols", "fixed", "--configs", "text,face"], 1,
+     "--protocols fixed: no configuration of --configs text,face reads two or more modalities"),
+    (["--protocols", "sweep", "--configs", "mocap", "--sweep-kinds", "frames,words"], 1,
+     "--protocols sweep: no configuration of --configs mocap reads a stream of one of --sweep-kinds frames,words"),
+    (["--protocols", "fixed,smell"], 1, "--protocols fixed,smell: unknown protocol 'smell'"),
+    (["--protocols", "random", "--rates", "0,1.5"], 1, "--rates 0,1.5: distinct numbers in [0, 1]"),
+    (["--protocols", "sweep", "--sweep-kinds", "words+audio"], 1, "--sweep-kinds words+audio:0.5: not available"),
+    (["--protocols", "sweep", "--sweep-kinds", "frames,smell"], 1, "--sweep-kinds: unknown missing-data condition kind 'smell'"),
+    (["--sim-seeds", "0"], 2, "--sim-seeds: 0 is too small (at least 1)"),
+    (["--ci-method", "normal"], 2, "--ci-method: invalid choice"),
     (["--configs", "face", "--train-missing", "mocap-absent"], 1, "configuration face reads mocap only"),
 ])
 def test_flags_refused_before_any_work(tmp_path, capsys, argv, code, message):
@@ -346,10 +370,17 @@ def test_training_conditions_that_apply_are_accepted():
     import speech_text_mocap
     from features.missing import parse_condition
     args = argparse.Namespace(configs="speech+text+mocap,speech+text", missing="frames:0.3,mocap-absent",
-                              train_missing=parse_condition("text-absent"))
-    configs, conditions = speech_text_mocap.checked_settings(args)
+                              train_missing=parse_condition("text-absent"), protocols="fixed,sweep", rates="0,0.5",
+                              sweep_kinds="frames,wer", sim_seeds=2, bootstrap=0, ci_method="bca")
+    configs, conditions, plan = speech_text_mocap.checked_settings(args)
     assert configs == ["speech+text+mocap", "speech+text"] and [str(c) for c in conditions] == ["frames:0.3",
                                                                                                 "mocap-absent"]
+    # each protocol on every configuration it applies to: the fixed subsets of its own streams
+    assert [str(c) for c in plan["speech+text"]["fixed"]] == ["none", "present:audio", "present:text"]
+    assert [str(c) for c in plan["speech+text+mocap"]["fixed"]] == [
+        "none", "present:audio", "present:text", "present:mocap", "present:audio+text", "present:audio+mocap",
+        "present:text+mocap"]
+    assert [str(c) for c in plan["speech+text"]["sweep"]] == ["none", "frames:0.5", "wer:0.5"]
 
 
 def test_published_anchor_rows_say_they_are_not_comparable():
@@ -358,3 +389,188 @@ def test_published_anchor_rows_say_they_are_not_comparable():
     from report.anchors import ANCHORS
     for a in ANCHORS["speech-text-mocap"]:
         assert "not comparable row by row" in a["label"] and "no wav2vec2, no transformer" in a["source"]
+
+
+# ------------------------------------------------------------------ issue 20: missing data that is really missing
+@pytest.fixture(scope="module")
+def three_way(setup, ablation):
+    """(method, model, Session-5 test items) of the ablation's trained three-way model, rebuilt from its checkpoint
+    over the corpus's stores, with the re-encoder of degraded transcripts (vocabulary: Sessions 1-4's words)."""
+    from engine.checkpoint import load_checkpoint
+    from engine.loop import load_best
+    from features.degraded_text import DegradedText
+    from features.store import FeatureStore
+    from transformers import AutoTokenizer
+
+    from systems.speech_text_mocap import method_from_config, tokenizer_token_words
+    root, d = setup
+    out, _ = ablation
+    run = out / "M" / f"stm_{THREE_WAY}_s5{TAG}"
+    corpus = prml(root)
+    stores = [FeatureStore(root / "Features" / n) for n in ("Wav2Vec_w2v", "Tokens_bert", "Mocap189x200")]
+    transcripts = {u: (r.transcript or "").strip() for u, (r, _) in corpus.items()}
+    method = method_from_config(load_checkpoint(run)[1], *stores,
+                                no_text=frozenset(u for u, t in transcripts.items() if not t))
+    vocab = sorted({w for u, (r, _) in corpus.items() if r.session != 5 for w in transcripts[u].split()})
+    method.degraded, method.transcripts = DegradedText(stores[1], vocab), transcripts
+    tok = AutoTokenizer.from_pretrained(str(d / "bert"), local_files_only=True)
+    method.token_words = tokenizer_token_words(tok, transcripts, stores[1])
+    items = sorted((u, y) for u, (r, y) in corpus.items() if r.session == 5)
+    return method, load_best(method, run, "cpu"), items
+
+
+def test_words_are_removed_and_the_transcript_encoded_again(three_way):
+    """Issue 20.1: `words:R` removes R of the words and re-encodes the shorter transcript with the store's BERT;
+    0 % is the complete data exactly, 100 % is text absent exactly (no [CLS] row of the whole sentence left),
+    and a second pass is served from the cache."""
+    from features.missing import parse_condition
+    from systems.speech_text_mocap import scored
+    method, model, items = three_way
+    complete, had, _ = scored(method, model, items, None, 0, "cpu")
+    zero, _, extra0 = scored(method, model, items, parse_condition("words:0"), 0, "cpu")
+    assert np.array_equal(zero, complete) and extra0["realised_wer"] == 0
+    absent, had_absent, _ = scored(method, model, items, parse_condition("text-absent"), 0, "cpu")
+    every, had_every, extra1 = scored(method, model, items, parse_condition("words:1"), 0, "cpu")
+    assert np.array_equal(every, absent) and had_every == had_absent and extra1["realised_wer"] == 1
+    assert not any("text" in h.split("+") for h in had_every) and any("text" in h.split("+") for h in had)
+    # what `words` meant before: blanking every word's rows leaves [CLS] / [SEP], computed from the whole sentence
+    rows, had_rows, _ = scored(method, model, items, parse_condition("word-rows:1"), 0, "cpu")
+    assert had_rows == had and not np.allclose(rows, absent)
+    # half the words: the text rows are those of the shorter transcript, encoded again (not blanked rows)
+    cond = parse_condition("words:0.5")
+    long = [(u, y) for u, y in items if len(method.transcripts[u].split()) >= 4][:2]
+    method.condition = cond
+    batch = method.collate(long)
+    method.condition = None
+    for i, (u, _) in enumerate(long):
+        words, _ = method.degraded.degraded(u, method.transcripts[u], cond, 0)
+        rows = int(batch["mask"]["text"][i].sum())
+        assert 0 < len(words) < len(method.transcripts[u].split()) and rows < method.text.frames(u)
+        assert not (batch["x"]["text"][i, :rows] == 0).all(dim=1).any()  # no blanked row
+    first, _, _ = scored(method, model, items, cond, 0, "cpu")
+    encoded = method.degraded.encoded
+    again, _, _ = scored(method, model, items, cond, 0, "cpu")
+    assert method.degraded.encoded == encoded and np.array_equal(again, first)  # cached: nothing encoded twice
+    assert not np.array_equal(first, complete)
+
+
+def test_wer_condition_hits_its_target(three_way):
+    """Issue 20.3: `wer:R` substitutes (from the training transcripts' words), deletes and inserts words to a target
+    word error rate; the realised WER of each draw is recorded and is within tolerance of the target."""
+    from features.missing import parse_condition
+    from systems.speech_text_mocap import scored
+    method, model, items = three_way
+    for rate, seed in ((0.2, 0), (0.5, 0), (0.5, 1)):
+        _, _, extra = scored(method, model, items, parse_condition(f"wer:{rate}"), seed, "cpu")
+        assert abs(extra["realised_wer"] - rate) < 0.08, (rate, seed, extra)
+    u = next(u for u, _ in items if len(method.transcripts[u].split()) >= 5)
+    words, info = method.degraded.degraded(u, method.transcripts[u], parse_condition("wer:0.5"), 0)
+    assert info["substitutions"] > 0 and set(words) - set(method.transcripts[u].split()) <= set(method.degraded.vocabulary)
+
+
+class Aliased:
+    """A feature store in which some utterances read another one's features (same stream, other utterance)."""
+
+    def __init__(self, store, alias: dict):
+        self.store, self.alias, self.dims = store, alias, store.dims
+
+    def __contains__(self, utt):
+        return self.alias.get(utt, utt) in self.store
+
+    def __getitem__(self, utt):
+        return self.store[self.alias.get(utt, utt)]
+
+    def times(self, utt):
+        return self.store.times(self.alias.get(utt, utt))
+
+
+def test_an_absent_stream_is_one_thing_everywhere_and_reveals_nothing(three_way):
+    """Issue 20.2: an absent stream gives the same output whatever the utterance's length (two utterances with
+    transcripts of different lengths and the same speech and mocap: text-absent logits equal); an empty
+    transcript, text-absent, `present:` without text and the training augmentation all feed the same absent
+    text; a corpus without motion capture (cross_corpus.py) scores exactly like mocap-absent."""
+    import dataclasses
+
+    import torch
+
+    from features.missing import parse_condition
+    from systems.speech_text_mocap import scored
+    method, model, items = three_way
+    lengths = {u: method.text.frames(u) for u, _ in items if "text" in method.available(u)}
+    a, b = min(lengths, key=lengths.get), max(lengths, key=lengths.get)
+    assert lengths[a] < lengths[b] and {"audio", "mocap"} <= set(method.available(a))
+    twin = dataclasses.replace(method, speech=Aliased(method.speech, {b: a}), mocap=Aliased(method.mocap, {b: a}))
+    pair = [(a, 0), (b, 0)]
+    full, _, _ = scored(twin, model, pair, None, 0, "cpu")
+    assert not np.allclose(full[0], full[1])  # the texts differ ...
+    for spec in ("text-absent", "present:audio+mocap", "words:1"):
+        gone, had, _ = scored(twin, model, pair, parse_condition(spec), 0, "cpu")
+        np.testing.assert_array_equal(gone[0], gone[1])  # ... and nothing of them is left when text is absent
+        assert had == ["audio+mocap", "audio+mocap"]
+    empty = dataclasses.replace(twin, no_text=frozenset([a, b]))
+    np.testing.assert_array_equal(scored(empty, model, pair, None, 0, "cpu")[0], gone)
+    # training augmentation: the same batch as evaluation's absent text (no rows, all-False mask, not present)
+    train = dataclasses.replace(twin, train_condition="text-absent")
+    twin.condition = parse_condition("text-absent")
+    tb, eb = train.train_collate(pair), twin.collate(pair)
+    twin.condition = None
+    assert torch.equal(tb["present"], eb["present"]) and torch.equal(tb["mask"]["text"], eb["mask"]["text"]) and not tb["mask"]["text"].any()
+    with torch.inference_mode():
+        np.testing.assert_allclose(model(tb["x"], tb["mask"], tb["present"]).numpy(), gone, atol=1e-6)
+    # no motion capture in the corpus: the same as mocap-absent, utterance by utterance
+    nomocap = dataclasses.replace(method, mocap=frozenset())
+    np.testing.assert_array_equal(scored(nomocap, model, items, None, 0, "cpu")[0],
+                                  scored(method, model, items, parse_condition("mocap-absent"), 0, "cpu")[0])
+
+
+def test_protocols_on_every_configuration_they_apply_to(setup, ablation, capsys):
+    """Issue 20.4-6, 9, 11: --protocols fixed,random,sweep on the trained models (resumed: the protocol flags are in
+    no run name): the three-way model gets all three, `text` the sweep of its text kinds only; per condition WA / UA with intervals and spread over simulation seeds, the shares of utterances that
+    really had each stream, and the fixed protocol's mean and pooled averages."""
+    out, _ = ablation
+    R = out / "R"
+    configs = f"text,{THREE_WAY}"
+    assert run(setup, out, "--configs", configs, "--protocols", "fixed,random,sweep", "--rates", "0,0.5",
+               "--sweep-kinds", "frames,wer", "--sim-seeds", "2", "--bootstrap", "200", "--missing", "none") == 0
+    stdout = capsys.readouterr().out
+    assert not (out / "M" / f"stm_{THREE_WAY}_s5{TAG}_protocolsfixed+random+sweep").exists()  # no retraining
+    rates = "_rates0+0.5"
+    three = {p: json.loads((R / f"stm_{THREE_WAY}_s5{TAG}_{p}{x}.json").read_text())
+             for p, x in (("fixed", ""), ("random", f"{rates}_sim-seeds2"),
+                          ("sweep", f"{rates}_sweep-kindsframes+wer_sim-seeds2"))}
+    fixed = three["fixed"]
+    assert [r["condition"] for r in fixed["rows"]] == [
+        "complete", "present:audio", "present:text", "present:mocap", "present:audio+text", "present:audio+mocap",
+        "present:text+mocap"]
+    by = {r["condition"]: r for r in fixed["rows"]}
+    complete = json.loads((R / f"stm_{THREE_WAY}_s5{TAG}.json").read_text())
+    assert by["complete"]["WA"] == pytest.approx(complete["WA"]) and by["complete"]["WA_p"] is None
+    assert by["present:mocap"]["present"]["audio"] == 0 and by["present:mocap"]["present"]["text"] == 0
+    assert 0 < by["present:mocap"]["present"]["mocap"] < 1  # the listeners' utterances have no motion capture
+    assert by["present:audio"]["present"]["audio"] == 1
+    for r in fixed["rows"]:
+        lo, hi = r["WA_ci"]
+        assert lo <= r["WA"] <= hi
+    assert set(fixed["summary"]) >= {"mean", "pooled"}
+    assert fixed["summary"]["mean"]["WA"] == pytest.approx(np.mean([r["WA"] for r in fixed["rows"]]))
+    random_ = {r["condition"]: r for r in three["random"]["rows"]}
+    assert list(random_) == ["complete", "random-missing:0.5"] and three["random"]["sim_seeds"] == [0, 1]
+    assert random_["random-missing:0.5"]["WA_sd"] is not None
+    sweep = {r["condition"]: r for r in three["sweep"]["rows"]}
+    assert list(sweep) == ["complete", "frames:0.5", "wer:0.5"]
+    assert abs(sweep["wer:0.5"]["realised_wer"] - 0.5) < 0.08
+    assert set(three["sweep"]["summary"]) >= {"frames", "wer"}
+    # `text` reads one stream: only its sweep, over the text kinds
+    text_sweep = json.loads((R / f"stm_text_s5{TAG}_sweep{rates}_sweep-kindsframes+wer_sim-seeds2.json").read_text())
+    assert [r["condition"] for r in text_sweep["rows"]] == ["complete", "wer:0.5"]
+    assert not list(R.glob(f"stm_text_s5{TAG}_fixed*")) and not list(R.glob(f"stm_text_s5{TAG}_random*"))
+    for p in ("fixed", "random"):  # every protocol also writes its table, figure and per-utterance CSV
+        stem = R / f"stm_{THREE_WAY}_s5{TAG}_{p}{'' if p == 'fixed' else rates + '_sim-seeds2'}"
+        assert (R / f"{stem.name}.png").read_bytes()[:4] == b"\x89PNG" and (R / f"{stem.name}.csv").is_file()
+        per_utt = list(csv.DictReader(open(R / f"{stem.name}_per_utterance.csv")))
+        assert {"condition", "sim_seed", "utterance", "present", "label", "prediction"} <= set(per_utt[0])
+    # the ablation table says which share of the test utterances had each stream
+    (row,) = [r for r in csv.DictReader(open(R / f"stm_ablation{TAG}_configs{configs.replace(',', '+')}.csv"))
+              if r["configuration"] == "text"]
+    assert 0 < float(row["with_text"]) <= 1 and not row.get("with_mocap")  # text reads no mocap: no share
+    assert f"| {THREE_WAY} | " in stdout and "mocap " in stdout.split(f"| {THREE_WAY} | ")[-1].splitlines()[0]
