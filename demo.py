@@ -169,10 +169,15 @@ def iemocap_tables(jobs, res: dict) -> tuple[dict, dict]:
             iemocap_table[variant] = f"{shown(d, 'WA')} | {shown(d, 'UA')}"
             print(f"| {variant} | {iemocap_table[variant]} |")
     mdre_protocols = [r for j in jobs for r in j.results if r.system == "mdre" and r.section == "protocol"]
-    for r in mdre_protocols:  # one series per fold
-        for name, cells in protocol_rows([r], ("WA", "UA")).items():
-            iemocap_table[f"{r.variant} | {name}"] = cells
-            print(f"| {r.variant} | {name} | {cells} |")
+    for r in mdre_protocols:  # one series per fold: named by its fold only when the file holds several
+        rows = protocol_rows([r], ("WA", "UA"))
+        folds = {name.split(" | ")[0] for name in rows if " | " in name}
+        for name, cells in rows.items():
+            *series, cond = name.split(" | ")
+            if cond != "complete":  # the complete data is the model's own row above
+                key = ", ".join([r.variant, *(series if len(folds) > 1 else []), cond])
+                iemocap_table[key] = cells
+                print(f"| {key} | {cells} |")
     _say_resolved(mdre_protocols, ("WA", "UA"))
     print("\nSpeech + text + mocap on the 600-utterance demo IEMOCAP corpus, Session 5 held out:\n"
           "| configuration | WA | UA |\n|---|---|---|")

@@ -290,8 +290,11 @@ def missing_section(results: list[Result], docs: dict, src: Sources, figs: Path,
     blocks = [Block("h2", "Missing data"),
               Block("p", "Each fusion system scored on its test split with data removed by the shared simulators "
                          "(features/missing.py): frames (audio frames blanked at random), bursts (Markov packet loss), "
-                         "words (words dropped from the text; words+audio also blanks their audio), a whole modality "
-                         "absent. Rate 0 is the complete-data score.")]
+                         "words (words removed from the transcript and the shorter transcript encoded again; "
+                         "words+audio also blanks their audio), wer (simulated recogniser errors, re-encoded), "
+                         "word-rows (the original helper: the words' rows of the encoded text blanked, which leaves "
+                         "the sentence in their context), a whole modality absent. Rate 0 is the complete-data "
+                         "score; the same conditions with intervals are in the protocol tables above.")]
     figures = []
     for rows, metrics, tag in ((ccc_rows, ["Act", "Dom", "Val"], "ccc"), (ua_rows, ["UA", "WA"], "ua")):
         for cond in dict.fromkeys(r["condition"] for r in rows if r["condition"] != "complete"):
@@ -801,7 +804,8 @@ def _protocol_table(d: dict, keys: list[str], ref) -> Table:
     rows, baseline = [], set()
     extras = [k for k in ("realised_wer", "dropped") if any(k in r for r in d.get("rows") or [])]
     for row in d.get("rows") or []:
-        rows.append([row.get("series"), row.get("condition"), row.get("rate"),
+        rate = row.get("rate")
+        rows.append([row.get("series"), row.get("condition"), f"{float(rate):g}" if rate not in (None, "") else None,
                      *[_with_sd(stats.row_scored(row, k), row.get(f"{k}_sd")) for k in keys],
                      stats.present_text(row.get("present")), row.get("utterances"),
                      *[row.get(k) for k in extras], ref])
