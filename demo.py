@@ -79,10 +79,9 @@ def readme_check(tables: dict[str, dict[str, str]], *, allow_stale: bool = False
 
 def shown(d: dict, key: str) -> str:
     """A figure of a result file or table row as the demo tables show it: '0.7677 [0.70, 0.82]' (metrics.Scored's
-    text) when the file carries its interval (`<key>_ci`; for a CCC file's `value` also `CCC_ci`), else '0.7677'."""
-    from metrics import Scored
-    ci = next((d[k] for k in (f"{key}_ci", *(("CCC_ci",) if key == "value" else ())) if d.get(k)), None)
-    return Scored(float(d[key]), *(ci or (None, None))).text()
+    text) when the file carries its interval (`<key>_ci`), else '0.7677'."""
+    from metrics import stored
+    return stored(d, key).text()
 
 
 PROTOCOL_LABELS = {"complete": "both (fusion)", "present:audio": "audio only (text absent)",
@@ -201,7 +200,6 @@ def iemocap_tables(jobs, res: dict) -> tuple[dict, dict]:
 
 def readme_tables(cfg, jobs) -> dict[str, dict[str, str]]:
     """The README's demo tables, from this run's result files: {section: {row name: 'value | ...'}}."""
-    import csv
     import json
 
     from utils import ccc

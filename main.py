@@ -267,12 +267,12 @@ def audio_text(argv) -> int:
         print(line)
     for k, a in enumerate(("act", "dom", "val")):
         scores = nt_a.denorm(pred[:, k], a)
-        value = write_scores(args.results / f"{name}_{args.test_split}_{a}.csv", [(u, y[k]) for u, y in test],
+        scored = write_scores(args.results / f"{name}_{args.test_split}_{a}.csv", [(u, y[k]) for u, y in test],
                              scores, result={"system": "audio_text", "attribute": a, "corpus": str(root),
                                              "split": args.test_split, "checkpoint": str(out_dir),
                                              "chunking": args.chunking, "train_missing": cond, "seed": args.seed,
                                              **inference})
-        print(f"{a.capitalize()}-CCC: {with_interval(value, [(u, y[k]) for u, y in test], scores)}")
+        print(f"{a.capitalize()}-CCC: {with_interval(scored)}")
     print("=" * 51)
     print(f"{res.steps_run} iterations this run; best validation loss {res.best_val:.4f} at iteration "
           f"{res.best_step}; model in {out_dir}")

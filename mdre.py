@@ -164,9 +164,8 @@ def write_fold_table(path: Path, rows: list[dict], tag: str, result: dict) -> No
 
 def cell(row: dict, key: str) -> str:
     """"0.5000 [0.40, 0.60]": a table cell of a row holding key and key_ci (metrics.interval_fields)."""
-    from metrics import Scored
-    ci = row.get(f"{key}_ci")
-    return Scored(row[key], *(ci or (None, None))).text()
+    from metrics import stored
+    return stored(row, key).text()
 
 
 def shared_draws(method, model, items, device):

@@ -143,6 +143,17 @@ def interval_fields(key: str, s: Scored) -> dict:
     return {key: s.value, f"{key}_ci": s.ci}
 
 
+def stored(fields: dict, key: str) -> Scored | None:
+    """What interval_fields wrote, read back: `key`'s value with its interval `key_ci` (none when the file or
+    row has no interval, e.g. one written before intervals); None when `key` is absent."""
+    value = fields.get(key)
+    if value is None:
+        return None
+    ci = fields.get(f"{key}_ci")
+    lo, hi = (ci[0], ci[1]) if ci and None not in ci[:2] else (None, None)
+    return Scored(float(value), None if lo is None else float(lo), None if hi is None else float(hi))
+
+
 def interval_record(resamples: int = 1000, level: float = 0.95, seed: int = 0, method: str = "bca") -> dict:
     """What a result file stores as "interval": how its *_ci fields were made."""
     what = ("BCa (Efron 1987; percentile where BCa is undefined)" if method == "bca" else "percentile")

@@ -70,7 +70,7 @@ def main(argv=None) -> int:
     with ResourceMonitor() as mon:
         scores = pred.predict([store[u] for u, _ in items], batch_size=args.batch_eval)
     ms = 1000 * mon.seconds / len(items)
-    value = write_scores(out, items, scores, result={
+    scored = write_scores(out, items, scores, result={
         **inference_record(mon.seconds, len(items), store.seconds([u for u, _ in items]), mon),
         "system": "deep_emo_cluster", "attribute": args.attribute, **corpus_fields(args),
         "checkpoint": str(ckpt), "model": pred.config["model"], "seed": pred.config.get("loop", {}).get("seed"),
@@ -81,7 +81,7 @@ def main(argv=None) -> int:
     print(f"EmoClusters (#): {settings['-nc']}")
     print("Model: Vgg16_DeepEmoCluster")
     print(f"Temporal-Modeling: {settings['-mt']}")
-    print(f"Test {args.emo_attr}-CCC: {with_interval(value, items, scores)}")  # str(), as the original; interval
+    print(f"Test {args.emo_attr}-CCC: {with_interval(scored)}")  # str(), as the original; interval
     print(f"checkpoint {ckpt}; {len(items)} utterances of {args.split} ({ms:.2f} ms/utterance); "
           f"per-utterance results in {out}")
     return 0

@@ -45,7 +45,7 @@ def main(argv=None) -> int:
     with ResourceMonitor() as mon:
         scores = pred.predict([store[u] for u, _ in items], batch_size=args.batch_eval)
     ms = 1000 * mon.seconds / len(items)
-    value = write_scores(out, items, scores, result={
+    scored = write_scores(out, items, scores, result={
         **inference_record(mon.seconds, len(items), store.seconds([u for u, _ in items]), mon),
         "system": "chunk_lstm", "attribute": args.attribute, **corpus_fields(args),
         "checkpoint": str(ckpt), "model": pred.config["model"], "seed": pred.config.get("loop", {}).get("seed"),
@@ -56,7 +56,7 @@ def main(argv=None) -> int:
     print("Model_Type: LSTM")
     print(f"Attention_Type: {settings['-atten']}")
     # str() of the value, full precision, as the original, then its 95 % interval (the one the result file holds)
-    print(f"{args.emo_attr}-CCC: {with_interval(value, items, scores)}")
+    print(f"{args.emo_attr}-CCC: {with_interval(scored)}")
     print(f"Avg. Time Cost(ms/uttr): {ms:.2f}")
     print(f"checkpoint {ckpt}; {len(items)} utterances of {args.split}; per-utterance results in {out}, result in {output_file(out, '.json')}")
     return 0

@@ -264,8 +264,7 @@ def _table(rows: list[dict], summary: dict, keys: list[str], modalities: list[st
     for r in rows:
         line = {"series": r["series"], "condition": r["condition"], "rate": _fmt(r["rate"], 2)}
         for key in keys:
-            s = metrics.Scored(r[key], *(r[f"{key}_ci"] or (None, None)))
-            line[key] = s.text()
+            line[key] = metrics.stored(r, key).text()
             line[f"{key} sd"] = _fmt(r[f"{key}_sd"])
             line[f"{key} diff"] = _fmt(r[f"{key}_diff"])
             line[f"{key} p"] = _fmt(r[f"{key}_p"], 3)
@@ -277,8 +276,7 @@ def _table(rows: list[dict], summary: dict, keys: list[str], modalities: list[st
         if name in summary:
             line = {"series": rows[0]["series"], "condition": f"{name} ({summary['what'][name]})", "rate": ""}
             for key in keys:
-                ci = summary[name][f"{key}_ci"]
-                line[key] = metrics.Scored(summary[name][key], *(ci or (None, None))).text()
+                line[key] = metrics.stored(summary[name], key).text()
             table.append(line)
     return table
 

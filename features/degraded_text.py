@@ -50,13 +50,19 @@ class DegradedText:
         self.device, self.progress = device, progress
         self._encoder = encoder
         self._caches: dict[str, FeatureStore] = {}
+        self._edits: dict[tuple, tuple[list, dict]] = {}  # prepare's draws, read again by features()
         self.encoded = 0
 
     # ------------------------------------------------------------------ the degraded words
     def degraded(self, utt: str, transcript: str, cond: Condition | str, sim_seed: int) -> tuple[list, dict]:
-        """(the degraded transcript's words, edit info) of one utterance: seeded by (sim_seed, utt, cond)."""
+        """(the degraded transcript's words, edit info) of one utterance: seeded by (sim_seed, utt, cond); drawn
+        once per object (`prepare` then `features` do not edit and measure the WER twice)."""
         cond = parse_condition(cond)
-        return edit_words(transcript.split(), cond, utterance_rng(sim_seed, utt, cond), self.vocabulary)
+        key = (utt, str(cond), int(sim_seed), transcript)
+        if key not in self._edits:
+            self._edits[key] = edit_words(transcript.split(), cond, utterance_rng(sim_seed, utt, cond),
+                                          self.vocabulary)
+        return self._edits[key]
 
     def features(self, utt: str, transcript: str, cond: Condition | str, sim_seed: int
                  ) -> tuple[np.ndarray | None, dict]:

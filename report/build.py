@@ -10,6 +10,7 @@ from pathlib import Path
 
 import numpy as np
 
+import metrics
 from report import stats
 from report.anchors import ANCHORS
 from report.config import Config
@@ -230,7 +231,6 @@ def build(cfg: Config, jobs: list[Job], failures: list[tuple[str, str]]) -> tupl
     blocks += comparisons_section(results, docs, src)
 
     # ---------------------------------------------------------------- missing data
-    blocks += missing_section(results, docs, src, figs, missing_curves)
 
     # ---------------------------------------------------------------- cross-corpus
     blocks += cross_section(results, docs, src, figs)
@@ -248,72 +248,6 @@ def build(cfg: Config, jobs: list[Job], failures: list[tuple[str, str]]) -> tupl
     atomic_write_text(md, to_markdown(blocks, folder))
     atomic_write_text(page, to_html(blocks, f"Benchmark report: {cfg.name}"))
     return md, page
-
-
-def _rate(v) -> float | None:
-    return None if v in ("", None) else float(v)
-
-
-def missing_section(results: list[Result], docs: dict, src: Sources, figs: Path, missing_curves) -> list[Block]:
-    """Per condition one figure, one line per fusion system: CCC (MSP-Podcast) or UA (IEMOCAP) against the rate.
-    A whole modality absent has no rate: those go in a table."""
-    ccc_rows, ua_rows, absent = [], [], []
-    for r in (x for x in results if x.section in ("missing-ccc", "missing-class")):
-        d = docs[r.path]
-        if not d:
-            continue
-        ref = src.ref(r.path)
-        if r.section == "missing-ccc":  # evaluate_missing.py: one row per checkpoint, condition, rate
-            for row in d["rows"]:
-                series = f"audio-text {r.info['variants'].get(row['checkpoint'], Path(row['checkpoint']).name)}"
-                item = {"series": series, "condition": row["condition"], "rate": _rate(row["rate"]),
-                        **{a: row[a] for a in ATTRS}, "mean CCC": float(np.mean([row[a] for a in ATTRS]))}
-                (absent if row["condition"].endswith("absent") else ccc_rows).append({**item, "ref": ref})
-        else:  # mdre.py (fold, "frames:0.5") or speech_text_mocap.py (session, kind, rate): mean over folds
-            by = {}
-            for row in d["rows"]:
-                kind, rate = (row["condition"].split(":") + [""])[:2] if "rate" not in row else (row["condition"], row["rate"])
-                by.setdefault((kind, rate), []).append(row)
-            series = f"MDRE {r.variant}" if r.system == "mdre" else f"speech+text+mocap ({r.variant})"
-            if r.system == "mdre":  # the complete-data point: the fold table's mean
-                folds = next((docs[x.path] for x in results if x.section == "class-folds" and x.system == r.system
-                              and x.variant == r.variant
-                              and docs[x.path]), None)
-                if folds:
-                    by[("complete", "0")] = [folds["mean"]]
-            for (kind, rate), sel in by.items():
-                item = {"series": series, "condition": kind, "rate": _rate(rate) if kind != "complete" else 0.0,
-                        "WA": _mean(x["WA"] for x in sel), "UA": _mean(x["UA"] for x in sel), "ref": ref}
-                (absent if kind.endswith("absent") else ua_rows).append(item)
-    if not (ccc_rows or ua_rows or absent):
-        return []
-    blocks = [Block("h2", "Missing data"),
-              Block("p", "Each fusion system scored on its test split with data removed by the shared simulators "
-                         "(features/missing.py): frames (audio frames blanked at random), bursts (Markov packet loss), "
-                         "words (words removed from the transcript and the shorter transcript encoded again; "
-                         "words+audio also blanks their audio), wer (simulated recogniser errors, re-encoded), "
-                         "word-rows (the original helper: the words' rows of the encoded text blanked, which leaves "
-                         "the sentence in their context), a whole modality absent. Rate 0 is the complete-data "
-                         "score; the same conditions with intervals are in the protocol tables above.")]
-    figures = []
-    for rows, metrics, tag in ((ccc_rows, ["Act", "Dom", "Val"], "ccc"), (ua_rows, ["UA", "WA"], "ua")):
-        for cond in dict.fromkeys(r["condition"] for r in rows if r["condition"] != "complete"):
-            sel = [dict(r, rate=r["rate"]) for r in rows if r["condition"] in ("complete", cond)]
-            series = {r["series"] for r in sel if r["condition"] == cond}
-            sel = [r for r in sel if r["series"] in series]
-            path = figs / f"missing_{cond.replace('+', '_')}_{tag}.png"
-            base = ({m: (0.25, "chance (4 classes)") for m in metrics} if tag == "ua" else
-                    {m: (0.0, "zero (constant prediction)") for m in metrics})
-            missing_curves(sel, metrics, path, title=cond, baselines=base)
-            figures.append(Figure(path, f"{cond}: {' / '.join(metrics)} against the missing rate, one line per system; "
-                                        "the axis starts at the dashed baseline and ends at 1"))
-    blocks.append(Block("figures", figures=figures))
-    if absent:
-        rows = [[r["series"], r["condition"], r.get("mean CCC"), r.get("UA"), r.get("WA"), r["ref"]] for r in absent]
-        blocks += [Block("h3", "A whole modality absent"),
-                   Block("table", table=Table(["system", "condition", "mean CCC (Act, Dom, Val)", "UA", "WA", "ref"],
-                                              rows))]
-    return blocks
 
 
 def cross_section(results: list[Result], docs: dict, src: Sources, figs: Path) -> list[Block]:
@@ -452,15 +386,15 @@ def anchor_fits(a: dict, mine: list[dict]) -> bool:
     return not a.get("needs_protocol") or all(d.get("protocol") == a["needs_protocol"] for d in mine)
 
 
-def published_table(items: list[tuple[str, dict]], metrics: list[str]) -> list[Block]:
+def published_table(items: list[tuple[str, dict]], keys: list[str]) -> list[Block]:
     """The anchors that no row of ours is comparable with: their own table, saying why, never beside our rows."""
     if not items:
         return []
-    rows = [[LABELS[system], a["label"], *[a["values"].get(m) for m in metrics],
+    rows = [[LABELS[system], a["label"], *[a["values"].get(m) for m in keys],
              ", ".join(x for x in (a.get("protocol"), a["corpus"]) if x), a["source"], a.get("comparable")]
             for system, a in items]
     return [Block("h3", "Published figures (not comparable with the rows above)"),
-            Block("table", table=Table(["system", "what", *metrics, "protocol, corpus", "source", "comparable with"],
+            Block("table", table=Table(["system", "what", *keys, "protocol, corpus", "source", "comparable with"],
                                        rows, set(range(len(rows))),
                                        note="Reported by the original authors, not re-measured here. They are kept "
                                             "apart because no row above was measured like them (see the last "
@@ -752,11 +686,8 @@ def _paired_conditions(long: dict, row: dict, key: str, d: dict) -> dict | None:
     labels = np.array([first[u][0][col] for u in utts])
     a = np.array([first[u][1][col] for u in utts])
     b = np.array([[draw[u][1][col] for u in utts] for draw in cond.values()])
-    m = stats._metrics()
-    if m is None:
-        return None
     metric = key if key in ("WA", "UA") else "CCC"
-    t = m.paired_test(metric, labels, a, b if len(b) > 1 else b[0],
+    t = metrics.paired_test(metric, labels, a, b if len(b) > 1 else b[0],
                       n_classes=len(d.get("classes") or []) or None)
     return {**t, "utterances": len(utts)}
 

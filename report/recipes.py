@@ -33,7 +33,7 @@ class Step:
 @dataclass
 class Result:
     """One result file the report expects: what it is (section) and where it comes from."""
-    section: str  # ccc | class | class-folds | ablation | missing-ccc | missing-class | cross | cross-class
+    section: str  # ccc | class | class-folds | ablation | protocol | cross | cross-class
     system: str
     variant: str
     path: Path  # the result JSON
@@ -373,8 +373,6 @@ def mdre(cfg: Config, s: System) -> list[Job]:
                    for k, path in names["folds"].items()]
         results.append(Result("class-folds", s.system, v["name"], names["table"], {**sd.info}, step.key))
         paths = names["protocols"]  # {protocol: <name>_<protocol>.json}, "conditions" the --missing list's
-        if v.get("missing") and names["missing"] not in paths.values():  # else it is the "conditions" protocol's
-            results.append(Result("missing-class", s.system, v["name"], names["missing"], {**sd.info}, step.key))
         results += protocol_results(s, v["name"], paths, "WA/UA", step.key, {**sd.info})
         jobs.append(Job(f"mdre {v['name']}{sd.key.replace('/', ' ')}", [*corpus_steps(cfg, s.corpus), step], results,
                         s.system))
@@ -420,9 +418,6 @@ def speech_text_mocap(cfg: Config, s: System) -> list[Job]:
         results = [Result("class", s.system, v["name"], path, {"fold": k, "configuration": c, **sd.info}, step.key)
                    for (c, k), path in names["results"].items()]
         results.append(Result("ablation", s.system, v["name"], names["ablation"], {**sd.info}, step.key))
-        if v.get("missing") and THREE_WAY in v.get("configs", STM_CONFIGS):
-            results.append(Result("missing-class", s.system, v["name"], names["missing"],
-                                  {**sd.info}, step.key))
         results += _stm_protocol_results(s, v, sd, names, step.key)
         jobs.append(Job(f"speech-text-mocap {v['name']}{sd.key.replace('/', ' ')}",
                         [*corpus_steps(cfg, s.corpus), step], results, s.system))

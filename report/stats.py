@@ -10,6 +10,7 @@ from pathlib import Path
 
 import numpy as np
 
+import metrics
 from report.render import MeanSd
 
 KEYS = {"CCC": "value", "WA": "WA", "UA": "UA"}  # metric -> the key a result file stores it under
@@ -22,15 +23,6 @@ class Scores:
     labels: np.ndarray  # floats (CCC) or class indices
     preds: np.ndarray
     classes: list[str] | None  # None: regression
-
-
-def _metrics():
-    """metrics.py, or None where it is not importable (then cells show bare values, no interval)."""
-    try:
-        import metrics
-        return metrics
-    except ImportError:
-        return None
 
 
 _CACHE: dict = {}
@@ -86,20 +78,17 @@ def scored(path: Path, doc: dict | None, metric: str):
     value = doc.get(key)
     if value is None:
         return None
-    m = _metrics()
-    if m is None:
-        return float(value)
-    ci = doc.get(f"{key}_ci")
-    if ci and None not in ci[:2]:
-        return m.Scored(float(value), float(ci[0]), float(ci[1]))
+    kept = metrics.stored(doc, key)
+    if kept.lo is not None:
+        return kept
     s = per_utterance(path, doc)
     if s is None or len(s.utts) < 2:
         return float(value)
     key = (id(s), metric)  # one bootstrap per file and metric (the Scores object is cached per file version)
     if key not in _SCORED:
-        fresh = m.score(metric, s.labels, s.preds, n_classes=len(s.classes) if s.classes else None)
+        fresh = metrics.score(metric, s.labels, s.preds, n_classes=len(s.classes) if s.classes else None)
         _SCORED[key] = (s, fresh)  # s kept alive so its id is not reused
-    return m.Scored(float(value), _SCORED[key][1].lo, _SCORED[key][1].hi)
+    return metrics.Scored(float(value), _SCORED[key][1].lo, _SCORED[key][1].hi)
 
 
 _SCORED: dict = {}
@@ -107,13 +96,8 @@ _SCORED: dict = {}
 
 def row_scored(row: dict, key: str):
     """A protocol row's `key` with its interval `key_ci` (engine.robustness rows), or the bare value."""
-    value = row.get(key)
-    if value is None:
-        return None
-    m, ci = _metrics(), row.get(f"{key}_ci")
-    if m is not None and ci and None not in ci[:2]:
-        return m.Scored(float(value), float(ci[0]), float(ci[1]))
-    return float(value)
+    s = metrics.stored(row, key)
+    return s if s is None or s.lo is not None else s.value
 
 
 def class_baselines(path: Path, doc: dict | None) -> dict | None:
@@ -123,18 +107,12 @@ def class_baselines(path: Path, doc: dict | None) -> dict | None:
         return None
     if doc.get("baselines"):
         return doc["baselines"]
-    m, s = _metrics(), per_utterance(path, doc)
+    s = per_utterance(path, doc)
     if s is not None and s.classes:
-        if m is not None:
-            return m.baselines(s.labels, len(s.classes))
-        counts = np.bincount(s.labels, minlength=len(s.classes))
-        return {"chance_WA": 1 / len(counts), "majority_WA": counts.max() / counts.sum(), "chance_UA": 1 / len(counts),
-                "majority_UA": 1 / max(1, int((counts > 0).sum())), "support": counts.tolist()}
+        return metrics.baselines(s.labels, len(s.classes))
     if doc.get("confusion") and doc.get("classes"):  # an older file: the support is the confusion's row sums
         counts = np.asarray(doc["confusion"]).sum(axis=1)
-        return {"chance_WA": 1 / len(counts), "majority_WA": float(counts.max() / counts.sum()),
-                "chance_UA": 1 / len(counts), "majority_UA": 1 / max(1, int((counts > 0).sum())),
-                "support": counts.tolist()}
+        return metrics.baselines(np.repeat(np.arange(len(counts)), counts), len(counts))
     return None
 
 
@@ -164,10 +142,7 @@ def mean_sd(values: list) -> MeanSd | None:
 
 def paired(metric: str, a: Scores, b: Scores) -> dict | None:
     """metrics.paired_test of b against a on the utterances both scored (matched by id, in a's order) with the
-    same labels; None when fewer than 2 shared or metrics.py is missing. Adds "utterances"."""
-    m = _metrics()
-    if m is None:
-        return None
+    same labels; None when fewer than 2 are shared. Adds "utterances"."""
     where = {u: k for k, u in enumerate(b.utts)}
     shared = [(k, where[u]) for k, u in enumerate(a.utts) if u in where]
     if len(shared) < 2:
@@ -175,7 +150,7 @@ def paired(metric: str, a: Scores, b: Scores) -> dict | None:
     ia, ib = (np.array(x) for x in zip(*shared))
     if not np.allclose(a.labels[ia], b.labels[ib]):
         return None  # the same ids with other labels: not the same test set
-    out = m.paired_test(metric, a.labels[ia], a.preds[ia], b.preds[ib],
+    out = metrics.paired_test(metric, a.labels[ia], a.preds[ia], b.preds[ib],
                         n_classes=len(a.classes) if a.classes else None)
     return {**out, "utterances": len(shared)}
 
@@ -184,10 +159,7 @@ def interval_text(docs: list[dict | None]) -> str:
     """How the intervals were computed, said once: from the result files' `interval` records, else the metrics
     module's defaults (what the report uses for older files)."""
     recs = [d["interval"] for d in docs if d and isinstance(d.get("interval"), dict)]
-    m = _metrics()
-    rec = recs[0] if recs else (dict(m.INTERVAL) if m is not None else None)
-    if rec is None:
-        return "No intervals: metrics.py is not available."
+    rec = recs[0] if recs else dict(metrics.INTERVAL)
     method = {"bca": "BCa (bias-corrected and accelerated)", "percentile": "percentile"}.get(
         str(rec.get("method")), str(rec.get("method")))
     other = {r.get("method") for r in recs} - {rec.get("method")}

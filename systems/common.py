@@ -323,33 +323,30 @@ def write_result(path: Path, fields: dict) -> None:
 
 
 def write_scores(out: Path, items: list, scores, *, result: dict, resamples: int = 1000,
-                 ci_method: str = "bca") -> float:
+                 ci_method: str = "bca"):
     """The per-utterance CSV (utterance, prediction, label) and, beside it, <out>.json: one result file in one
     format for every system (metric, system, corpus, split, checkpoint, ...), for comparison reports. The JSON
     holds the CCC (`value`), its 95 % bootstrap interval over the test utterances (`value_ci`, None with
-    resamples 0) and how it was made (`interval`: metrics.interval_record). Returns the CCC."""
+    resamples 0) and how it was made (`interval`: metrics.interval_record). Returns the CCC with its interval
+    (a metrics.Scored: `.value`, `with_interval` prints it)."""
     from metrics import interval_record, score
     from utils import atomic_path
     labels = np.array([v for _, v in items])
     scored = score("CCC", labels, np.asarray(scores, np.float64), resamples=resamples, method=ci_method)
-    value = scored.value
     with atomic_path(out) as tmp, open(tmp, "w") as f:
         f.write("utterance,prediction,label\n")
         f.writelines(f"{u},{p:.6f},{y:.6f}\n" for (u, y), p in zip(items, scores))
     from utils import output_file
-    write_result(output_file(out, ".json"), {"metric": "CCC", "value": value, "value_ci": scored.ci,
+    write_result(output_file(out, ".json"), {"metric": "CCC", "value": scored.value, "value_ci": scored.ci,
                                             "interval": interval_record(resamples, method=ci_method),
                                             "utterances": len(items), "per_utterance_csv": out.name, **result})
-    return value
+    return scored
 
 
-def with_interval(value: float, items: list, scores) -> str:
-    """A testing script's printed CCC: str() of the value (full precision, as the originals print it) and its
-    95 % bootstrap interval over the test utterances, the same one write_scores stores (metrics.score's
-    defaults): '0.7677123456 [0.70, 0.82]'."""
-    from metrics import score
-    s = score("CCC", np.array([v for _, v in items]), np.asarray(scores, np.float64))
-    return f"{value} {s.ci_text()}".rstrip()
+def with_interval(scored) -> str:
+    """A testing script's printed CCC: str() of the value (full precision, as the originals print it) and the 95 %
+    interval write_scores stored with it: '0.7677123456 [0.70, 0.82]'."""
+    return f"{scored.value} {scored.ci_text()}".rstrip()
 
 
 def testing_inputs(args, also_in: tuple[Path, ...] = ()) -> tuple[Path, Path, FeatureStore, list]:

@@ -238,12 +238,13 @@ def test_result_files_store_intervals_baselines_and_the_method(tmp_path):
     rng = np.random.default_rng(5)
     items = [(f"u{i}", float(v)) for i, v in enumerate(rng.uniform(1, 7, 40))]
     scores = np.array([v for _, v in items]) + rng.normal(size=40)
-    value = write_scores(tmp_path / "r.csv", items, scores, result={"system": "x"})
+    scored = write_scores(tmp_path / "r.csv", items, scores, result={"system": "x"})
+    value = scored.value
     res = json.loads((tmp_path / "r.json").read_text())
     want = metrics.score("CCC", [v for _, v in items], scores)
     assert value == res["value"] == want.value and res["value_ci"] == [want.lo, want.hi]
     assert res["interval"] == metrics.interval_record() and res["interval"]["unit"] == "test utterance"
-    assert with_interval(value, items, scores) == f"{value} [{want.lo:.2f}, {want.hi:.2f}]"
+    assert with_interval(scored) == f"{value} [{want.lo:.2f}, {want.hi:.2f}]"
 
     labels = np.array([0, 0, 0, 1, 1, 2] * 5)
     logits = np.eye(4)[np.where(rng.random(30) < 0.7, labels, 3)]

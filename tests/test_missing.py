@@ -383,7 +383,7 @@ def test_word_errors_is_the_levenshtein_distance():
 
 @pytest.mark.parametrize("target", [0.1, 0.3, 0.5])
 def test_wer_hits_its_target_within_tolerance(target):
-    realised, sizes = [], []
+    realised = []
     for seed in range(200):
         words, info = asr_errors(SENTENCE, target, np.random.default_rng(seed), VOCAB)
         assert info["wer"] == word_errors(SENTENCE, words) / len(SENTENCE)  # what is recorded is what happened
