@@ -1,6 +1,7 @@
 #!/usr/bin/env python
 """`make demo`: the benchmark of configs/demo.yaml (all five systems on the synthetic demo corpora, each step a
-real CLI call; see benchmark.py), two demo-only steps, a check of the README's demo tables, and the report.
+real CLI call; see benchmark.py), two demo-only steps, a check of the documented demo tables (docs/results.md),
+and the report.
 
     demo corpora -> feat_opensmile.py -> norm_para.py -> training.py (Act, Dom, Val) -> testing.py   (System 1)
     -> feat_mel.py -> norm_para.py -> main.py (DeepEmoCluster, Act) -> online_testing.py            (System 2)
@@ -41,15 +42,31 @@ from systems.speech_text_mocap import THREE_WAY
 ATTRS = ("Act", "Dom", "Val")
 
 
-def readme_mismatches(section: str, table: dict[str, str], readme: Path = Path(__file__).with_name("README.md")):
-    """'name: README value -> this value' for every row of the `| name ... | value |` table that follows the
-    paragraph starting with **<section>** in README.md and differs from `table` (a stale figure is a bug). A
-    row's name is its first cells joined with ' | ' and its value the rest so joined, split where the name is
-    one of `table`'s keys (the last cell alone, for a two-part key and a one-column value)."""
-    text = readme.read_text(encoding="utf-8")
+ROOT = Path(__file__).parent
+
+
+def figure_page(section: str, readme: Path | None = None) -> Path | None:
+    """The page whose paragraph starting with **<section>** holds that demo table: `readme` when given, else
+    README.md or the first of docs/*.md that has it (docs/results.md today), so the check follows a table to
+    wherever it moves; None when no page has it."""
+    pages = [readme] if readme else [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
+    return next((p for p in pages if f"**{section}**" in p.read_text(encoding="utf-8")), None)
+
+
+def _page_name(page: Path) -> str:
+    return str(page.relative_to(ROOT)) if page.is_relative_to(ROOT) else page.name
+
+
+def readme_mismatches(section: str, table: dict[str, str], readme: Path | None = None):
+    """'name: documented value -> this value' for every row of the `| name ... | value |` table that follows the
+    paragraph starting with **<section>** in its page (figure_page) and differs from `table` (a stale figure is a
+    bug). A row's name is its first cells joined with ' | ' and its value the rest so joined, split where the name
+    is one of `table`'s keys (the last cell alone, for a two-part key and a one-column value)."""
+    page = figure_page(section, readme)
+    if page is None:
+        return [f"no **{section}** table in {readme.name if readme else 'README.md or docs/*.md'}"]
+    text = page.read_text(encoding="utf-8")
     start = text.find(f"**{section}**")
-    if start < 0:
-        return [f"no **{section}** table in {readme.name}"]
     shown = {}
     for line in text[start:].splitlines()[1:]:
         cells = [c.strip() for c in line.strip().strip("|").split("|")]
@@ -61,19 +78,21 @@ def readme_mismatches(section: str, table: dict[str, str], readme: Path = Path(_
     return [f"{k}: {shown.get(k, 'missing')} -> {v}" for k, v in table.items() if shown.get(k) != v]
 
 
-def readme_check(tables: dict[str, dict[str, str]], *, allow_stale: bool = False,
-                 readme: Path = Path(__file__).with_name("README.md")) -> int:
-    """Compare this run's demo tables with README.md's: 0 when they match; otherwise list every differing figure
-    on stderr and return 3 (a stale figure is a bug, so `make demo` fails and it cannot be missed before landing),
-    or 0 with `allow_stale` (--no-readme-check: e.g. a CPU whose float kernels give other last digits)."""
+def readme_check(tables: dict[str, dict[str, str]], *, allow_stale: bool = False, readme: Path | None = None) -> int:
+    """Compare this run's demo tables with the documented ones (docs/results.md; figure_page): 0 when they match;
+    otherwise list every differing figure on stderr and return 3 (a stale figure is a bug, so `make demo` fails
+    and it cannot be missed before landing), or 0 with `allow_stale` (--no-readme-check: e.g. a CPU whose float
+    kernels give other last digits)."""
     stale = [m for section, table in tables.items() for m in readme_mismatches(section, table, readme)]
+    pages = ", ".join(sorted({_page_name(p) for p in (figure_page(s, readme) for s in tables) if p})) or "README.md"
     if not stale:
-        print("README.md's demo figures match this run")
+        print(f"{pages}: the demo figures match this run")
         return 0
-    print("\nERROR: README.md's demo figures differ from this run (README -> now):\n  " + "\n  ".join(stale) +
+    print(f"\nERROR: the demo figures of {pages} differ from this run (documented -> now):\n  " + "\n  ".join(stale) +
           "\nThey are measured with the default config on the machine README.md names, where a re-run is "
-          "byte-identical: either the code changed the numbers (re-measure and update README.md) or this CPU's float "
-          "kernels differ (README 'Determinism'; `python demo.py --no-readme-check` accepts that).", file=sys.stderr)
+          f"byte-identical: either the code changed the numbers (re-measure and update {pages}) or this CPU's float "
+          "kernels differ (docs/speed.md 'Determinism'; `python demo.py --no-readme-check` accepts that).",
+          file=sys.stderr)
     return 0 if allow_stale else 3
 
 
@@ -144,7 +163,7 @@ def _at_label(condition: str) -> str:
 
 
 def audio_text_missing(jobs) -> dict[str, str]:
-    """The README's audio-text missing-data table from evaluate_missing.py's protocol files (fixed: fusion, audio
+    """The documented audio-text missing-data table from evaluate_missing.py's protocol files (fixed: fusion, audio
     only, text only; random-missing per rate; the conditions list's rows), test1 CCC with intervals."""
     results = [r for j in jobs for r in j.results if r.system == "audio-text" and r.section == "protocol"]
     table = protocol_rows(results, ATTRS, label=_at_label)
@@ -157,7 +176,7 @@ def audio_text_missing(jobs) -> dict[str, str]:
 
 
 def iemocap_tables(jobs, res: dict) -> tuple[dict, dict]:
-    """The README's MDRE and speech + text + mocap tables (Session 5 held out), WA and UA with intervals: each
+    """The documented MDRE and speech + text + mocap tables (Session 5 held out), WA and UA with intervals: each
     model, then each protocol's conditions (MDREA, the three-way model)."""
     import csv
     print("\nMDRE family on the demo IEMOCAP corpus, Session 5 held out:\n| model | WA | UA |\n|---|---|---|")
@@ -199,7 +218,8 @@ def iemocap_tables(jobs, res: dict) -> tuple[dict, dict]:
 
 
 def readme_tables(cfg, jobs) -> dict[str, dict[str, str]]:
-    """The README's demo tables, from this run's result files: {section: {row name: 'value | ...'}}."""
+    """The documented demo tables (docs/results.md), from this run's result files:
+    {section: {row name: 'value | ...'}}."""
     import json
 
     from utils import ccc
@@ -250,12 +270,12 @@ def main(argv=None) -> int:
     from corpora.synth import generator_version
     ap = parser(__doc__)
     ap.add_argument("--config", type=Path, default=benchmark.DEFAULT_CONFIG,
-                    help="benchmark config (the README's demo figures are measured with the default one)")
+                    help="benchmark config (the documented demo figures are measured with the default one)")
     ap.add_argument("--jobs", type=int_at_least(1), default=min(2, os.cpu_count() or 1),
                     help="systems run at once, one process each (default: 2, or 1 on a one-core machine)")
     ap.add_argument("--no-progress", action="store_true", help="no progress bars (for logs)")
     ap.add_argument("--no-readme-check", action="store_true",
-                    help="exit 0 even when README.md's demo figures differ from this run (default: exit 3)")
+                    help="exit 0 even when the demo figures of docs/results.md differ from this run (default: exit 3)")
     args = ap.parse_args(argv)
     t_all = time.time()
     cfg, jobs = benchmark.load(args.config, None)
@@ -298,7 +318,7 @@ def main(argv=None) -> int:
     print(f"\npredictions for {wav_dir}: {cfg.data / 'pred_result.csv'}")
     print(f"demo finished in {time.time() - t_all:.0f} s; open {page} in a browser")
     if args.config.resolve() != benchmark.DEFAULT_CONFIG.resolve():
-        return 0  # the README's figures are measured with the default config only
+        return 0  # the documented figures are measured with the default config only
     return readme_check(tables, allow_stale=args.no_readme_check)
 
 

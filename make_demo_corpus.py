@@ -4,7 +4,7 @@
     python make_demo_corpus.py --kind msp-podcast --out demo_data/msp-podcast --n 500 --seed 0
     python make_demo_corpus.py --kind iemocap --out demo_data/iemocap --n 200 --seed 0
 
-The label rules (what makes the corpus learnable) are in corpora/synth/rules.py and the README.
+The label rules (what makes the corpus learnable) are in corpora/synth/rules.py and docs/corpora.md.
 """
 import json
 import shutil

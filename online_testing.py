@@ -14,76 +14,28 @@ raw labels; prints the original's summary lines and writes a per-utterance CSV (
 """
 import sys
 
-from engine.cli import UserError, entry, parser
-from engine.resources import ResourceMonitor, inference_record
-from systems.common import (add_testing_args, corpus_fields, normterm_for_checkpoint, settings_from_checkpoint,
-                            testing_inputs, with_interval, write_scores)
-from systems.common import require_store
-from systems.deep_emo_cluster import Predictor, add_cli_args, recorded_settings, resolve_paths
+from engine.cli import entry, parser
+from engine.experiment import Experiment, run
+from systems.common import add_testing_args
+from systems.deep_emo_cluster import add_cli_args
+from systems.deep_emo_cluster_experiment import describe_testing
 
 
-def given_settings(args) -> dict:
-    """The original's flags as the command line gives them (the keys of recorded_settings)."""
-    return {"-ep": args.epoch, "-batch": args.batch_size, "-nc": args.num_clusters, "-emo": args.emo_attr,
-            "-mt": args.model_type, "-unlabel": args.unlabel_size}
+def build_parser():
+    ap = parser(__doc__)
+    add_cli_args(ap)
+    add_testing_args(ap, "main.py", "<models-dir>/<run name>", 32)
+    return ap
 
 
-def pool_overlap_warning(pred, split: str) -> dict:
-    """The training pool's overlap with evaluation splits (recorded when it was allowed), warned about when the
-    split scored now is one of them; {} when there was none."""
-    overlap = pred.config.get("unlabelled", {}).get("overlap", {})
-    hit = {s: n for s, n in overlap.items() if s.lower() == split.lower()}
-    for s, n in hit.items():
-        print(f"warning: {n} utterance(s) of {s} were in this model's unlabelled training pool "
-              "(allowed by --allow-test-in-pool): this score is not a clean test result", file=sys.stderr)
-    return overlap
+def describe(argv) -> Experiment:
+    """The scoring these flags ask for: outputs "csvs" and "results" ({emo: path}), "name" (the run looked up)."""
+    return describe_testing(argv, build_parser())
 
 
 @entry
 def main(argv=None) -> int:
-    ap = parser(__doc__)
-    add_cli_args(ap)
-    add_testing_args(ap, "main.py", "<models-dir>/<run name>", 32)
-    args = ap.parse_args(argv)
-    resolve_paths(args)
-    require_store(args.store, "--store", "mel")  # the kind of features, before any work (issue 19.14)
-    out, ckpt, store, items = testing_inputs(args)
-    normterm = normterm_for_checkpoint(args, ckpt)
-    print(f"=> loading checkpoint '{ckpt}'")
-    try:
-        pred = Predictor.load(ckpt, normterm=normterm, device=args.device,
-                              flags={"variant": args.model_type, "num_clusters": args.num_clusters,
-                                     "attribute": args.attribute}, allow_unfinished=args.allow_unfinished)
-    except (FileNotFoundError, ValueError) as e:
-        raise UserError(str(e)) from None
-    print("Loaded")
-    if "identified_by" in pred.config:  # an original file: say what it was taken for, and why
-        print(f"=> {ckpt.name}: {pred.config['model']['variant']} with {pred.config['model']['num_clusters']} "
-              f"clusters, {args.emo_attr} ({pred.config['identified_by']})")
-    settings = settings_from_checkpoint(ckpt, recorded_settings(pred.config), given_settings(args))
-    want = pred.config.get("features", {}).get("name")
-    if want != store.meta.get("name") or store.dims != 128:
-        raise UserError(f"{ckpt} was trained on {want} features, but {args.store} holds "
-                        f"{store.meta.get('name')} ({store.dims}-d)")
-    overlap = pool_overlap_warning(pred, args.split)
-    print("Start Online Testing Process")
-    with ResourceMonitor() as mon:
-        scores = pred.predict([store[u] for u, _ in items], batch_size=args.batch_eval)
-    ms = 1000 * mon.seconds / len(items)
-    scored = write_scores(out, items, scores, result={
-        **inference_record(mon.seconds, len(items), store.seconds([u for u, _ in items]), mon),
-        "system": "deep_emo_cluster", "attribute": args.attribute, **corpus_fields(args),
-        "checkpoint": str(ckpt), "model": pred.config["model"], "seed": pred.config.get("loop", {}).get("seed"),
-        "run_settings": settings, **({"training_pool_overlap": overlap} if overlap else {})})
-    print(f"Epochs: {settings['-ep']}")
-    print(f"Batch Size: {settings['-batch']}")
-    print(f"Unlabeled Size: {settings['-unlabel']}")
-    print(f"EmoClusters (#): {settings['-nc']}")
-    print("Model: Vgg16_DeepEmoCluster")
-    print(f"Temporal-Modeling: {settings['-mt']}")
-    print(f"Test {args.emo_attr}-CCC: {with_interval(scored)}")  # str(), as the original; interval
-    print(f"checkpoint {ckpt}; {len(items)} utterances of {args.split} ({ms:.2f} ms/utterance); "
-          f"per-utterance results in {out}")
+    run(describe(sys.argv[1:] if argv is None else list(argv)))
     return 0
 
 

@@ -12,14 +12,13 @@ every 50 iterations on the dev split; stops after exactly -iter iterations; re-r
 import sys
 
 from engine.cli import entry, int_at_least, parser, positive_float
-from engine.loop import LoopConfig, ddp_env, train
-from systems.chunk_lstm import ChunkLSTMMethod, add_cli_args, resolve_paths
-from systems.common import require_store
-from systems.common import add_training_args, load_training_data, split_names
+from engine.experiment import Experiment, run
+from systems.chunk_lstm import add_cli_args, run_name
+from systems.common import add_training_args
+from systems.msp_experiment import chunk_lstm_trained, training_experiment
 
 
-@entry
-def main(argv=None) -> int:
+def build_parser():
     ap = parser(__doc__)
     add_cli_args(ap)
     ap.add_argument("--lr", type=positive_float, default=1e-4, help="Adam learning rate")
@@ -27,22 +26,25 @@ def main(argv=None) -> int:
     add_training_args(ap, "seed of the initialisation, sampling and dropout", "chunk-lstm")
     ap.add_argument("--population-ccc-loss", action="store_true",
                     help="textbook 1-CCC loss (the original mixes a population covariance with unbiased variances)")
-    args = ap.parse_args(argv)
-    resolve_paths(args)
-    require_store(args.store, "--store", "chunk-lstm")  # the kind of features, before any work (issue 19.14)
-    store, nt, train_items, val_items, out_dir = load_training_data(args)
-    method = ChunkLSTMMethod(store, nt, args.attribute, args.atten_type, n=args.chunk_n,
-                             unbiased_var_loss=not args.population_ccc_loss, corpus_version=args.root.name)
-    cfg = LoopConfig(out_dir=out_dir, iterations=args.iterations, batch_size=args.batch_size, lr=args.lr,
-                     val_every=args.val_every, seed=args.seed, device=args.device, resume=not args.no_resume,
-                     progress=not args.no_progress, deterministic=args.deterministic, **split_names(args))
-    res = train(method, train_items, val_items, cfg)
+    return ap
+
+
+def describe(argv) -> Experiment:
+    """The training run these flags ask for: <out>/<run name> (outputs "name", "run")."""
+    args = build_parser().parse_args(argv)
+    args.name = run_name(args.iterations, args.batch_size, args.atten_type, args.emo_attr)
+    return training_experiment("chunk-lstm", "training.py", argv, args, "systems.msp_experiment:CHUNK_LSTM",
+                               iterations=args.iterations, lr=args.lr, val_every=args.val_every)
+
+
+@entry
+def main(argv=None) -> int:
+    from engine.loop import ddp_env
+    argv = sys.argv[1:] if argv is None else list(argv)
+    exp = describe(argv)
+    (outcome,) = run(exp)
     if ddp_env()[0] == 0:
-        speed = (f"{res.steps_run} iterations in {res.seconds:.1f} s ({res.steps_run * res.batch_size / res.seconds:.1f} "
-                 f"utt/s at batch {res.batch_size}, {100 * res.data_seconds / res.seconds:.1f}% of the time waiting "
-                 f"for data)" if res.steps_run else "nothing to do (already finished)")
-        print(f"{args.name}: {speed}; best validation CCC {1 - res.best_val:.4f} at iteration {res.best_step} "
-              f"of {res.steps}; saved in {cfg.out_dir}")
+        print(chunk_lstm_trained(exp, outcome))
     return 0
 
 

@@ -1,6 +1,7 @@
 """Small pieces shared by every system: CCC, the dynamic chunker, z-norm, atomic file writes, seeding."""
 from __future__ import annotations
 
+import argparse
 import contextlib
 import errno
 import os
@@ -9,6 +10,31 @@ import tempfile
 from pathlib import Path
 
 import numpy as np
+
+
+# the toolkit's user-facing errors and the argparse number types, here at the bottom layer so that every package
+# (features' extraction runner included) can raise them; engine.cli re-exports them
+class UserError(Exception):
+    """Bad input or settings the user can fix; the message names the file or flag and says what to do."""
+
+
+def _number(text: str, cast, what: str):
+    """`cast(text)`, or the argparse error "'x' is not <what>"."""
+    try:
+        return cast(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not {what}") from None
+
+
+def int_at_least(low: int, why: str | None = None):
+    """argparse type: an integer >= low, with a message naming the bound (and `why`, when given)."""
+    def check(text: str) -> int:
+        v = _number(text, int, "a whole number")
+        if v < low:
+            raise argparse.ArgumentTypeError(f"{v} is too small (at least {low}{': ' + why if why else ''})")
+        return v
+    check.__name__ = f"integer >= {low}"
+    return check
 
 
 class OutputError(Exception):

@@ -1,0 +1,1 @@
+"""Speed and memory benchmarks of the extractors, the store, the training loop and each system."""

@@ -1,6 +1,8 @@
 #!/usr/bin/env python
-"""Audio-text co-attention (System 3) speed: training throughput, share of step time spent waiting for data,
-test real-time factor, and training under a memory cap from a store larger than the cap.
+"""Audio-text co-attention (System 3) speed: training and test throughput, and memory.
+
+Training throughput, share of step time spent waiting for data, test real-time factor, and training under a memory
+cap from a store larger than the cap.
 
     python bench/bench_audio_text.py [--device cpu|cuda] [--batch 32] [--steps 20] [--store-gb 2]
                                      [--strategy multiscale|fixed|lexical] [--deterministic]

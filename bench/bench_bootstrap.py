@@ -1,5 +1,7 @@
 #!/usr/bin/env python
-"""The cost of the uncertainty: metrics.score with 1,000 bootstrap resamples, and engine.robustness'
+"""The cost of the uncertainty: bootstrap intervals and engine.robustness' bookkeeping.
+
+metrics.score with 1,000 bootstrap resamples, and engine.robustness'
 bookkeeping (per-condition intervals, paired tests, CSVs, JSON, figure) around a model's predictions.
 
     python bench/bench_bootstrap.py [--sizes 67,1000,30000] [--resamples 1000] [--rounds 3]

@@ -1,6 +1,8 @@
 #!/usr/bin/env python
-"""Chunk-LSTM speed: training throughput, share of step time outside forward/backward, test and prediction
-real-time factors, and memory when training from a store far larger than the batch.
+"""Chunk-LSTM speed: training and inference throughput, and memory.
+
+Training throughput, share of step time outside forward/backward, test and prediction real-time factors, and memory
+when training from a store far larger than the batch.
 
     python bench/bench_chunk_lstm.py [--device cpu|cuda] [--batch 32] [--steps 20] [--store-gb 2]
 

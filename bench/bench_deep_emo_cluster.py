@@ -1,5 +1,7 @@
 #!/usr/bin/env python
-"""DeepEmoCluster epoch time, split into the embedding pass, k-means (faiss and the torch fallback), sampling
+"""DeepEmoCluster epoch time, split into its parts.
+
+The embedding pass, k-means (faiss and the torch fallback), sampling
 and training, and the share of training time spent waiting for data.
 
     python bench/bench_deep_emo_cluster.py [--sentences 600] [--batch 16] [--clusters 10] [--variant Temp-Trans]

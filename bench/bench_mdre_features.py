@@ -1,6 +1,8 @@
 #!/usr/bin/env python
-"""Real-time factor of feat_mdre's extractors (MDRE MFCC 39-d frames, prosody 35-d functionals) vs the plain
-`opensmile.Smile(feature_set=<our .conf>, feature_level=...)` calls on the same generated configs.
+"""Real-time factor of feat_mdre's extractors against plain openSMILE calls.
+
+MDRE MFCC 39-d frames and prosody 35-d functionals, against the plain `opensmile.Smile(feature_set=<our .conf>,
+feature_level=...)` calls on the same generated configs.
 
     python bench/bench_mdre_features.py [--corpus msp-podcast|iemocap] [--n 100] [--rounds 3]
 

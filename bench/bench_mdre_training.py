@@ -1,5 +1,7 @@
 #!/usr/bin/env python
-"""MDRE family training speed: utterances/s, ms/step and the share of step time spent waiting for data, for
+"""MDRE family training speed, per model at the original's batch size.
+
+Utterances/s, ms/step and the share of step time spent waiting for data, for
 each model at the original's batch size, on synthetic stores with IEMOCAP-like lengths.
 
     python bench/bench_mdre_training.py [--device cpu|cuda] [--batch 128] [--steps 10] [--models ARE,TRE,MDREA]

@@ -1,7 +1,8 @@
 #!/usr/bin/env python
-"""IEMOCAP motion-capture throughput: parsing the dialog-level MOCAP_{rotated,head,hand} files, and
-`features.mocap.utterance_mocap` (parse + slice to the utterance span + resample to --frames + NaN
-interpolation) for every utterance whose speaker wore the markers.
+"""IEMOCAP motion-capture throughput: parsing the dialog files and cutting them to utterances.
+
+Parsing the dialog-level MOCAP_{rotated,head,hand} files, and `features.mocap.utterance_mocap` (parse + slice to the
+utterance span + resample to --frames + NaN interpolation) for every utterance whose speaker wore the markers.
 
     python bench/bench_mocap.py [--dialogs 151] [--utterances-per-dialog 40] [--rounds 3] [--corpus-dir D]
 

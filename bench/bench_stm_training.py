@@ -1,5 +1,7 @@
 #!/usr/bin/env python
-"""Speech + text + mocap fusion training speed: utterances/s, ms/step and the share of step time spent waiting
+"""Speech + text + mocap fusion training speed, per configuration.
+
+Utterances/s, ms/step and the share of step time spent waiting
 for data, per configuration, at the default model size (d_model 128, 2 layers, batch 32), on synthetic stores
 with IEMOCAP-like lengths.
 

@@ -1,7 +1,8 @@
 #!/usr/bin/env python
-"""Per-step training time of every system in the default mode and with --deterministic, alone and beside a
-second identical training (a loaded machine): what made the default mode collapse under load, and what the
-shared fix (engine/__init__.py: OpenMP threads sleep instead of spinning while they wait) costs and saves.
+"""Per-step training time of every system, default mode against --deterministic, alone and under load.
+
+Alone and beside a second identical training (a loaded machine): what made the default mode collapse under load, and
+what the shared fix (engine/__init__.py: OpenMP threads sleep instead of spinning while they wait) costs and saves.
 
     python bench/bench_threads.py [--systems chunk-lstm,deep-emo-cluster,audio-text,mdre,stm] [--steps 5]
                                   [--modes spin,passive,deterministic]
@@ -14,7 +15,7 @@ Loads: "alone" (one worker) and "x2" (two identical workers started together; th
 Each worker trains a tiny synthetic model of one system through engine/loop.py (the systems' own Method
 classes, at small batch sizes) after one warm-up step, and reports the mean time of a training step (forward,
 backward, optimiser) between the first and the last timed step; DeepEmoCluster's from the loop's own
-training-stage timing. Prints one table (README "Speed under load"); 45 short trainings in all: about 10
+training-stage timing. Prints one table (docs/speed.md "Speed under load"); 45 short trainings in all: about 10
 minutes on a 2-core CPU with other jobs running, so --systems / --modes time a part.
 """
 import json

@@ -1,5 +1,7 @@
-"""Reader of the raw IEMOCAP release (`IEMOCAP_full_release/Session1..5`), its motion capture, 4-class label
-mappings and the three split conventions of the systems this toolkit reproduces.
+"""Reader of the raw IEMOCAP release, its motion capture, 4-class label mappings and split conventions.
+
+The release is `IEMOCAP_full_release/Session1..5`; the splits are the three conventions of the systems this
+toolkit reproduces.
 
 Record order is the MDRE global order: EmoEvaluation dialog files sorted by path (Session1 -> Session5, dialog
 names lexicographic), utterance ids sorted as strings within each file. Fold functions rely on it.

@@ -5,7 +5,7 @@ threads that wait for work sleep (OMP_WAIT_POLICY=PASSIVE) instead of spinning. 
 default), a multi-threaded training beside other busy processes collapsed: each parallel region's threads burn
 their time slices waiting for a descheduled peer (two concurrent MDREA runs on 2 cores: ~9x slower per step
 than one thread). Sleeping keeps the thread count (so a seeded run's numbers do not change) and costs little
-on a quiet machine; `python bench/bench_threads.py` measures both (README "Determinism"). A value the user
+on a quiet machine; `python bench/bench_threads.py` measures both (docs/speed.md "Determinism"). A value the user
 set is kept.
 """
 import os

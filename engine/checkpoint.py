@@ -1,4 +1,4 @@
-"""Checkpoints: `model.safetensors` + `config.json` (ours), legacy `.pth.tar` import, resume state.
+"""Saves and loads checkpoints: ours (`model.safetensors` + `config.json`), legacy `.pth.tar`, resume states.
 
 Our checkpoint folder holds everything needed to use a model later: the system and its hyper-parameters, the
 feature set and its parameters, the NormTerm values, the attribute, chunking, corpus version and git commit.

@@ -12,11 +12,7 @@ import sys
 
 from corpora.records import CorpusError
 from features.store import StoreError
-from utils import OutputError
-
-
-class UserError(Exception):
-    """Bad input or settings the user can fix; the message names the file or flag and says what to do."""
+from utils import OutputError, UserError, _number, int_at_least  # noqa: F401 (below features, re-exported)
 
 
 CLEAR_ERRORS = (UserError, CorpusError, StoreError, OutputError)
@@ -55,25 +51,6 @@ def parser(doc: str | None, **kw) -> argparse.ArgumentParser:
     return _Parser(description=doc, formatter_class=HelpFormatter, **kw)
 
 
-def _number(text: str, cast, what: str):
-    """`cast(text)`, or the argparse error "'x' is not <what>"."""
-    try:
-        return cast(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not {what}") from None
-
-
-def int_at_least(low: int, why: str | None = None):
-    """argparse type: an integer >= low, with a message naming the bound (and `why`, when given)."""
-    def check(text: str) -> int:
-        v = _number(text, int, "a whole number")
-        if v < low:
-            raise argparse.ArgumentTypeError(f"{v} is too small (at least {low}{': ' + why if why else ''})")
-        return v
-    check.__name__ = f"integer >= {low}"
-    return check
-
-
 def positive_float(text: str) -> float:
     v = _number(text, float, "a number")
     if not v > 0:
@@ -84,7 +61,7 @@ def positive_float(text: str) -> float:
 # What --deterministic (one thread, deterministic kernels) costs per training step of each system against the
 # default (all cores, OpenMP threads sleeping while they wait), measured by `python bench/bench_threads.py --steps 2`
 # (tiny synthetic trainings on a 2-core CPU, 2026-12-06, with other jobs running: load 0.5-6 for the first three,
-# 8-19 for MDREA and speech+text+mocap; noisy, re-measure on yours: README "Speed under load").
+# 8-19 for MDREA and speech+text+mocap; noisy, re-measure on yours: docs/speed.md "Speed under load").
 DETERMINISTIC_COST = {
     "chunk-lstm": "chunk LSTM: 1.5x the time per step alone, 2.1x beside a second training",
     "deep-emo-cluster": "DeepEmoCluster: 0.9x the time per step alone, 0.9x beside a second training",
@@ -98,7 +75,7 @@ def deterministic_help(system: str | None = None) -> str:
     """--deterministic's help: what it guarantees and what it costs `system` (DETERMINISTIC_COST)."""
     cost = DETERMINISTIC_COST.get(system)
     return ("one CPU thread and deterministic kernels: a seeded run gives identical weights under any load and on "
-            f"any number of cores{f' ({cost}; bench_threads.py, loaded 2-core CPU, 2026-12-06)' if cost else ''}; see README "
+            f"any number of cores{f' ({cost}; bench_threads.py, loaded 2-core CPU, 2026-12-06)' if cost else ''}; see docs/speed.md "
             "\"Determinism\"")
 
 

@@ -1,6 +1,7 @@
-"""The one training loop of every system: rounds of training, validation after each round, the best checkpoint
-by validation, exact resume, CSV log, curve PNG, resources.json (time, throughput, memory), tqdm, run identity, and torchrun/DDP picked up from the
-environment (only rank 0 logs and saves).
+"""The one training loop of every system: rounds of training, each validated, keeping the best checkpoint.
+
+Around it: exact resume, CSV log, curve PNG, resources.json (time, throughput, memory), tqdm, run identity, and
+torchrun/DDP picked up from the environment (only rank 0 logs and saves).
 
 A system plugs in through a small `Method` object (see systems/chunk_lstm.py, systems/deep_emo_cluster.py):
     build_model() -> nn.Module
@@ -191,7 +192,7 @@ def to_device(batch: dict, device) -> dict:
 def deterministic_mode(on: bool):
     """--deterministic: one intra-op thread and deterministic kernels for the duration of a run, so a seeded
     run gives the same weights whatever else the machine is doing and however many cores it has (parallel
-    reductions split their work by the thread count). Costs speed; see README "Determinism"."""
+    reductions split their work by the thread count). Costs speed; see docs/speed.md "Determinism"."""
     if not on:
         yield
         return
@@ -281,100 +282,190 @@ def _record_training(out: Path, record: dict) -> None:
 
 
 def train(method, train_items: list, val_items: list, cfg: LoopConfig) -> LoopResult:
+    """Train `method` on `train_items`, validating on `val_items` after every round, into `cfg.out_dir`
+    (resuming the run there when it may); the best checkpoint by validation is the run's model.safetensors."""
     with deterministic_mode(cfg.deterministic):
-        return _train(method, train_items, val_items, cfg)
+        return _Run(method, train_items, val_items, cfg).train()
 
 
-def _train(method, train_items: list, val_items: list, cfg: LoopConfig) -> LoopResult:
-    rank, world, local_rank = ddp_env()
-    epoch_mode = cfg.epochs > 0
-    if epoch_mode == (cfg.iterations > 0) or (epoch_mode and not hasattr(method, "epoch_stages")):
-        raise ValueError("give iterations or epochs (epochs needs a method with epoch_stages)")
-    if len(train_items) < 2:
-        raise UserError(f"the {cfg.train_name} has {len(train_items)} usable item(s); training needs at least 2")
-    if not val_items:
-        raise UserError(f"the {cfg.val_name} has no usable item; validation needs at least 1")
-    if cfg.batch_size > len(train_items) and rank == 0:
-        print(f"warning: batch size {cfg.batch_size} is larger than the {len(train_items)} items of the "
-              f"{cfg.train_name}; using batches of {len(train_items)}", file=sys.stderr)
-    requested_batch = cfg.batch_size
-    cfg = replace(cfg, batch_size=min(cfg.batch_size, len(train_items)))
-    out = Path(cfg.out_dir)
-    config = {"loop": {**{k: str(v) if isinstance(v, Path) else v for k, v in asdict(cfg).items()
-                          if OPTIONAL_SETTINGS.get(k, object()) != v},
-                       "requested_batch_size": requested_batch, "threads": torch.get_num_threads()},
-              **method.config(),
-              "data": {"train": {"items": len(train_items), "digest": items_digest(train_items)},
-                       "val": {"items": len(val_items), "digest": items_digest(val_items)}}}
-    identity = {k: v for k, v in _flat(config).items() if k not in NOT_IDENTITY}
-    check_run_identity(out, identity, cfg.resume)
-    if world > 1 and not dist.is_initialized():
-        dist.init_process_group("nccl" if cfg.device.startswith("cuda") else "gloo")
-    device = torch.device(f"cuda:{local_rank}" if cfg.device == "cuda" and world > 1 else cfg.device)
-    main_rank = rank == 0
-    seed_everything(cfg.seed)
-    model = method.build_model().to(device)
-    optimizers = (method.optimizers(model) if hasattr(method, "optimizers")
-                  else {"adam": torch.optim.Adam(model.parameters(), lr=cfg.lr)})
-    sampler = None if epoch_mode else Sampler(len(train_items), cfg.batch_size, cfg.seed)
-    step, epoch, best_val, best_step, log_rows = 0, 0, float("inf"), -1, []
-    stale = 0  # validations in a row without improvement (early stopping)
-    state = load_state(out) if cfg.resume else None
-    if state is not None:
-        model.load_state_dict(state["model"])
-        for name, o in optimizers.items():
+class _Run:
+    """One call of `train`, in the order it happens: check the inputs, settle the configuration and the run's
+    identity, build the model, optimisers and sampler, resume or start fresh, then rounds of stages, each ended
+    by a validation that logs and saves, and finally resources.json. The order of every RNG draw and torch
+    operation is the order a seeded run's weights depend on: a step here moves only with the steps around it."""
+
+    def __init__(self, method, train_items: list, val_items: list, cfg: LoopConfig):
+        self.rank, self.world, local_rank = ddp_env()
+        self.main_rank = self.rank == 0
+        self.method, self.train_items, self.val_items = method, train_items, val_items
+        self.epoch_mode = cfg.epochs > 0
+        self._check_inputs(cfg)
+        self.cfg = replace(cfg, batch_size=min(cfg.batch_size, len(train_items)))
+        self.out = Path(self.cfg.out_dir)
+        self.config = self._configuration(requested_batch=cfg.batch_size)
+        self.identity = {k: v for k, v in _flat(self.config).items() if k not in NOT_IDENTITY}
+        check_run_identity(self.out, self.identity, self.cfg.resume)
+        if self.world > 1 and not dist.is_initialized():
+            dist.init_process_group("nccl" if self.cfg.device.startswith("cuda") else "gloo")
+        self.device = torch.device(f"cuda:{local_rank}" if self.cfg.device == "cuda" and self.world > 1
+                                   else self.cfg.device)
+        self._build()
+        self._resume_or_start()
+
+    def _check_inputs(self, cfg: LoopConfig) -> None:
+        """Refuse a run that cannot train; warn when the batch is capped at the training items."""
+        n = len(self.train_items)
+        if self.epoch_mode == (cfg.iterations > 0) or (self.epoch_mode and not hasattr(self.method, "epoch_stages")):
+            raise ValueError("give iterations or epochs (epochs needs a method with epoch_stages)")
+        if n < 2:
+            raise UserError(f"the {cfg.train_name} has {n} usable item(s); training needs at least 2")
+        if not self.val_items:
+            raise UserError(f"the {cfg.val_name} has no usable item; validation needs at least 1")
+        if cfg.batch_size > n and self.main_rank:
+            print(f"warning: batch size {cfg.batch_size} is larger than the {n} items of the "
+                  f"{cfg.train_name}; using batches of {n}", file=sys.stderr)
+
+    def _configuration(self, requested_batch: int) -> dict:
+        """What config.json and run.json record: the loop's settings, the method's, and the data's digests."""
+        loop = {k: str(v) if isinstance(v, Path) else v for k, v in asdict(self.cfg).items()
+                if OPTIONAL_SETTINGS.get(k, object()) != v}
+        return {"loop": {**loop, "requested_batch_size": requested_batch, "threads": torch.get_num_threads()},
+                **self.method.config(),
+                "data": {"train": {"items": len(self.train_items), "digest": items_digest(self.train_items)},
+                         "val": {"items": len(self.val_items), "digest": items_digest(self.val_items)}}}
+
+    def _build(self) -> None:
+        """The seeded model, its optimisers and (iteration mode) the batch sampler, at step 0."""
+        cfg, method = self.cfg, self.method
+        seed_everything(cfg.seed)
+        self.model = method.build_model().to(self.device)
+        self.optimizers = (method.optimizers(self.model) if hasattr(method, "optimizers")
+                           else {"adam": torch.optim.Adam(self.model.parameters(), lr=cfg.lr)})
+        self.sampler = None if self.epoch_mode else Sampler(len(self.train_items), cfg.batch_size, cfg.seed)
+        self.step, self.epoch, self.best_val, self.best_step, self.log_rows = 0, 0, float("inf"), -1, []
+        self.stale = 0  # validations in a row without improvement (early stopping)
+
+    def _resume_or_start(self) -> None:
+        """Continue from the folder's resume state (model, optimisers, sampler, method, RNGs, log), or clear the
+        folder of an earlier run and record this run's identity."""
+        state = load_state(self.out) if self.cfg.resume else None
+        if state is not None:
+            self._load(state)
+        elif self.main_rank:  # a fresh start: nothing of an earlier run in this folder may survive to be resumed later
+            self.out.mkdir(parents=True, exist_ok=True)
+            for name in (STATE, WEIGHTS, CONFIG, "log.csv", "loss.png", RESOURCES):
+                (self.out / name).unlink(missing_ok=True)
+            atomic_write_text(self.out / RUN, json.dumps({"identity": self.identity, "config": self.config},
+                                                         indent=1, default=str))
+
+    def _load(self, state: dict) -> None:
+        """Everything `_save` wrote, back in place, so the run continues bit for bit."""
+        self.model.load_state_dict(state["model"])
+        for name, o in self.optimizers.items():
             o.load_state_dict(state["optimizers"][name])
-        if sampler is not None:
-            sampler.load(state["sampler"])
-        if hasattr(method, "load_state"):
-            method.load_state(state["method"])
-        step, epoch = int(state["step"]), int(state.get("epoch", 0))
-        best_val, best_step = float(state["best_val"]), int(state["best_step"])
-        stale = int(state.get("stale", 0))
+        if self.sampler is not None:
+            self.sampler.load(state["sampler"])
+        if hasattr(self.method, "load_state"):
+            self.method.load_state(state["method"])
+        self.step, self.epoch = int(state["step"]), int(state.get("epoch", 0))
+        self.best_val, self.best_step = float(state["best_val"]), int(state["best_step"])
+        self.stale = int(state.get("stale", 0))
         torch.set_rng_state(state["torch_rng"])
         random.setstate(_to_python_random(state["python_rng"]))
-        log_rows = _read_log(out / "log.csv")
-        if main_rank:
-            at = f"epoch {epoch}" if epoch_mode else f"iteration {step}"
-            done = " (already finished)" if (epoch >= cfg.epochs if epoch_mode else step >= cfg.iterations) else ""
-            print(f"resuming {out} at {at}{done} (best validation {best_val:.4f} at {best_step})")
-    elif main_rank:  # a fresh start: nothing of an earlier run in this folder may survive to be resumed later
-        out.mkdir(parents=True, exist_ok=True)
-        for name in (STATE, WEIGHTS, CONFIG, "log.csv", "loss.png", RESOURCES):
-            (out / name).unlink(missing_ok=True)
-        atomic_write_text(out / RUN, json.dumps({"identity": identity, "config": config}, indent=1, default=str))
-    first_step, first_epoch = step, epoch
-    elapsed_before = float(log_rows[-1]["seconds"]) if log_rows else 0.0  # log.csv's clock runs on across resumes
-    ctx = Context(device, rank, world, cfg.eval_batch_size, cfg.progress and main_rank)
-    val_targets = method.targets(val_items)
-    pool = ThreadPoolExecutor(max_workers=1)  # prepares the next batch while the model trains on this one
-    t_start, t_data = time.time(), 0.0
-    bar = tqdm(total=cfg.epochs if epoch_mode else cfg.iterations, initial=epoch if epoch_mode else step,
-               desc=f"train {out.name}", unit="epoch" if epoch_mode else "it", disable=not ctx.progress)
+        self.log_rows = _read_log(self.out / "log.csv")
+        if self.main_rank:
+            at = f"epoch {self.epoch}" if self.epoch_mode else f"iteration {self.step}"
+            done = "" if self._more_to_train() else " (already finished)"
+            print(f"resuming {self.out} at {at}{done} (best validation {self.best_val:.4f} at {self.best_step})")
 
-    def rounds():
+    def _more_to_train(self) -> bool:
+        """Epochs or iterations left to run (early stopping aside)."""
+        return self.epoch < self.cfg.epochs if self.epoch_mode else self.step < self.cfg.iterations
+
+    def _stopped_early(self) -> bool:
+        return self.cfg.patience > 0 and self.stale > self.cfg.patience
+
+    def train(self) -> LoopResult:
+        """The rounds until the run is done, then its resources record."""
+        cfg = self.cfg
+        self.first_step, self.first_epoch = self.step, self.epoch
+        # log.csv's clock runs on across resumes
+        self.elapsed_before = float(self.log_rows[-1]["seconds"]) if self.log_rows else 0.0
+        self.ctx = Context(self.device, self.rank, self.world, cfg.eval_batch_size, cfg.progress and self.main_rank)
+        self.val_targets = self.method.targets(self.val_items)
+        self.pool = ThreadPoolExecutor(max_workers=1)  # prepares the next batch while the model trains on this one
+        self.t_start, self.t_data = time.time(), 0.0
+        self.bar = tqdm(total=cfg.epochs if self.epoch_mode else cfg.iterations,
+                        initial=self.epoch if self.epoch_mode else self.step, desc=f"train {self.out.name}",
+                        unit="epoch" if self.epoch_mode else "it", disable=not self.ctx.progress)
+        if self.main_rank and self._more_to_train() and not self._stopped_early():
+            _record_training(self.out, training_progress(cfg, self.step, self.epoch, self.best_step, False))
+        with ResourceMonitor() as mon:
+            threads = torch.get_num_threads()
+            for stages in self._rounds():
+                row_losses, timing = {}, {}
+                for st in stages:
+                    row_losses[st.name] = self._run_stage(st, timing)
+                if self.epoch_mode:
+                    self.epoch += 1
+                    self.bar.update(1)
+                self._validate(row_losses, timing)
+                if self.world > 1:
+                    dist.barrier()
+        self.bar.close()
+        self.pool.shutdown()
+        if self._stopped_early() and self.main_rank:
+            print(f"early stop at {'epoch ' + str(self.epoch) if self.epoch_mode else 'iteration ' + str(self.step)}: "
+                  f"{self.stale} validations without improvement (patience {cfg.patience})")
+        return self._finish(mon, threads)
+
+    def _rounds(self):
         """(stages of one round) until the run is done: an epoch, or the steps up to the next validation, or
         early stopping."""
-        while (epoch < cfg.epochs if epoch_mode else step < cfg.iterations) and not stopped_early():
-            if epoch_mode:
-                yield method.epoch_stages(model, epoch, ctx, train_items)
+        cfg, method = self.cfg, self.method
+        while self._more_to_train() and not self._stopped_early():
+            if self.epoch_mode:
+                yield method.epoch_stages(self.model, self.epoch, self.ctx, self.train_items)
             else:
-                n = min(cfg.val_every - step % cfg.val_every, cfg.iterations - step)
-                yield [Stage("train", (sampler.next() for _ in range(n)), train_items, method.loss,
-                             list(optimizers.values()), collate=getattr(method, "train_collate", None), total=n)]
+                n = min(cfg.val_every - self.step % cfg.val_every, cfg.iterations - self.step)
+                yield [Stage("train", (self.sampler.next() for _ in range(n)), self.train_items, method.loss,
+                             list(self.optimizers.values()), collate=getattr(method, "train_collate", None), total=n)]
 
-    def stopped_early() -> bool:
-        return cfg.patience > 0 and stale > cfg.patience
-
-    def run_stage(st: Stage, timing: dict) -> list[float]:
-        nonlocal step, t_data
-        t_prepare, data_before = time.perf_counter(), t_data
+    def _run_stage(self, st: Stage, timing: dict) -> list[float]:
+        """Prepare and train one stage, batch by batch (the next batch collated in the background); its losses.
+        `timing` gets the stage's prepare, train and data-wait seconds."""
+        t_prepare, data_before = time.perf_counter(), self.t_data
         if st.prepare is not None:
             st.prepare(st)
         t_train = time.perf_counter()
         timing[f"{st.name}_prepare_seconds"] = round(t_train - t_prepare, 3)
-        collate = st.collate or method.collate
+        next_batch = self._batch_source(st)
+        net = (torch.nn.parallel.DistributedDataParallel(self.model, find_unused_parameters=self.epoch_mode)
+               if self.world > 1 else self.model)  # wrapped per stage: a method may swap a head between stages
+        inner = tqdm(total=st.total, desc=f"  {st.name}", unit="batch", leave=False,
+                     disable=not (self.ctx.progress and self.epoch_mode))
+        losses, pending = [], self.pool.submit(next_batch)
+        while True:
+            t0 = time.perf_counter()
+            batch = pending.result()
+            self.t_data += time.perf_counter() - t0
+            if batch is None:
+                break
+            pending = self.pool.submit(next_batch)
+            losses.append(self._optimise(net, st, to_device(batch, self.device)))
+            inner.update(1)
+            if not self.epoch_mode:
+                self.bar.update(1)
+        inner.close()
+        timing[f"{st.name}_train_seconds"] = round(time.perf_counter() - t_train, 3)
+        timing[f"{st.name}_data_wait_seconds"] = round(self.t_data - data_before, 3)
+        return losses
+
+    def _batch_source(self, st: Stage):
+        """() -> the stage's next collated batch (this rank's slice under DDP), None after the last."""
+        collate = st.collate or self.method.collate
         batches = iter(st.batches)
+        rank, world = self.rank, self.world
 
         def next_batch():
             idx = next(batches, None)
@@ -382,100 +473,86 @@ def _train(method, train_items: list, val_items: list, cfg: LoopConfig) -> LoopR
                 return None
             mine = idx[rank::world] if world > 1 else idx
             return collate([st.items[i] for i in mine])
+        return next_batch
 
-        net = (torch.nn.parallel.DistributedDataParallel(model, find_unused_parameters=epoch_mode)
-               if world > 1 else model)  # wrapped per stage: a method may swap a head between stages
-        inner = tqdm(total=st.total, desc=f"  {st.name}", unit="batch", leave=False,
-                     disable=not (ctx.progress and epoch_mode))
-        losses, pending = [], pool.submit(next_batch)
-        while True:
-            t0 = time.perf_counter()
-            batch = pending.result()
-            t_data += time.perf_counter() - t0
-            if batch is None:
-                break
-            pending = pool.submit(next_batch)
-            batch = to_device(batch, device)
-            net.train()
-            loss = st.loss(net, batch)
-            for o in st.optimizers:
-                o.zero_grad(set_to_none=True)
-            loss.backward()
-            if cfg.clip_value > 0:
-                torch.nn.utils.clip_grad_value_(net.parameters(), cfg.clip_value)
-            for o in st.optimizers:
-                o.step()
-            losses.append(float(loss.detach()))
-            step += 1
-            inner.update(1)
-            if not epoch_mode:
-                bar.update(1)
-        inner.close()
-        timing[f"{st.name}_train_seconds"] = round(time.perf_counter() - t_train, 3)
-        timing[f"{st.name}_data_wait_seconds"] = round(t_data - data_before, 3)
-        return losses
+    def _optimise(self, net, st: Stage, batch: dict) -> float:
+        """One optimisation step of the stage's loss on one batch (gradients clipped when asked); its loss."""
+        net.train()
+        loss = st.loss(net, batch)
+        for o in st.optimizers:
+            o.zero_grad(set_to_none=True)
+        loss.backward()
+        if self.cfg.clip_value > 0:
+            torch.nn.utils.clip_grad_value_(net.parameters(), self.cfg.clip_value)
+        for o in st.optimizers:
+            o.step()
+        self.step += 1
+        return float(loss.detach())
 
-    if main_rank and (epoch < cfg.epochs if epoch_mode else step < cfg.iterations) and not stopped_early():
-        _record_training(out, training_progress(cfg, step, epoch, best_step, False))  # unfinished until done
-    with ResourceMonitor() as mon:
-        threads = torch.get_num_threads()
-        for stages in rounds():
-            row_losses, timing = {}, {}
-            for st in stages:
-                row_losses[st.name] = run_stage(st, timing)
-            if epoch_mode:
-                epoch += 1
-                bar.update(1)
-            pred = evaluate(method, model, val_items, cfg.eval_batch_size, device)
-            val = float(method.val_loss(pred, val_targets))
-            improved = val < best_val
-            where = epoch if epoch_mode else step
-            if main_rank and hasattr(method, "report_validation"):  # e.g. the original's per-validation lines
-                method.report_validation(where, row_losses, val, best_val)
-            if improved:
-                best_val, best_step = val, where
-            stale = 0 if improved else stale + 1
-            row = {("epoch" if epoch_mode else "step"): where}
-            if epoch_mode:
-                row["steps"] = step
-            for name, ls in row_losses.items():
-                row[f"{name}_loss" if name != "train" else "train_loss"] = float(np.mean(ls)) if ls else float("nan")
-            row.update({"val_loss": val, "best_val": best_val, **(method.round_log() if hasattr(method, "round_log") else {}),
-                        **(timing if epoch_mode else {}), "seconds": round(elapsed_before + time.time() - t_start, 2)})
-            log_rows.append(row)
-            bar.set_postfix(val=f"{val:.4f}", best=f"{best_val:.4f}@{best_step}")
-            if main_rank:
-                if improved:
-                    save_checkpoint(out, model.state_dict(), {**config, ("epoch" if epoch_mode else "step"): where,
-                                                              "val_loss": val})
-                _write_log(out / "log.csv", log_rows)
-                training_curves(log_rows, out / "loss.png", out.name)
-                save_state(out, {"model": model.state_dict(), "step": step, "epoch": epoch,
-                                 "optimizers": {k: o.state_dict() for k, o in optimizers.items()},
-                                 "best_val": best_val, "best_step": best_step, "stale": stale,
-                                 "torch_rng": torch.get_rng_state(),
-                                 "python_rng": _from_python_random(random.getstate()),
-                                 **({"sampler": sampler.state()} if sampler is not None else {}),
-                                 **({"method": method.state()} if hasattr(method, "state") else {})})
-                _record_training(out, training_progress(cfg, step, epoch, best_step, stopped_early()))
-            if world > 1:
-                dist.barrier()
-    bar.close()
-    pool.shutdown()
-    if stopped_early() and main_rank:
-        print(f"early stop at {'epoch ' + str(epoch) if epoch_mode else 'iteration ' + str(step)}: "
-              f"{stale} validations without improvement (patience {cfg.patience})")
-    seconds, steps_run = time.time() - t_start, step - first_step
-    if main_rank and steps_run:  # a call with nothing to do leaves the finished run's record as it was
-        used = {"seconds": round(seconds, 3), "steps_run": steps_run, "resumed_at_step": first_step,
-                "batch_size": cfg.batch_size, "items_per_second": round(steps_run * cfg.batch_size / seconds, 3),
-                "data_wait_seconds": round(t_data, 3), **{k: v for k, v in mon.as_dict().items() if k != "seconds"},
-                "device": str(device), "threads": threads, "world_size": world}
-        if epoch_mode:
-            used["epochs_run"] = epoch - first_epoch
-        atomic_write_text(out / RESOURCES, json.dumps(used, indent=1))
-    return LoopResult(best_step, best_val, step, seconds, t_data, steps_run=steps_run,
-                      batch_size=cfg.batch_size, epochs=epoch, stopped_early=stopped_early())
+    def _validate(self, row_losses: dict, timing: dict) -> None:
+        """Score the validation items after a round, keep the best, log the round and (rank 0) save it."""
+        method = self.method
+        pred = evaluate(method, self.model, self.val_items, self.cfg.eval_batch_size, self.device)
+        val = float(method.val_loss(pred, self.val_targets))
+        improved = val < self.best_val
+        where = self.epoch if self.epoch_mode else self.step
+        if self.main_rank and hasattr(method, "report_validation"):  # e.g. the original's per-validation lines
+            method.report_validation(where, row_losses, val, self.best_val)
+        if improved:
+            self.best_val, self.best_step = val, where
+        self.stale = 0 if improved else self.stale + 1
+        self.log_rows.append(self._log_row(where, row_losses, val, timing))
+        self.bar.set_postfix(val=f"{val:.4f}", best=f"{self.best_val:.4f}@{self.best_step}")
+        if self.main_rank:
+            self._save(improved, val, where)
+
+    def _log_row(self, where: int, row_losses: dict, val: float, timing: dict) -> dict:
+        """log.csv's row of this round: where, each stage's mean loss, validation, the method's extras, clock."""
+        row = {("epoch" if self.epoch_mode else "step"): where}
+        if self.epoch_mode:
+            row["steps"] = self.step
+        for name, ls in row_losses.items():
+            row[f"{name}_loss" if name != "train" else "train_loss"] = float(np.mean(ls)) if ls else float("nan")
+        row.update({"val_loss": val, "best_val": self.best_val,
+                    **(self.method.round_log() if hasattr(self.method, "round_log") else {}),
+                    **(timing if self.epoch_mode else {}),
+                    "seconds": round(self.elapsed_before + time.time() - self.t_start, 2)})
+        return row
+
+    def _save(self, improved: bool, val: float, where: int) -> None:
+        """The round's files: the best checkpoint when it improved, log.csv, loss.png, the resume state and
+        run.json's training record."""
+        out, model = self.out, self.model
+        if improved:
+            save_checkpoint(out, model.state_dict(), {**self.config, ("epoch" if self.epoch_mode else "step"): where,
+                                                      "val_loss": val})
+        _write_log(out / "log.csv", self.log_rows)
+        training_curves(self.log_rows, out / "loss.png", out.name)
+        save_state(out, {"model": model.state_dict(), "step": self.step, "epoch": self.epoch,
+                         "optimizers": {k: o.state_dict() for k, o in self.optimizers.items()},
+                         "best_val": self.best_val, "best_step": self.best_step, "stale": self.stale,
+                         "torch_rng": torch.get_rng_state(),
+                         "python_rng": _from_python_random(random.getstate()),
+                         **({"sampler": self.sampler.state()} if self.sampler is not None else {}),
+                         **({"method": self.method.state()} if hasattr(self.method, "state") else {})})
+        _record_training(out, training_progress(self.cfg, self.step, self.epoch, self.best_step,
+                                                self._stopped_early()))
+
+    def _finish(self, mon: ResourceMonitor, threads: int) -> LoopResult:
+        """resources.json of a call that trained (what it used), and the call's LoopResult."""
+        cfg = self.cfg
+        seconds, steps_run = time.time() - self.t_start, self.step - self.first_step
+        if self.main_rank and steps_run:  # a call with nothing to do leaves the finished run's record as it was
+            used = {"seconds": round(seconds, 3), "steps_run": steps_run, "resumed_at_step": self.first_step,
+                    "batch_size": cfg.batch_size, "items_per_second": round(steps_run * cfg.batch_size / seconds, 3),
+                    "data_wait_seconds": round(self.t_data, 3),
+                    **{k: v for k, v in mon.as_dict().items() if k != "seconds"},
+                    "device": str(self.device), "threads": threads, "world_size": self.world}
+            if self.epoch_mode:
+                used["epochs_run"] = self.epoch - self.first_epoch
+            atomic_write_text(self.out / RESOURCES, json.dumps(used, indent=1))
+        return LoopResult(self.best_step, self.best_val, self.step, seconds, self.t_data, steps_run=steps_run,
+                          batch_size=cfg.batch_size, epochs=self.epoch, stopped_early=self._stopped_early())
 
 
 def _from_python_random(s):  # a tuple with a tuple of ints: make it a plain list for weights_only loading

@@ -1,5 +1,6 @@
-"""The figures every system's scripts (and the comparison report) draw: metric-against-missing-rate curves and
-grouped bar charts. Matplotlib's object API on an Agg canvas (no pyplot state), written atomically."""
+"""The figures of every system and of the report: missing-rate curves and grouped bar charts.
+
+Matplotlib's object API on an Agg canvas (no pyplot state), written atomically."""
 from __future__ import annotations
 
 from pathlib import Path

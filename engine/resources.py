@@ -1,5 +1,7 @@
-"""The resources a run used, recorded where it happened so a comparison report needs no re-measuring:
-wall time, the process's resident memory (RSS, peak sampled every 20 ms) and the CUDA peak allocation.
+"""Measures the resources a block of work used: wall time, resident memory and the CUDA peak allocation.
+
+Recorded where it happened, so a comparison report needs no re-measuring: the process's resident memory is
+RSS, its peak sampled every 20 ms.
 
     with ResourceMonitor() as mon:
         ...

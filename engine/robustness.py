@@ -1,5 +1,7 @@
-"""Score a trained model under many missing-data conditions and simulation seeds: the one implementation behind
-every fusion system's protocols (fixed-condition, random-missing, rate sweeps, a --missing list).
+"""Scores a trained model under missing-data conditions and simulation seeds, for every fusion system.
+
+The one implementation behind every fusion system's protocols (fixed-condition, random-missing, rate sweeps, a
+--missing list).
 
 The system gives one function, predict(condition, sim_seed) -> Draw (its predictions on the test utterances
 under that condition, and which modalities each utterance really had); `evaluate_conditions` calls it once per
@@ -8,7 +10,7 @@ once per simulation seed otherwise, then writes
   <out>_per_utterance.csv  long format: series, condition, sim_seed, utterance, present, label(s), prediction(s)
   <out>.csv                the table: one row per condition, values with 95 % intervals, spread over seeds,
                            the paired test against the complete data, the share of utterances with each modality
-  <out>.json               the same in the shared result format (systems.common.write_result)
+  <out>.json               the same in the shared result format (engine.results.write_result)
   <out>.png                the metric against the missing rate (engine.plots.missing_curves)
 and prints the table. Intervals and tests come from metrics.py (bootstrap over test utterances; with several
 simulation seeds a resample takes the same utterances in every draw and the statistic is the mean over draws).
@@ -357,7 +359,7 @@ def evaluate_conditions(predict: Callable[[Condition, int], Draw] | dict, condit
     count and the means of Draw.extra. Summary: protocol "fixed" -> mean and pooled averages; otherwise the
     robustness summary (normalised AUC, rate at a 10 % drop) of each rated kind; with several series
     {"by_series": {name: that summary}}."""
-    from systems.common import write_result
+    from engine.results import write_result
     from utils import output_file
     conds = _check_args(conditions, sim_seeds, metric, attributes, classes, ci_method, resamples)
     keys = _keys(metric, attributes, classes)

@@ -1,5 +1,6 @@
-"""Text features of degraded transcripts: words removed (`words:R`) or recogniser errors (`wer:R`), encoded
-again by the very encoder that made a token-feature store.
+"""Text features of degraded transcripts (`words:R` removed words, `wer:R` recogniser errors), re-encoded.
+
+The very encoder that made a token-feature store encodes the degraded transcript again.
 
 Blanking rows of contextual features (RoBERTa, BERT) is not removing words: the special tokens and the
 neighbouring tokens were computed with the whole sentence in view and still carry it (measured on a demo

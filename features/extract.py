@@ -30,7 +30,7 @@ from tqdm import tqdm
 
 from corpora import read_corpus
 from corpora.records import CorpusError, TextDecodeError, Utterance, read_transcript_file
-from engine.cli import UserError, int_at_least
+from utils import UserError, int_at_least
 from features.audio import AudioError, load_audio
 from features.store import BadFeatures, FeatureStore, input_fingerprints, note_unfingerprinted
 from utils import writable_dir

@@ -1,5 +1,6 @@
-"""MDRE family (ARE / MDRE / MDREA, reference sheet `mdre.md` section 4) acoustic inputs, through the `opensmile`
-Python package: 39-d MFCC frames and the 35-d per-utterance prosody vector.
+"""The MDRE family's acoustic inputs: 39-d MFCC frames and the 35-d per-utterance prosody vector.
+
+For ARE / MDRE / MDREA (reference sheet `mdre.md` section 4), through the `opensmile` Python package.
 
 MFCC (`MdreMfcc`, (T, 39) float32, 100 frames/s), sheet 4.1 (HTK MFCC_E_D_A with 12 cepstra):
   framing 25 ms window / 10 ms hop (400 / 160 samples), fixed frames from t = 0, no partial frame at the end:

@@ -1,4 +1,5 @@
-"""The chunk-level attention LSTM's input features: openSMILE IS13 ComParE frame-level LLDs + deltas, 130-d,
+"""The chunk-level attention LSTM's input features: openSMILE IS13 ComParE frame-level LLDs + deltas, 130-d.
+
 32 ms window / 16 ms hop (62.5 frames/s), through the `opensmile` Python package, in memory.
 
 Columns: the 65 LLDs then their 65 delta-regression coefficients, in openSMILE's concatenation order

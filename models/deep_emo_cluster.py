@@ -1,5 +1,7 @@
-"""Temporal-enhanced DeepEmoCluster (Lin & Busso, Speech Communication 2024): a 7-conv 2-D CNN per chunk, an
-optional temporal module across the 11 chunks of a sentence, a k-means pseudo-label head and an emotion head.
+"""The temporal-enhanced DeepEmoCluster network (Lin & Busso, Speech Communication 2024).
+
+A 7-conv 2-D CNN per chunk, an optional temporal module across the 11 chunks of a sentence, a k-means
+pseudo-label head and an emotion head.
 
 Input: (B * 11, 1, 62, 128) chunks (time x mel) of one sentence after another, 11 per sentence in temporal
 order (reference sheet section 4). Every row gets a cluster logit vector and one normalised emotion value;

@@ -1,5 +1,6 @@
-"""MDRE family (Yoon, Byun & Jung, SLT 2018, "Multimodal speech emotion recognition using audio and text"):
-ARE, TRE, MDRE and MDREA in one class, `MDRE(kind=...)`.
+"""The MDRE family's networks (Yoon, Byun & Jung, SLT 2018): ARE, TRE, MDRE and MDREA, `MDRE(kind=...)`.
+
+The paper: "Multimodal speech emotion recognition using audio and text".
 
 Inputs (keyword-only; each kind reads only what it needs, the rest may be None):
     mfcc      (B, T_a, 39) float   MFCC-EDA frames, raw values; only the first 750 frames are used

@@ -1,0 +1,1 @@
+"""The comparison report (benchmark.py): config, steps, their runner, statistics and rendering."""

@@ -1,8 +1,10 @@
-"""Published figures shown beside ours, marked as reported (never re-measured here): the original repositories'
-README tables and what the reference sheets could establish, each with its corpus version, protocol, source and
-`comparable`: what a number of ours must share with it to be read against it (corpus release, split or folds,
-architecture and features). The report prints that note in the anchor's row, so a published number is never
-read as a target for a row it was not measured like (the demo's corpora are synthetic: none is comparable)."""
+"""Published figures shown beside ours, marked as reported (never re-measured here).
+
+The original repositories' README tables and what the reference sheets could establish, each with its corpus
+version, protocol, source and `comparable`: what a number of ours must share with it to be read against it (corpus
+release, split or folds, architecture and features). The report prints that note in the anchor's row, so a published
+number is never read as a target for a row it was not measured like (the demo's corpora are synthetic: none is
+comparable)."""
 
 CHECKPOINTS = ("the original architecture and features on the real MSP-Podcast {release} {split}: comparable only "
                "with a run of this system on that release and split (not with the synthetic demo corpus)")

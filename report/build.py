@@ -1,4 +1,6 @@
-"""The comparison report from the result files alone: every number comes from a result JSON a test or evaluation
+"""Builds the comparison report from the result files alone.
+
+Every number comes from a result JSON a test or evaluation
 script wrote (with its command, code version, machine, date) or from the run folder its checkpoint names
 (run.json, log.csv, resources.json, model.safetensors). Nothing here knows a system's internals."""
 from __future__ import annotations
@@ -366,7 +368,7 @@ def cost_section(results: list[Result], docs: dict, src: Sources, figs: Path, li
                                             "(the loop's resources.json; a resumed run counts its last call only; "
                                             "the benchmark runs every step in one process, so the peak includes what "
                                             "earlier steps left allocated and the growth is this training's own). Inference: the model on the stored features "
-                                            "of the scored split (feature extraction excluded; see the README's "
+                                            "of the scored split (feature extraction excluded; see docs/speed.md's "
                                             "extraction benches), RTF = inference time / audio duration.")),
             Block("h3", "Training curves"), Block("figures", figures=figures)]
 

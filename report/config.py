@@ -1,5 +1,7 @@
-"""The benchmark's config: a small YAML or JSON file naming the corpora, the systems with their variants, and
-the cross-corpus pairs. Read once, checked whole: an unknown system, key or corpus is an error naming the
+"""Reads the benchmark's config: corpora, systems with their variants and cross-corpus pairs, checked whole.
+
+A small YAML or JSON file naming the corpora, the systems with their variants, and the cross-corpus pairs. Read
+once, checked whole: an unknown system, key or corpus is an error naming the
 file and the key, before anything runs. Paths are relative to the working directory, as on every CLI."""
 from __future__ import annotations
 

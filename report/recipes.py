@@ -1,6 +1,7 @@
-"""From the config to steps (existing command lines: extraction, NormTerm, training, testing, missing-data
-evaluation) and to the result files they leave (the report reads only those). Steps shared by several
-systems (a corpus, a store, a NormTerm) have one key and run once."""
+"""From the config to steps (existing command lines) and to the result files they leave.
+
+The steps are extraction, NormTerm, training, testing and missing-data evaluation; the report reads only the result
+files they leave. Steps shared by several systems (a corpus, a store, a NormTerm) have one key and run once."""
 from __future__ import annotations
 
 import os
@@ -104,21 +105,19 @@ def resolve_model(cfg: Config, m: Model) -> str:
     return model_path(cfg, m)
 
 
-def script_outputs(cfg: Config, where: str, script: str, argv: list, *names_args) -> dict:
-    """Where a step's command trains and writes, from the script's own parser and naming function
-    (`output_names(args, parser, ...)`) on the step's full argv, extra flags included: never re-derived here.
+def script_outputs(cfg: Config, where: str, script: str, argv: list) -> dict:
+    """Where a step's command trains and writes: the outputs of the script's own Experiment description
+    (engine.experiment.from_command) of the step's full argv, extra flags included: never re-derived here.
     A flag the script rejects is an error now, before anything runs."""
-    import importlib
-
-    from engine.cli import UserError, parsed_arguments
+    from engine.cli import UserError
+    from engine.experiment import from_command
     from report.config import ConfigError
-    module = importlib.import_module(script)
+    argv = [model_path(cfg, a) for a in argv]
     try:
-        args, ap = parsed_arguments(module.main, [model_path(cfg, a) for a in argv])
+        return from_command(f"{script}.py", argv).outputs
     except UserError as e:
         raise ConfigError(f"{cfg.path}: {where}: {script}.py refuses its settings and extra flags ({e}); the "
-                          f"command: python {script}.py {' '.join(model_path(cfg, a) for a in argv)}") from None
-    return module.output_names(args, ap, *names_args)
+                          f"command: python {script}.py {' '.join(argv)}") from None
 
 
 def _run_flags(cfg: Config, system: System, seed: int) -> list:
@@ -195,37 +194,15 @@ class Dimensional:
     tester: str
     run_flags: Callable  # variant -> the flags that name its run folder
     train_flags: Callable  # variant -> the trainer's own flags
-    run_name: Callable  # (variant, attribute) -> the run folder's name
-
-
-def _lstm_run(v: dict, emo: str) -> str:
-    from systems.chunk_lstm import run_name
-    iterations, batch, atten = _lstm_flags(v)[1::2]  # the values the flags pass, defaults included
-    return run_name(iterations, batch, atten, emo)
-
-
-def _dec_run(v: dict, emo: str) -> str:
-    from systems.deep_emo_cluster import run_name
-    epochs, batch, k, mt, unlabelled = _dec_flags(v)[1::2]
-    return run_name(epochs, batch, k, emo, mt, unlabelled)
-
-
-def _mdre_folds(s: System) -> list:
-    return list(s.settings.get("folds") or range(1, 6))
-
-
-def _stm_sessions(s: System) -> list:
-    """The held-out sessions speech_text_mocap.py trains a model for."""
-    return list(range(1, 6)) if s.settings.get("loso") else [5]
 
 
 DIMENSIONAL = {
     "chunk-lstm": Dimensional("chunk LSTM", "OpenSmile_lld_IS13ComParE", "NormTerm", "feat_opensmile", "training",
                               "testing", _lstm_flags,
-                              lambda v: ["--lr", v.get("lr", 1e-4), "--val-every", v.get("val_every", 50)], _lstm_run),
+                              lambda v: ["--lr", v.get("lr", 1e-4), "--val-every", v.get("val_every", 50)]),
     "deep-emo-cluster": Dimensional("DeepEmoCluster", "Mel_Spec128", "NormTerm_Mel128", "feat_mel", "main",
                                     "online_testing", _dec_flags,
-                                    lambda v: ["--unlabelled-split", v.get("unlabelled_split", "test2")], _dec_run),
+                                    lambda v: ["--unlabelled-split", v.get("unlabelled_split", "test2")]),
 }
 
 
@@ -241,17 +218,29 @@ def dimensional(cfg: Config, s: System) -> list[Job]:
         models, steps, results = sd.folder(cfg.models), list(prep), []
         label = f"{d.label} {v['name']}{sd.key.replace('/', ' ')}"
         for emo in s.settings.get("attributes", ATTRS):
-            steps.append(Step(f"{s.system}/{v['name']}{sd.key}/train/{emo}", f"{label}: train {emo}", d.trainer,
-                              [*common, "-emo", emo, "--out", models, *d.train_flags(v), *_run_flags(cfg, s, sd.seed),
-                               *v.get("extra", [])], s.corpus, cfg.fresh_on_conflict,
-                              runs=(models / d.run_name(v, emo),)))
+            steps.append(dimensional_training(cfg, s, v, sd, emo))
             csv = cfg.results / f"{s.system.replace('-', '_')}_{v['name']}_{emo}{sd.tag}_test1.csv"
-            steps.append(Step(f"{s.system}/{v['name']}{sd.key}/test/{emo}", f"{label}: test {emo}", d.tester,
-                              [*common, "-emo", emo, "--models-dir", models, "--csv", csv], s.corpus))
-            results.append(Result("ccc", s.system, v["name"], csv.with_suffix(".json"), {"attribute": emo, **sd.info},
-                                  steps[-1].key))
+            argv = [*common, "-emo", emo, "--models-dir", models, "--csv", csv]
+            steps.append(Step(f"{s.system}/{v['name']}{sd.key}/test/{emo}", f"{label}: test {emo}", d.tester, argv,
+                              s.corpus))
+            named = script_outputs(cfg, f"{label} test {emo}", d.tester, argv)["results"][emo]
+            results.append(Result("ccc", s.system, v["name"], named, {"attribute": emo, **sd.info}, steps[-1].key))
         jobs.append(Job(f"{s.system} {v['name']}{sd.key.replace('/', ' ')}", steps, results, s.system))
     return jobs
+
+
+def dimensional_training(cfg: Config, s: System, v: dict, sd: Seeded, emo: str) -> Step:
+    """The training step of a dimensional variant's attribute; its run folder from the trainer's own Experiment
+    description (the cross-corpus steps read the same folder)."""
+    d = DIMENSIONAL[s.system]
+    root = cfg.corpora[s.corpus].root
+    argv = [*d.run_flags(v), "--root", root, "--store", root / "Features" / d.store, "--normterm", root / d.normterm,
+            "-emo", emo, "--out", sd.folder(cfg.models), *d.train_flags(v), *_run_flags(cfg, s, sd.seed),
+            *v.get("extra", [])]
+    label = f"{d.label} {v['name']}{sd.key.replace('/', ' ')}"
+    run = script_outputs(cfg, f"{label} train {emo}", d.trainer, argv)["run"]
+    return Step(f"{s.system}/{v['name']}{sd.key}/train/{emo}", f"{label}: train {emo}", d.trainer, argv, s.corpus,
+                cfg.fresh_on_conflict, runs=(run,))
 
 
 def audio_text_stores(cfg: Config, s: System) -> tuple[Path, Path, Path, Path]:
@@ -293,18 +282,17 @@ def audio_text(cfg: Config, s: System) -> list[Job]:
 def _audio_text_train(cfg: Config, s: System, v: dict, sd: Seeded, feats: list, normterms: tuple) -> tuple[Step, dict]:
     """One variant's main.py step for one seed, and where it trains and writes: main.py's own run name, in the
     seed's folder (main.py's names do not carry the seed)."""
-    from systems.audio_text import run_name
     it, batch, chunking = v.get("iterations", 3000), v.get("batch", 32), v.get("chunking", "multiscale")
-    models, results = sd.folder(cfg.models), sd.folder(cfg.results)
     argv = [*feats, "--normterm-audio", normterms[0], "--normterm-text", normterms[1], "-iter", it, "-batch", batch,
             "--lr", v.get("lr", 1e-4), "--val-every", v.get("val_every", 100), "--chunking", chunking,
             *(["--train-missing", v["train_missing"]] if v.get("train_missing") else []),
-            "--out", models, "--results", results, *_run_flags(cfg, s, sd.seed), *v.get("extra", [])]
-    name = run_name(it, batch, chunking, v.get("train_missing"))
+            "--out", sd.folder(cfg.models), "--results", sd.folder(cfg.results), *_run_flags(cfg, s, sd.seed),
+            *v.get("extra", [])]
+    named = script_outputs(cfg, f"audio-text variant {v['name']}", "main", argv)
     step = Step(f"audio-text/{v['name']}{sd.key}/train+test",
                 f"audio-text {v['name']}{sd.key.replace('/', ' ')}: train + test", "main", argv, s.corpus,
-                cfg.fresh_on_conflict, runs=(models / name,))
-    return step, {"run": models / name, "results": {emo: results / f"{name}_test1_{emo.lower()}.json" for emo in ATTRS}}
+                cfg.fresh_on_conflict, runs=(named["run"],))
+    return step, {"run": named["run"], "results": {emo: named["results"][emo] for emo in ATTRS}}
 
 
 def _audio_text_missing(cfg: Config, s: System, sd: Seeded, runs: dict, feats: list) -> tuple[list, list]:
@@ -326,8 +314,7 @@ def _audio_text_missing(cfg: Config, s: System, sd: Seeded, runs: dict, feats: l
     argv = ["--checkpoints", *runs, *feats, *flags, "--out", out]
     step = Step(f"audio-text/missing{sd.key}", f"audio-text under missing data{sd.key.replace('/', ' ')}: "
                 + ", ".join(protocols), "evaluate_missing", argv, s.corpus)
-    names = _optional_outputs(cfg, "audio-text missing data", "evaluate_missing", argv)
-    paths = names.get("protocols") or {p: out.with_name(f"{out.name}_{p}.json") for p in protocols}
+    paths = script_outputs(cfg, "audio-text missing data", "evaluate_missing", argv)["protocols"]
     info = {"variants": {str(r): name for r, name in runs.items()}, **sd.info}
     return [step], protocol_results(s, "", paths, "CCC", step.key, info)
 
@@ -335,18 +322,9 @@ def _audio_text_missing(cfg: Config, s: System, sd: Seeded, runs: dict, feats: l
 LEGACY_KINDS = ("frames", "bursts", "words", "words+audio")  # evaluate_missing.py's older default --conditions
 
 
-def _optional_outputs(cfg: Config, where: str, script: str, argv: list, *names_args) -> dict:
-    """script_outputs when the script has an output_names function, else {} (evaluate_missing.py names its
-    outputs after --out alone)."""
-    import importlib
-    if not hasattr(importlib.import_module(script), "output_names"):
-        return {}
-    return script_outputs(cfg, where, script, argv, *names_args)
-
-
 def mdre_step(cfg: Config, s: System, v: dict, sd: Seeded | None = None) -> tuple[Step, dict]:
     """An MDRE variant's mdre.py step for one training seed (default: its first) and where it writes
-    (mdre.output_names of its full argv: the seed is in the names when not 0)."""
+    (mdre.py's Experiment outputs of its full argv: the seed is in the names when not 0)."""
     sd = sd or seeded(s, v)[0]
     root = cfg.corpora[s.corpus].root
     protocol = s.settings.get("protocol", "random5")
@@ -360,7 +338,7 @@ def mdre_step(cfg: Config, s: System, v: dict, sd: Seeded | None = None) -> tupl
             *(["--missing", ",".join(missing)] if missing else []),
             *protocol_flags(protocol_options(s.settings, v), bool(missing)), "--out", cfg.models,
             "--results", cfg.results, *_run_flags(cfg, s, sd.seed), *v.get("extra", [])]
-    names = script_outputs(cfg, f"mdre variant {v['name']}", "mdre", argv, _mdre_folds(s))
+    names = script_outputs(cfg, f"mdre variant {v['name']}", "mdre", argv)
     return Step(f"mdre/{v['name']}{sd.key}", f"MDRE family {v['name']}{sd.key.replace('/', ' ')}: {model}, {protocol}",
                 "mdre", argv, s.corpus, cfg.fresh_on_conflict, runs=tuple(names["runs"].values())), names
 
@@ -381,7 +359,7 @@ def mdre(cfg: Config, s: System) -> list[Job]:
 
 def stm_step(cfg: Config, s: System, v: dict, sd: Seeded | None = None) -> tuple[Step, dict]:
     """A speech-text-mocap variant's step for one training seed (default: its first) and where it writes
-    (speech_text_mocap.output_names of its argv)."""
+    (speech_text_mocap.py's Experiment outputs of its argv)."""
     sd = sd or seeded(s, v)[0]
     configs = v.get("configs", STM_CONFIGS)
     missing = v.get("missing")
@@ -396,16 +374,15 @@ def stm_step(cfg: Config, s: System, v: dict, sd: Seeded | None = None) -> tuple
             "--missing", ",".join(missing) if missing else "none",
             *protocol_flags(protocol_options(s.settings, v), bool(missing)), "--out", cfg.models,
             "--results", cfg.results, *_run_flags(cfg, s, sd.seed), *v.get("extra", [])]
-    names = script_outputs(cfg, f"speech-text-mocap variant {v['name']}", "speech_text_mocap", argv, configs,
-                           _stm_sessions(s))
+    names = script_outputs(cfg, f"speech-text-mocap variant {v['name']}", "speech_text_mocap", argv)
     return Step(f"speech-text-mocap/{v['name']}{sd.key}",
                 f"speech + text + mocap {v['name']}{sd.key.replace('/', ' ')}: every configuration",
                 "speech_text_mocap", argv, s.corpus, cfg.fresh_on_conflict, runs=tuple(names["runs"].values())), names
 
 
 def _stm_protocol_results(s: System, v: dict, sd: Seeded, names: dict, key: str) -> list[Result]:
-    """The protocol files of a variant: per configuration and held-out session, as speech_text_mocap.output_names
-    lists them ({(configuration, session, protocol): path}; "conditions" = the --missing list's)."""
+    """The protocol files of a variant: per configuration and held-out session, as speech_text_mocap.py's
+    Experiment outputs list them ({(configuration, session, protocol): path}; "conditions" = the --missing list's)."""
     return [r for (c, k, p), path in names["protocols"].items()
             for r in protocol_results(s, v["name"], {p: path}, "WA/UA", key,
                                       {"fold": k, "configuration": c, **sd.info})]
@@ -455,7 +432,7 @@ def _dimensional_cross(cfg: Config, c: dict, s: System, v: dict, sd: Seeded) -> 
                           f"{s.system} {label} ({s.corpus}) scored on {c['corpus']}: {emo}", d.tester,
                           [*common, "-emo", emo, "--models-dir", models, "--normterm", nt, "--corpus", "iemocap",
                            "--root", root, "--store", store, "--split", c["split"], "--csv", csv],
-                          c["corpus"], inputs=(models / d.run_name(v, emo),)))
+                          c["corpus"], inputs=dimensional_training(cfg, s, v, sd, emo).runs))
         results.append(Result("cross", s.system, v["name"], csv.with_suffix(".json"),
                               {"attribute": emo, "trained_on": s.corpus, "tested_on": c["corpus"], "split": c["split"],
                                **sd.info}, steps[-1].key))
@@ -473,12 +450,13 @@ def _categorical_cross(cfg: Config, c: dict, s: System, v: dict, sd: Seeded) -> 
         runs = {k: run for (conf, k), run in stm_step(cfg, s, v, sd)[1]["runs"].items() if conf == what}
     root = cfg.corpora[c["corpus"]].root
     name = f"{v['name']}{sd.key.replace('/', ' ')}"
+    argv = ["--checkpoint", *runs.values(), "--root", root, "--split", c["split"], "--results", cfg.results]
     step = Step(f"cross/{s.system}/{v['name']}/{what}{sd.key}/{c['corpus']}/{c['split']}",
                 f"{s.system} {what if v['name'] == what else v['name'] + ' ' + what}{sd.key.replace('/', ' ')} "
-                f"({s.corpus}) scored on {c['corpus']} ({c['split']})", "cross_corpus",
-                ["--checkpoint", *runs.values(), "--root", root, "--split", c["split"], "--results", cfg.results],
-                c["corpus"], inputs=tuple(runs.values()))
-    results = [Result("cross-class", s.system, v["name"], cfg.results / f"{run.name}_on_msp-podcast_{c['split']}.json",
+                f"({s.corpus}) scored on {c['corpus']} ({c['split']})", "cross_corpus", argv, c["corpus"],
+                inputs=tuple(runs.values()))
+    named = script_outputs(cfg, f"cross-corpus {s.system} {name}", "cross_corpus", argv)["results"]
+    results = [Result("cross-class", s.system, v["name"], named[Path(run)],
                       {"fold": k, "configuration": what, "trained_on": s.corpus, "tested_on": c["corpus"],
                        "split": c["split"], **sd.info}, step.key) for k, run in runs.items()]
     return Job(f"cross-corpus {s.system} {name} {what} on {c['corpus']}",

@@ -1,8 +1,10 @@
-"""A report as a list of blocks, rendered twice: Markdown (figures as files beside it) and one self-contained
-HTML page (figures inlined as base64 PNGs, no script, no external style, no link that leaves the page: the
-references [R<k>] point at the page's own provenance entries, which carry the result files' key numbers). Every
-table sits in a wrapper that scrolls sideways on a narrow screen (the page itself never does); a small figure
-(a confusion matrix) is enlarged in place by a click (its own anchor, CSS :target)."""
+"""A report as a list of blocks, rendered twice: Markdown and one self-contained HTML page.
+
+Markdown with its figures as files beside it; the HTML page with its figures inlined as base64 PNGs (no script, no
+external style, no link that leaves the page: the references [R<k>] point at the page's own provenance entries,
+which carry the result files' key numbers). Every table sits in a wrapper that scrolls sideways on a narrow screen
+(the page itself never does); a small figure (a confusion matrix) is enlarged in place by a click (its own anchor,
+CSS :target)."""
 from __future__ import annotations
 
 import base64

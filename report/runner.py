@@ -1,5 +1,6 @@
-"""Runs the benchmark's steps, each an existing script's main(argv) in this process, and skips what is done: a
-step leaves a done-marker (<report>/steps/<key>.json: its command, the corpus fingerprint, wall time and peak
+"""Runs the benchmark's steps, each an existing script's main(argv) in this process, skipping what is done.
+
+A step leaves a done-marker (<report>/steps/<key>.json: its command, the corpus fingerprint, wall time and peak
 memory) and is skipped while the marker matches. Once a step of a job runs, the job's later steps run too
 (their inputs changed). A failing step fails its job only: the other jobs still run, and the failures are
 listed at the end and in the report.

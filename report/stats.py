@@ -1,7 +1,8 @@
-"""The numbers the report derives from result files (metrics.py does the statistics): a metric with its 95 %
-interval (the one the file stores, else bootstrapped from its per-utterance CSV, else the bare value), the chance
-and majority-class baselines and per-class support of a test set, paired comparisons of two models on the same
-test utterances, and means ± sd over training seeds."""
+"""The numbers the report derives from result files (metrics.py does the statistics).
+
+A metric with its 95 % interval (the one the file stores, else bootstrapped from its per-utterance CSV, else the
+bare value), the chance and majority-class baselines and per-class support of a test set, paired comparisons of two
+models on the same test utterances, and means ± sd over training seeds."""
 from __future__ import annotations
 
 import csv

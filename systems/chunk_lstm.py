@@ -18,7 +18,7 @@ from engine.checkpoint import load_legacy
 from features.normterm import NormTerm
 from features.store import FeatureStore
 from models.chunk_lstm import ChunkLSTM
-from systems.common import ATTRIBUTE_NAMES, add_data_args, chunk_batch, load_our_checkpoint, resolve_data_paths
+from systems.common import ATTRIBUTE_NAMES, add_data_args, chunk_batch, load_our_checkpoint
 from utils import ccc, ccc_loss
 
 SYSTEM = "chunk_lstm"
@@ -155,8 +155,3 @@ def add_cli_args(ap) -> None:
     add_data_args(ap, "OpenSmile_lld_IS13ComParE",
                   "default: <root>/NormTerm, else the shipped v1.6 NormTerm/, the files the published .pth.tar "
                   "models were trained with")
-
-
-def resolve_paths(args) -> None:
-    resolve_data_paths(args, "chunk-lstm")
-    args.name = run_name(args.iterations, args.batch_size, args.atten_type, args.emo_attr)

@@ -1,5 +1,7 @@
-"""What the MSP-Podcast systems share beyond the loop: chunked batches from a store, the labelled items of a
-split, and the command-line flags that say where the corpus, the store and the NormTerm are."""
+"""What the MSP-Podcast systems share beyond the loop: inputs, items, flags and result writers.
+
+Chunked batches from a store, the labelled items of a split, the command-line flags that say where the corpus,
+the store and the NormTerm are, and the per-utterance CSV + result JSON writers (write_scores, write_class_scores)."""
 from __future__ import annotations
 
 import os
@@ -8,6 +10,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from engine.results import WRITTEN, machine, run_identity, write_result  # noqa: F401 - re-exported
 from features.normterm import NormTerm
 from features.store import FeatureStore, with_features
 from utils import dynamic_chunks, gather_chunks, resolve_device
@@ -260,68 +263,6 @@ def load_our_checkpoint(path: Path, system: str, allow_unfinished: bool = False)
     return sd, {**cfg, "source": str(path)}, NormTerm.from_json(cfg["normterm"], cfg["attribute"])
 
 
-def machine() -> str:
-    """What ran it, for the record: CPU model and cores, the GPU if torch sees one, torch's version."""
-    import platform
-    cpu = platform.processor() or platform.machine()
-    try:
-        with open("/proc/cpuinfo") as f:
-            cpu = next((line.split(":", 1)[1].strip() for line in f if line.startswith("model name")), cpu)
-    except OSError:
-        pass
-    gpu = torch.cuda.get_device_name(0) if torch.cuda.is_available() else "no GPU"
-    return f"{cpu}, {os.cpu_count()} cores, {gpu}; torch {torch.__version__}"
-
-
-WRITTEN: list[Path] = []  # every result file write_result wrote in this process, in order (benchmark.py reads a
-#                            step's own list: the report shows exactly the files the step wrote, never a guess)
-
-
-def run_identity(checkpoint) -> dict:
-    """What identifies a trained run: a hash of its run.json identity (every setting and the data it trained on)
-    and its weights' size and modification time; for a single-file checkpoint (an original .pth.tar) the file's.
-    A result file records it, so a report can tell results of one run from those of another."""
-    import hashlib
-    import json
-    run = Path(checkpoint)
-    weights = run / "model.safetensors" if run.is_dir() else run
-    try:
-        st = weights.stat()
-        stamp = f"{st.st_size}:{st.st_mtime_ns}"
-    except OSError:
-        stamp = "absent"
-    try:
-        ident = json.loads((run / "run.json").read_text())["identity"]
-        digest = hashlib.sha256(json.dumps(ident, sort_keys=True, default=str).encode()).hexdigest()[:16]
-    except (OSError, ValueError, KeyError, TypeError):
-        digest = None
-    return {"identity": digest, "weights": stamp}
-
-
-def write_result(path: Path, fields: dict) -> None:
-    """One result file in the shared format (every test / evaluation script writes one beside its CSV; the
-    comparison report aggregates them): `fields` (metric, system, corpus, split or protocol, checkpoint, seed,
-    the numbers, ...) plus the provenance: code version, the command line that re-creates it, machine, date,
-    and the identity of each run it scores (`checkpoint` -> `run`, `checkpoints` -> `runs`: run_identity)."""
-    import datetime
-    import json
-    import sys
-
-    from engine.checkpoint import git_commit
-    from utils import atomic_write_text
-    prov = {"code_version": git_commit(), "command": " ".join(["python", *sys.argv]), "machine": machine(),
-            "date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")}
-    if fields.get("checkpoint"):
-        prov["run"] = run_identity(fields["checkpoint"])
-    if fields.get("checkpoints"):
-        prov["runs"] = {str(c): run_identity(c) for c in fields["checkpoints"]}
-    from engine.checkpoint import training_fields  # how far each scored run trained: done / planned / finished
-    prov.update(training_fields(fields))
-    atomic_write_text(path, json.dumps({**fields, **{k: v for k, v in prov.items() if k not in fields}},
-                                       indent=1, default=str))
-    WRITTEN.append(Path(path))
-
-
 def write_scores(out: Path, items: list, scores, *, result: dict, resamples: int = 1000,
                  ci_method: str = "bca"):
     """The per-utterance CSV (utterance, prediction, label) and, beside it, <out>.json: one result file in one
@@ -349,15 +290,27 @@ def with_interval(scored) -> str:
     return f"{scored.value} {scored.ci_text()}".rstrip()
 
 
-def testing_inputs(args, also_in: tuple[Path, ...] = ()) -> tuple[Path, Path, FeatureStore, list]:
-    """(per-utterance CSV path, checkpoint, store, labelled items) for a testing script: the output folder is
-    checked first, the checkpoint is --checkpoint or <models-dir>/<run name> (else in `also_in`)."""
-    from engine.cli import UserError
-    from utils import writable_dir
+def testing_outputs(args) -> dict:
+    """What a testing script writes, from its flags alone (it sets the default --split, which depends on
+    --corpus): {"name": the run name looked up, "csvs": {emo: per-utterance CSV}, "results": {emo: result JSON}}.
+    Results are named after the model scored (--checkpoint, else the run name), never after flags that may
+    describe another one: results/<model>_<split>.csv, results/<model>_iemocap_<split>.csv for IEMOCAP."""
+    from utils import output_file
     kind = getattr(args, "corpus", "msp-podcast")
     if args.split is None:  # the default depends on the corpus: MSP-Podcast's Test1, every IEMOCAP session
         args.split = "all" if kind == "iemocap" else "test1"
     tag = f"iemocap_{args.split.replace(',', '+')}" if kind == "iemocap" else args.split
+    model = checkpoint_name(args.checkpoint) if args.checkpoint is not None else args.name
+    out = args.csv or Path("results") / f"{model}_{tag}.csv"
+    return {"name": args.name, "csvs": {args.emo_attr: out}, "results": {args.emo_attr: output_file(out, ".json")}}
+
+
+def testing_inputs(args, out: Path, also_in: tuple[Path, ...] = ()) -> tuple[Path, Path, FeatureStore, list]:
+    """(per-utterance CSV path `out`, checkpoint, store, labelled items) for a testing script: the output folder
+    is checked first, the checkpoint is --checkpoint or <models-dir>/<run name> (else in `also_in`)."""
+    from engine.cli import UserError
+    from utils import writable_dir
+    kind = getattr(args, "corpus", "msp-podcast")
     writable_dir(args.csv.parent if args.csv else Path("results"), "--csv")  # first: fail before anything else
     ckpt = args.checkpoint
     if ckpt is None:
@@ -367,8 +320,6 @@ def testing_inputs(args, also_in: tuple[Path, ...] = ()) -> tuple[Path, Path, Fe
             raise UserError(f"no checkpoint {args.name} in {where}; train it first or give --checkpoint")
     elif not ckpt.exists():
         raise UserError(f"{ckpt}: no such checkpoint")
-    # results are named after the model scored, never after flags that may describe another one
-    out = args.csv or Path("results") / f"{checkpoint_name(ckpt)}_{tag}.csv"
     store = FeatureStore(args.store)
     held, expected = store.meta.get("corpus"), "IEMOCAP" if kind == "iemocap" else "MSP-Podcast"
     if held not in (None, expected):  # None: a store made from a WAV folder

@@ -359,10 +359,3 @@ def add_cli_args(ap) -> None:
                     help="unlabelled sentences U drawn from the pool (0 = fully supervised)")
     add_data_args(ap, "Mel_Spec128", "default: <root>/NormTerm_Mel128 as `make demo` writes it, else <root>/NormTerm "
                   "when it holds 128-d statistics; an original .pth.tar needs the NormTerm it was trained with")
-
-
-def resolve_paths(args) -> None:
-    from systems.common import resolve_data_paths
-    resolve_data_paths(args, "deep-emo-cluster")
-    args.name = run_name(args.epoch, args.batch_size, args.num_clusters, args.emo_attr, args.model_type,
-                         args.unlabel_size)

@@ -1,5 +1,6 @@
-"""The MDRE family (Yoon, Byun & Jung, SLT 2018) as a method for engine/loop.py: ARE, TRE, MDRE and MDREA on
-IEMOCAP's four classes (angry, happy + excited, sad, neutral).
+"""The MDRE family (ARE, TRE, MDRE, MDREA; Yoon et al., SLT 2018) as a method for engine/loop.py.
+
+Authors: Yoon, Byun & Jung. IEMOCAP's four classes (angry, happy + excited, sad, neutral).
 
 Data: the MFCC-E-D-A frame store (39-d, first 750 frames used) and the prosody store (one 35-d row), both raw
 as in the original (never normalised; `--normalise` z-normalises them with training-part statistics), and each utterance's word ids under a vocabulary built from the

@@ -1,5 +1,6 @@
-"""Speech + text + motion-capture fusion on IEMOCAP (System 5; Patamia et al., PRML 2021) as a method for
-engine/loop.py. Every configuration of the ablation (one modality, each mocap stream alone, the pairs, all three)
+"""Speech + text + mocap fusion on IEMOCAP (System 5; Patamia et al., PRML 2021) as a loop method.
+
+Every configuration of the ablation (one modality, each mocap stream alone, the pairs, all three)
 is this one method with a different tuple of modalities, over models/multimodal_transformer.py.
 
 Data, per utterance (each stream read from its feature store):

@@ -166,13 +166,13 @@ def test_wer_draws_hit_their_target_and_record_it(trained, own_text_store):
     """Issue 20.3: `wer:R` substitutes (from the training transcripts' words), deletes and inserts words to the
     target word error rate, re-encodes the result, and each draw records its realised WER, which lies near the
     target; different simulation seeds draw differently."""
-    import evaluate_missing
     from features.missing import parse_condition
     from systems.audio_text import transcript_vocabulary
+    from systems.audio_text_missing import draw_function
     corpus, d, run = trained
     method, model, items = loaded(trained, text_store=own_text_store)
     method.vocabulary = transcript_vocabulary(corpus, "train")
-    predict = evaluate_missing.draw_function(method, model, items, "cpu", first_seed=0)
+    predict = draw_function(method, model, items, "cpu", first_seed=0)
     draws = [predict(parse_condition("wer:0.3"), s) for s in (0, 1)]  # wer:0.5 in the protocols' test below
     for draw in draws:
         assert abs(draw.extra["realised_wer"] - 0.3) < 0.05, draw.extra
@@ -241,7 +241,8 @@ def test_evaluate_missing_defaults_legacy_conditions_and_refusals(trained, own_t
     args, ap = parsed_arguments(evaluate_missing.main, em_args(trained, own_text_store, tmp_path / "x.csv"))
     assert (args.rates, args.sweep_kinds, args.sim_seeds, args.bootstrap, args.ci_method) == (
         "0,0.1,0.2,0.3,0.4,0.5,0.6,0.7", "frames,bursts,words,wer", 3, 1000, "bca")
-    assert evaluate_missing.output_names(args, ap) == {"protocols": {"sweep": tmp_path / "x_sweep.json"}}
+    assert evaluate_missing.describe(em_args(trained, own_text_store, tmp_path / "x.csv")).outputs["protocols"] == {
+        "sweep": tmp_path / "x_sweep.json"}
     out = tmp_path / "legacy"
     assert evaluate_missing.main(em_args(trained, own_text_store, out, "--conditions", "frames,word-rows",
                                          "--rates", "0,0.5", "--sim-seeds", "1", "--bootstrap", "0")) == 0

@@ -5,7 +5,6 @@ the published v1.10 NormTerms. Runs are tiny (-iter <= 6, -batch 4, --val-every 
 command would be repeated."""
 import contextlib
 import csv
-import functools
 import io
 import json
 import os
@@ -178,9 +177,9 @@ def damaged(at_setup, tmp_path_factory):
     train utterance `no_grid` without TextGrid, `no_words` (train) and `test_no_words` (test1) with a word tier
     holding no word, `no_text` (train) without transcript, `long_text` (train) with 200 text rows, and
     `long_grid` (test1) with 200 words. Returns what the run printed, warned and wrote."""
-    import engine.loop
     import main
     from corpora.textgrid import Interval, write_textgrid
+    from engine.experiment import Training
     from features.store import FeatureStore
     corpus, d = at_setup
     work = tmp_path_factory.mktemp("damaged")
@@ -210,7 +209,8 @@ def damaged(at_setup, tmp_path_factory):
             contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
         warnings.simplefilter("always")
         mp.chdir(work)
-        mp.setattr(engine.loop, "LoopConfig", functools.partial(engine.loop.LoopConfig, eval_batch_size=7))
+        loop_config = Training.loop_config  # main.py's loop settings come from the experiment layer
+        mp.setattr(Training, "loop_config", lambda self, *a, **k: loop_config(self, *a, **{**k, "eval_batch_size": 7}))
         rc = main.main(at_args(at_setup, "-iter", "6", "--out", str(work / "M"), root=root, text=work / "text"))
     return SimpleNamespace(rc=rc, out=out.getvalue(), err=err.getvalue(), warnings=[str(w.message) for w in caught],
                            run=only_run(work / "M") if rc == 0 else None, root=root, text=work / "text", ids=ids,

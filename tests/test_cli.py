@@ -119,7 +119,7 @@ def test_deterministic_help_states_the_scripts_own_measured_cost(script, system,
     from engine.cli import DETERMINISTIC_COST
     if script == "main.py -ep":
         import main
-        ap = main.deep_emo_cluster_parser()
+        ap = main.build_parser("deep-emo-cluster")
     else:
         ap = _parser_of(script, monkeypatch)
     (det,) = [a for _, a in _actions(ap) if "--deterministic" in a.option_strings]

@@ -1,4 +1,5 @@
-"""The demo's guard against stale README figures: its table is read back and compared with a run's."""
+"""The demo's guard against stale documented figures (docs/results.md): its table is read back and compared
+with a run's."""
 from demo import readme_check, readme_mismatches
 
 README = """# x
@@ -37,7 +38,7 @@ def test_stale_readme_figures_fail_the_demo(tmp_path, capsys):
     assert "chunk LSTM | Dom: 0.8097 -> 0.8100" in capsys.readouterr().err
 
 
-def test_the_shipped_readme_has_the_demo_table():
+def test_the_shipped_docs_have_the_demo_table():
     assert not any(m.startswith("no ") or "missing" in m
                    for m in readme_mismatches("Demo results", {f"chunk LSTM | {a}": "x" for a in ("Act", "Dom", "Val")}
                                               | {"DeepEmoCluster | Act": "x"}))

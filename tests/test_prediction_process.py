@@ -88,7 +88,7 @@ def test_clear_errors_before_any_work(tmp_path, capsys):
     from conftest import PRETRAINED
     wavs = tmp_path / "w"
     write_wav(wavs / "a.wav", _speech())
-    shipped = prediction_process.SHIPPED
+    from systems.predict import SHIPPED as shipped
     act = shipped / "LSTM_iter5000_batch128_ChunkSeq2One_SelfAttenVec_Act"
     act2 = shipped / "LSTM_iter5000_batch128_ChunkSeq2One_RnnAttenVec_Act"
     out = tmp_path / "o.csv"

@@ -207,7 +207,7 @@ def test_the_page_is_whole_when_copied_and_its_tables_scroll(built, tmp_path):
 
 
 def test_cross_corpus_means_only_within_one_models_folds():
-    from cross_corpus import summary_table
+    from systems.cross_corpus import summary_table
     rows = [("MDREA_random5_fold1", 50, 0.5, 0.4), ("MDREA_random5_fold2", 50, 0.7, 0.6),
             ("ARE_random5_fold1", 50, 0.1, 0.1), ("stm_speech+text+mocap_s5_dev0.2", 50, 0.3, 0.3)]
     out = summary_table(rows, "test1")

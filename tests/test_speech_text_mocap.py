@@ -367,12 +367,12 @@ def test_training_conditions_that_apply_are_accepted():
     three-way model speech and mocap, and speech+text its speech."""
     import argparse
 
-    import speech_text_mocap
     from features.missing import parse_condition
+    from systems.speech_text_mocap_experiment import checked_settings
     args = argparse.Namespace(configs="speech+text+mocap,speech+text", missing="frames:0.3,mocap-absent",
                               train_missing=parse_condition("text-absent"), protocols="fixed,sweep", rates="0,0.5",
                               sweep_kinds="frames,wer", sim_seeds=2, bootstrap=0, ci_method="bca")
-    configs, conditions, plan = speech_text_mocap.checked_settings(args)
+    configs, conditions, plan = checked_settings(args)
     assert configs == ["speech+text+mocap", "speech+text"] and [str(c) for c in conditions] == ["frames:0.3",
                                                                                                 "mocap-absent"]
     # each protocol on every configuration it applies to: the fixed subsets of its own streams

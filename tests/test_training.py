@@ -239,11 +239,11 @@ def test_an_unfinished_run_is_refused_by_scoring_and_results_record_the_training
     """A run killed at iteration 3 of 400 keeps its best checkpoint of iteration 2: scoring it must not look like
     scoring a finished model. Refused (naming the folder and the steps), accepted with --allow-unfinished, and
     every result file says how far its checkpoint trained."""
-    import cross_corpus
     import testing
     import training
     from engine.cli import UserError
     from engine.loop import load_best
+    from systems import cross_corpus
     from systems.chunk_lstm import ChunkLSTMMethod
     corpus, root = mel_setup
     common = ["-batch", "4", "-emo", "Act", "-atten", "NonAtten", "--root", str(corpus), "--store",

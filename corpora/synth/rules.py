@@ -12,7 +12,7 @@ carries valence and audio carries arousal and dominance, as in real data:
 
 clipped to [1, 7]. IEMOCAP-style labels put the same values on the 1-5 scale as the mean of three simulated
 evaluators' integer ratings, and derive the consensus category from word choice and arousal (see
-`iemocap_category`). The README repeats these rules; tests check them on generated audio.
+`iemocap_category`). docs/corpora.md repeats these rules; tests check them on generated audio.
 """
 from __future__ import annotations
 
