@@ -37,14 +37,26 @@ def load_audio(path: str | Path, sr: int = TARGET_SR, min_seconds: float = 0.0) 
         x, file_sr = sf.read(str(path), dtype="float32", always_2d=True)
     except Exception as e:  # soundfile raises LibsndfileError/RuntimeError on corrupt headers
         raise AudioError(path, f"unreadable audio ({type(e).__name__}: {e})") from None
+    return mono_at(x, file_sr, path, sr, min_seconds)
+
+
+def mono_at(x: np.ndarray, file_sr: int, source, sr: int = TARGET_SR, min_seconds: float = 0.0) -> np.ndarray:
+    """Samples (n,) or (n, channels) at `file_sr` as float32 mono at `sr` (channels averaged, resampled with soxr
+    HQ); AudioError naming `source` (a file, or an in-memory signal's name) when there are no samples, a sample is
+    not finite or the audio is shorter than `min_seconds`."""
+    x = np.asarray(x, np.float32)
+    if x.ndim == 1:
+        x = x[:, None]
+    if x.ndim != 2:
+        raise AudioError(source, f"samples of shape {x.shape}: give (n,) or (n, channels)")
     if x.shape[0] == 0:
-        raise AudioError(path, "no samples")
+        raise AudioError(source, "no samples")
     x = x.mean(axis=1) if x.shape[1] > 1 else x[:, 0]
     if not np.isfinite(x).all():
-        raise AudioError(path, "non-finite samples")
+        raise AudioError(source, "non-finite samples")
     x = resample(x, file_sr, sr)
     if len(x) < min_seconds * sr:
-        raise AudioError(path, f"too short ({len(x) / sr:.3f} s < {min_seconds} s)")
+        raise AudioError(source, f"too short ({len(x) / sr:.3f} s < {min_seconds} s)")
     return x
 
 

@@ -318,6 +318,7 @@ def variant_name(system: str, v: dict) -> str:
 
 
 def load_config(path: str | Path) -> Config:
+    """The benchmark config at `path`, every key and value checked (ConfigError naming the place otherwise)."""
     path = Path(path)
     doc = _load(path)
     _unknown(path, "top level", doc, {"name", "data", "report", "deterministic", "fresh_on_conflict", "corpora",
@@ -326,6 +327,22 @@ def load_config(path: str | Path) -> Config:
                        ("report", _text)):
         if key in doc and check(doc[key]):
             raise ConfigError(f"{path}: top level: {key}: {doc[key]!r} is not valid ({check(doc[key])})")
+    corpora = _corpora(path, doc)
+    systems, seen = _systems(path, doc, corpora)
+    cross = _cross_corpus(path, doc, corpora, systems, seen)
+    for name, c in corpora.items():  # after the keys and values: paths last
+        if not c.synthetic and not c.root.is_dir():
+            raise ConfigError(f"{path}: corpus {name!r}: root {c.root} is not a folder (give the corpus's folder, "
+                              "or synthetic: {n, seed} for a demo corpus made there)")
+    data = Path(doc.get("data", "benchmark"))
+    return Config(path=path, name=str(doc.get("name", path.stem)), data=data,
+                  report=Path(doc.get("report", data / "report")), deterministic=bool(doc.get("deterministic", False)),
+                  fresh_on_conflict=bool(doc.get("fresh_on_conflict", False)), corpora=corpora, systems=systems,
+                  cross_corpus=cross, raw=doc)
+
+
+def _corpora(path: Path, doc: dict) -> dict:
+    """{name: Corpus} of the config's corpora, keys and values checked (the roots are checked last)."""
     corpora = {}
     for name, c in (doc.get("corpora") or {}).items():
         if not isinstance(c, dict) or c.get("kind") not in ("msp-podcast", "iemocap") or "root" not in c:
@@ -341,6 +358,11 @@ def load_config(path: str | Path) -> Config:
                     raise ConfigError(f"{path}: corpus {name!r}: synthetic.{key}: {synthetic[key]!r} is not valid "
                                       f"({_whole(low)(synthetic[key])})")
         corpora[name] = Corpus(name, c["kind"], Path(c["root"]), synthetic)
+    return corpora
+
+
+def _systems(path: Path, doc: dict, corpora: dict) -> tuple[list, set]:
+    """(the config's Systems, the (system, variant name) pairs they hold), every setting checked."""
     systems, seen = [], set()
     for k, s in enumerate(doc.get("systems") or []):
         where = f"systems[{k}]"
@@ -358,24 +380,34 @@ def load_config(path: str | Path) -> Config:
         if corpus is None or corpus.kind != want:
             raise ConfigError(f"{path}: {where} ({name}): corpus must name a {want} corpus of the config, got "
                               f"{s.get('corpus')!r}")
-        variants = []
-        for j, v in enumerate(s.get("variants") or [{}]):
-            if not isinstance(v, dict):
-                raise ConfigError(f"{path}: {where}.variants[{j}] ({name}): a mapping of settings, got {v!r}")
-            _unknown(path, f"{where}.variants[{j}]", v, {"name"} | VARIANT_KEYS[name])
-            _check_values(path, f"{where}.variants[{j}] ({name} {v.get('name') or variant_name(name, v)})", v)
-            vwhere = f"{where}.variants[{j}] ({name} {v.get('name') or variant_name(name, v)})"
-            _check_applies(path, vwhere, name, v)
-            _check_protocols(path, vwhere, name, s, v)
-            v = {**v, "name": str(v.get("name") or variant_name(name, v))}
-            if (name, v["name"]) in seen:
-                raise ConfigError(f"{path}: {where}: two variants of {name} named {v['name']!r}; give each a name")
-            seen.add((name, v["name"]))
-            variants.append(v)
+        variants = [_variant(path, f"{where}.variants[{j}]", name, s, v, seen)
+                    for j, v in enumerate(s.get("variants") or [{}])]
         settings = {k2: v2 for k2, v2 in s.items() if k2 not in ("system", "corpus", "variants")}
         systems.append(System(name, s["corpus"], settings, variants))
     if not systems:
         raise ConfigError(f"{path}: no systems to run")
+    return systems, seen
+
+
+def _variant(path: Path, where: str, name: str, s: dict, v, seen: set) -> dict:
+    """One variant of system `name` checked and named (`seen` gets its (system, name); a second one is refused)."""
+    if not isinstance(v, dict):
+        raise ConfigError(f"{path}: {where} ({name}): a mapping of settings, got {v!r}")
+    _unknown(path, where, v, {"name"} | VARIANT_KEYS[name])
+    vwhere = f"{where} ({name} {v.get('name') or variant_name(name, v)})"
+    _check_values(path, vwhere, v)
+    _check_applies(path, vwhere, name, v)
+    _check_protocols(path, vwhere, name, s, v)
+    v = {**v, "name": str(v.get("name") or variant_name(name, v))}
+    if (name, v["name"]) in seen:
+        raise ConfigError(f"{path}: {where.rsplit('.', 1)[0]}: two variants of {name} named {v['name']!r}; give each "
+                          "a name")
+    seen.add((name, v["name"]))
+    return v
+
+
+def _cross_corpus(path: Path, doc: dict, corpora: dict, systems: list, seen: set) -> list[dict]:
+    """The config's cross-corpus entries, each naming a trained variant and a corpus of the other kind."""
     cross = []
     for k, c in enumerate(doc.get("cross_corpus") or []):
         where = f"cross_corpus[{k}]"
@@ -400,12 +432,4 @@ def load_config(path: str | Path) -> Config:
         elif "configuration" in c:
             raise ConfigError(f"{path}: {where}: configuration is for speech-text-mocap only")
         cross.append(c)
-    for name, c in corpora.items():  # after the keys and values: paths last
-        if not c.synthetic and not c.root.is_dir():
-            raise ConfigError(f"{path}: corpus {name!r}: root {c.root} is not a folder (give the corpus's folder, "
-                              "or synthetic: {n, seed} for a demo corpus made there)")
-    data = Path(doc.get("data", "benchmark"))
-    return Config(path=path, name=str(doc.get("name", path.stem)), data=data,
-                  report=Path(doc.get("report", data / "report")), deterministic=bool(doc.get("deterministic", False)),
-                  fresh_on_conflict=bool(doc.get("fresh_on_conflict", False)), corpora=corpora, systems=systems,
-                  cross_corpus=cross, raw=doc)
+    return cross

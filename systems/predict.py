@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
-from features.audio import TARGET_SR, AudioError, resample, truncated_wav
+from features.audio import TARGET_SR, AudioError, mono_at, truncated_wav
 from features.extract import InputError, Item, load_input, wav_folder
 from systems.audio_text_inputs import M_FRAMES
 from systems.common import ATTRIBUTE_NAMES
@@ -146,16 +146,7 @@ def audio_of(it: Item, min_seconds: float) -> np.ndarray:
     samples, non-finite, shorter than `min_seconds`, silent."""
     if not isinstance(it, SignalItem):
         return load_input(it, "audio", min_seconds)
-    x = np.asarray(it.signal, np.float32)
-    x = x.mean(axis=1) if x.ndim == 2 else x
-    if x.ndim != 1 or len(x) == 0:
-        raise AudioError(it.utt_id, "no samples" if x.ndim == 1 else f"a signal of shape {x.shape}: give (n,) or "
-                                                                      "(n, channels)")
-    if not np.isfinite(x).all():
-        raise AudioError(it.utt_id, "non-finite samples")
-    x = resample(x, int(it.sr), TARGET_SR)
-    if len(x) < min_seconds * TARGET_SR:
-        raise AudioError(it.utt_id, f"too short ({len(x) / TARGET_SR:.3f} s < {min_seconds} s)")
+    x = mono_at(it.signal, int(it.sr), it.utt_id, min_seconds=min_seconds)
     if not np.any(x):
         raise AudioError(it.utt_id, "silent (all-zero) audio")
     return x
