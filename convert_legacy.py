@@ -5,14 +5,17 @@
         --normterm NormTerm --out trained_models/LSTM_iter5000_batch128_ChunkSeq2One_SelfAttenVec_Act
 
 The result (model.safetensors + config.json with the NormTerm values, the feature set and its parameters,
-the attribute and chunking) reproduces the original's outputs exactly (tests/test_chunk_lstm.py). The legacy
+the attribute and chunking, and its model card README.md) reproduces the original's outputs exactly (tests/test_chunk_lstm.py). The legacy
 file is read with torch.load(weights_only=True): no code in it can run.
 """
+import json
+import re
 import sys
 from pathlib import Path
 
 from engine.checkpoint import save_checkpoint
 from engine.cli import entry, parser
+from engine.model_card import write_card
 from systems.chunk_lstm import Predictor
 from utils import writable_dir
 
@@ -26,7 +29,38 @@ def convert(pth: Path, normterm: Path, out: Path, corpus_version: str = "MSP-Pod
                         "frame_rate": lld.frame_rate},
            "origin": "published v1.6 checkpoint of the chunk-level attention LSTM (Lin & Busso, TAFFC 2021), MIT"}
     save_checkpoint(out, pred.model.state_dict(), cfg)
+    write_card(out, published=published_card(out, pth.name))
     return out
+
+
+def published_card(folder: Path, legacy_file: str | None = None) -> dict:
+    """What the model card of a converted published model says instead of a training record (engine.model_card
+    `published`): the authors' training, the command that converted it, their reported test CCC (no interval:
+    the per-utterance predictions are not published) and their MIT licence. Only config.json is read."""
+    from report.anchors import ANCHORS
+    cfg = json.loads((Path(folder) / "config.json").read_text())
+    atten, attr = cfg["model"]["atten"], cfg["attribute"].capitalize()
+    legacy_file = legacy_file or cfg.get("legacy_file", "?")
+    reported = [{"corpus": a["corpus"].removesuffix(" test"), "split": "test set", "value": a["values"][attr],
+                 "metric": f"CCC ({cfg['attribute']})", "source": "reported by the authors (their README)"}
+                for a in ANCHORS["chunk-lstm"] if a["label"] == f"LSTM-{atten} (PyTorch), published checkpoints"]
+    schedule = re.search(r"_iter(\d+)_batch(\d+)_", legacy_file)
+    schedule = f"{schedule[1]} iterations of batch {schedule[2]}, as its name says; " if schedule else ""
+    return {
+        "corpus": f"{cfg['corpus_version']}: the authors' training split (Train), their development split for model "
+                  "selection; real podcast speech with crowd-sourced attribute labels",
+        "training": f"Trained by the authors (`{legacy_file}`: {schedule}the checkpoint they published); "
+                    "converted here with its values unchanged, not retrained",
+        "command": f"python convert_legacy.py --pth {legacy_file} --normterm NormTerm --out trained_models/"
+                   f"{Path(folder).resolve().name}",
+        "scores": reported,
+        "scores_note": ("Reported by the authors, not measured here: no interval is available, since the "
+                        "per-utterance predictions are not published." if reported else
+                        "The authors publish no test score for this model."),
+        "licence": "Weights: MIT, as the authors publish them (`trained_models/LICENSE`, copyright 2023 Wei-Cheng "
+                   "(Winston) Lin). They were trained on MSP-Podcast v1.6, a licensed corpus (The University of Texas "
+                   "at Dallas, MSP lab) that is not distributed here.",
+    }
 
 
 @entry

@@ -13,6 +13,8 @@ and the report.
     -> testing.py / online_testing.py on the demo IEMOCAP corpus (cross-corpus)
     -> cross_corpus.py: MDREA and the three-way model on the demo MSP-Podcast's Test1 categories (the reverse)
     -> prediction_process.py on a folder of demo WAVs: published v1.6 models, then the audio-text model
+    -> prediction_process.py --track: a 31 s excerpt's per-second track (demo_data/track/tracks/excerpt.png)
+    -> export_onnx.py on the shipped v1.6 models, prediction_process.py --onnx: the same scores on onnxruntime
     -> demo_data/report/report.md + report.html
 
 The systems run two at once (--jobs 2: one process each, one core each; the stores they share are made first,
@@ -263,6 +265,46 @@ def readme_tables(cfg, jobs) -> dict[str, dict[str, str]]:
             "Demo reverse cross-corpus": reverse_table}
 
 
+def track_and_onnx(cfg, jobs, wav_dir: Path, quiet: list[str]) -> bool:
+    """Two demo-only steps: the per-second track of a 31 s excerpt (four demo test WAVs end to end: three windows
+    of 11 s, one after the other) with the demo's chunk LSTMs, and an ONNX round trip: the shipped v1.6 models exported, the WAV folder
+    scored on onnxruntime and compared with the PyTorch scores of pred_result.csv."""
+    import pandas as pd
+
+    import export_onnx
+    import prediction_process
+    from features.audio import load_audio, write_wav
+    from systems.predict import shipped_models
+    msp, out = cfg.corpora["msp-podcast"].root, cfg.data / "track"
+    excerpt = out / "wavs" / "excerpt.wav"
+    if not excerpt.is_file():
+        parts = sorted((msp / "Audios").glob("MSP-PODCAST_001[0-6]_0001.wav"))[:4]
+        write_wav(excerpt, np.concatenate([load_audio(p) for p in parts]))
+    lstm = [str(r) for j in jobs for s in j.steps if s.key.startswith("chunk-lstm/") and s.script == "training"
+            for r in s.runs]
+    print(f"\n== per-second track of {excerpt} with {', '.join(lstm)}")
+    ok = prediction_process.main(["--wav-dir", str(excerpt.parent), "--models", *lstm, "--track",
+                                  "--hop", "11", "--out", str(out / "pred_result.csv"), *quiet]) == 0
+    print("\n== ONNX round trip: the shipped v1.6 models exported, the same WAVs scored on onnxruntime")
+    onnx_files = []
+    for folder in shipped_models():
+        onnx_files.append(str(cfg.data / "onnx" / f"{folder.name}.onnx"))
+        if not Path(onnx_files[-1]).is_file():
+            ok &= export_onnx.main(["--checkpoint", str(folder), "--out", onnx_files[-1]]) == 0
+    onnx_csv = cfg.data / "pred_result_onnx.csv"
+    ok &= prediction_process.main(["--wav-dir", str(wav_dir), "--onnx", *onnx_files, "--out", str(onnx_csv),
+                                   *quiet]) == 0
+    if ok:
+        scores = ["Aro-Score", "Dom-Score", "Val-Score"]
+        by_torch, by_onnx = (pd.read_csv(p, keep_default_na=False) for p in (cfg.data / "pred_result.csv", onnx_csv))
+        gap = float(np.abs(by_onnx[scores].to_numpy() - by_torch[scores].to_numpy()).max())
+        same = by_onnx["File_Name"].tolist() == by_torch["File_Name"].tolist() and gap <= 1.5e-4
+        print(f"onnxruntime vs PyTorch on {len(by_onnx)} files: largest difference {gap:.1e} (scores written to 4 "
+              f"decimals){'' if same else ' - MORE THAN ROUNDING'}")
+        ok &= same
+    return ok
+
+
 @entry
 def main(argv=None) -> int:
     import benchmark
@@ -309,6 +351,7 @@ def main(argv=None) -> int:
     print(f"\n== predict {wav_dir} with the audio-text model {at_run}")
     ok &= prediction_process.main(["--system", "audio-text", "--models", at_run, "--wav-dir", str(wav_dir),
                                    "--out", str(cfg.data / "pred_result_audio_text.csv"), *quiet]) == 0
+    ok &= track_and_onnx(cfg, jobs, wav_dir, quiet)
     if not ok:
         benchmark.run(cfg, jobs, report_only=True)
         raise SystemExit("demo failed: " + "; ".join(f"{j}: {w}" for j, w in runner.failures))

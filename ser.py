@@ -4,6 +4,8 @@
     p = ser.load()                                   # the shipped published chunk-LSTM models (Act, Dom, Val)
     df = p.predict_folder("my_wavs")                 # the columns and values of prediction_process.py's CSV
     row = p.predict(signal, sr)                      # one signal; p.predict_file("a.wav") one file
+    track = p.track_file("a.wav", out="tracks")      # per-chunk outputs on the time axis (docs/tracks.md);
+                                                     # p.track(signal, sr), p.track_folder("my_wavs", "tracks")
     exp = ser.experiment("mdre", root="IEMOCAP", iterations=50, deterministic=True)
     exp.command, exp.outputs                         # the equivalent command line, every file it will write
     outcomes = ser.run(exp)                          # writes exactly the files of exp.outputs

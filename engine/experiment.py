@@ -218,7 +218,7 @@ def run(exp: Experiment, system=None) -> list[Outcome]:
         if "train" in exp.stages:
             res = train(method, fold.train, fold.dev,
                         exp.training.loop_config(fold.run_dir, fold.train_name, fold.val_name,
-                                                 **fold.extra.get("loop", {})))
+                                                 **fold.extra.get("loop", {})), made_by=made_by(exp))
         outcome = Outcome(fold, res)
         outcomes.append(outcome)
         if rank != 0 or "test" not in exp.stages:
@@ -249,6 +249,13 @@ def run(exp: Experiment, system=None) -> list[Outcome]:
     if not table_first and hasattr(system, "table") and outcomes:
         system.table(exp, outcomes)
     return outcomes
+
+
+def made_by(exp: Experiment) -> dict:
+    """What a trained run records of its experiment for its model card (engine.model_card): the command that
+    re-creates it and the corpus it trained on (the resolved root; synthetic or not)."""
+    from engine.model_card import corpus_record
+    return {"command": exp.command, "corpus": corpus_record(getattr(exp.settings, "root", None) or exp.corpus)}
 
 
 def memoized(predict: Callable) -> Callable:

@@ -48,6 +48,7 @@ from tqdm import tqdm
 
 from engine.checkpoint import CONFIG, RUN, STATE, WEIGHTS, load_state, save_checkpoint, save_state
 from engine.cli import UserError
+from engine.model_card import CARD, write_card
 from engine.plots import training_curves
 from engine.resources import ResourceMonitor
 from utils import atomic_path, atomic_write_text, seed_everything
@@ -275,17 +276,20 @@ def training_progress(cfg: LoopConfig, step: int, epoch: int, best_step: int, st
             "finished": done >= planned or stopped_early}
 
 
-def _record_training(out: Path, record: dict) -> None:
-    """Rewrite run.json's "training" (the identity and configuration stay as the run's first call wrote them)."""
+def _record_training(out: Path, record: dict, **more) -> None:
+    """Rewrite run.json's "training" (and `more`, e.g. "made_by"; the identity and configuration stay as the
+    run's first call wrote them)."""
     run = json.loads((out / RUN).read_text())
-    atomic_write_text(out / RUN, json.dumps({**run, "training": record}, indent=1, default=str))
+    atomic_write_text(out / RUN, json.dumps({**run, "training": record, **more}, indent=1, default=str))
 
 
-def train(method, train_items: list, val_items: list, cfg: LoopConfig) -> LoopResult:
+def train(method, train_items: list, val_items: list, cfg: LoopConfig, made_by: dict | None = None) -> LoopResult:
     """Train `method` on `train_items`, validating on `val_items` after every round, into `cfg.out_dir`
-    (resuming the run there when it may); the best checkpoint by validation is the run's model.safetensors."""
+    (resuming the run there when it may); the best checkpoint by validation is the run's model.safetensors.
+    `made_by` ({"command", "corpus"}: what the experiment layer knows) goes into run.json for the model card
+    (engine.model_card), which is rewritten after every round."""
     with deterministic_mode(cfg.deterministic):
-        return _Run(method, train_items, val_items, cfg).train()
+        return _Run(method, train_items, val_items, cfg, made_by).train()
 
 
 class _Run:
@@ -294,8 +298,9 @@ class _Run:
     by a validation that logs and saves, and finally resources.json. The order of every RNG draw and torch
     operation is the order a seeded run's weights depend on: a step here moves only with the steps around it."""
 
-    def __init__(self, method, train_items: list, val_items: list, cfg: LoopConfig):
+    def __init__(self, method, train_items: list, val_items: list, cfg: LoopConfig, made_by: dict | None = None):
         self.rank, self.world, local_rank = ddp_env()
+        self.made_by = {"made_by": made_by} if made_by else {}  # run.json's record of the command (model card)
         self.main_rank = self.rank == 0
         self.method, self.train_items, self.val_items = method, train_items, val_items
         self.epoch_mode = cfg.epochs > 0
@@ -353,10 +358,10 @@ class _Run:
             self._load(state)
         elif self.main_rank:  # a fresh start: nothing of an earlier run in this folder may survive to be resumed later
             self.out.mkdir(parents=True, exist_ok=True)
-            for name in (STATE, WEIGHTS, CONFIG, "log.csv", "loss.png", RESOURCES):
+            for name in (STATE, WEIGHTS, CONFIG, "log.csv", "loss.png", RESOURCES, CARD):
                 (self.out / name).unlink(missing_ok=True)
-            atomic_write_text(self.out / RUN, json.dumps({"identity": self.identity, "config": self.config},
-                                                         indent=1, default=str))
+            atomic_write_text(self.out / RUN, json.dumps({"identity": self.identity, "config": self.config,
+                                                          **self.made_by}, indent=1, default=str))
 
     def _load(self, state: dict) -> None:
         """Everything `_save` wrote, back in place, so the run continues bit for bit."""
@@ -399,7 +404,8 @@ class _Run:
                         initial=self.epoch if self.epoch_mode else self.step, desc=f"train {self.out.name}",
                         unit="epoch" if self.epoch_mode else "it", disable=not self.ctx.progress)
         if self.main_rank and self._more_to_train() and not self._stopped_early():
-            _record_training(self.out, training_progress(cfg, self.step, self.epoch, self.best_step, False))
+            _record_training(self.out, training_progress(cfg, self.step, self.epoch, self.best_step, False),
+                             **self.made_by)  # the command of the call that trains it further
         with ResourceMonitor() as mon:
             threads = torch.get_num_threads()
             for stages in self._rounds():
@@ -520,8 +526,8 @@ class _Run:
         return row
 
     def _save(self, improved: bool, val: float, where: int) -> None:
-        """The round's files: the best checkpoint when it improved, log.csv, loss.png, the resume state and
-        run.json's training record."""
+        """The round's files: the best checkpoint when it improved, log.csv, loss.png, the resume state,
+        run.json's training record and the model card (README.md)."""
         out, model = self.out, self.model
         if improved:
             save_checkpoint(out, model.state_dict(), {**self.config, ("epoch" if self.epoch_mode else "step"): where,
@@ -537,6 +543,7 @@ class _Run:
                          **({"method": self.method.state()} if hasattr(self.method, "state") else {})})
         _record_training(out, training_progress(self.cfg, self.step, self.epoch, self.best_step,
                                                 self._stopped_early()))
+        write_card(out)  # README.md: what the model is, how far it trained, its test scores
 
     def _finish(self, mon: ResourceMonitor, threads: int) -> LoopResult:
         """resources.json of a call that trained (what it used), and the call's LoopResult."""

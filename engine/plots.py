@@ -260,3 +260,43 @@ def training_figure(rows: list[dict], title: str = ""):
         ax.grid(alpha=0.3)
         ax.legend(fontsize=7)
     return fig
+
+
+def track_plot(rows, attributes: list[str], envelope, path: str | Path, *, title: str = "") -> Path:
+    """A file's emotion track (systems.tracks): the waveform's envelope (grey, right axis) under one segment per
+    chunk and attribute at the chunk's output, from its start to its end second, and the chunk boundaries as
+    faint vertical lines. `rows`: the track CSV's DataFrame; `envelope`: (seconds, peak) or None."""
+    return _save(track_figure(rows, attributes, envelope, title=title), Path(path))
+
+
+def track_figure(rows, attributes: list[str], envelope, *, title: str = ""):
+    """The Figure of track_plot (tests read its segments)."""
+    from matplotlib.collections import LineCollection
+    from matplotlib.figure import Figure
+    fig = Figure(figsize=(10, 4))
+    ax = fig.add_subplot()
+    if envelope is not None and len(envelope[0]):
+        env = ax.twinx()
+        env.fill_between(envelope[0], 0, envelope[1], color="0.8", step="post", linewidth=0)
+        env.set_ylim(0, max(float(np.max(envelope[1])), 1e-6) * 1.05)
+        env.set_ylabel("|waveform| (peak per 50 ms)", color="0.5")
+        ax.set_zorder(env.get_zorder() + 1)  # the tracks above the envelope
+        ax.patch.set_visible(False)
+    starts, ends = rows["start_s"].to_numpy(float), rows["end_s"].to_numpy(float)
+    ax.vlines(np.unique(np.concatenate([starts, ends])), 0, 1, transform=ax.get_xaxis_transform(), color="0.6",
+              linewidth=0.4, alpha=0.5)  # one collection: a 10-minute file has thousands of boundaries
+    for k, a in enumerate(attributes):
+        v = rows[a].to_numpy(float)
+        segs = np.stack([np.stack([starts, v], 1), np.stack([ends, v], 1)], 1)  # (chunks, 2 points, xy)
+        ax.add_collection(LineCollection(segs, colors=f"C{k}", linewidths=2, label=a))
+    if len(rows):
+        values = rows[list(attributes)].to_numpy(float)
+        lo, hi = float(np.min(values)), float(np.max(values))
+        pad = max(hi - lo, 0.1) * 0.1
+        ax.set_ylim(lo - pad, hi + pad)
+        ax.set_xlim(0, float(max(ends.max(), envelope[0][-1] if envelope is not None and len(envelope[0]) else 0)))
+    ax.set_xlabel("time (s)")
+    ax.set_ylabel("chunk output (label scale)")
+    ax.set_title(title)
+    ax.legend(loc="upper left", fontsize=8)
+    return fig

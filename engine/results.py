@@ -18,6 +18,7 @@ from pathlib import Path
 import torch
 
 from engine.checkpoint import git_commit, training_fields
+from engine.model_card import record_result
 from utils import atomic_write_text
 
 WRITTEN: list[Path] = []  # every result file write_result wrote in this process, in order (benchmark.py reads a
@@ -59,7 +60,8 @@ def write_result(path: Path, fields: dict) -> None:
     """One result file in the shared format (every test / evaluation script writes one beside its CSV; the
     comparison report aggregates them): `fields` (metric, system, corpus, split or protocol, checkpoint, seed,
     the numbers, ...) plus the provenance: code version, the command line that re-creates it, machine, date,
-    and the identity of each run it scores (`checkpoint` -> `run`, `checkpoints` -> `runs`: run_identity)."""
+    and the identity of each run it scores (`checkpoint` -> `run`, `checkpoints` -> `runs`: run_identity).
+    Each scored run folder of ours records the file in its run.json and gets its model card rewritten."""
     prov = {"code_version": git_commit(), "command": " ".join(["python", *sys.argv]), "machine": machine(),
             "date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")}
     if fields.get("checkpoint"):
@@ -70,3 +72,6 @@ def write_result(path: Path, fields: dict) -> None:
     atomic_write_text(path, json.dumps({**fields, **{k: v for k, v in prov.items() if k not in fields}},
                                        indent=1, default=str))
     WRITTEN.append(Path(path))
+    for checkpoint in [fields.get("checkpoint"), *(fields.get("checkpoints") or ())]:
+        if checkpoint:  # the scored run's model card lists this result (our trained folders only)
+            record_result(checkpoint, Path(path))

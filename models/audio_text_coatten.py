@@ -153,6 +153,35 @@ class AudioTextCoAttention(nn.Module):
         z = self.embed(audio, text, mask_audio, mask_text)
         return {t: getattr(self, f"top_layer_{t}")(z).squeeze(1) for t in TARGETS}  # (B,) each
 
+    def chunk_outputs(self, audio: torch.Tensor, text: torch.Tensor, mask_audio: torch.Tensor,
+                      mask_text: torch.Tensor) -> dict:
+        """forward's outputs plus, per audio chunk row (rows 1 .. L-1; padded rows are the caller's to drop):
+        "chunks" {target: (B, L-1)}, the heads on concat(audio row c, text row 0) after the last layer, i.e. the
+        fused vector with the chunk's row where the global audio row goes; "weights" (B, L-1), the global audio
+        row's attention over the chunk rows in the last audio self-attention layer (l3_sph_sph), averaged over
+        heads and divided by its sum over the chunk rows (the global row's weight on itself left out)."""
+        seen = {}
+
+        def keep_input(module, args):  # returns None: the layer's input is left as it is
+            seen["x"] = args[0]
+        hook = self.trans.l3_sph_sph.register_forward_pre_hook(keep_input)
+        assert audio.shape[:2] == text.shape[:2] == mask_audio.shape == mask_text.shape, "need (B, L) alike"
+        try:  # embed's steps, keeping every row of both streams
+            xs2, xt2 = self.trans(self.add_pe(self.proj_sph(audio)), self.add_pe(self.proj_txt(text)),
+                                  mask_audio, mask_text)                   # (B, L, d) each
+        finally:
+            hook.remove()
+        z = torch.cat([xs2[:, 0], xt2[:, 0]], dim=1)                       # (B, 2d) as embed
+        layer = self.trans.l3_sph_sph
+        att = layer.self_attn(seen["x"], seen["x"], seen["x"], key_padding_mask=mask_audio, need_weights=True,
+                              average_attn_weights=True)[1]                # (B, L, L), row = query
+        w = att[:, 0, 1:]                                                  # (B, L-1) global row over chunks
+        w = w / w.sum(dim=1, keepdim=True).clamp_min(1e-12)
+        rows = torch.cat([xs2[:, 1:], xt2[:, :1].expand_as(xs2[:, 1:])], dim=2)  # (B, L-1, 2d)
+        heads = {t: getattr(self, f"top_layer_{t}") for t in TARGETS}
+        return {"utterance": {t: h(z).squeeze(1) for t, h in heads.items()},
+                "chunks": {t: h(rows).squeeze(2) for t, h in heads.items()}, "weights": w}
+
     def parameter_breakdown(self) -> "OrderedDict[str, int]":
         """Parameter count per top-level part: proj_sph, proj_txt, each trans layer, each head."""
         out: OrderedDict[str, int] = OrderedDict()

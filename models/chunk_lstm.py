@@ -37,6 +37,15 @@ class RnnAttenBlock(nn.Module):
         context = torch.einsum("bc,bcd->bd", alpha, e)            # (B, D)
         return torch.tanh(self.attn_dnn_out(torch.cat([context, h_last], dim=1)))
 
+    def per_chunk(self, z: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(the pooled vector each chunk alone would give, (B, nC, D); the attention alpha, (B, nC)): with
+        one-hot attention on chunk c the context is e_c, so chunk c's vector is tanh(W_out [e_c; h_last])."""
+        e, _ = self.attn_rnn(z)                                   # (B, nC, D)
+        h_last = e[:, -1]                                         # (B, D)
+        alpha = torch.einsum("bcd,bd->bc", self.attn_dnn_score(e), h_last).softmax(dim=1)  # (B, nC)
+        last = h_last.unsqueeze(1).expand_as(e)                   # (B, nC, D)
+        return torch.tanh(self.attn_dnn_out(torch.cat([e, last], dim=2))), alpha
+
 
 class ChunkLSTM(nn.Module):
     def __init__(self, *, atten: str = "NonAtten", input_dim: int = 130, hidden_dim: int = 130, num_layers: int = 2,
@@ -73,6 +82,35 @@ class ChunkLSTM(nn.Module):
             return y.mean(dim=1)
         y = self.attn(z.transpose(0, 1))                          # (nC, B, D): attends across the chunks
         return y.mean(dim=0)
+
+    def head(self, v: torch.Tensor) -> torch.Tensor:  # (..., D) -> (...,)
+        return self.fc2(torch.relu(self.fc1(v))).squeeze(-1)
+
+    def chunk_outputs(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """(utterance scores (B,) as forward gives them, chunk outputs (B, nC), chunk weights (B, nC)) of
+        (B*nC, m, F) chunks. A chunk's output is the head applied to the chunk's own vector where the pooled
+        one goes: the utterance's score if every chunk were like this one (NonAtten z_c, GatedVec g_c z_c,
+        RnnAttenVec the pooled vector at one-hot attention, SelfAttenVec / SelfAttenVecCross the layer's output
+        row y_c). Weights: GatedVec gates divided by their sum, RnnAttenVec alpha, the mean-pooled variants 1/nC.
+        Outputs are on the model's normalised scale, not trained to match the utterance labels one by one."""
+        n = x.shape[0]
+        assert n % self.chunks_per_utt == 0, f"{n} chunks is not a multiple of {self.chunks_per_utt} per utterance"
+        h, _ = self.lstm(x)                                       # (B*nC, m, D)
+        z = self.bn(h[:, -1]).reshape(n // self.chunks_per_utt, self.chunks_per_utt, -1)  # (B, nC, D)
+        b, c, d = z.shape
+        weights = torch.full((b, c), 1.0 / c, dtype=z.dtype, device=z.device)
+        if self.atten == "NonAtten":
+            own = z
+        elif self.atten == "GatedVec":
+            gates = self.attn(z)                                  # (B, nC, 1)
+            own, weights = gates * z, (gates / gates.sum(dim=1, keepdim=True)).squeeze(2)
+        elif self.atten == "RnnAttenVec":
+            own, weights = self.attn.per_chunk(z)
+        elif self.atten == "SelfAttenVec":
+            own = self.attn(z.reshape(1, b * c, d)).reshape(b, c, d)
+        else:
+            own = self.attn(z.transpose(0, 1)).transpose(0, 1)    # (B, nC, D)
+        return self.head(self.pool(z)), self.head(own), weights
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         n, m, f = x.shape                                         # (B*nC, m, F)

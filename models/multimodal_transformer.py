@@ -86,8 +86,8 @@ class ModalityEncoder(nn.Module):
             raise ValueError(f"sequence length T = {t} > max_len = {self.max_len}")
         if t == 0:                                                 # one dummy (padded) position to compute on
             x, mask, t = x.new_zeros(b, 1, self.in_dim), mask.new_zeros(b, 1), 1
-        mask = mask.clone()
-        mask[:, 0] |= ~mask.any(dim=1)                             # all-False rows: position 0 as a dummy
+        dummy = mask[:, :1] | ~mask.any(dim=1, keepdim=True)       # (B, 1): all-False rows get position 0 ...
+        mask = torch.cat([dummy, mask[:, 1:]], dim=1)              # ... as a dummy (no in-place |=: ONNX has none)
         if self.pooling == "first" and bool((~mask[:, 0]).any()):
             raise ValueError("pooling 'first' needs position 0 valid in every row with a valid position "
                              "(left-aligned tokens, [CLS] first)")
@@ -150,9 +150,9 @@ class MultimodalTransformer(nn.Module):
             sizes["present"] = present.shape[0]
         if not sizes:
             raise ValueError("no input at all: cannot tell the batch size")
-        if len(set(sizes.values())) != 1:
-            raise ValueError(f"batch sizes differ: {sizes}")
-        b = next(iter(sizes.values()))
+        if len({int(s) for s in sizes.values()}) != 1:  # int(): while tracing for ONNX the sizes are tensors
+            raise ValueError(f"batch sizes differ: { {n: int(s) for n, s in sizes.items()} }")
+        b = next(iter(sizes.values()))  # the size itself, so an ONNX trace keeps the batch axis dynamic
         if present is not None and (present.shape != (b, len(self.modalities)) or present.dtype != torch.bool):
             raise ValueError(f"present {tuple(present.shape)} {present.dtype}: need ({b}, {len(self.modalities)}) "
                              f"bool in the order {list(self.modalities)}")

@@ -518,6 +518,37 @@ class Predictor:
         z = np.concatenate(out) if out else np.zeros((0, 3))
         return np.stack([self.nt_audio.denorm(z[:, k], a) for k, a in enumerate(ATTRIBUTES)], 1)
 
+    def track(self, inputs: list) -> list[dict]:
+        """Per input of `predict`: {"score": (3,) Act, Dom, Val as `predict` gives them, "chunks": (C, 3) the
+        chunk outputs (models.audio_text_coatten.AudioTextCoAttention.chunk_outputs), "weights": (C, 3) the
+        global audio row's attention over the chunks (one weight, repeated per attribute), "frames": (C, 2) each
+        chunk's [start, end) wav2vec2 frame (systems.audio_text_inputs.chunk_starts)}, label scale. Chunks past
+        the model's MAX_LEN - 1 rows are not seen and not listed; an absent audio stream has no chunks."""
+        return [self.track_one(*x) for x in inputs]
+
+    def track_one(self, a: np.ndarray | None, t: np.ndarray | None, words) -> dict:
+        from systems.audio_text_inputs import chunk_count, chunk_starts
+        frame_rate = self.config["features"]["audio"].get("frame_rate") or 50.0
+        audio = absent_stream("audio", self.model.audio_dim // 7) if a is None else self.nt_audio.features(a)
+        text = absent_stream("text", self.model.text_dim) if t is None else self.nt_text.features(t)
+        with torch.inference_mode(), warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message="pad_batch: truncated", category=UserWarning)
+            batch = model_inputs([audio], [text], [words], self.strategy, frame_rate=frame_rate)
+            o = self.model.chunk_outputs(*(batch[k].to(self.device)
+                                           for k in ("audio", "text", "mask_audio", "mask_text")))
+        aligned = not isinstance(words, (int, np.integer))
+        n_chunks = chunk_count(len(words) if aligned else int(words))
+        starts, lengths = chunk_starts(len(audio), n_chunks, m=M_FRAMES, words=words if aligned else None,
+                                       strategy=self.strategy if aligned or self.strategy != "lexical" else "fixed",
+                                       frame_rate=frame_rate)
+        seen = 0 if a is None else min(n_chunks, MAX_LEN - 1)  # rows the model holds after the global one
+        weights = o["weights"][0, :seen].float().cpu().numpy().astype(np.float64)                # (C,)
+        return {"score": np.array([self.nt_audio.denorm(o["utterance"][k][0].item(), k) for k in ATTRIBUTES]),
+                "chunks": np.stack([self.nt_audio.denorm(o["chunks"][k][0, :seen].float().cpu().numpy(), k)
+                                    for k in ATTRIBUTES], axis=1).reshape(seen, 3),              # (C, 3)
+                "weights": np.repeat(weights[:, None], 3, axis=1),                                # (C, 3)
+                "frames": np.stack([starts, np.minimum(starts + lengths, len(audio))], axis=1)[:seen]}
+
     def extractors(self, audio_model: str | None = None, text_model: str | None = None, device: str = "cpu"):
         """(wav2vec2 extractor, text token extractor) as the checkpoint's features were made, from the model
         ids recorded (or the ones given, e.g. a local copy); refused when their output differs in size."""

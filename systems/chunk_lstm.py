@@ -121,6 +121,27 @@ class Predictor:
         p = np.concatenate(out) if out else np.zeros(0)
         return self.normterm.denorm(p, self.attribute)
 
+    def track(self, arrays: list[np.ndarray]) -> list[dict]:
+        """Per (T, F) raw feature array: {"score": the utterance score as `predict` gives it, "chunks": (nC,)
+        chunk outputs (models.chunk_lstm.ChunkLSTM.chunk_outputs) and "weights": (nC,) on the label scale,
+        "frames": (nC, 2) each chunk's [start, end) frame (utils.dynamic_chunks, end clipped to T)}."""
+        c = self.chunking
+        with torch.inference_mode():
+            x = chunk_batch(arrays, self.normterm, **c).to(self.device)
+            utt, chunks, weights = (t.float().cpu().numpy() for t in self.model.chunk_outputs(x))
+        denorm = lambda v: self.normterm.denorm(v, self.attribute)  # noqa: E731
+        return [chunk_track(denorm(utt[i]), denorm(chunks[i]),
+                            weights[i], len(a), c) for i, a in enumerate(arrays)]
+
+
+def chunk_track(score, chunks: np.ndarray, weights: np.ndarray, n_frames: int, chunking: dict) -> dict:
+    """One utterance's track record (see Predictor.track), its chunks placed by utils.dynamic_chunks."""
+    from utils import dynamic_chunks
+    starts = dynamic_chunks([n_frames], m=chunking["m"], C=chunking["C"], n=chunking.get("n", 1))[0]
+    frames = np.stack([starts, np.minimum(starts + chunking["m"], max(n_frames, 1))], axis=1)  # (nC, 2)
+    return {"score": float(score), "chunks": np.asarray(chunks, np.float64), "weights": np.asarray(weights, np.float64),
+            "frames": frames}
+
 
 def recorded_settings(cfg: dict) -> dict:
     """What a checkpoint's config says of each of the original's flags (None: not recorded): our runs record

@@ -293,6 +293,21 @@ class Predictor:
         p = np.concatenate(out) if out else np.zeros(0)
         return self.normterm.denorm(p, self.attribute)
 
+    def track(self, arrays: list[np.ndarray]) -> list[dict]:
+        """Per (T, 128) raw mel array, as systems.chunk_lstm.Predictor.track: the model's own chunk outputs
+        ("attri", whose mean is the utterance score) and weights 1/C (sentence_mean)."""
+        from systems.chunk_lstm import chunk_track
+        with torch.inference_mode():
+            x = chunk_batch(arrays, self.normterm, M_FRAMES, CHUNKS).unsqueeze(1)  # (B*C, 1, m, 128)
+            x = x.contiguous(memory_format=CHANNELS_LAST)
+            attri = self.model(x.to(self.device))["attri"]                  # (B*C, 1)
+            utt = sentence_mean(attri, CHUNKS).float().cpu().numpy()        # (B,)
+            chunks = attri.reshape(-1, CHUNKS).float().cpu().numpy()        # (B, C)
+        weights = np.full(CHUNKS, 1.0 / CHUNKS)
+        denorm = lambda v: self.normterm.denorm(v, self.attribute)  # noqa: E731
+        return [chunk_track(denorm(utt[i]), denorm(chunks[i]),
+                            weights, len(a), {"m": M_FRAMES, "C": CHUNKS}) for i, a in enumerate(arrays)]
+
 
 def identify_legacy(path: Path, sd: dict, flags: dict) -> tuple[dict, str]:
     """({variant, num_clusters, attribute}, how each was found) of an original .pth.tar. The original loader

@@ -139,6 +139,7 @@ class SignalItem(Item):
     """An input given as samples (any rate; (n,) or (n, channels)) instead of a WAV file."""
     signal: np.ndarray | None = None
     sr: int = TARGET_SR
+    words: tuple | None = None  # audio-text: the word intervals of this signal (a window of a long file's TextGrid)
 
 
 def audio_of(it: Item, min_seconds: float) -> np.ndarray:
@@ -188,6 +189,22 @@ def per_attribute_parts(models, extractor):
     return featurize, predict, [COLUMNS[p.attribute] for p in models]
 
 
+def per_attribute_track(models):
+    """The track function of the one-model-per-attribute systems: inputs -> per input {"score": (K,),
+    "chunks": (C, K), "weights": (C, K), "frames": (C, 2)} over the K models (systems.chunk_lstm.Predictor.track)."""
+    def track(feats):
+        per_model = [p.track(feats) for p in models]  # [model][input]
+        out = []
+        for recs in zip(*per_model):
+            frames = recs[0]["frames"]
+            assert all(np.array_equal(r["frames"], frames) for r in recs), "the models chunk one file differently"
+            out.append({"score": np.array([r["score"] for r in recs]), "frames": frames,
+                        "chunks": np.stack([r["chunks"] for r in recs], axis=1),     # (C, K)
+                        "weights": np.stack([r["weights"] for r in recs], axis=1)})  # (C, K)
+        return out
+    return track
+
+
 def transcript_of(it: Item) -> tuple[str | None, str]:
     """(the transcript's text or None, its name for a note): the text given with the input, else the file
     beside the WAV (DIR/<name>.txt) when there is one."""
@@ -225,7 +242,7 @@ def audio_text_parts(model, audio_model: str | None, text_model: str | None, dev
                 raise InputError(it.audio_path or it.utt_id, "non-finite features")
         grid = it.alignment_path
         try:
-            words = read_words(grid) if grid is not None and grid.is_file() else None
+            words = read_words(grid) if grid is not None and grid.is_file() else getattr(it, "words", None)
         except CorpusError as e:
             note.append(f"{e}; chunks counted without it")
             words = None
@@ -273,8 +290,14 @@ class Predictor:
         self.system, self.models, self.batch_size = system, models, batch_size
         if system == "audio-text":
             self.featurize, self.forward, columns = audio_text_parts(models[0], audio_model, text_model, device)
+            self.track_inputs = models[0].track
+            self.frame_rate = models[0].config["features"]["audio"].get("frame_rate") or 50.0
+            self.attributes = [ATTRIBUTE_NAMES[a] for a in models[0].attributes]
         else:
-            self.featurize, self.forward, columns = per_attribute_parts(models, system_parts(system)[1]())
+            extractor = system_parts(system)[1]()
+            self.featurize, self.forward, columns = per_attribute_parts(models, extractor)
+            self.track_inputs, self.frame_rate = per_attribute_track(models), extractor.frame_rate
+            self.attributes = [ATTRIBUTE_NAMES[p.attribute] for p in models]
         self.header = ["File_Name", *columns, "Warning"]
         self.scores = [c for c in columns if c != "Text"]
 
@@ -284,10 +307,11 @@ class Predictor:
                          else f"Act, Dom and Val {p.source}" for p in self.models)
 
     def score(self, items: list[Item], root: Path | None = None, progress: bool = False,
-              on_warning=None) -> tuple[list[list], list[tuple[str, str]]]:
+              on_warning=None, on_features=None) -> tuple[list[list], list[tuple[str, str]]]:
         """(rows of pred_result.csv, scores as '%.4f' text; (file, why) of every input that could not be read),
         `batch_size` inputs per forward pass. Files are named relative to `root`; `on_warning(name, warning)` is
-        told each warned row as its batch is done."""
+        told each warned row as its batch is done; `on_features(item, input)` each input the model is given
+        (systems.tracks reuses the features for a file's track)."""
         rows, errors = [], []
         for b in tqdm(range(0, len(items), self.batch_size), desc="predict", unit="batch", disable=not progress):
             names, inputs, extra, notes = [], [], [], []
@@ -304,6 +328,8 @@ class Predictor:
                     continue
                 names.append(it.utt_id)
                 inputs.append(x)
+                if on_features is not None:
+                    on_features(it, x)
                 extra.append(cells)
                 notes.append([w for w in (it.audio_path and truncated_wav(it.audio_path),) if w] + note + caught)
             if not names:
@@ -356,15 +382,59 @@ class Predictor:
             raise ValueError(f"{errors[0][0]}: {errors[0][1]}")
         return self.frame(rows, errors)
 
+    def track_file(self, path: str | Path, *, window: float | None = None, hop: float | None = None,
+                   out: str | Path | None = None, transcript: str | None = None):
+        """One WAV's per-second track (systems.tracks) as a DataFrame (the track CSV's columns); .attrs["scores"]
+        holds the file-level scores {attribute: score} (one window: predict_file's; longer: the window mean) and
+        .attrs["warning"] its notes. `window`/`hop` in seconds (default 11 s / half the window); `out`: a folder
+        to write <name>.csv and <name>.png into. A file that cannot be read is a ValueError saying why."""
+        path = Path(path)
+        it = Item(path.stem, path, path.with_suffix(".txt"), transcript, path.with_suffix(".TextGrid"))
+        return self._track_one(it, window, hop, out)
+
+    def track(self, signal, sr: int, *, window: float | None = None, hop: float | None = None,
+              out: str | Path | None = None, transcript: str | None = None, name: str = "signal"):
+        """One signal's per-second track, as track_file."""
+        return self._track_one(SignalItem(name, signal=signal, sr=sr, transcript=transcript), window, hop, out)
+
+    def _track_one(self, it: Item, window, hop, out):
+        from systems.tracks import Windows, track_items
+        tracks = []
+        rows, errors = track_items(self, [it], Windows(window or Windows.window, hop), on_track=tracks.append)
+        if errors:
+            raise ValueError(f"{errors[0][0]}: {errors[0][1]}")
+        df = tracks[0].frame()
+        df.attrs["scores"] = dict(zip(self.attributes, map(float, tracks[0].scores)))
+        df.attrs["warning"] = rows[0][-1]
+        if out is not None:
+            tracks[0].write(Path(out))
+        return df
+
+    def track_folder(self, folder: str | Path, out: str | Path, *, window: float | None = None,
+                     hop: float | None = None, progress: bool = False):
+        """Every WAV below `folder` tracked into <out>/<File_Name>.csv and .png, as prediction_process.py --track;
+        returns predict_folder's DataFrame with a long file's scores the mean of its windows."""
+        from systems.tracks import Windows, track_folder
+        folder = Path(folder)
+        if not folder.is_dir():
+            raise FileNotFoundError(f"{folder}: no such folder")
+        rows, errors = track_folder(self, folder, Path(out), Windows(window or Windows.window, hop), progress)
+        return self.frame(rows, errors)
+
 
 def load(path=None, *, system: str | None = None, normterm=None, device: str = "cpu", allow_unfinished: bool = False,
          atten: str = "SelfAttenVec", audio_model: str | None = None, text_model: str | None = None,
-         batch_size: int = 16) -> Predictor:
+         batch_size: int = 16, threads: int | None = None) -> Predictor:
     """A Predictor of any of our checkpoint folders (chunk-lstm, deep-emo-cluster, audio-text: the system read
     from its config.json) or original .pth.tar files (their NormTerm folder `normterm`), one per attribute as a
-    list, or a folder holding them; None: the shipped published chunk-LSTM models of `atten`."""
+    list, or a folder holding them; None: the shipped published chunk-LSTM models of `atten`. Exported .onnx
+    files (export_onnx.py) run on onnxruntime with `threads` threads (None: all cores)."""
     paths = None if path is None else [path] if isinstance(path, (str, Path)) else list(path)
-    system, models = load_models(paths, system, None if normterm is None else Path(normterm), device,
-                                 allow_unfinished, atten)
+    if paths and all(str(p).endswith(".onnx") for p in paths):  # exported files: onnxruntime on the CPU
+        from systems.onnx_predict import load_onnx
+        system, models = load_onnx([Path(p) for p in paths], threads=threads)
+    else:
+        system, models = load_models(paths, system, None if normterm is None else Path(normterm), device,
+                                     allow_unfinished, atten)
     return Predictor(system, models, audio_model=audio_model, text_model=text_model, device=device,
                      batch_size=batch_size)

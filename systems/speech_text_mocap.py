@@ -104,7 +104,7 @@ def pool_frames(x: np.ndarray, k: int) -> np.ndarray:
         return x
     T = len(x)
     full = (T // k) * k
-    out = x[:full].reshape(T // k, k, -1).mean(axis=1)
+    out = x[:full].reshape(T // k, k, x.shape[1]).mean(axis=1)  # the width named: T < k gives 0 full windows
     if full < T:
         out = np.concatenate([out, x[full:].mean(axis=0, keepdims=True)])
     return out.astype(np.float32, copy=False)

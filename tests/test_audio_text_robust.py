@@ -163,8 +163,8 @@ def test_torchrun_two_cpu_processes(at_setup, tmp_path):
     assert proc.stdout.count("Summary Performance on") == 1 and proc.stdout.count("iterations this run") == 1
     assert all(np.isfinite(v) for v in banner_cccs(proc.stdout).values()) and len(banner_cccs(proc.stdout)) == 3
     run = only_run(tmp_path / "M")
-    assert sorted(p.name for p in run.iterdir()) == ["config.json", "log.csv", "loss.png", "model.safetensors",
-                                                     "resources.json", "run.json", "state.pt"]
+    assert sorted(p.name for p in run.iterdir()) == ["README.md", "config.json", "log.csv", "loss.png",
+        "model.safetensors", "resources.json", "run.json", "state.pt"]
     assert [r["step"] for r in log_rows(run)] == ["3"] and state(run)["step"] == 3
     assert len(list((tmp_path / "results").glob("*_test1_*.csv"))) == 3
 

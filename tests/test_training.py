@@ -90,8 +90,8 @@ def test_training_and_testing_cli_under_torchrun_two_cpu_processes(mel_setup, tm
     assert proc.returncode == 0, proc.stderr[-3000:]
     run_dir = tmp_path / "Models" / "LSTM_iter4_batch8_ChunkSeq2One_GatedVec_Act"
     assert proc.stdout.count("4 iterations in") == 1  # only rank 0 reports
-    assert sorted(p.name for p in run_dir.iterdir()) == ["config.json", "log.csv", "loss.png", "model.safetensors",
-                                                         "resources.json", "run.json", "state.pt"]
+    assert sorted(p.name for p in run_dir.iterdir()) == ["README.md", "config.json", "log.csv", "loss.png",
+        "model.safetensors", "resources.json", "run.json", "state.pt"]
     assert json.loads((run_dir / "resources.json").read_text())["world_size"] == 2
     assert len((run_dir / "log.csv").read_text().splitlines()) == 3
     import testing
