@@ -23,7 +23,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from engine.cli import add_allow_unfinished_arg, entry, int_at_least, parser
+from engine.cli import add_allow_unfinished_arg, add_precision_arg, entry, int_at_least, parser
 from engine.experiment import Experiment, run
 
 
@@ -44,6 +44,7 @@ def build_parser() -> argparse.ArgumentParser:
     ap.add_argument("--results", type=Path, default=Path("results"), help="folder of the result files")
     ap.add_argument("--batch-size", type=int_at_least(1), default=64, help="utterances per forward pass")
     ap.add_argument("--device", default="auto", help="cpu, cuda, cuda:N, or auto")
+    add_precision_arg(ap)
     ap.add_argument("--no-progress", action="store_true", help="no progress bars")
     add_allow_unfinished_arg(ap)
     return ap

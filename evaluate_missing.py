@@ -32,7 +32,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from engine.cli import add_allow_unfinished_arg, add_protocol_args, entry, parser
+from engine.cli import add_allow_unfinished_arg, add_precision_arg, add_protocol_args, entry, parser
 from engine.experiment import Experiment, run
 
 
@@ -59,6 +59,7 @@ def build_parser() -> argparse.ArgumentParser:
                     help="name of the outputs: <out>_<protocol>.csv, .json, .png and _per_utterance.csv (a name "
                          "ending in .csv, .json or .png has that suffix dropped first)")
     ap.add_argument("--device", default="cpu", help="cpu or cuda")
+    add_precision_arg(ap)
     add_allow_unfinished_arg(ap)
     return ap
 

@@ -13,7 +13,7 @@ folder, or `minilm`. Resumable, shardable, inputs that failed (missing transcrip
 import sys
 
 from engine.cli import UserError, entry, parser
-from features.extract import add_io_args, run_cli
+from features.extract import add_io_args, add_precision_arg, run_cli
 from features.text import DEFAULT_MODEL, load_failure
 
 
@@ -29,15 +29,21 @@ def main(argv=None) -> int:
     m.add_argument("--words", action="store_true",
                    help="one row per TextGrid word (mean of its sub-word tokens), with word times; store name + _words")
     m.add_argument("--device", default="auto", help="auto (cuda if available), cpu, cuda, ...")
-    m.add_argument("--fp16-store", action="store_true", help="store float16 instead of float32")
+    add_precision_arg(m)
+    m.add_argument("--dtype", choices=("float32", "float16"), default="float32",
+                   help="stored values: float32 (default) or float16 (half the disk; see docs/corpora.md)")
+    m.add_argument("--fp16-store", action="store_true", help="the same as --dtype float16 (older name)")
     args = ap.parse_args(argv)
+    from engine.cli import check_precision
     from features.text import TokenFeatures, WordFeatures
 
+    check_precision(args.precision, args.device)
     try:
-        ex = (WordFeatures if args.words else TokenFeatures)(args.model, layer=args.layer, device=args.device)
+        ex = (WordFeatures if args.words else TokenFeatures)(args.model, layer=args.layer, device=args.device,
+                                                             precision=args.precision)
     except OSError as e:  # no network / no such hub id or folder
         raise UserError(load_failure("--model", args.model, e, keyword="minilm")) from None
-    return run_cli(ex, args, dtype="float16" if args.fp16_store else "float32")
+    return run_cli(ex, args, dtype="float16" if args.fp16_store else args.dtype)
 
 
 if __name__ == "__main__":

@@ -3,7 +3,7 @@
 the original feat_wav2vec2.py) for a corpus or a WAV folder -> feature store.
 
     python feat_wav2vec2.py --corpus msp-podcast --root /data/MSP-PODCAST-Publish-1.10
-    python feat_wav2vec2.py --wav-dir my_wavs --store Features/Wav2Vec1024 --device cuda --fp16
+    python feat_wav2vec2.py --wav-dir my_wavs --store Features/Wav2Vec1024 --device cuda --precision bf16
     python feat_wav2vec2.py --corpus msp-podcast --root ROOT --layers 12,18,24 --combine mean
 
 --model takes a hub id, a local folder (save_pretrained), or `tiny-random-wav2vec2`: the demo's tiny randomly
@@ -17,7 +17,7 @@ import argparse
 import sys
 
 from engine.cli import UserError, entry, parser
-from features.extract import add_io_args, run_cli
+from features.extract import add_io_args, add_precision_arg, run_cli
 from features.text import load_failure
 from features.wav2vec2 import DEFAULT_MODEL, EPS_ORIGINAL
 
@@ -46,20 +46,30 @@ def main(argv=None) -> int:
                    help="waveform standardisation eps: 1e-5 as the original (default), 1e-7 as current transformers")
     m.add_argument("--no-normalise", action="store_true", help="feed the raw waveform (no standardisation)")
     m.add_argument("--device", default="auto", help="auto (cuda if available), cpu, cuda, cuda:1, ...")
-    m.add_argument("--fp16", action="store_true", help="float16 autocast on GPU (ignored on CPU)")
+    add_precision_arg(m)
+    m.add_argument("--fp16", action="store_true", help="deprecated: the same as --precision fp16")
     m.add_argument("--max-batch-seconds", type=float, default=None,
                    help="padded audio per forward pass (default 160 on GPU, 0 = one utterance per pass on CPU)")
-    m.add_argument("--fp16-store", action="store_true", help="store float16 (half the disk) instead of float32")
+    m.add_argument("--dtype", choices=("float32", "float16"), default="float32",
+                   help="stored values: float32 (default) or float16 (half the disk; see docs/corpora.md)")
+    m.add_argument("--fp16-store", action="store_true", help="the same as --dtype float16 (older name)")
     args = ap.parse_args(argv)
+    from engine.cli import check_precision
     from features.wav2vec2 import Wav2Vec2Features
 
+    if args.fp16:
+        if args.precision not in ("fp32", "fp16"):
+            raise UserError(f"--fp16 (deprecated: --precision fp16) contradicts --precision {args.precision}")
+        print("warning: --fp16 is deprecated; use --precision fp16", file=sys.stderr)
+        args.precision = "fp16"
+    check_precision(args.precision, args.device)
     try:
         ex = Wav2Vec2Features(args.model, layers=args.layers, combine=args.combine, device=args.device,
-                              fp16=args.fp16, normalise=not args.no_normalise, eps=args.eps,
+                              precision=args.precision, normalise=not args.no_normalise, eps=args.eps,
                               max_batch_seconds=args.max_batch_seconds)
     except OSError as e:  # no network / no such hub id or folder
         raise UserError(load_failure("--model", args.model, e)) from None
-    return run_cli(ex, args, dtype="float16" if args.fp16_store else "float32")
+    return run_cli(ex, args, dtype="float16" if args.fp16_store else args.dtype)
 
 
 if __name__ == "__main__":

@@ -40,7 +40,7 @@ import csv
 import sys
 from pathlib import Path
 
-from engine.cli import UserError, add_allow_unfinished_arg, entry, int_at_least, parser
+from engine.cli import UserError, add_allow_unfinished_arg, add_precision_arg, check_precision, entry, int_at_least, parser
 from features.extract import wav_folder
 from systems.predict import CUT, SYSTEMS, Predictor, load_models
 from systems.tracks import TRAINING_SECONDS, Windows, track_items
@@ -63,7 +63,7 @@ def build_parser():
                          "models of --atten)")
     ap.add_argument("--onnx", type=Path, nargs="+",
                     help="score with exported ONNX file(s) (export_onnx.py; one per attribute, or a folder of them) "
-                         "on onnxruntime instead of --models; the system comes from the files (docs/onnx.md)")
+                         "on onnxruntime instead of --models; the system comes from the files (docs/onnx.md; default: none, --models)")
     ap.add_argument("--threads", type=int_at_least(1), help="--onnx: onnxruntime threads (default: all cores)")
     ap.add_argument("--normterm", type=Path,
                     help="NormTerm folder for original .pth.tar models (our checkpoints carry their own; default: "
@@ -73,6 +73,7 @@ def build_parser():
                     help="which shipped published models to use when --models is not given")
     ap.add_argument("--batch-size", type=int_at_least(1), default=16, help="files per forward pass")
     ap.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N")
+    add_precision_arg(ap)
     ap.add_argument("--no-progress", action="store_true", help="no progress bar")
     ap.add_argument("--track", action="store_true",
                     help="also write per-chunk tracks (CSV + PNG) to <out dir>/tracks/ and score files longer than "
@@ -132,9 +133,10 @@ def check_flags(args) -> Windows:
     """The sliding-window rule of --track; every flag that cannot apply refused before any work."""
     if not args.track and (args.hop is not None or args.window != TRAINING_SECONDS):
         raise UserError("--window and --hop apply with --track only")
-    if args.onnx and (args.models or args.normterm or args.track or args.device != "cpu"):
-        raise UserError("--onnx replaces --models and --normterm, runs on the CPU and gives no --track (the "
+    if args.onnx and (args.models or args.normterm or args.track or args.device != "cpu" or args.precision != "fp32"):
+        raise UserError("--onnx replaces --models and --normterm, runs on the CPU in fp32 and gives no --track (the "
                         "exported graph returns utterance scores only)")
+    check_precision(args.precision, args.device)
     if args.threads is not None and not args.onnx:
         raise UserError("--threads applies with --onnx only")
     try:
@@ -153,7 +155,7 @@ def load_predictor(args) -> Predictor:
             system, models = load_models(args.models, args.system, args.normterm, args.device,
                                          args.allow_unfinished, args.atten)
         return Predictor(system, models, audio_model=args.audio_model, text_model=args.text_model,
-                         device=args.device, batch_size=args.batch_size)
+                         device=args.device, batch_size=args.batch_size, precision=args.precision)
     except (FileNotFoundError, ValueError) as e:
         raise UserError(str(e)) from None
 

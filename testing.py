@@ -10,7 +10,7 @@ the raw labels with CCC; a per-utterance CSV (utterance, prediction, label) is w
 """
 import sys
 
-from engine.cli import entry, parser
+from engine.cli import entry, parser, precision_tag
 from engine.experiment import Experiment, run
 from systems.chunk_lstm import add_cli_args, run_name
 from systems.common import add_testing_args
@@ -27,7 +27,7 @@ def build_parser():
 def describe(argv) -> Experiment:
     """The scoring these flags ask for: outputs "csvs" and "results" ({emo: path}), "name" (the run looked up)."""
     args = build_parser().parse_args(argv)
-    args.name = run_name(args.iterations, args.batch_size, args.atten_type, args.emo_attr)
+    args.name = run_name(args.iterations, args.batch_size, args.atten_type, args.emo_attr) + precision_tag(args.precision)
     return testing_experiment("chunk-lstm", "testing.py", argv, args, "systems.msp_experiment:CHUNK_LSTM_TEST")
 
 

@@ -11,7 +11,7 @@ every 50 iterations on the dev split; stops after exactly -iter iterations; re-r
 """
 import sys
 
-from engine.cli import entry, int_at_least, parser, positive_float
+from engine.cli import entry, int_at_least, parser, positive_float, precision_tag
 from engine.experiment import Experiment, run
 from systems.chunk_lstm import add_cli_args, run_name
 from systems.common import add_training_args
@@ -32,7 +32,7 @@ def build_parser():
 def describe(argv) -> Experiment:
     """The training run these flags ask for: <out>/<run name> (outputs "name", "run")."""
     args = build_parser().parse_args(argv)
-    args.name = run_name(args.iterations, args.batch_size, args.atten_type, args.emo_attr)
+    args.name = run_name(args.iterations, args.batch_size, args.atten_type, args.emo_attr) + precision_tag(args.precision)
     return training_experiment("chunk-lstm", "training.py", argv, args, "systems.msp_experiment:CHUNK_LSTM",
                                iterations=args.iterations, lr=args.lr, val_every=args.val_every)
 

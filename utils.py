@@ -211,6 +211,39 @@ def znorm(x: np.ndarray, mean: np.ndarray, std: np.ndarray, clip: float = 3.0,
 
 # ccc, the class metrics and their bootstrap intervals live in metrics.py (the one metrics module); imported
 # here so every `from utils import ccc` keeps working.
+# ------------------------------------------------------------------------------ --precision
+
+PRECISIONS = ("fp32", "bf16", "fp16")  # fp32: the reference and the default; the others autocast
+
+
+def autocast(device, precision: str = "fp32"):
+    """The one place --precision is applied: a context manager under which forward passes and losses run in
+    `precision` on `device` (torch.autocast; fp32: a no-op, so fp32 results stay byte-identical). The training
+    step, validation, the experiment layer's test stage, systems.predict and the feature extractors all enter it."""
+    if precision == "fp32":
+        return contextlib.nullcontext()
+    import torch
+    dtypes = {"bf16": torch.bfloat16, "fp16": torch.float16}
+    if precision not in dtypes:
+        raise ValueError(f"unknown precision {precision!r}; choose from {', '.join(PRECISIONS)}")
+    device_type = torch.device(device).type
+    if precision == "fp16" and device_type != "cuda":
+        raise UserError(f"precision fp16 needs a CUDA device, not {device}: on the CPU use bf16")
+    lowered = torch.autocast(device_type=device_type, dtype=dtypes[precision])
+    if device_type != "cpu" or torch.ops.mkldnn._is_mkldnn_bf16_supported():
+        return lowered
+    # a CPU without bf16 instructions: oneDNN cannot build its bf16 LSTM ("could not create a primitive
+    # descriptor"); without oneDNN, torch's own kernels run bf16 matmuls and keep the LSTM in fp32
+    return _without_onednn(lowered)
+
+
+@contextlib.contextmanager
+def _without_onednn(inner):
+    import torch
+    with torch.backends.mkldnn.flags(enabled=False), inner:
+        yield
+
+
 from metrics import _class_labels, ccc, confusion_matrix, unweighted_accuracy, weighted_accuracy  # noqa: E402,F401
 
 

@@ -148,7 +148,7 @@ def speed(args, tmp: Path) -> None:
 
 def main() -> None:
     ap = parser(__doc__)
-    ap.add_argument("mode", choices=("parity", "speed"))
+    ap.add_argument("mode", choices=("parity", "speed"), help="parity: ONNX vs PyTorch scores; speed: real-time factors")
     ap.add_argument("--demo", type=Path, default=Path(__file__).resolve().parents[1] / "demo_data",
                     help="a finished demo run (make demo): Models/ and msp-podcast/")
     ap.add_argument("--n", type=int, default=32, help="speed: test utterances timed per model")

@@ -98,12 +98,12 @@ def bench(name: str, method, state, items, audio_s: float, out: Path, batch: int
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--models", type=Path, required=True)
+    ap.add_argument("--models", type=Path, required=True, help="a finished demo run's Models/ folder (MDREA_*, stm_*)")
     ap.add_argument("--root", type=Path, required=True, help="the IEMOCAP demo corpus of the MDRE runs")
     ap.add_argument("--stm-root", type=Path, help="the corpus of the speech+text+mocap runs (default --root)")
-    ap.add_argument("--out", type=Path, default=Path("/tmp/onnx_iemocap"))
-    ap.add_argument("--batch", type=int, default=16)
-    ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--out", type=Path, default=Path("/tmp/onnx_iemocap"), help="folder for the exported graphs (default: %(default)s)")
+    ap.add_argument("--batch", type=int, default=16, help="the padded batch size compared with one by one (default: %(default)s)")
+    ap.add_argument("--repeats", type=int, default=3, help="timing rounds, the best counts (default: %(default)s)")
     args = ap.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
     rows = []

@@ -14,7 +14,6 @@ memory: the shipped chunk LSTMs track a synthetic recording of each length (the 
 a fresh process; prints the tracemalloc peak (numpy and Python allocations) and the peak RSS, which must not grow
 with the length: each window is read from the WAV and featurized on its own.
 """
-import argparse
 import subprocess
 import sys
 from pathlib import Path
@@ -120,8 +119,9 @@ def memory(minutes: list[float]) -> None:
 
 def main(argv=None) -> int:
     ap = parser(__doc__)
-    ap.add_argument("mode", choices=("agreement", "memory", "_one"))
-    ap.add_argument("seconds", nargs="?", type=float, help=argparse.SUPPRESS)
+    ap.add_argument("mode", choices=("agreement", "memory", "_one"),
+                    help="agreement: chunk means vs utterance scores; memory: memory by recording length; _one: internal, one length in this process")
+    ap.add_argument("seconds", nargs="?", type=float, help="_one: the recording length in seconds (default: none)")
     ap.add_argument("--data", type=Path, default=DATA, help="a finished demo run's demo_data folder")
     ap.add_argument("--split", default="Test1", help="MSP-Podcast split of the demo corpus")
     ap.add_argument("--minutes", type=float, nargs="+", default=[1.0, 10.0], help="recording lengths (memory)")

@@ -58,6 +58,38 @@ def positive_float(text: str) -> float:
     return v
 
 
+from utils import PRECISIONS  # noqa: E402 - one list for the scripts and the extractors
+
+
+def add_precision_arg(ap) -> None:
+    """--precision: the one flag of every training and inference script (engine.loop.autocast applies it)."""
+    ap.add_argument("--precision", choices=PRECISIONS, default="fp32",
+                    help="arithmetic of the forward passes and losses: fp32 (the reference), or bf16 / fp16 under "
+                         "autocast (weights and optimiser stay fp32); fp16 uses a grad scaler and needs CUDA; bf16 "
+                         "also works on CPU; a run's precision is recorded in its config.json and result files, and "
+                         "a run folder of another precision is never resumed (see docs/speed.md \"Precision and "
+                         "GPUs\")")
+
+
+def precision_tag(precision: str) -> str:
+    """'' for fp32, else '_precisionbf16' (settings_suffix's spelling of --precision): what a run folder and a result
+    file of another precision carry in their names, so that they never stand where fp32's would."""
+    return "" if precision == "fp32" else f"_precision{precision}"
+
+
+def check_precision(precision: str, device: str) -> None:
+    """UserError for a precision the device cannot run: an unknown name, or fp16 anywhere but on CUDA (its
+    autocast on the CPU is slow and unsupported for many kernels; bf16 is the CPU's lower precision)."""
+    if precision not in PRECISIONS:
+        raise UserError(f"--precision {precision}: choose from {', '.join(PRECISIONS)}")
+    if device == "auto":
+        import torch
+        device = "cuda" if torch.cuda.is_available() else "cpu"
+    if precision == "fp16" and not str(device).startswith("cuda"):
+        raise UserError(f"--precision fp16 needs a CUDA device (--device {device} was given or chosen): on the CPU "
+                        "use --precision bf16")
+
+
 # What --deterministic (one thread, deterministic kernels) costs per training step of each system against the
 # default (all cores, OpenMP threads sleeping while they wait), measured by `python bench/bench_threads.py --steps 2`
 # (tiny synthetic trainings on a 2-core CPU, 2026-12-06, with other jobs running: load 0.5-6 for the first three,
@@ -86,6 +118,7 @@ def add_run_output_args(ap, system: str | None = None) -> None:
     ap.add_argument("--out", type=Path, default=Path("Models"), help="folder of the run folders")
     ap.add_argument("--results", type=Path, default=Path("results"), help="folder of the result files")
     ap.add_argument("--device", default="auto", help="cpu, cuda, cuda:N, or auto")
+    add_precision_arg(ap)
     ap.add_argument("--deterministic", action="store_true", help=deterministic_help(system))
     ap.add_argument("--no-resume", action="store_true", help="start every run over")
     ap.add_argument("--no-progress", action="store_true", help="no progress bars")

@@ -3,8 +3,11 @@
 What is here (see the reference sheet ``deep_emo_cluster.md`` §9-§11 and quirks 11/12):
 
 * :func:`kmeans` - k-means on the (N, D) chunk embeddings, configured as the original configured faiss
-  (random init from data points, ``niter`` Lloyd iterations, no subsampling, one redo, not spherical, exact L2),
-  but on CPU: faiss-cpu when it can be imported, otherwise a pure-torch implementation of the same algorithm.
+  (random init from data points, ``niter`` Lloyd iterations, no subsampling, one redo, not spherical, exact L2).
+  On ``device="cpu"`` (the default): faiss-cpu when it can be imported, otherwise a pure-torch implementation of
+  the same algorithm. On a CUDA device: faiss on that GPU where the installed faiss has GPU support
+  (``faiss.get_num_gpus() > 0``), faiss-cpu where only that is installed, and the torch implementation on the
+  GPU when faiss is absent (or ``backend="torch"``).
 * :func:`sentence_uniform_order` - the original's ``SentUnifSampler`` draw: whole sentences, drawn with
   replacement so that the chunk clusters come out balanced.
 * :func:`nmi` - normalized mutual information (arithmetic mean), used to log how much the partition moved
@@ -24,7 +27,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-__all__ = ["KMeansResult", "kmeans", "sentence_uniform_order", "nmi", "faiss_available"]
+__all__ = ["KMeansResult", "kmeans", "sentence_uniform_order", "nmi", "faiss_available", "faiss_gpus"]
 
 # The original set max_points_per_centroid to 10,000,000 so that faiss never subsamples the training set.
 _MAX_POINTS_PER_CENTROID = 10_000_000
@@ -48,12 +51,14 @@ class KMeansResult:
                *at the start* of each iteration (faiss's ``iteration_stats[i].obj``); ``niter`` entries, except
                in faiss's N == k corner case, which copies the rows to the centroids and records one entry (0).
     backend:   "faiss" or "torch", the implementation that actually ran.
+    device:    where it ran: "cpu", or the CUDA device (e.g. "cuda:0") of faiss's GPU index or of the torch path.
     """
 
     assign: np.ndarray
     centroids: np.ndarray
     objective: list = field(default_factory=list)
     backend: str = "torch"
+    device: str = "cpu"
 
 
 # ----------------------------------------------------------------------------------------------------------
@@ -74,13 +79,31 @@ def faiss_available() -> bool:
     return _import_faiss() is not None
 
 
-def _check_inputs(x, k, niter, seed) -> np.ndarray:
-    x = np.asarray(x)
-    if x.ndim != 2:
-        raise ValueError(f"kmeans: x must be a 2-D (N, D) array, got shape {x.shape}")
-    n, d = x.shape
+def faiss_gpus(faiss) -> int:
+    """Number of GPUs the installed faiss can use (0 for faiss-cpu, which has no GPU index at all)."""
+    if faiss is None or not hasattr(faiss, "StandardGpuResources"):
+        return 0
+    return int(faiss.get_num_gpus())
+
+
+def _resolve_device(x, device):
+    """The torch.device k-means runs on: `device` when given, else the tensor's own, else the CPU."""
+    import torch
+
+    if device is None:
+        return x.device if isinstance(x, torch.Tensor) else torch.device("cpu")
+    device = torch.device(device)
+    if device.type == "cuda" and device.index is None:  # "cuda" = the current device, named for the record
+        device = torch.device("cuda", torch.cuda.current_device())
+    return device
+
+
+def _check_arguments(shape, k, niter, seed) -> None:
+    if len(shape) != 2:
+        raise ValueError(f"kmeans: x must be a 2-D (N, D) array, got shape {tuple(shape)}")
+    n, d = shape
     if n == 0 or d == 0:
-        raise ValueError(f"kmeans: x must have at least one row and one column, got shape {x.shape}")
+        raise ValueError(f"kmeans: x must have at least one row and one column, got shape {tuple(shape)}")
     if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 1:
         raise ValueError(f"kmeans: k must be a positive integer, got {k!r}")
     if int(k) > n:
@@ -91,7 +114,18 @@ def _check_inputs(x, k, niter, seed) -> np.ndarray:
     # faiss stores the seed in a C int and seeds its permutation generator with seed + 1.
     if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or not 0 <= seed < 2**31 - 1:
         raise ValueError(f"kmeans: seed must be an integer in [0, 2**31 - 1), got {seed!r}")
+
+
+def _check_inputs(x, k, niter, seed) -> np.ndarray:
+    """`x` as a C-contiguous float32 host array, after the argument checks and a NaN/Inf scan."""
+    import torch
+
+    if isinstance(x, torch.Tensor):
+        x = x.detach().to("cpu", torch.float32).numpy()
+    x = np.asarray(x)
+    _check_arguments(x.shape, k, niter, seed)
     x = np.ascontiguousarray(x, dtype=np.float32)
+    n, d = x.shape
     step = max(1, (1 << 22) // d)
     for i0 in range(0, n, step):
         if not np.isfinite(x[i0:i0 + step]).all():
@@ -99,37 +133,67 @@ def _check_inputs(x, k, niter, seed) -> np.ndarray:
     return x
 
 
-def kmeans(x: np.ndarray, k: int, *, niter: int = 20, seed: int, backend: str = "auto") -> KMeansResult:
+def kmeans(x, k: int, *, niter: int = 20, seed: int, backend: str = "auto", device=None) -> KMeansResult:
     """k-means of the rows of ``x`` into ``k`` clusters, as the original ran it with faiss.
 
     Parameters
     ----------
-    x:       (N, D) array (converted to C-contiguous float32; no copy when it already is one).
+    x:       (N, D) numpy array or torch tensor (float32 is used; a C-contiguous float32 array is not copied).
     k:       number of clusters, 1 <= k <= N (k > N raises ValueError).
     niter:   number of Lloyd iterations (the original: 20).
     seed:    seed of the random initialisation (the original drew ``np.random.randint(1234)`` per call).
     backend: "auto" (faiss if importable, else torch), "faiss" (ImportError if unavailable) or "torch".
+    device:  where to compute (e.g. the model's device); default: the tensor's own device, the CPU for arrays.
+             On CUDA, faiss runs on that GPU when it was built with GPU support, on the CPU otherwise (faiss-cpu);
+             the torch path (no faiss, or backend="torch") runs on the GPU, ``x`` moved there once.
 
-    Both backends are deterministic for a given seed (and a given thread count), and both start from the same
+    The result's arrays are always host numpy arrays. Both backends are deterministic for a given seed (and a
+    given thread count; on CUDA under ``torch.use_deterministic_algorithms``), and both start from the same
     k data rows: faiss-cpu 1.15's ``rand_perm(seed + 1)`` is reproduced exactly by the torch path, so on data
     without near-ties the two backends give the same partition.
     """
     if backend not in ("auto", "faiss", "torch"):
         raise ValueError(f"kmeans: backend must be 'auto', 'faiss' or 'torch', got {backend!r}")
+    dev = _resolve_device(x, device)
+    faiss = None if backend == "torch" else _import_faiss()
+    if faiss is None and backend == "faiss":
+        raise ImportError("kmeans: backend='faiss' requested but faiss cannot be imported; "
+                          "install faiss-cpu (see requirements.txt) or use backend='torch'/'auto'")
+    if faiss is None and dev.type != "cpu":  # the torch path on the accelerator: x stays (or goes) there
+        xt = _device_rows(x, k, niter, seed, dev)
+        return _kmeans_torch(xt, int(k), int(niter), int(seed))
     x = _check_inputs(x, k, niter, seed)
     k, niter, seed = int(k), int(niter), int(seed)
-    if backend == "torch":
-        return _kmeans_torch(x, k, niter, seed)
-    faiss = _import_faiss()
     if faiss is None:
-        if backend == "faiss":
-            raise ImportError("kmeans: backend='faiss' requested but faiss cannot be imported; "
-                              "install faiss-cpu (see requirements.txt) or use backend='torch'/'auto'")
         return _kmeans_torch(x, k, niter, seed)
-    return _kmeans_faiss(faiss, x, k, niter, seed)
+    gpu = dev.index if dev.type == "cuda" and faiss_gpus(faiss) > 0 else None
+    return _kmeans_faiss(faiss, x, k, niter, seed, gpu=gpu)
 
 
-def _kmeans_faiss(faiss, x: np.ndarray, k: int, niter: int, seed: int) -> KMeansResult:
+def _device_rows(x, k, niter, seed, dev):
+    """`x` as a contiguous float32 tensor on `dev` after the argument checks and a NaN/Inf check there (one
+    host sync for the whole matrix, not per block)."""
+    import torch
+
+    _check_arguments(tuple(x.shape), k, niter, seed)
+    xt = torch.as_tensor(x).detach().to(dev, torch.float32).contiguous()
+    if not bool(torch.isfinite(xt).all()):
+        raise ValueError("kmeans: x contains NaN or Inf values")
+    return xt
+
+
+def _flat_index(faiss, d: int, gpu: int | None):
+    """An exact-L2 float32 index: faiss's GPU index on device `gpu` (with the resources it needs kept alive
+    alongside), or the CPU one."""
+    if gpu is None:
+        return faiss.IndexFlatL2(d), None
+    resources = faiss.StandardGpuResources()
+    config = faiss.GpuIndexFlatConfig()
+    config.device = int(gpu)
+    return faiss.GpuIndexFlatL2(resources, d, config), resources
+
+
+def _kmeans_faiss(faiss, x: np.ndarray, k: int, niter: int, seed: int, gpu: int | None = None) -> KMeansResult:
     n, d = x.shape
     clus = faiss.Clustering(d, k)
     clus.niter = niter
@@ -151,7 +215,7 @@ def _kmeans_faiss(faiss, x: np.ndarray, k: int, niter: int, seed: int) -> KMeans
                         ("int_centroids", False), ("update_index", False)):
         if hasattr(clus, name):
             setattr(clus, name, value)
-    index = faiss.IndexFlatL2(d)  # exact L2, float32
+    index, _resources = _flat_index(faiss, d, gpu)  # exact L2, float32 (the resources live as long as the index)
     clus.train(x, index)
     centroids = faiss.vector_to_array(clus.centroids).astype(np.float32, copy=False).reshape(k, d)
     stats = clus.iteration_stats  # replaces the `.obj` vector the original read (removed in newer faiss)
@@ -161,7 +225,7 @@ def _kmeans_faiss(faiss, x: np.ndarray, k: int, niter: int, seed: int) -> KMeans
     index.add(centroids)
     _, nearest = index.search(x, 1)
     return KMeansResult(assign=nearest[:, 0].astype(np.int64), centroids=centroids.copy(),
-                        objective=objective, backend="faiss")
+                        objective=objective, backend="faiss", device="cpu" if gpu is None else f"cuda:{gpu}")
 
 
 # --- torch fallback ------------------------------------------------------------------------------------------
@@ -194,9 +258,11 @@ def _nearest(xt, x_sq, cent, block: int, with_objective: bool):
     import torch
 
     n = xt.shape[0]
-    assign = torch.empty(n, dtype=torch.int64)
+    assign = torch.empty(n, dtype=torch.int64, device=xt.device)
     c_sq = (cent * cent).sum(dim=1)
-    total = 0.0
+    # the objective is summed on the device (float64, in block order: the same sum as Python floats would give)
+    # and read back once by the caller, so a GPU is not synchronised once per block
+    total = torch.zeros((), dtype=torch.float64, device=xt.device)
     for i0 in range(0, n, block):
         xb = xt[i0:i0 + block]
         dist = torch.addmm(c_sq.unsqueeze(0), xb, cent.t(), beta=1.0, alpha=-2.0)
@@ -205,7 +271,7 @@ def _nearest(xt, x_sq, cent, block: int, with_objective: bool):
         assign[i0:i0 + block] = idx
         if with_objective:
             best = dist.gather(1, idx.unsqueeze(1)).clamp_(min=0.0)
-            total += float(best.sum(dtype=torch.float64))
+            total += best.sum(dtype=torch.float64)
     return assign, total
 
 
@@ -266,21 +332,25 @@ def _split_empty_clusters(centroids: np.ndarray, hassign: np.ndarray, n: int) ->
     return nsplit
 
 
-def _kmeans_torch(x: np.ndarray, k: int, niter: int, seed: int) -> KMeansResult:
-    """Lloyd's algorithm in torch (CPU), mirroring faiss's Clustering step by step.
+def _kmeans_torch(x, k: int, niter: int, seed: int) -> KMeansResult:
+    """Lloyd's algorithm in torch, mirroring faiss's Clustering step by step, on the device of ``x`` (a float32
+    numpy array: CPU; a contiguous float32 tensor: its device).
 
     Per iteration: assign rows to the nearest centroid (recording the objective), recompute each centroid as the
     mean of its rows (float64 accumulation), re-seed empty clusters (:func:`_split_empty_clusters`). After the
     last iteration every row is assigned to its nearest final centroid. Memory beyond x itself is O(N) for the
-    norms/assignments plus one (block, k) distance block, so N ~ 2e6, D = 256 is fine.
+    norms/assignments plus one (block, k) distance block, so N ~ 2e6, D = 256 is fine. On a GPU the host sees
+    only the (k, D) centroids and k counts once per iteration (the empty-cluster split runs on the host, with
+    faiss's generator) and the objective, one number per iteration.
     """
     import torch
 
     n, d = x.shape
     with torch.no_grad():
-        xt = torch.from_numpy(x)  # shares memory with x (float32, contiguous)
+        xt = x if isinstance(x, torch.Tensor) else torch.from_numpy(x)  # an array: shared memory, no copy
+        dev = xt.device
         block = _block_rows(n, k, d)
-        x_sq = torch.empty(n, dtype=torch.float32)
+        x_sq = torch.empty(n, dtype=torch.float32, device=dev)
         for i0 in range(0, n, block):
             xb = xt[i0:i0 + block]
             x_sq[i0:i0 + block] = (xb * xb).sum(dim=1)
@@ -290,24 +360,25 @@ def _kmeans_torch(x: np.ndarray, k: int, niter: int, seed: int) -> KMeansResult:
             cent = xt.clone()
             objective.append(0.0)
         else:
-            cent = xt[torch.from_numpy(_init_rows(n, k, seed))].clone()
+            cent = xt[torch.from_numpy(_init_rows(n, k, seed)).to(dev)].clone()  # (k, D)
             for _ in range(niter):
                 assign, obj = _nearest(xt, x_sq, cent, block, with_objective=True)
-                objective.append(obj)
-                sums = torch.zeros((k, d), dtype=torch.float64)
-                for i0 in range(0, n, block):
+                objective.append(obj)  # a 0-d tensor, read back after the loop
+                sums = torch.zeros((k, d), dtype=torch.float64, device=dev)
+                for i0 in range(0, n, block):  # CUDA: deterministic under torch.use_deterministic_algorithms
                     sums.index_add_(0, assign[i0:i0 + block], xt[i0:i0 + block].to(torch.float64))
                 counts = torch.bincount(assign, minlength=k)
                 nonempty = counts > 0
-                new = torch.zeros((k, d), dtype=torch.float64)
+                new = torch.zeros((k, d), dtype=torch.float64, device=dev)
                 new[nonempty] = sums[nonempty] / counts[nonempty].unsqueeze(1).to(torch.float64)
-                cent_np = new.to(torch.float32).numpy()
-                _split_empty_clusters(cent_np, counts.numpy().astype(np.float32), n)
-                cent = torch.from_numpy(cent_np)
+                cent_np = new.to(torch.float32).cpu().numpy()  # (k, D): the split rule runs on the host
+                _split_empty_clusters(cent_np, counts.cpu().numpy().astype(np.float32), n)
+                cent = torch.from_numpy(cent_np).to(dev)
+            objective = [float(v) for v in objective]
         assign, _ = _nearest(xt, x_sq, cent, block, with_objective=False)
-    return KMeansResult(assign=assign.numpy().astype(np.int64, copy=False),
-                        centroids=np.ascontiguousarray(cent.numpy(), dtype=np.float32).copy(),
-                        objective=objective, backend="torch")
+    return KMeansResult(assign=assign.cpu().numpy().astype(np.int64, copy=False),
+                        centroids=np.ascontiguousarray(cent.cpu().numpy(), dtype=np.float32).copy(),
+                        objective=objective, backend="torch", device=str(dev))
 
 
 # ----------------------------------------------------------------------------------------------------------

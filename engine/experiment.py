@@ -40,6 +40,11 @@ class Training:
     clip_value: float = 0.0
     eval_batch_size: int = 64
     allow_unfinished: bool = False  # scoring the best checkpoint of a run whose training has not finished
+    precision: str = "fp32"  # fp32 | bf16 | fp16 (engine.loop.autocast) of training, validation and testing
+
+    def __post_init__(self):
+        from engine.cli import check_precision
+        check_precision(self.precision, self.device)  # fp16 off CUDA refused when the experiment is described
 
     def loop_config(self, out_dir: Path, train_name: str = "training", val_name: str = "validation", **override):
         """engine.loop.LoopConfig of these settings for one run folder."""
@@ -208,7 +213,7 @@ def run(exp: Experiment, system=None) -> list[Outcome]:
     checkpoint, test it (the system's `test` writes the per-utterance CSV and result JSON), score its
     missing-data conditions; then the pooled conditions and the system's table. Only rank 0 of a torchrun job
     tests and writes. Returns every fold's Outcome (rank 0; other ranks get the folds they trained)."""
-    from engine.loop import ddp_env, load_best, train
+    from engine.loop import ddp_env, train
     system = system or hooks_of(exp)
     rank = ddp_env()[0]
     outcomes = []
@@ -223,18 +228,40 @@ def run(exp: Experiment, system=None) -> list[Outcome]:
         outcomes.append(outcome)
         if rank != 0 or "test" not in exp.stages:
             continue
-        model = (system.load(exp, fold, method) if hasattr(system, "load") else
-                 load_best(method, fold.run_dir, exp.training.device, allow_unfinished=exp.training.allow_unfinished))
         fold.extra["loop_result"] = res
-        outcome.row = system.test(exp, fold, method, model) or {}
-        if fold.protocols or (getattr(system, "pooled_protocols", False) and exp.conditions):
-            outcome.draws = memoized(system.draws(exp, fold, method, model))
-        for protocol, (conds, path) in fold.protocols.items():
-            outcome.protocol_rows[protocol] = score_conditions(
-                exp, system, protocol, conds, {fold.name: outcome.draws}, path, fold.extra.get("result", {}),
-                title=fold.extra.get("titles", {}).get(protocol, f"{fold.name}: {protocol}"))
+        with testing_precision(exp):
+            test_fold(exp, system, fold, method, outcome)
     if rank != 0 or "test" not in exp.stages:
         return outcomes
+    with testing_precision(exp):
+        score_pooled(exp, system, outcomes)
+    return outcomes
+
+
+def testing_precision(exp: Experiment):
+    """The test stage's forward passes in the experiment's precision (engine.loop.autocast): every system's test,
+    its missing-data conditions and its Predictor run inside it, and its result files record it."""
+    from engine.loop import autocast
+    from utils import resolve_device
+    return autocast(resolve_device(exp.training.device), exp.training.precision)
+
+
+def test_fold(exp: Experiment, system, fold: Fold, method, outcome: Outcome) -> None:
+    """Load a fold's model, test it and score its own missing-data conditions (rank 0)."""
+    from engine.loop import load_best
+    model = (system.load(exp, fold, method) if hasattr(system, "load") else
+             load_best(method, fold.run_dir, exp.training.device, allow_unfinished=exp.training.allow_unfinished))
+    outcome.row = system.test(exp, fold, method, model) or {}
+    if fold.protocols or (getattr(system, "pooled_protocols", False) and exp.conditions):
+        outcome.draws = memoized(system.draws(exp, fold, method, model))
+    for protocol, (conds, path) in fold.protocols.items():
+        outcome.protocol_rows[protocol] = score_conditions(
+            exp, system, protocol, conds, {fold.name: outcome.draws}, path, fold.extra.get("result", {}),
+            title=fold.extra.get("titles", {}).get(protocol, f"{fold.name}: {protocol}"))
+
+
+def score_pooled(exp: Experiment, system, outcomes: list) -> None:
+    """After the last fold: the system's table and the conditions pooled over the folds (rank 0)."""
     table_first = getattr(system, "table_first", False)
     if table_first and hasattr(system, "table") and outcomes:
         system.table(exp, outcomes)
@@ -248,7 +275,6 @@ def run(exp: Experiment, system=None) -> list[Outcome]:
                                  title=exp.outputs.get("titles", {}).get(protocol, f"{exp.system}: {protocol}"))
     if not table_first and hasattr(system, "table") and outcomes:
         system.table(exp, outcomes)
-    return outcomes
 
 
 def made_by(exp: Experiment) -> dict:

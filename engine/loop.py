@@ -51,7 +51,7 @@ from engine.cli import UserError
 from engine.model_card import CARD, write_card
 from engine.plots import training_curves
 from engine.resources import ResourceMonitor
-from utils import atomic_path, atomic_write_text, seed_everything
+from utils import atomic_path, atomic_write_text, autocast, seed_everything  # noqa: F401 - autocast: engine.loop.autocast
 
 RESOURCES = "resources.json"  # what the last call that trained used: time, throughput, memory
 
@@ -74,17 +74,19 @@ class LoopConfig:
     val_name: str = "validation"
     patience: int = 0  # > 0: stop after patience + 1 validations in a row without improvement (MDRE: 7)
     clip_value: float = 0.0  # > 0: clip every gradient element to [-clip_value, clip_value] (MDRE: 10)
+    precision: str = "fp32"  # fp32 | bf16 | fp16: autocast of forward + loss (fp16: with a grad scaler, CUDA only)
 
 
-# settings added after runs existed: recorded only when set, so older run folders keep resuming
-OPTIONAL_SETTINGS = {"patience": 0, "clip_value": 0.0}
+# settings added after runs existed: recorded only when set, so older run folders keep resuming (and an fp32 run's
+# run.json and config.json stay as they were); a run of another precision has another identity, never resumed
+OPTIONAL_SETTINGS = {"patience": 0, "clip_value": 0.0, "precision": "fp32"}
 
 
 # settings that do not change what a run computes: a run may be resumed with other values of these
 NOT_IDENTITY = ("loop.out_dir", "loop.resume", "loop.progress", "loop.device", "loop.eval_batch_size",
                 "loop.iterations", "loop.epochs", "loop.train_name", "loop.val_name", "loop.threads")
 
-
+# the autocast dtype of each --precision (fp32: no autocast at all, the reference)
 @dataclass
 class Stage:
     """One pass of training inside a round: batches of item indices (each a whole batch; under DDP every rank
@@ -107,6 +109,8 @@ class Context:
     world: int
     eval_batch_size: int
     progress: bool
+
+    precision: str = "fp32"  # what a method's own forward passes may run in (engine.loop.autocast)
 
     def block(self, n: int) -> range:
         """This rank's contiguous share of n items (rank order concatenates back to 0..n-1)."""
@@ -178,15 +182,25 @@ class Sampler:
 def to_device(batch: dict, device) -> dict:
     """Move a collated batch to `device`. On the CPU, tensors that wrap a NumPy buffer are copied into torch's
     own 64-byte-aligned memory first: BLAS kernels may round differently depending on where a buffer starts,
-    and NumPy's alignment depends on the allocator's history, so seeded runs would otherwise hinge on it."""
+    and NumPy's alignment depends on the allocator's history, so seeded runs would otherwise hinge on it. To a
+    GPU the copy is asynchronous (non_blocking), truly so from pinned memory (`pinned`, in the loader thread)."""
     out = {}
     for k, v in batch.items():
-        if torch.is_tensor(v):
+        if isinstance(v, dict):  # speech+text+mocap's x / mask: one tensor per modality (left as they are on the CPU)
+            v = v if torch.device(device).type == "cpu" else to_device(v, device)
+        elif torch.is_tensor(v):
             if v.device.type == "cpu" and v.data_ptr() % 64:
                 v = v.clone(memory_format=torch.preserve_format)
             v = v.to(device, non_blocking=True)
         out[k] = v
     return out
+
+
+def pinned(batch: dict) -> dict:
+    """The batch's CPU tensors in page-locked memory, so that to_device's copies to a GPU overlap the step
+    (called in the loader thread, off the training step's path; page-locked memory is page-aligned)."""
+    return {k: pinned(v) if isinstance(v, dict) else
+            v.pin_memory() if torch.is_tensor(v) and v.device.type == "cpu" else v for k, v in batch.items()}
 
 
 @contextlib.contextmanager
@@ -216,10 +230,12 @@ def load_best(method, run_dir: Path, device, allow_unfinished: bool = False) -> 
     return model.to(device).eval()
 
 
-def evaluate(method, model, items, batch_size: int, device) -> np.ndarray:
+def evaluate(method, model, items, batch_size: int, device, precision: str = "fp32") -> np.ndarray:
+    """The method's predictions of `items` (float64, as predict returns them turned into NumPy), `batch_size`
+    items per forward pass on `device` in `precision` (autocast)."""
     model.eval()
     preds = []
-    with torch.inference_mode():
+    with torch.inference_mode(), autocast(device, precision):
         for b in range(0, len(items), batch_size):
             batch = to_device(method.collate(items[b: b + batch_size]), device)
             preds.append(np.asarray(method.predict(model, batch), dtype=np.float64))
@@ -260,7 +276,8 @@ def check_run_identity(out: Path, identity: dict, resume: bool) -> None:
         def show(v):
             text = json.dumps(v)
             return text if len(text) <= 40 else text[:37] + "..."
-        lines = "; ".join(f"{k}: {show(a.get(k))} -> {show(b.get(k))}" for k in diff[:8])
+        unset = {f"loop.{k}": v for k, v in OPTIONAL_SETTINGS.items()}  # not recorded = the default
+        lines = "; ".join(f"{k}: {show(a.get(k, unset.get(k)))} -> {show(b.get(k, unset.get(k)))}" for k in diff[:8])
         more = f" (and {len(diff) - 8} more)" if len(diff) > 8 else ""
         raise UserError(f"{out} was started with other settings ({lines}{more}); to keep both runs give another "
                         "--out, or add --no-resume to discard this run and start over")
@@ -310,10 +327,13 @@ class _Run:
         self.config = self._configuration(requested_batch=cfg.batch_size)
         self.identity = {k: v for k, v in _flat(self.config).items() if k not in NOT_IDENTITY}
         check_run_identity(self.out, self.identity, self.cfg.resume)
-        if self.world > 1 and not dist.is_initialized():
-            dist.init_process_group("nccl" if self.cfg.device.startswith("cuda") else "gloo")
         self.device = torch.device(f"cuda:{local_rank}" if self.cfg.device == "cuda" and self.world > 1
                                    else self.cfg.device)
+        autocast(self.device, self.cfg.precision)  # refuses fp16 off CUDA before any work
+        if self.device.type == "cuda":
+            torch.cuda.set_device(self.device)  # before NCCL starts: each rank's communicator on its own GPU
+        if self.world > 1 and not dist.is_initialized():
+            dist.init_process_group("nccl" if self.device.type == "cuda" else "gloo")
         self._build()
         self._resume_or_start()
 
@@ -347,6 +367,8 @@ class _Run:
         self.optimizers = (method.optimizers(self.model) if hasattr(method, "optimizers")
                            else {"adam": torch.optim.Adam(self.model.parameters(), lr=cfg.lr)})
         self.sampler = None if self.epoch_mode else Sampler(len(self.train_items), cfg.batch_size, cfg.seed)
+        # fp16's gradients underflow without loss scaling; bf16 has fp32's exponent range and needs none
+        self.scaler = torch.amp.GradScaler("cuda") if cfg.precision == "fp16" else None
         self.step, self.epoch, self.best_val, self.best_step, self.log_rows = 0, 0, float("inf"), -1, []
         self.stale = 0  # validations in a row without improvement (early stopping)
 
@@ -372,6 +394,8 @@ class _Run:
             self.sampler.load(state["sampler"])
         if hasattr(self.method, "load_state"):
             self.method.load_state(state["method"])
+        if self.scaler is not None:
+            self.scaler.load_state_dict(state["scaler"])
         self.step, self.epoch = int(state["step"]), int(state.get("epoch", 0))
         self.best_val, self.best_step = float(state["best_val"]), int(state["best_step"])
         self.stale = int(state.get("stale", 0))
@@ -396,7 +420,8 @@ class _Run:
         self.first_step, self.first_epoch = self.step, self.epoch
         # log.csv's clock runs on across resumes
         self.elapsed_before = float(self.log_rows[-1]["seconds"]) if self.log_rows else 0.0
-        self.ctx = Context(self.device, self.rank, self.world, cfg.eval_batch_size, cfg.progress and self.main_rank)
+        self.ctx = Context(self.device, self.rank, self.world, cfg.eval_batch_size, cfg.progress and self.main_rank,
+                           precision=cfg.precision)
         self.val_targets = self.method.targets(self.val_items)
         self.pool = ThreadPoolExecutor(max_workers=1)  # prepares the next batch while the model trains on this one
         self.t_start, self.t_data = time.time(), 0.0
@@ -463,6 +488,8 @@ class _Run:
             if not self.epoch_mode:
                 self.bar.update(1)
         inner.close()
+        # the stage's losses stay on the device during the stage and are read back here, once: no host sync per step
+        losses = torch.stack(losses).tolist() if losses else []
         timing[f"{st.name}_train_seconds"] = round(time.perf_counter() - t_train, 3)
         timing[f"{st.name}_data_wait_seconds"] = round(self.t_data - data_before, 3)
         return losses
@@ -472,33 +499,42 @@ class _Run:
         collate = st.collate or self.method.collate
         batches = iter(st.batches)
         rank, world = self.rank, self.world
+        pin = self.device.type == "cuda"
 
-        def next_batch():
+        def next_batch():  # runs in the loader thread
             idx = next(batches, None)
             if idx is None:
                 return None
             mine = idx[rank::world] if world > 1 else idx
-            return collate([st.items[i] for i in mine])
+            batch = collate([st.items[i] for i in mine])
+            return pinned(batch) if pin else batch
         return next_batch
 
-    def _optimise(self, net, st: Stage, batch: dict) -> float:
-        """One optimisation step of the stage's loss on one batch (gradients clipped when asked); its loss."""
+    def _optimise(self, net, st: Stage, batch: dict) -> torch.Tensor:
+        """One optimisation step of the stage's loss on one batch (forward and loss in the run's precision,
+        fp16's loss scaled, gradients clipped when asked); its loss, detached, still on the device."""
         net.train()
-        loss = st.loss(net, batch)
+        with autocast(self.device, self.cfg.precision):
+            loss = st.loss(net, batch)
         for o in st.optimizers:
             o.zero_grad(set_to_none=True)
-        loss.backward()
+        scaler = self.scaler
+        (loss if scaler is None else scaler.scale(loss)).backward()
         if self.cfg.clip_value > 0:
+            for o in st.optimizers if scaler is not None else ():
+                scaler.unscale_(o)  # clip the true gradients, not the scaled ones
             torch.nn.utils.clip_grad_value_(net.parameters(), self.cfg.clip_value)
         for o in st.optimizers:
-            o.step()
+            o.step() if scaler is None else scaler.step(o)  # the scaler skips a step whose gradients overflowed
+        if scaler is not None:
+            scaler.update()
         self.step += 1
-        return float(loss.detach())
+        return loss.detach()
 
     def _validate(self, row_losses: dict, timing: dict) -> None:
         """Score the validation items after a round, keep the best, log the round and (rank 0) save it."""
         method = self.method
-        pred = evaluate(method, self.model, self.val_items, self.cfg.eval_batch_size, self.device)
+        pred = evaluate(method, self.model, self.val_items, self.cfg.eval_batch_size, self.device, self.cfg.precision)
         val = float(method.val_loss(pred, self.val_targets))
         improved = val < self.best_val
         where = self.epoch if self.epoch_mode else self.step
@@ -540,7 +576,8 @@ class _Run:
                          "torch_rng": torch.get_rng_state(),
                          "python_rng": _from_python_random(random.getstate()),
                          **({"sampler": self.sampler.state()} if self.sampler is not None else {}),
-                         **({"method": self.method.state()} if hasattr(self.method, "state") else {})})
+                         **({"method": self.method.state()} if hasattr(self.method, "state") else {}),
+                         **({"scaler": self.scaler.state_dict()} if self.scaler is not None else {})})
         _record_training(out, training_progress(self.cfg, self.step, self.epoch, self.best_step,
                                                 self._stopped_early()))
         write_card(out)  # README.md: what the model is, how far it trained, its test scores
@@ -554,7 +591,8 @@ class _Run:
                     "batch_size": cfg.batch_size, "items_per_second": round(steps_run * cfg.batch_size / seconds, 3),
                     "data_wait_seconds": round(self.t_data, 3),
                     **{k: v for k, v in mon.as_dict().items() if k != "seconds"},
-                    "device": str(self.device), "threads": threads, "world_size": self.world}
+                    "device": str(self.device), "precision": cfg.precision, "threads": threads,
+                    "world_size": self.world}
             if self.epoch_mode:
                 used["epochs_run"] = self.epoch - self.first_epoch
             atomic_write_text(self.out / RESOURCES, json.dumps(used, indent=1))

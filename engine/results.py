@@ -37,6 +37,17 @@ def machine() -> str:
     return f"{cpu}, {os.cpu_count()} cores, {gpu}; torch {torch.__version__}"
 
 
+def active_precision() -> str:
+    """The precision the forward passes run in here and now: "bf16" / "fp16" inside engine.loop.autocast (the
+    experiment layer's test stage and systems.predict enter it), "fp32" outside. Read where a result is written,
+    so a result file states the precision its numbers were computed in, whatever path led there."""
+    names = {torch.bfloat16: "bf16", torch.float16: "fp16"}
+    for device_type in ("cuda", "cpu"):
+        if torch.is_autocast_enabled(device_type):
+            return names.get(torch.get_autocast_dtype(device_type), str(torch.get_autocast_dtype(device_type)))
+    return "fp32"
+
+
 def run_identity(checkpoint) -> dict:
     """What identifies a trained run: a hash of its run.json identity (every setting and the data it trained on)
     and its weights' size and modification time; for a single-file checkpoint (an original .pth.tar) the file's.
@@ -60,10 +71,11 @@ def write_result(path: Path, fields: dict) -> None:
     """One result file in the shared format (every test / evaluation script writes one beside its CSV; the
     comparison report aggregates them): `fields` (metric, system, corpus, split or protocol, checkpoint, seed,
     the numbers, ...) plus the provenance: code version, the command line that re-creates it, machine, date,
-    and the identity of each run it scores (`checkpoint` -> `run`, `checkpoints` -> `runs`: run_identity).
+    the precision of the forward passes (active_precision: a bf16 result is never taken for fp32's), and the identity of each run it scores (`checkpoint` -> `run`, `checkpoints` -> `runs`: run_identity).
     Each scored run folder of ours records the file in its run.json and gets its model card rewritten."""
     prov = {"code_version": git_commit(), "command": " ".join(["python", *sys.argv]), "machine": machine(),
-            "date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")}
+            "date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+            "precision": active_precision()}
     if fields.get("checkpoint"):
         prov["run"] = run_identity(fields["checkpoint"])
     if fields.get("checkpoints"):

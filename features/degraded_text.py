@@ -128,7 +128,7 @@ class DegradedText:
             params = self.store.meta.get("params", {})
             layer = params.get("layer", "last_hidden_state")
             self._encoder = TokenFeatures(params["model"], layer=-1 if layer == "last_hidden_state" else int(layer),
-                                          device=self.device)
+                                          device=self.device, precision=params.get("precision", "fp32"))
         utts = list(texts)
         batches = range(0, len(utts), 64)
         if self.progress:

@@ -32,7 +32,8 @@ from corpora import read_corpus
 from corpora.records import CorpusError, TextDecodeError, Utterance, read_transcript_file
 from utils import UserError, int_at_least
 from features.audio import AudioError, load_audio
-from features.store import BadFeatures, FeatureStore, input_fingerprints, note_unfingerprinted
+from features.store import (BadFeatures, FeatureStore, input_fingerprints, note_unfingerprinted,
+                            require_disk_space)
 from utils import writable_dir
 
 
@@ -143,6 +144,8 @@ def extract_to_store(extractor, items: list[Item], store: FeatureStore, *, shard
         todo, changed = to_extract(mine, store)
         stale = {u for u, _ in changed}
         _say_reextracted(changed, store)
+        require_disk_space(store, todo, frame_rate=getattr(extractor, "frame_rate", None),
+                           input_kind=getattr(extractor, "input", "audio"))  # refused now, not when the disk is full
 
         def failed(it: Item, file, reason: str) -> None:
             nonlocal n_err
@@ -195,6 +198,37 @@ def _run_batch(extractor, batch: list[Item], inputs: list) -> list:
         except Exception as e:  # noqa: BLE001 - reported per file in the errors CSV
             outs.append(e)
     return outs
+
+
+# ------------------------------------------------------------------------------ precision of model extractors
+
+from utils import PRECISIONS as EXTRACTION_PRECISIONS  # noqa: E402
+from utils import autocast as extraction_autocast  # noqa: E402,F401 - the one autocast (utils.autocast)
+
+
+def check_extraction_precision(precision: str, device: str) -> str:
+    """`precision` when `device` can run it; ValueError for an unknown one and for fp16 off CUDA (CPU autocast
+    supports bf16 only in practice; bf16 runs anywhere)."""
+    if precision not in EXTRACTION_PRECISIONS:
+        raise ValueError(f"precision {precision!r}: choose from {', '.join(EXTRACTION_PRECISIONS)}")
+    if precision == "fp16" and not str(device).startswith("cuda"):
+        raise ValueError(f"precision fp16 needs a CUDA device, not {device}: on the CPU use bf16")
+    return precision
+
+
+def precision_params(precision: str) -> dict:
+    """What a store's params record of the precision: {"precision": p} unless fp32, which records nothing, as
+    every store made before the flag existed (so those stay valid), while a bf16 or fp16 store can never be
+    taken for, or appended to, an fp32 one (FeatureStore.create compares the params)."""
+    return {} if precision == "fp32" else {"precision": precision}
+
+
+def add_precision_arg(group) -> None:
+    """--precision of the feature scripts with a model (feat_wav2vec2.py, feat_roberta.py)."""
+    group.add_argument("--precision", choices=EXTRACTION_PRECISIONS, default="fp32",
+                       help="arithmetic of the model's forward passes: fp32 (default, the reference) or bf16 / fp16 "
+                            "under autocast (fp16 needs CUDA; bf16 also works on CPU); recorded in the store's "
+                            "params, so stores of different precisions are never mixed")
 
 
 # ------------------------------------------------------------------------------ command-line plumbing

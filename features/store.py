@@ -17,6 +17,12 @@ data file is complete and fsynced. A killed extraction therefore leaves either a
 (an orphan data file without index is ignored and later overwritten), and a re-run skips every utterance
 already indexed. Reading maps each shard with `np.load(mmap_mode="r")`: `store[utt]` is a zero-copy view,
 so stores larger than RAM iterate in constant memory.
+
+A store holds float32 (the default) or float16 (`--dtype float16` of the SSL extractors: half the disk and page
+cache, rounding error about 5e-4 relative). Readers get the stored dtype back, a zero-copy view: every consumer
+z-normalises through utils.znorm (float64) and NormTerm statistics accumulate in float64, so a float16 store is
+never computed with in float16; reopening a store with another dtype is refused (no mixed-dtype shards). Before
+extraction, `require_disk_space` refuses a disk that cannot hold the store's estimated size.
 """
 from __future__ import annotations
 
@@ -422,6 +428,59 @@ def note_unfingerprinted(store: FeatureStore, utts) -> None:
         _NOTED.add(str(store.root))
         print(f"note: {len(old)} utterance(s) in {store.root} were extracted before input fingerprints were recorded "
               "(or imported): a later change of their inputs cannot be detected", file=sys.stderr)
+
+
+# ------------------------------------------------------------------------------ disk space, before extraction
+
+DISK_MARGIN = 1.15  # the estimate's slack: utterance lengths of a sample, shard headers, index files
+_SAMPLE = 200  # inputs whose length is read to estimate the mean (WAV headers only: cheap on any corpus)
+
+
+def mean_rows(items: list, *, frame_rate: float | None, input_kind: str, sample: int = _SAMPLE) -> float:
+    """Estimated mean stored rows per item from an even sample of `items`: audio length (WAV header) x
+    `frame_rate`, or for text / words stores one row per word plus two (sub-word tokens of a BPE model and the
+    special tokens; the margin covers the rest). 0 when no sampled input can be read (they fail as errors)."""
+    import soundfile as sf
+    step = max(1, len(items) // sample)
+    rows = []
+    for it in items[::step][:sample]:
+        try:
+            if input_kind == "audio" and frame_rate:
+                info = sf.info(str(it.audio_path))
+                rows.append(info.frames / info.samplerate * frame_rate)
+            elif getattr(it, "transcript", None) is not None:
+                rows.append(1.5 * len(it.transcript.split()) + 2)
+            elif getattr(it, "transcript_path", None) is not None:
+                rows.append(1.5 * len(Path(it.transcript_path).read_text(errors="replace").split()) + 2)
+        except (OSError, RuntimeError):  # unreadable inputs are listed as errors by the extraction itself
+            continue
+    return float(np.mean(rows)) if rows else 0.0
+
+
+def estimated_bytes(*, utterances: int, mean_rows: float, dims: int, dtype) -> int:
+    """Disk a store of `utterances` x `mean_rows` x `dims` values of `dtype` needs, with DISK_MARGIN."""
+    return int(utterances * mean_rows * dims * np.dtype(dtype).itemsize * DISK_MARGIN)
+
+
+def require_disk_space(store: "FeatureStore", items: list, *, frame_rate: float | None, input_kind: str) -> int:
+    """StoreError before any extraction when the disk holding `store` has less free space than the estimated size
+    of `items`' features (naming the estimate and the free space); the estimate in bytes otherwise."""
+    import shutil
+    if not items:
+        return 0
+    need = estimated_bytes(utterances=len(items), dims=store.dims, dtype=store.dtype,
+                           mean_rows=mean_rows(items, frame_rate=frame_rate, input_kind=input_kind))
+    free = shutil.disk_usage(store.root).free
+    if need > free:
+        half = " (a --dtype float16 store needs half)" if store.dtype == np.float32 else ""
+        raise StoreError(f"{store.root}: not enough disk space for {len(items)} utterances: estimated "
+                         f"{_gib(need)} of {store.dtype.name} features{half}, {_gib(free)} free; free space or "
+                         "use another folder (--store)")
+    return need
+
+
+def _gib(n: int) -> str:
+    return f"{n / 2**30:.2f} GiB" if n >= 2**27 else f"{n / 2**20:.1f} MiB"
 
 
 def dir_size(path: str | Path) -> int:

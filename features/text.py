@@ -131,7 +131,7 @@ class _TextEncoder:
     min_seconds = 0.0
 
     def __init__(self, model: str = DEFAULT_MODEL, layer: int = -1, device: str = "auto",
-                 words: bool = False, max_batch_tokens: int = 16384):
+                 words: bool = False, max_batch_tokens: int = 16384, precision: str = "fp32"):
         import torch
         import transformers
         from transformers import AutoModel, AutoTokenizer
@@ -139,6 +139,8 @@ class _TextEncoder:
         path, alias = resolve_model(model)
         local = is_local(path, alias)
         self.device = resolve_device(device)
+        from features.extract import check_extraction_precision, precision_params
+        self.precision = check_extraction_precision(precision, self.device)
         tok = AutoTokenizer.from_pretrained(path, local_files_only=local)
         self.prefix_space = None
         pre = getattr(getattr(tok, "backend_tokenizer", None), "pre_tokenizer", None)
@@ -169,7 +171,7 @@ class _TextEncoder:
                        "layer": "last_hidden_state" if self.layer == -1 else self.layer,
                        "special_tokens": True, "max_tokens": self.max_tokens,
                        "truncation": f"texts over {self.max_tokens} tokens are cut to {self.max_tokens} (warning)",
-                       "transformers": transformers.__version__}
+                       "transformers": transformers.__version__, **precision_params(self.precision)}
         self._torch = torch
 
     def _encode(self, items: list, split: bool) -> list[tuple[np.ndarray, list | None, bool]]:
@@ -197,13 +199,15 @@ class _TextEncoder:
                 groups.append([i])
         keys = [k for k in ("input_ids", "attention_mask", "token_type_ids") if k in enc]
         out: list = [None] * len(items)
-        with torch.inference_mode():
+        from features.extract import extraction_autocast
+        pin = self.device.startswith("cuda")  # page-locked inputs: their copies to the GPU do not wait
+        with torch.inference_mode(), extraction_autocast(self.device, self.precision):
             for g in groups:
                 padded = tok.pad({k: [enc[k][i] for i in g] for k in keys}, return_tensors="pt")
-                inputs = {k: v.to(self.device) for k, v in padded.items()}
+                inputs = {k: (v.pin_memory() if pin else v).to(self.device, non_blocking=True) for k, v in padded.items()}
                 o = self.model(**inputs, output_hidden_states=self.layer != -1)
                 h = o.last_hidden_state if self.layer == -1 else o.hidden_states[self.layer]
-                h = h.float().cpu().numpy()
+                h = h.float().cpu().numpy()  # (B, N, dims): the one copy back per forward pass
                 for row, i in enumerate(g):
                     n = lengths[i]
                     feats = h[row, h.shape[1] - n:] if tok.padding_side == "left" else h[row, :n]
@@ -218,8 +222,8 @@ class TokenFeatures(_TextEncoder):
     input = "text"
 
     def __init__(self, model: str = DEFAULT_MODEL, layer: int = -1, device: str = "auto",
-                 max_batch_tokens: int = 16384):
-        super().__init__(model, layer, device, words=False, max_batch_tokens=max_batch_tokens)
+                 max_batch_tokens: int = 16384, precision: str = "fp32"):
+        super().__init__(model, layer, device, words=False, max_batch_tokens=max_batch_tokens, precision=precision)
 
     def __call__(self, batch: list[str]) -> list[np.ndarray]:
         return [h for h, _, _ in self._encode(list(batch), split=False)]
@@ -232,8 +236,8 @@ class WordFeatures(_TextEncoder):
     input = "words"
 
     def __init__(self, model: str = DEFAULT_MODEL, layer: int = -1, device: str = "auto",
-                 max_batch_tokens: int = 16384):
-        super().__init__(model, layer, device, words=True, max_batch_tokens=max_batch_tokens)
+                 max_batch_tokens: int = 16384, precision: str = "fp32"):
+        super().__init__(model, layer, device, words=True, max_batch_tokens=max_batch_tokens, precision=precision)
         self.name += "_words"
         self.params.update({"unit": "word", "pooling": "mean of the word's sub-word tokens",
                             "add_prefix_space": self.prefix_space,

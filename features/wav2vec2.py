@@ -70,7 +70,7 @@ class Wav2Vec2Features:
 
     def __init__(self, model: str = DEFAULT_MODEL, layers: str | Sequence[int] = "last", combine: str = "concat",
                  device: str = "auto", fp16: bool = False, normalise: bool = True, eps: float = EPS_ORIGINAL,
-                 max_batch_seconds: float | None = None):
+                 max_batch_seconds: float | None = None, precision: str = "fp32"):
         import torch
         import transformers
         from transformers import AutoModel
@@ -86,6 +86,12 @@ class Wav2Vec2Features:
             if not self.layers:
                 raise ValueError("layers: give at least one index, or 'last'")
         self.device = resolve_device(device)
+        from features.extract import check_extraction_precision, precision_params
+        if fp16:  # the older flag: fp16 autocast, now refused off CUDA instead of silently ignored
+            if precision not in ("fp32", "fp16"):
+                raise ValueError(f"fp16=True (the older --fp16) contradicts precision {precision!r}")
+            precision = "fp16"
+        self.precision = check_extraction_precision(precision, self.device)
         from features.text import is_local, model_record, resolve_model
         path, alias = resolve_model(model)  # a keyword (tiny-random-wav2vec2) is built and cached locally
         self.model_id = model_record(model, path, alias)
@@ -99,7 +105,6 @@ class Wav2Vec2Features:
             if bad:
                 raise ValueError(f"layers {bad} outside the {n_hidden} hidden states of {self.model_id}")
         self.combine = combine
-        self.fp16 = bool(fp16) and self.device.startswith("cuda")  # autocast on GPU only
         self.normalise, self.eps = bool(normalise), float(eps)
         if max_batch_seconds is None:  # on CPU a padded batch runs slower than its utterances one by one
             max_batch_seconds = 160.0 if self.device.startswith("cuda") else 0.0
@@ -116,11 +121,23 @@ class Wav2Vec2Features:
             "layers": self.layers if self.layers == "last" else list(self.layers), "combine": combine,
             "normalise": self.normalise, "eps": self.eps if self.normalise else None,
             "sample_rate": SAMPLE_RATE, "feat_extract_norm": getattr(cfg, "feat_extract_norm", None),
-            "fp16_autocast": self.fp16, "transformers": transformers.__version__,
+            "fp16_autocast": self.precision == "fp16", "transformers": transformers.__version__,
+            **precision_params(self.precision),
         }
         self._torch = torch
 
     # ------------------------------------------------------------------ helpers
+    @property
+    def fp16(self) -> bool:
+        """Whether the forward passes autocast to float16 (the older flag's name for precision fp16)."""
+        return self.precision == "fp16"
+
+    def _to_device(self, x):
+        """A host tensor on the extractor's device: from page-locked memory, without waiting, to a GPU."""
+        if self.device.startswith("cuda"):
+            return x.pin_memory().to(self.device, non_blocking=True)
+        return x.to(self.device)
+
     def n_frames(self, n_samples: int) -> int:
         """Frames the model returns for n samples (the model's own length rule; = the conv formula)."""
         if n_samples < receptive_field(self._kernels, self._strides):
@@ -144,7 +161,8 @@ class Wav2Vec2Features:
         torch = self._torch
         want_hidden = self.layers != "last"
         kwargs = {"attention_mask": mask} if mask is not None else {}
-        with torch.autocast("cuda", dtype=torch.float16, enabled=self.fp16):
+        from features.extract import extraction_autocast
+        with extraction_autocast(self.device, self.precision):
             out = self.model(x, output_hidden_states=want_hidden, **kwargs)
         if not want_hidden:
             return out.last_hidden_state
@@ -172,9 +190,9 @@ class Wav2Vec2Features:
                     m = np.zeros((len(group), n_max), dtype=np.int64)
                     for row, i in enumerate(group):
                         m[row, :lengths[i]] = 1
-                    mask = torch.from_numpy(m).to(self.device)
-                h = self._forward(torch.from_numpy(x).to(self.device), mask)
-                h = h.float().cpu().numpy()
+                    mask = self._to_device(torch.from_numpy(m))
+                h = self._forward(self._to_device(torch.from_numpy(x)), mask)
+                h = h.float().cpu().numpy()  # (B, T, dims): the one copy back per forward pass
                 for row, i in enumerate(group):
                     out[i] = np.ascontiguousarray(h[row, :self.n_frames(lengths[i])])
         return out  # type: ignore[return-value]

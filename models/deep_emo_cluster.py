@@ -21,7 +21,8 @@ Deliberate differences from the original (none changes a weight, a key, a logit 
     (and warns about, quirk 8), so the computation is the same.
   * Temp-Triplet's forward draws no triplets. The original draws 10 (a, p, n) triples from numpy's global RNG
     on every forward pass, eval included (quirk 7), but they feed only the loss. Here training code calls
-    `triplet_embeddings(out["emb"], rng)` with an explicit numpy RandomState; the same legacy numpy calls
+    `draw_triplets(rng)` with an explicit numpy RandomState when it collates a batch, and the loss picks them
+    (`select_triplets`); `triplet_embeddings(out["emb"], rng)` does both at once. The same legacy numpy calls
     make the draws reproducible against the original for the same RNG state.
   * The classifier always keeps its [Linear, ReLU] structure; the clustering features (the original removes
     the ReLU and the head, sheet section 9) are `embed(x)`, the pre-ReLU classifier Linear output.
@@ -221,19 +222,31 @@ def triplet_indices(rng: np.random.RandomState, chunks: int = CHUNKS, win: int =
     return a, p, n
 
 
-def triplet_embeddings(emb: torch.Tensor, rng: np.random.RandomState, rounds: int = 10,
-                       chunks: int = CHUNKS) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """(B*C, D) embeddings -> anchor, positive, negative, each (rounds*B, D), round-major (row r*B + b).
-    Each round draws one triple (rng consumed in that order) shared by every sentence of the batch."""
+def draw_triplets(rng: np.random.RandomState, rounds: int = 10, chunks: int = CHUNKS) -> torch.Tensor:
+    """(3, rounds) int64 on the host: row 0 the anchors, 1 the positives, 2 the negatives of `rounds` triples
+    drawn one after another (`triplet_indices`). Drawn where the batch is collated, so the training step gets
+    them with its batch (one asynchronous copy) instead of making a tensor on the host inside the step."""
+    triples = [triplet_indices(rng, chunks=chunks) for _ in range(rounds)]
+    return torch.tensor(triples, dtype=torch.long).reshape(rounds, 3).t().contiguous()  # (3, R)
+
+
+def select_triplets(emb: torch.Tensor, triplets: torch.Tensor, chunks: int = CHUNKS
+                    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """(B*C, D) embeddings and (3, R) chunk indices (on emb's device) -> anchor, positive, negative, each
+    (R*B, D), round-major (row r*B + b): each round's triple is shared by every sentence of the batch."""
     n, d = emb.shape
     assert n % chunks == 0, f"{n} rows is not a multiple of {chunks}"
+    assert triplets.dim() == 2 and triplets.shape[0] == 3, f"triplets {tuple(triplets.shape)}: need (3, R)"
     z = emb.reshape(n // chunks, chunks, d)                     # (B, C, D)
-    triples = [triplet_indices(rng, chunks=chunks) for _ in range(rounds)]
-    out = []
-    for k in range(3):
-        sel = torch.tensor([t[k] for t in triples], dtype=torch.long, device=emb.device)
-        out.append(z[:, sel].transpose(0, 1).reshape(rounds * (n // chunks), d))  # (R, B, D) -> (R*B, D)
+    rounds = triplets.shape[1]
+    out = [z[:, triplets[k]].transpose(0, 1).reshape(rounds * (n // chunks), d) for k in range(3)]  # (R*B, D)
     return out[0], out[1], out[2]
+
+
+def triplet_embeddings(emb: torch.Tensor, rng: np.random.RandomState, rounds: int = 10,
+                       chunks: int = CHUNKS) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """`select_triplets` of `rounds` triples drawn now from `rng` (rng consumed in that order)."""
+    return select_triplets(emb, draw_triplets(rng, rounds, chunks).to(emb.device), chunks)
 
 
 def triplet_loss(anchor: torch.Tensor, positive: torch.Tensor, negative: torch.Tensor) -> torch.Tensor:

@@ -193,10 +193,9 @@ class MDRE(nn.Module):
             f"mfcc {tuple(mfcc.shape)}: need (B, T_a, {self.mfcc_dim})"
         b = mfcc.shape[0]
         assert prosody.shape == (b, self.prosody_dim), f"prosody {tuple(prosody.shape)}: need ({b}, {self.prosody_dim})"
-        lengths = check_lengths(mfcc_len, batch=b, name="mfcc_len").clamp(max=self.max_audio_frames)
         mfcc = mfcc[:, : self.max_audio_frames].to(self.dtype)                # (B, min(T_a, 750), 39)
-        if bool((lengths > mfcc.shape[1]).any()):
-            raise ValueError(f"mfcc_len up to {int(lengths.max())} but only {mfcc.shape[1]} frames given")
+        lengths = check_lengths(mfcc_len, batch=b, name="mfcc_len", at_most=mfcc.shape[1],
+                                cap=self.max_audio_frames, what="frames")
         _, h_a = self.audio_encoder(mfcc, lengths)                           # (B, H)
         e = torch.cat([h_a, prosody.to(h_a)], dim=1)                         # (B, H + 35)
         return e
@@ -209,9 +208,7 @@ class MDRE(nn.Module):
         assert tokens.dim() == 2, f"tokens {tuple(tokens.shape)}: need (B, T_t)"
         assert not tokens.is_floating_point(), f"tokens must be integer ids, got {tokens.dtype}"
         b, t = tokens.shape
-        lengths = check_lengths(token_len, batch=b, name="token_len")
-        if bool((lengths > t).any()):
-            raise ValueError(f"token_len up to {int(lengths.max())} but only {t} tokens given")
+        lengths = check_lengths(token_len, batch=b, name="token_len", at_most=t, what="tokens")
         x = self.embedding(tokens.long())                                    # (B, T_t, E)
         return self.text_encoder(x, lengths)                                 # (B, T_t, H), (B, H)
 
@@ -292,12 +289,21 @@ def make_embedding(*, vocab_size: int | None, embedding: torch.Tensor | None, em
     return emb
 
 
-def check_lengths(lengths: torch.Tensor, *, batch: int, name: str) -> torch.Tensor:
+def check_lengths(lengths: torch.Tensor, *, batch: int, name: str, at_most: int, cap: int | None = None,
+                  what: str = "rows") -> torch.Tensor:
+    """`lengths` as long counts, capped at `cap` (uncapped counts are fine); ValueError for a wrong shape or dtype
+    and, for lengths on the CPU, for a negative count or one (after the cap) over the `at_most` rows given.
+    The value checks are skipped on an accelerator: reading a GPU tensor's values is a host sync per batch; the
+    collates build the counts from the very rows they pad (GRUEncoder clamps them to the rows as a backstop)."""
     lengths = torch.as_tensor(lengths)
     if lengths.shape != (batch,):
         raise ValueError(f"{name} {tuple(lengths.shape)}: need ({batch},)")
     if lengths.is_floating_point():
         raise ValueError(f"{name} must be integer counts, got {lengths.dtype}")
-    if bool((lengths < 0).any()):
-        raise ValueError(f"{name} has negative entries")
-    return lengths.long()
+    lengths = lengths.long() if cap is None else lengths.long().clamp(max=cap)
+    if lengths.device.type == "cpu" and lengths.numel():
+        if bool((lengths < 0).any()):
+            raise ValueError(f"{name} has negative entries")
+        if int(lengths.max()) > at_most:
+            raise ValueError(f"{name} up to {int(lengths.max())} but only {at_most} {what} given")
+    return lengths

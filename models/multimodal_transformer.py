@@ -88,7 +88,9 @@ class ModalityEncoder(nn.Module):
             x, mask, t = x.new_zeros(b, 1, self.in_dim), mask.new_zeros(b, 1), 1
         dummy = mask[:, :1] | ~mask.any(dim=1, keepdim=True)       # (B, 1): all-False rows get position 0 ...
         mask = torch.cat([dummy, mask[:, 1:]], dim=1)              # ... as a dummy (no in-place |=: ONNX has none)
-        if self.pooling == "first" and bool((~mask[:, 0]).any()):
+        # a value check reads the mask back to the host: done on the CPU only (on a GPU it would be a sync per
+        # batch; the collates put [CLS] first by construction)
+        if self.pooling == "first" and mask.device.type == "cpu" and bool((~mask[:, 0]).any()):
             raise ValueError("pooling 'first' needs position 0 valid in every row with a valid position "
                              "(left-aligned tokens, [CLS] first)")
         x = torch.where(mask[:, :, None], x.to(self.proj.weight.dtype), 0.0)  # padded values (even NaN) -> 0

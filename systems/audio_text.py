@@ -561,12 +561,13 @@ class Predictor:
         layers, layer = pa.get("layers", "last"), pt.get("layer", "last_hidden_state")
         try:
             audio = Wav2Vec2Features(model=audio_model, layers=layers, device=device,
+                                     precision=pa.get("precision", "fp32"),  # as the training features were made
                                      combine=pa.get("combine", "concat"), normalise=pa.get("normalise", True),
                                      **({"eps": pa["eps"]} if pa.get("eps") is not None else {}))
         except OSError as e:
             raise OSError(load_failure("--audio-model", audio_model, e)) from None
         try:
-            text = TokenFeatures(model=text_model, device=device,
+            text = TokenFeatures(model=text_model, device=device, precision=pt.get("precision", "fp32"),
                                  layer=-1 if layer == "last_hidden_state" else int(layer))
         except OSError as e:
             raise OSError(load_failure("--text-model", text_model, e, keyword="minilm")) from None

@@ -53,6 +53,8 @@ def audio_text_parser(doc: str | None):
     ap.add_argument("--results", type=Path, default=Path("results"),
                     help="folder for the per-utterance test CSVs and their result JSON files")
     ap.add_argument("--device", default="auto", help="cpu, cuda, cuda:N, or auto")
+    from engine.cli import add_precision_arg
+    add_precision_arg(ap)
     ap.add_argument("--no-progress", action="store_true", help="no progress bars")
     add_training_args(ap, "seed of the initialisation, sampling, crops, missing data and dropout", "audio-text")
     return ap
@@ -61,21 +63,23 @@ def audio_text_parser(doc: str | None):
 def describe(argv, doc: str | None) -> Experiment:
     """main.py (audio-text): train <out>/<run name>, then score --test-split into <results>/<run name>_<split>_<a>
     .csv/.json per attribute (outputs "name", "run", "csvs" and "results": {"Act"|"Dom"|"Val": path})."""
-    from engine.cli import check_conditions
+    from engine.cli import check_conditions, precision_tag
     from systems.audio_text import MODALITIES, TRAIN_KINDS, TRAIN_WHY, run_name
     from utils import output_file, resolve_device
     args = audio_text_parser(doc).parse_args(argv)
     check_conditions([args.train_missing], "--train-missing", "the audio-text model", MODALITIES, TRAIN_KINDS,
                      TRAIN_WHY, training=True)
     args.train_condition = str(args.train_missing) if args.train_missing else None
-    args.name = name = run_name(args.iterations, args.batch_size, args.chunking, args.train_condition)
+    args.name = name = (run_name(args.iterations, args.batch_size, args.chunking, args.train_condition)
+                        + precision_tag(args.precision))
     csvs = {a.capitalize(): args.results / f"{name}_{args.test_split}_{a}.csv" for a in ATTRIBUTES}
     return Experiment(
         system="audio-text", script="main.py", argv=tuple(argv), settings=args, corpus=args.root, protocol="splits",
         folds=(args.test_split,), hooks="systems.audio_text_experiment:AUDIO_TEXT",
         training=Training(iterations=args.iterations, batch_size=args.batch_size, lr=args.lr,
                           val_every=args.val_every, seed=args.seed, device=resolve_device(args.device),
-                          resume=not args.no_resume, progress=not args.no_progress, deterministic=args.deterministic),
+                          resume=not args.no_resume, progress=not args.no_progress, deterministic=args.deterministic,
+                          precision=args.precision),
         outputs={"name": name, "run": args.out / name, "csvs": csvs,
                  "results": {a: output_file(p, ".json") for a, p in csvs.items()}})
 

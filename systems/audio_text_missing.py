@@ -65,8 +65,10 @@ def series_names(checkpoints: list) -> dict:
 def outputs(args) -> dict:
     """What a command writes, from its flags alone: {"protocols": {protocol: <out>_<protocol>.json}} and the title
     of each protocol's table and figure ({"titles": {protocol: title}})."""
+    from engine.cli import precision_tag
     from utils import output_file
     stem = output_file(args.out, "")
+    stem = stem.with_name(stem.name + precision_tag(args.precision))  # scored in bf16: never fp32's files
     series = ", ".join(series_names(args.checkpoints).values())
     protocols = protocol_names(args)
     return {"protocols": {p: stem.with_name(f"{stem.name}_{p}.json") for p in protocols},
@@ -82,7 +84,8 @@ def describe(args: argparse.Namespace, argv) -> Experiment:
                       argv=tuple(sys.argv[1:] if argv is None else argv), settings=args, corpus=args.root,
                       inputs={"audio": args.audio_store, "text": args.text_store},
                       folds=tuple(dict.fromkeys(args.checkpoints)),
-                      training=Training(device=args.device, allow_unfinished=args.allow_unfinished),
+                      training=Training(device=args.device, allow_unfinished=args.allow_unfinished,
+                                        precision=args.precision),
                       conditions=conditions, outputs=outputs(args), stages=("test",),
                       hooks="systems.audio_text_missing:AUDIO_TEXT_MISSING")
 

@@ -155,6 +155,8 @@ def add_data_args(ap, store_name: str, normterm_note: str) -> None:
     ap.add_argument("--store", type=Path, help=f"feature store (default: <root>/Features/{store_name})")
     ap.add_argument("--normterm", type=Path, help=f"NormTerm folder ({normterm_note})")
     ap.add_argument("--device", default="auto", help="cpu, cuda, cuda:N, or auto (a GPU when one is visible)")
+    from engine.cli import add_precision_arg
+    add_precision_arg(ap)
     ap.add_argument("--no-progress", action="store_true", help="no progress bars (for logs)")
 
 
@@ -295,12 +297,15 @@ def testing_outputs(args) -> dict:
     --corpus): {"name": the run name looked up, "csvs": {emo: per-utterance CSV}, "results": {emo: result JSON}}.
     Results are named after the model scored (--checkpoint, else the run name), never after flags that may
     describe another one: results/<model>_<split>.csv, results/<model>_iemocap_<split>.csv for IEMOCAP."""
+    from engine.cli import precision_tag
     from utils import output_file
     kind = getattr(args, "corpus", "msp-podcast")
     if args.split is None:  # the default depends on the corpus: MSP-Podcast's Test1, every IEMOCAP session
         args.split = "all" if kind == "iemocap" else "test1"
     tag = f"iemocap_{args.split.replace(',', '+')}" if kind == "iemocap" else args.split
     model = checkpoint_name(args.checkpoint) if args.checkpoint is not None else args.name
+    precision = precision_tag(getattr(args, "precision", "fp32"))  # scored in bf16: never fp32's file
+    model += "" if model.endswith(precision) else precision
     out = args.csv or Path("results") / f"{model}_{tag}.csv"
     return {"name": args.name, "csvs": {args.emo_attr: out}, "results": {args.emo_attr: output_file(out, ".json")}}
 

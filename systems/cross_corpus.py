@@ -34,7 +34,9 @@ def listed(what: str, utts: list) -> None:
 def outputs(args) -> dict:
     """What a command writes, from its flags alone: {"results": {checkpoint: its result JSON},
     "per_utterance": {checkpoint: its per-utterance CSV}} (the confusion matrix beside them, <stem>_confusion)."""
-    csvs = {run: args.results / f"{run.name}_on_msp-podcast_{args.split}.csv"
+    from engine.cli import precision_tag
+    tag = precision_tag(args.precision)  # scored in bf16: never fp32's files
+    csvs = {run: args.results / f"{run.name}_on_msp-podcast_{args.split}{tag}.csv"
             for run in dict.fromkeys(args.checkpoint)}
     return {"results": {run: csv.with_suffix(".json") for run, csv in csvs.items()}, "per_utterance": csvs}
 
@@ -46,7 +48,7 @@ def describe(args: argparse.Namespace, argv) -> Experiment:
                       argv=tuple(sys.argv[1:] if argv is None else argv), settings=args, corpus=args.root,
                       inputs={"speech": args.speech_store, "text": args.text_store}, protocol="splits",
                       folds=tuple(dict.fromkeys(args.checkpoint)),
-                      training=Training(eval_batch_size=args.batch_size, device=args.device,
+                      training=Training(eval_batch_size=args.batch_size, device=args.device, precision=args.precision,
                                         progress=not args.no_progress, allow_unfinished=args.allow_unfinished),
                       outputs=outputs(args), stages=("test",), hooks="systems.cross_corpus:CROSS_CORPUS")
 

@@ -35,7 +35,8 @@ from engine.loop import Stage
 from features.normterm import NormTerm
 from features.store import FeatureStore
 from models.deep_emo_cluster import (DeepEmoCluster, from_legacy_state_dict, infer_num_clusters, infer_variant,
-                                     sentence_mean, strip_module, triplet_embeddings, triplet_loss)
+                                     draw_triplets, select_triplets, sentence_mean, strip_module,
+                                     triplet_loss)
 from systems.common import ATTRIBUTE_CODES, ATTRIBUTE_NAMES, chunk_batch, load_our_checkpoint
 from utils import ccc, ccc_loss
 
@@ -126,11 +127,11 @@ class DeepEmoClusterMethod:
     def loss(self, model, batch) -> torch.Tensor:  # the labelled stage's joint loss
         out = model(batch["x"])
         total = F.cross_entropy(out["logits"], batch["pseudo"]) + ccc_loss(out["attri"], batch["y"])
-        return total + self._triplet(out)
+        return total + self._triplet(out, batch)
 
     def unlabelled_loss(self, model, batch) -> torch.Tensor:
         out = model(batch["x"])
-        return F.cross_entropy(out["logits"], batch["pseudo"]) + self._triplet(out)
+        return F.cross_entropy(out["logits"], batch["pseudo"]) + self._triplet(out, batch)
 
     def epoch_stages(self, model, epoch: int, ctx, train_items: list) -> list[Stage]:
         self._log = {}
@@ -179,22 +180,37 @@ class DeepEmoClusterMethod:
         x = chunk_batch([store[u] for u in utts], self.normterm, M_FRAMES, CHUNKS)
         return x.unsqueeze(1).contiguous(memory_format=CHANNELS_LAST)  # (B*11, 1, 62, 128): height time, width mel
 
-    def _triplet(self, out) -> torch.Tensor:
+    def _triplet(self, out, batch) -> torch.Tensor:
         if self.variant != "Temp-Triplet":
             return out["attri"].new_zeros(())
-        return triplet_loss(*triplet_embeddings(out["emb"], self.rng, rounds=10, chunks=CHUNKS))
+        return triplet_loss(*select_triplets(out["emb"], batch["triplets"], chunks=CHUNKS))
 
     def embeddings(self, model, store: FeatureStore, utts: list[str], ctx) -> np.ndarray:
         """(len(utts) * 11, 256) pre-ReLU classifier outputs in eval mode; under DDP each rank embeds its block
-        of sentences and every rank gets the whole matrix (rank 0 clusters it)."""
+        of sentences and every rank gets the whole matrix (rank 0 clusters it). The pass runs on ctx.device in
+        ctx.precision: the next batch is read and chunked in a background thread (in page-locked memory on a GPU,
+        so its copy overlaps the forward pass), and the embeddings stay on the device until one copy back at the
+        end (a copy per batch would make the host wait for every forward pass)."""
+        from concurrent.futures import ThreadPoolExecutor
+
+        from engine.loop import autocast
         model.eval()
         mine = [utts[i] for i in ctx.block(len(utts))]
+        starts = range(0, len(mine), ctx.eval_batch_size)
+        pin = torch.device(ctx.device).type == "cuda"
+
+        def chunks(b: int) -> torch.Tensor:  # (B*11, 1, 62, 128) on the host
+            x = self._chunks(store, mine[b: b + ctx.eval_batch_size])
+            return x.pin_memory() if pin else x
         out = []
-        with torch.inference_mode():
-            for b in range(0, len(mine), ctx.eval_batch_size):
-                x = self._chunks(store, mine[b: b + ctx.eval_batch_size]).to(ctx.device)
-                out.append(model.embed(x).float().cpu().numpy())
-        mat = np.concatenate(out) if out else np.zeros((0, 256), np.float32)
+        with ThreadPoolExecutor(max_workers=1) as pool, torch.inference_mode(), autocast(ctx.device, ctx.precision):
+            pending = [pool.submit(chunks, b) for b in starts[:1]]
+            for k in range(len(starts)):
+                x = pending.pop().result()
+                if k + 1 < len(starts):
+                    pending.append(pool.submit(chunks, starts[k + 1]))
+                out.append(model.embed(x.to(ctx.device, non_blocking=True)).float())  # (B*11, 256), on the device
+        mat = torch.cat(out).cpu().numpy() if out else np.zeros((0, 256), np.float32)
         return ctx.gather(mat)
 
     def _prepare(self, st: Stage, model, ctx, kind: str, items: list) -> None:
@@ -205,7 +221,7 @@ class DeepEmoClusterMethod:
         t1 = time.perf_counter()
         seed = int(self.rng.randint(1234))  # a fresh k-means seed every call, as the original draws it
         result = ctx.broadcast(kmeans(emb, self.num_clusters, niter=self.kmeans_iterations, seed=seed,
-                                      backend=self.kmeans_backend) if ctx.rank == 0 else None)
+                                      backend=self.kmeans_backend, device=ctx.device) if ctx.rank == 0 else None)
         t2 = time.perf_counter()
         assign = result.assign.reshape(len(utts), CHUNKS)
         order = sentence_uniform_order(assign, self.num_clusters, self.rng)
@@ -240,6 +256,8 @@ class DeepEmoClusterMethod:
         if chosen[0][1] is not None:
             y = self.normterm.label([v for _, v, _ in chosen], self.attribute)
             batch["y"] = torch.from_numpy(np.repeat(y, CHUNKS).astype(np.float32)).unsqueeze(1)
+        if self.variant == "Temp-Triplet":  # (3, 10) chunk indices, drawn batch after batch as the loss drew them
+            batch["triplets"] = draw_triplets(self.rng, rounds=10, chunks=CHUNKS)  # (nothing else draws in a stage)
         return batch
 
 

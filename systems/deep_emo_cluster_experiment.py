@@ -50,8 +50,11 @@ def deep_emo_cluster_parser(doc: str | None):
 
 
 def run_name_of(args) -> str:
+    """The original's run name, plus the precision when not fp32 (a bf16 run never stands in fp32's folder)."""
+    from engine.cli import precision_tag
     from systems.deep_emo_cluster import run_name
-    return run_name(args.epoch, args.batch_size, args.num_clusters, args.emo_attr, args.model_type, args.unlabel_size)
+    return (run_name(args.epoch, args.batch_size, args.num_clusters, args.emo_attr, args.model_type, args.unlabel_size)
+            + precision_tag(args.precision))
 
 
 def describe(argv, doc: str | None) -> Experiment:

@@ -40,7 +40,7 @@ def describe(args: argparse.Namespace, ap: argparse.ArgumentParser, argv) -> Exp
                         val_every=args.val_every,  # None: the original's 0.3 epoch, per fold (MDRE.folds)
                         seed=args.seed, device=resolve_device(args.device), resume=not args.no_resume,
                         progress=not args.no_progress, deterministic=args.deterministic, patience=args.patience,
-                        clip_value=args.clip)
+                        clip_value=args.clip, precision=args.precision)
     outputs = {**output_names(args, ap, folds), "tag": tag}
     outputs["titles"] = {p: f"{tag}: {p} protocol, WA / UA per fold" for p in outputs["protocols"]}
     return Experiment(system="mdre", script="mdre.py", argv=tuple(sys.argv[1:] if argv is None else argv),

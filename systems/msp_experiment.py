@@ -32,7 +32,7 @@ def training_experiment(system: str, script: str, argv, args, hooks: str, **trai
                       protocol="splits", folds=(args.name,),
                       training=Training(batch_size=args.batch_size, seed=args.seed, device=resolve_device(args.device),
                                         resume=not args.no_resume, progress=not args.no_progress,
-                                        deterministic=args.deterministic, **training),
+                                        deterministic=args.deterministic, precision=args.precision, **training),
                       outputs={"name": args.name, "run": args.out / args.name}, stages=("train",), hooks=hooks)
 
 
@@ -55,7 +55,8 @@ def testing_experiment(system: str, script: str, argv, args, hooks: str) -> Expe
     from utils import resolve_device
     return Experiment(system=system, script=script, argv=tuple(argv), settings=args, corpus=args.root,
                       protocol="splits", folds=(args.split,),
-                      training=Training(device=resolve_device(args.device), allow_unfinished=args.allow_unfinished),
+                      training=Training(device=resolve_device(args.device), allow_unfinished=args.allow_unfinished,
+                                        precision=args.precision),
                       outputs=testing_outputs(args), stages=("test",), hooks=hooks)
 
 

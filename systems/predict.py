@@ -279,15 +279,31 @@ def predict_batch(predict, inputs: list) -> tuple[np.ndarray, list[list[str]]]:
     return scores, each if any(each) else [[f"{w} (in a batch of {len(inputs)} files)" for w in caught]] * len(inputs)
 
 
+def in_precision(fn, device: str, precision: str):
+    """`fn` with its forward passes in `precision` on `device` (engine.loop.autocast: the models' forward, not the
+    feature extraction before it); fp32: `fn` itself. fp16 off CUDA is a UserError now, not at the first file."""
+    if precision == "fp32":
+        return fn
+    from engine.loop import autocast
+    with autocast(device, precision):  # checks the pair now
+        pass
+
+    def run(*args, **kw):
+        with autocast(device, precision):
+            return fn(*args, **kw)
+    return run
+
+
 class Predictor:
     """One system's trained models with that system's feature extraction: scores WAV folders, files and signals
     into the rows of pred_result.csv (`header`), the same for prediction_process.py and the Python API."""
 
     def __init__(self, system: str, models: list, *, audio_model: str | None = None, text_model: str | None = None,
-                 device: str = "cpu", batch_size: int = 16):
+                 device: str = "cpu", batch_size: int = 16, precision: str = "fp32"):
         """`models` as load_models returns them; audio-text: its extractors are loaded now (`audio_model` /
-        `text_model` instead of the ones the checkpoint records), a failure is a ValueError."""
-        self.system, self.models, self.batch_size = system, models, batch_size
+        `text_model` instead of the ones the checkpoint records), a failure is a ValueError. `precision`: the
+        models' forward passes in fp32 (the reference), bf16 or fp16 (CUDA only); scores come back as float32."""
+        self.system, self.models, self.batch_size, self.precision = system, models, batch_size, precision
         if system == "audio-text":
             self.featurize, self.forward, columns = audio_text_parts(models[0], audio_model, text_model, device)
             self.track_inputs = models[0].track
@@ -298,6 +314,8 @@ class Predictor:
             self.featurize, self.forward, columns = per_attribute_parts(models, extractor)
             self.track_inputs, self.frame_rate = per_attribute_track(models), extractor.frame_rate
             self.attributes = [ATTRIBUTE_NAMES[p.attribute] for p in models]
+        self.forward = in_precision(self.forward, device, precision)
+        self.track_inputs = in_precision(self.track_inputs, device, precision)
         self.header = ["File_Name", *columns, "Warning"]
         self.scores = [c for c in columns if c != "Text"]
 
@@ -424,17 +442,20 @@ class Predictor:
 
 def load(path=None, *, system: str | None = None, normterm=None, device: str = "cpu", allow_unfinished: bool = False,
          atten: str = "SelfAttenVec", audio_model: str | None = None, text_model: str | None = None,
-         batch_size: int = 16, threads: int | None = None) -> Predictor:
+         batch_size: int = 16, threads: int | None = None, precision: str = "fp32") -> Predictor:
     """A Predictor of any of our checkpoint folders (chunk-lstm, deep-emo-cluster, audio-text: the system read
     from its config.json) or original .pth.tar files (their NormTerm folder `normterm`), one per attribute as a
     list, or a folder holding them; None: the shipped published chunk-LSTM models of `atten`. Exported .onnx
-    files (export_onnx.py) run on onnxruntime with `threads` threads (None: all cores)."""
+    files (export_onnx.py) run on onnxruntime with `threads` threads (None: all cores). `precision`: the forward
+    passes in fp32, bf16 or fp16 (CUDA only); exported files run in fp32."""
     paths = None if path is None else [path] if isinstance(path, (str, Path)) else list(path)
     if paths and all(str(p).endswith(".onnx") for p in paths):  # exported files: onnxruntime on the CPU
         from systems.onnx_predict import load_onnx
+        if precision != "fp32":
+            raise ValueError(f"precision {precision}: exported .onnx files run in fp32 on onnxruntime")
         system, models = load_onnx([Path(p) for p in paths], threads=threads)
     else:
         system, models = load_models(paths, system, None if normterm is None else Path(normterm), device,
                                      allow_unfinished, atten)
     return Predictor(system, models, audio_model=audio_model, text_model=text_model, device=device,
-                     batch_size=batch_size)
+                     batch_size=batch_size, precision=precision)

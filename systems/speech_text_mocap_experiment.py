@@ -140,7 +140,7 @@ def describe(args: argparse.Namespace, ap: argparse.ArgumentParser, argv) -> Exp
     training = Training(iterations=args.iterations, batch_size=args.batch_size, lr=args.lr,
                         val_every=args.val_every, seed=args.seed, device=resolve_device(args.device),
                         resume=not args.no_resume, progress=not args.no_progress, deterministic=args.deterministic,
-                        patience=args.patience)
+                        patience=args.patience, precision=args.precision)
     return Experiment(system=SYSTEM, script="speech_text_mocap.py", argv=tuple(map(str, argv)), settings=args,
                       corpus=args.root, inputs=store_paths(args, configs), protocol="loso" if args.loso else "session5",
                       folds=tuple((c, k) for k in sessions for c in configs), training=training,

@@ -165,6 +165,77 @@ def test_auto_uses_faiss_when_available():
     assert kmeans(x, 5, seed=1).backend == "faiss"
 
 
+
+# --------------------------------------------------------------------------- devices
+
+def test_tensor_input_and_explicit_cpu_give_the_array_result():
+    """A torch tensor (or device="cpu") is the same k-means as the numpy array: same partition, bit for bit."""
+    import torch
+    x = noise(n=1500, d=8)
+    for backend in ("torch", "faiss") if clustering.faiss_available() else ("torch",):
+        ref = kmeans(x, 9, niter=6, seed=4, backend=backend)
+        for r in (kmeans(torch.from_numpy(x), 9, niter=6, seed=4, backend=backend),
+                  kmeans(x, 9, niter=6, seed=4, backend=backend, device="cpu")):
+            assert r.device == "cpu" and r.backend == backend
+            np.testing.assert_array_equal(r.assign, ref.assign)
+            assert r.centroids.tobytes() == ref.centroids.tobytes() and r.objective == ref.objective
+    with pytest.raises(ValueError, match="NaN"):
+        kmeans(torch.full((4, 2), float("nan")), 2, seed=0, backend="torch")
+
+
+class _FakeGpuFaiss:
+    """faiss with a pretend GPU: its GPU flat index is the CPU one, recording the device it was asked for."""
+
+    def __init__(self, faiss):
+        self._faiss, self.devices = faiss, []
+
+    def __getattr__(self, name):
+        return getattr(self._faiss, name)
+
+    def get_num_gpus(self):
+        return 1
+
+    def StandardGpuResources(self):  # noqa: N802 (faiss's name)
+        return object()
+
+    def GpuIndexFlatConfig(self):  # noqa: N802
+        return type("Config", (), {"device": -1})()
+
+    def GpuIndexFlatL2(self, resources, d, config):  # noqa: N802
+        self.devices.append(config.device)
+        return self._faiss.IndexFlatL2(d)
+
+
+def test_cuda_data_uses_faiss_gpu_index_when_faiss_has_gpus(monkeypatch):
+    faiss = pytest.importorskip("faiss")
+    fake = _FakeGpuFaiss(faiss)
+    monkeypatch.setattr(clustering, "_import_faiss", lambda: fake)
+    x, _ = blobs(n_per=60)
+    r = kmeans(x, 5, niter=5, seed=2, device="cuda:1")
+    assert fake.devices == [1] and r.backend == "faiss" and r.device == "cuda:1"
+    cpu = kmeans(x, 5, niter=5, seed=2)  # no device: faiss-cpu, never the GPU index
+    assert fake.devices == [1] and cpu.device == "cpu"
+    np.testing.assert_array_equal(r.assign, cpu.assign)
+    # faiss-cpu only (no GPU index in the module): the CUDA request runs faiss on the CPU
+    monkeypatch.setattr(clustering, "_import_faiss", lambda: faiss)
+    assert clustering.faiss_gpus(faiss) == 0
+    assert kmeans(x, 5, niter=5, seed=2, device="cuda:0").device == "cpu"
+
+
+@pytest.mark.skipif(not __import__("torch").cuda.is_available(), reason="needs a CUDA device")
+def test_torch_fallback_runs_on_the_gpu(monkeypatch):
+    import torch
+    monkeypatch.setitem(sys.modules, "faiss", None)  # no faiss: the torch k-means on the model's device
+    x, truth = blobs(n_per=200)
+    xt = torch.from_numpy(x).cuda()
+    r = kmeans(xt, 5, niter=20, seed=6)
+    assert r.backend == "torch" and r.device.startswith("cuda")
+    assert isinstance(r.assign, np.ndarray) and nmi(r.assign, truth) == pytest.approx(1.0)
+    cpu = kmeans(x, 5, niter=20, seed=6)
+    np.testing.assert_array_equal(r.assign, cpu.assign)
+    np.testing.assert_allclose(r.objective, cpu.objective, rtol=1e-4)
+
+
 # --------------------------------------------------------------------------- sampler
 
 def test_sampler_balances_clusters_and_keeps_sentences_whole():
