@@ -37,7 +37,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from engine.cli import UserError, entry, parser  # noqa: E402
 from utils import atomic_write_text  # noqa: E402
 
-DEMO = Path("/tmp/fresh21/demo_data")  # the finished demo run: its result files are the report stage's templates
+DEMO = Path(__file__).resolve().parents[1] / "demo_data"  # make demo's output: the report stage's templates
 BASES = {"store-write": 48, "store-read": 48, "norm-para": 48, "dec-embed": 24, "kmeans-faiss": 57_750,
          "kmeans-torch": 57_750, "audio-text": 96, "stm-collate": 96, "report": 24}
 UNITS = {"store-write": "utterances", "store-read": "utterances", "norm-para": "utterances",

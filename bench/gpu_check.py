@@ -375,7 +375,7 @@ def time_wav2vec2(device: str, precision: str, tiny: bool, store_dir: Path, *, u
 
 def table(report: dict) -> str:
     lines = ["| system | device | precision | steps/s | data wait | train peak MiB | test RTF | predict RTF | "
-             "predict diff (tol.) | trained diff | test CCC/UA (diff) | ok |", "|---|---|---|---|---|---|---|---|---|---|---|---|"]
+             "predict diff (tol.) | trained diff | test CCC/UA (diff) | ok |", "|---" * 12 + "|"]
     fmt = lambda v, f: "-" if v is None else format(v, f)  # noqa: E731
     for name, res in report["systems"].items():
         for r in res.get("rows", []):
@@ -385,8 +385,8 @@ def table(report: dict) -> str:
             lines.append(f"| {name} | {r['device']} | {r['precision']} | {r['steps_per_s']:.2f} | "
                          f"{100 * r['data_wait_share']:.1f}% | {fmt(r['train_peak_gpu_mib'], '.0f')} | "
                          f"{r['test_rtf']:.5f} | {r['predict_rtf']:.5f} | {r['predict_rel_diff']:.2e} "
-                         f"({r['tolerance']:g}) | {r['trained_rel_diff']:.2e} | {r['test_metric']:.3f} ({r['metric_diff']:.3f}) | "
-                         f"{'yes' if r['ok'] else 'NO'} |")
+                         f"({r['tolerance']:g}) | {r['trained_rel_diff']:.2e} | {r['test_metric']:.3f} "
+                         f"({r['metric_diff']:.3f}) | {'yes' if r['ok'] else 'NO'} |")
     lines += ["", "| wav2vec2 | device | precision | x real time (forward) | x real time (+ float16 store) | "
               "peak MiB | 324 h in (h) |", "|---|---|---|---|---|---|---|"]
     for r in report.get("wav2vec2", []):
