@@ -1,6 +1,6 @@
-"""The one metrics module: CCC, WA, UA and the confusion matrix, and the uncertainty on them.
+"""The one metrics module: CCC, WA, UA, macro-F1 and the confusion matrix, and the uncertainty on them.
 
-Every CCC / WA / UA the toolkit prints or reports is a `Scored`: the value on the whole test set and a 95 %
+Every CCC / WA / UA / macro-F1 the toolkit prints or reports is a `Scored`: the value on the whole test set and a 95 %
 bootstrap interval over test utterances (seeded; 1,000 resamples by default).
 
 How the intervals are made (the methods the result files name in their "interval" record):
@@ -16,7 +16,8 @@ How the intervals are made (the methods the result files name in their "interval
 - "percentile": the alpha/2 and 1 - alpha/2 quantiles of the resampled values.
 
 Speed: each metric is a function of a few sums over utterances (CCC: the first and second moments of labels
-and predictions; WA: correct counts; UA: per-class correct and support counts). A resample is a vector of
+and predictions; WA: correct counts; UA: per-class correct and support counts; macro-F1: per-class correct,
+support and predicted counts). A resample is a vector of
 counts (how often each utterance was drawn), so B resamples are one (B, n) x (n, m) product of counts with
 per-utterance columns, done in chunks; the jackknife subtracts each utterance's own row from the totals.
 1,000 BCa resamples of 30,000 utterances take well under a second (bench/bench_bootstrap.py).
@@ -37,7 +38,7 @@ from typing import Callable
 
 import numpy as np
 
-METRIC_KEYS = ("CCC", "WA", "UA")
+METRIC_KEYS = ("CCC", "WA", "UA", "macro_F1")
 INTERVAL = {"method": "bca", "resamples": 1000, "level": 0.95, "seed": 0, "unit": "test utterance"}
 METHODS = ("bca", "percentile")
 _NORMAL = NormalDist()
@@ -109,6 +110,23 @@ def unweighted_accuracy(true, pred, n_classes: int) -> float:
     if not present.any():
         raise ValueError("unweighted_accuracy of no items")
     return float(np.mean(np.diag(cm)[present] / support[present]))
+
+
+def macro_f1(true, pred, n_classes: int) -> float:
+    """The unweighted mean of the per-class F1 = 2 TP / (2 TP + FP + FN): the metric of the Interspeech 2025
+    MSP-Podcast challenge (categorical track), equal to sklearn's f1_score(true, pred, average="macro").
+
+    The mean runs over the classes present in `true` OR `pred` (sklearn's labels=None). A class absent from
+    both has F1 0/0 and is left out (as UA leaves out a class with no true item: a test set that lacks a class
+    is not punished for it); a class predicted but never true has F1 0 and counts (its predictions are all
+    false positives). On data holding every class this is the usual macro-F1."""
+    cm = confusion_matrix(true, pred, n_classes)
+    tp, support, predicted = np.diag(cm), cm.sum(axis=1), cm.sum(axis=0)
+    denom = support + predicted  # 2 TP + FP + FN
+    present = denom > 0
+    if not present.any():
+        raise ValueError("macro_f1 of no items")
+    return float(np.mean(2 * tp[present] / denom[present]))
 
 
 # ------------------------------------------------------------------------------------------------ Scored
@@ -204,6 +222,20 @@ def _ua_fn(n_classes: int) -> Callable:
     return fn
 
 
+def _f1_fn(n_classes: int) -> Callable:
+    def fn(s: np.ndarray, total: float) -> np.ndarray:
+        k = n_classes
+        support = s[:, :k]  # (r, K)
+        predicted = s[:, k:].reshape(len(s), 2, -1, k)[:, 0]  # (r, S, K)
+        correct = s[:, k:].reshape(len(s), 2, -1, k)[:, 1]  # (r, S, K)
+        denom = support[:, None, :] + predicted  # 2 TP + FP + FN
+        present = denom > 0
+        with np.errstate(divide="ignore", invalid="ignore"):
+            f1 = np.where(present, 2 * correct / denom, 0.0)
+        return (f1.sum(axis=2) / present.sum(axis=2)).mean(axis=1)
+    return fn
+
+
 def _draws(preds, n: int, what: str = "preds") -> np.ndarray:
     p = np.asarray(preds)
     p = p[None, :] if p.ndim == 1 else p
@@ -233,10 +265,15 @@ def _stat(metric: str, labels, preds, n_classes: int | None) -> tuple[_Stat, flo
     if metric == "WA":
         return _Stat(correct, _wa_fn), float(np.mean([weighted_accuracy(t, d) for d in p]))
     if n_classes is None:
-        raise ValueError("UA needs n_classes")
+        raise ValueError(f"{metric} needs n_classes")
     onehot = np.eye(n_classes)[t]  # (n, K)
-    cols = np.column_stack([onehot, (correct[:, :, None] * onehot[:, None, :]).reshape(len(t), -1)])
-    return _Stat(cols, _ua_fn(n_classes)), float(np.mean([unweighted_accuracy(t, d, n_classes) for d in p]))
+    correct_by_class = (correct[:, :, None] * onehot[:, None, :]).reshape(len(t), -1)  # (n, S*K)
+    if metric == "UA":
+        cols = np.column_stack([onehot, correct_by_class])
+        return _Stat(cols, _ua_fn(n_classes)), float(np.mean([unweighted_accuracy(t, d, n_classes) for d in p]))
+    predicted = np.eye(n_classes)[p.astype(np.int64).T].reshape(len(t), -1)  # (n, S, K) -> (n, S*K)
+    cols = np.column_stack([onehot, predicted, correct_by_class])
+    return _Stat(cols, _f1_fn(n_classes)), float(np.mean([macro_f1(t, d, n_classes) for d in p]))
 
 
 def _counts(rng: np.random.Generator, rows: int, n: int) -> np.ndarray:
@@ -315,11 +352,12 @@ def _scored(st: _Stat, value: float, n: int, resamples: int, level: float, seed:
 
 def score(metric: str, labels, preds, *, n_classes: int | None = None, resamples: int = 1000,
           level: float = 0.95, seed: int = 0, method: str = "bca") -> Scored:
-    """`metric` (CCC, WA or UA) of `preds` against `labels` with a bootstrap interval over utterances.
+    """`metric` (CCC, WA, UA or macro_F1) of `preds` against `labels` with a bootstrap interval over utterances.
 
     labels (n,); preds (n,) or (S, n) = S simulation draws of the same utterances (the value is then the mean
-    over draws, and each resample takes the same utterances in every draw). WA/UA take integer class indices
-    (UA needs n_classes). `method` "bca" (Efron 1987; percentile where undefined) or "percentile"; seeded."""
+    over draws, and each resample takes the same utterances in every draw). WA/UA/macro_F1 take integer class
+    indices (UA and macro_F1 need n_classes). `method` "bca" (Efron 1987; percentile where undefined) or
+    "percentile"; seeded."""
     _check_settings(resamples, level, method)
     st, value = _stat(metric, labels, preds, n_classes)
     return _scored(st, value, len(st.cols), int(resamples), level, seed, method)[0]

@@ -416,7 +416,8 @@ def write_class_scores(out: Path, utts: list[str], labels, logits, classes, *, r
                        ci_method: str = "bca") -> tuple[float, float]:
     """The classification counterpart of write_scores (Systems 4 and 5): per-utterance CSV (utterance, label,
     prediction, one logit per class), the confusion matrix as <stem>_confusion.csv/.png, and <out>.json with
-    WA, UA, their 95 % bootstrap intervals over the test utterances (`WA_ci`, `UA_ci`; `interval` says how),
+    WA, UA, macro-F1 (the MSP-Podcast challenge's metric), their 95 % bootstrap intervals over the test utterances
+    (`WA_ci`, `UA_ci`, `macro_F1_ci`; `interval` says how),
     the chance / majority-class baselines and per-class support of these test labels (`baselines`) and the
     matrix in the shared result format. Returns (WA, UA)."""
     from metrics import baselines, interval_fields, interval_record, score
@@ -437,6 +438,7 @@ def write_class_scores(out: Path, utts: list[str], labels, logits, classes, *, r
     write_confusion(stem, cm, list(classes), title=result.get("title"))
     write_result(output_file(out, ".json"), {"metric": "WA/UA", **interval_fields("WA", wa_s),
                                             **interval_fields("UA", ua_s),
+                                            **interval_fields("macro_F1", score("macro_F1", labels, pred, **opts)),
                                             "interval": interval_record(resamples, method=ci_method),
                                             "baselines": baselines(labels, len(classes)), "utterances": len(utts),
                                             "classes": list(classes), "confusion": cm.tolist(),

@@ -256,3 +256,68 @@ def test_result_files_store_intervals_baselines_and_the_method(tmp_path):
     assert res["UA_ci"][0] < ua < res["UA_ci"][1] and res["interval"]["method"] == "percentile"
     assert res["baselines"] == {"chance_WA": 0.25, "majority_WA": 0.5, "chance_UA": 0.25,
                                 "majority_UA": pytest.approx(1 / 3), "support": [15, 10, 5, 0]}
+
+
+# ------------------------------------------------------------------------------------------------ macro-F1
+# The module's 4-class example (HAND_CM): per class 2 TP / (support + predicted)
+#   angry   2*5 / (6 + 7) = 10/13     happy 2*1 / (2 + 2) = 1/2
+#   sad     2*2 / (3 + 2) = 4/5       neutral 2*0 / (1 + 1) = 0
+HAND_F1 = (10 / 13 + 1 / 2 + 4 / 5 + 0) / 4
+
+
+def test_macro_f1_hand_computed_and_sklearn():
+    assert metrics.macro_f1(TRUE, PRED, 4) == pytest.approx(HAND_F1)
+    assert metrics.macro_f1(TRUE, TRUE, 4) == 1.0
+    # a class absent from both true and pred (class 3 of 5, class 4) is left out of the mean
+    t, p = [0, 0, 1, 2], [0, 1, 1, 2]  # F1: 2/3, 2/3, 1
+    assert metrics.macro_f1(t, p, 5) == pytest.approx((2 / 3 + 2 / 3 + 1) / 3)
+    # a class predicted but never true counts with F1 0 (its predictions are all false positives)
+    t, p = [0, 0, 1, 1], [0, 3, 1, 1]  # F1: 2/3, 1, class 3: 0
+    assert metrics.macro_f1(t, p, 4) == pytest.approx((2 / 3 + 1 + 0) / 3)
+    sklearn_metrics = pytest.importorskip("sklearn.metrics")
+    rng = np.random.default_rng(11)
+    for _ in range(50):
+        k, n = int(rng.integers(2, 9)), int(rng.integers(1, 30))
+        y, q = rng.integers(0, k, n), rng.integers(0, k, n)
+        assert metrics.macro_f1(y, q, k) == pytest.approx(sklearn_metrics.f1_score(y, q, average="macro"),
+                                                          abs=1e-12)
+    with pytest.raises(ValueError, match="no items"):
+        metrics.macro_f1([], [], 4)
+    with pytest.raises(ValueError, match="out of range"):
+        metrics.macro_f1([0, 4], [0, 1], 4)
+
+
+def test_macro_f1_interval_fast_path_and_paired_test():
+    rng = np.random.default_rng(4)
+    y, q = rng.integers(0, 4, 25), rng.integers(0, 4, (3, 25))
+    st, value = metrics._stat("macro_F1", y, q, 4)
+    assert value == pytest.approx(np.mean([metrics.macro_f1(y, d, 4) for d in q]))
+    loo = [np.mean([metrics.macro_f1(np.delete(y, i), np.delete(d, i), 4) for d in q]) for i in range(25)]
+    assert metrics._jackknife(st) == pytest.approx(loo, abs=1e-12)
+    idx = rng.integers(0, 25, 25)
+    counts = np.bincount(idx, minlength=25).astype(float)[None, :]
+    assert st.fn(counts @ st.cols, 25)[0] == pytest.approx(np.mean([metrics.macro_f1(y[idx], d[idx], 4)
+                                                                     for d in q]), abs=1e-12)
+    s = metrics.score("macro_F1", TRUE, PRED, n_classes=4)
+    assert s.value == pytest.approx(HAND_F1) and s.lo < s.value < s.hi and s.method in metrics.METHODS
+    assert metrics.score("macro_F1", TRUE, PRED, n_classes=4) == s  # seeded
+    with pytest.raises(ValueError, match="macro_F1 needs n_classes"):
+        metrics.score("macro_F1", TRUE, PRED)
+    better = np.where(rng.random(200) < 0.8, np.arange(200) % 4, 0)
+    worse = np.where(rng.random(200) < 0.4, np.arange(200) % 4, 0)
+    r = metrics.paired_test("macro_F1", np.arange(200) % 4, worse, better, n_classes=4)
+    assert r["diff"] > 0 and r["p"] < 0.05 and r["diff_ci"][0] > 0
+
+
+def test_class_result_files_store_macro_f1(tmp_path):
+    import json
+
+    from systems.common import write_class_scores
+    labels = np.array([0, 0, 0, 1, 1, 2] * 5)
+    logits = np.eye(4)[np.where(np.arange(30) % 3 == 0, 3, labels)]
+    write_class_scores(tmp_path / "c.csv", [f"u{i}" for i in range(30)], labels, logits, CLASSES,
+                       result={"system": "y"})
+    res = json.loads((tmp_path / "c.json").read_text())
+    want = metrics.score("macro_F1", labels, logits.argmax(1), n_classes=4)
+    assert (res["macro_F1"], res["macro_F1_ci"]) == (want.value, [want.lo, want.hi])
+    assert res["macro_F1"] == pytest.approx(metrics.macro_f1(labels, logits.argmax(1), 4))
