@@ -34,7 +34,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from corpora.manifest import parse_classes, parse_segment, refuse_duplicates
+from corpora.manifest import jsonl_rows, parse_classes, parse_segment, refuse_duplicates
 from corpora.records import Corpus, CorpusError, Skipped, Utterance, decode_utf8
 
 PARTS = {"train": "train", "valid": "dev", "test": "test"}  # fold file part -> split name
@@ -87,17 +87,7 @@ def _row(obj: dict, label_map: dict[str, str], base: Path, split: str | None) ->
 
 
 def _read_jsonl(path: Path) -> list[tuple[int, dict | str]]:
-    out = []
-    for number, line in enumerate(decode_utf8(path.read_bytes(), path).splitlines(), start=1):
-        if not line.strip():
-            continue
-        try:
-            obj = json.loads(line)
-        except json.JSONDecodeError as e:
-            out.append((number, f"not valid JSON ({e.msg})"))
-            continue
-        out.append((number, obj if isinstance(obj, dict) else "not a JSON object"))
-    return out
+    return jsonl_rows(decode_utf8(path.read_bytes(), path))
 
 
 def read_emobox(folder: str | Path, *, fold: int | None = None, split: str | None = None,
