@@ -78,16 +78,16 @@ def precision_tag(precision: str) -> str:
 
 
 def check_precision(precision: str, device: str) -> None:
-    """UserError for a precision the device cannot run: an unknown name, or fp16 anywhere but on CUDA (its
-    autocast on the CPU is slow and unsupported for many kernels; bf16 is the CPU's lower precision)."""
-    if precision not in PRECISIONS:
-        raise UserError(f"--precision {precision}: choose from {', '.join(PRECISIONS)}")
+    """UserError for a precision the device cannot run (features.extract.check_extraction_precision, the one
+    rule: an unknown name, or fp16 anywhere but on CUDA); `device` "auto" is the device it would choose."""
+    from features.extract import check_extraction_precision
     if device == "auto":
         import torch
         device = "cuda" if torch.cuda.is_available() else "cpu"
-    if precision == "fp16" and not str(device).startswith("cuda"):
-        raise UserError(f"--precision fp16 needs a CUDA device (--device {device} was given or chosen): on the CPU "
-                        "use --precision bf16")
+    try:
+        check_extraction_precision(precision, device)
+    except ValueError as e:
+        raise UserError(f"--{e} (--device {device})") from None
 
 
 # What --deterministic (one thread, deterministic kernels) costs per training step of each system against the
