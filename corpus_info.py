@@ -98,11 +98,10 @@ def durations(records, progress: bool = False) -> dict:
 
 
 def mocap_files(corpus: Corpus, r: Utterance) -> list[Path]:
-    """The motion-capture files a record needs: the corpus's own list (a manifest's mocap_paths), else
-    IEMOCAP's MOCAP streams of the dialog; [] when the corpus has none."""
-    listed = getattr(corpus, "mocap_paths", None)
-    if listed is not None:
-        return [Path(listed[r.utt_id])] if listed.get(r.utt_id) else []
+    """The motion-capture files a record needs: the record's own (a manifest row's mocap_path), else IEMOCAP's
+    MOCAP streams of the dialog; [] when the corpus has none."""
+    if r.mocap_path is not None:
+        return [r.mocap_path]
     if r.session is not None and r.dialog:
         from corpora.iemocap import MOCAP_STREAMS, mocap_path
         return [mocap_path(r, stream) for stream in MOCAP_STREAMS]

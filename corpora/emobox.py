@@ -83,7 +83,8 @@ def _row(obj: dict, label_map: dict[str, str], base: Path, split: str | None) ->
     key = str(obj["key"])
     return Utterance(utt_id=key, audio_path=base / str(obj["wav"]), speaker=f"unknown:{key}",
                      corpus=str(obj.get("dataset") or "EmoBox"), split=split, category=label_map[emo],
-                     start=segment[0], end=segment[1])
+                     start=segment[0], end=segment[1],
+                     segment=None if segment[0] is None else (segment[0], segment[1]))
 
 
 def _read_jsonl(path: Path) -> list[tuple[int, dict | str]]:
@@ -131,4 +132,4 @@ def read_emobox(folder: str | Path, *, fold: int | None = None, split: str | Non
                 records.append(rec)
     refuse_duplicates(folder, keys)
     return Corpus(name=f"EmoBox {folder.name}" + (f" fold {fold}" if fold is not None else ""), root=folder,
-                  records=records, skipped=skipped)
+                  records=records, skipped=skipped, classes=tuple(dict.fromkeys(label_map.values())))

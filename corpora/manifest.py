@@ -11,8 +11,7 @@ Columns (CSV header, or the keys of each JSONL object):
   transcript       optional inline text, or
   transcript_path  optional text file (relative to the manifest's folder); a row may not give both
   textgrid_path    optional forced alignment (Praat TextGrid); Utterance.alignment_path
-  mocap_path       optional motion-capture file; Utterance has no field for it, so it is kept in
-                   ManifestCorpus.mocap_paths (utterance id -> path)
+  mocap_path       optional motion-capture file (IEMOCAP's per-dialog MOCAP text format); Utterance.mocap_path
   arousal, dominance, valence   optional dimensional labels on the declared scale, stored on 1-7
   label            optional categorical label, mapped through the declared class map to Utterance.category
 
@@ -21,7 +20,8 @@ The declaration: a sidecar JSON next to the manifest with the same stem (`corpus
    "scale": [1, 5],                          required when any of arousal/dominance/valence is a column
    "classes": {"ang": "ang", "exc": "hap"}}  required when `label` is a column: raw label -> class; a list
                                              ["ang", "hap"] declares the identity map
-Dimensional labels are rescaled linearly from [lo, hi] to [1, 7] (the scale the dimensional systems are
+Corpus.classes lists the map's classes in the order they first appear in it (the categorical systems' class
+indices). Dimensional labels are rescaled linearly from [lo, hi] to [1, 7] (the scale the dimensional systems are
 trained on): v' = 1 + 6 (v - lo) / (hi - lo). Utterance.labels uses records.ATTRIBUTES (act, dom, val).
 
 A row without any label (every label column empty) is kept unlabelled (e.g. a test split without labels);
@@ -40,7 +40,7 @@ import csv
 import io
 import json
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 from corpora.records import Corpus, CorpusError, Skipped, Utterance, decode_utf8
@@ -54,13 +54,6 @@ TARGET_SCALE = (1.0, 7.0)
 SPLIT_ALIASES = {"train": "train", "training": "train",
                  "dev": "dev", "development": "dev", "valid": "dev", "validation": "dev", "val": "dev",
                  "test": "test"}
-
-
-@dataclass
-class ManifestCorpus(Corpus):
-    """A Corpus plus what Utterance has no field for: each utterance's mocap file (where the row names one)."""
-
-    mocap_paths: dict[str, Path] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -259,10 +252,12 @@ def _record(row: dict[str, str], columns: list[str], decl: Declaration, base: Pa
         split=split_name(row["split"]) if row.get("split", "") else None, labels=labelled[0],
         category=labelled[1], gender=row.get("gender") or None, transcript=row.get("transcript") or None,
         transcript_path=_relative(base, row.get("transcript_path", "")),
-        alignment_path=_relative(base, row.get("textgrid_path", "")), start=segment[0], end=segment[1])
+        alignment_path=_relative(base, row.get("textgrid_path", "")), start=segment[0], end=segment[1],
+        segment=None if segment[0] is None else (segment[0], segment[1]),
+        mocap_path=_relative(base, row.get("mocap_path", "")))
 
 
-def read_manifest(path: str | Path, *, split: str | None = None, check_audio: bool = True) -> ManifestCorpus:
+def read_manifest(path: str | Path, *, split: str | None = None, check_audio: bool = True) -> Corpus:
     """Every row of the manifest (or of one split: `split` takes the aliases of SPLIT_ALIASES) as records, in
     file order, with every row left out listed in `skipped`. See the module docstring for the format."""
     manifest = Path(path)
@@ -280,7 +275,7 @@ def read_manifest(path: str | Path, *, split: str | None = None, check_audio: bo
         if want not in present:
             raise CorpusError(f"{manifest}: no split {split!r} (splits: {', '.join(present) or 'none'})")
     base = manifest.parent
-    records, skipped, mocap = [], [], {}
+    records, skipped = [], []
     for number, row in rows:
         if isinstance(row, str):
             skipped.append(Skipped(f"line {number}", str(manifest), row))
@@ -297,6 +292,5 @@ def read_manifest(path: str | Path, *, split: str | None = None, check_audio: bo
             skipped.append(Skipped(rec.utt_id, str(rec.audio_path), "audio file missing"))
             continue
         records.append(rec)
-        if row.get("mocap_path", ""):
-            mocap[rec.utt_id] = base / row["mocap_path"]
-    return ManifestCorpus(name=decl.name, root=manifest, records=records, skipped=skipped, mocap_paths=mocap)
+    classes = tuple(dict.fromkeys(decl.classes.values())) if decl.classes else ()
+    return Corpus(name=decl.name, root=manifest, records=records, skipped=skipped, classes=classes)

@@ -1,8 +1,9 @@
-"""MSP-Podcast reader for releases v1.6 to v1.12.
+"""MSP-Podcast reader for releases v1.6 to v1.12 and 2.0.
 
 Release differences it absorbs:
   audio folder      `Audio/` or `Audios/`
-  labels file       `Labels/labels_concensus.csv` (v1.6-1.8 spelling) or `Labels/labels_consensus.csv`
+  labels file       `Labels/labels_concensus.csv` (v1.6-1.8 spelling) or `Labels/labels_consensus.csv`; where
+                    neither exists, `Labels/labels_consensus.json` (shipped beside the CSV since v1.12)
   split names       Train; Validation (<=1.8) or Development (>=1.10); Test (v1.6) or Test1, Test2, Test3
 Canonical split names are train, dev, test1, test2, test3; `--split` accepts the aliases in SPLIT_ALIASES,
 so `dev` and `test1` work on every release. Test3 is unlabelled.
@@ -15,6 +16,18 @@ a spelling (Test, test1, Validation, development, ...) and refuses an alias that
 Rows that repeat a FileName are never read twice: identical repeats are skipped (the first row is used),
 conflicting ones are all skipped; either way `Corpus.skipped` names their row numbers (the header is row 1,
 as a spreadsheet shows it). Detection runs over the whole file, whatever split is asked for.
+
+MSP-Podcast 2.0 (Busso et al. 2025, > 400 h): read with the same rules. Verified against the v1.12 readme (the
+newest release documentation found): Audios/, Labels/labels_consensus.{csv,json}, Transcripts/, ForceAligned/,
+partitions Train, Development, Test1, Test2, Test3 (Test3's labels hidden). Not verified (no 2.0 readme or file
+found): 2.0's file and split names, and the JSON file's layout, read as {"<FileName>": {"EmoClass": ..., "EmoAct":
+..., "Split_Set": ...}, ...} (or a list of such objects with a FileName key). A 2.0 split name this reader does
+not know is never guessed: its rows are listed as skipped ("unknown split") and docs/corpora.md says what to do.
+
+Categorical labels (`EmoClass`): CATEGORIES maps the eight primary emotions to class names (the classes of the
+Interspeech 2025 challenge's Task 1, scored with macro-F1); `O` (other) and `X` (no agreement) are in no class
+and are left out of categorical training and scoring, listed, as the challenge's baseline did
+(corpora.class_labels).
 
 Features and labels without audio: `require_audio=False` reads a folder with no `Audio/`/`Audios/`; records
 then point at `Audios/<utt>.wav` (`Audio/` where that folder exists) and no row is skipped for missing audio.
@@ -31,6 +44,10 @@ COLUMNS = ("FileName", "EmoClass", "EmoAct", "EmoVal", "EmoDom", "SpkrID", "Gend
 REQUIRED = ("FileName", "EmoAct", "EmoVal", "EmoDom", "Split_Set")  # EmoClass, SpkrID, Gender are optional
 LABEL_COLUMNS = {"act": "EmoAct", "dom": "EmoDom", "val": "EmoVal"}
 LABEL_RANGE = (1.0, 7.0)
+# EmoClass letter -> class: the eight primary emotions; O (other) and X (no agreement) have no class
+CATEGORIES = {"A": "angry", "S": "sad", "H": "happy", "U": "surprise", "F": "fear", "D": "disgust",
+              "C": "contempt", "N": "neutral"}
+NO_CLASS = {"O": "other", "X": "no agreement"}
 
 # canonical split -> the Split_Set strings releases use for it; the first is the canonical default spelling
 SPLITS = {"train": ("Train",), "dev": ("Development", "Validation"), "test1": ("Test1", "Test"),
@@ -68,10 +85,10 @@ def find_layout(root: str | Path, *, require_audio: bool = True) -> tuple[Path, 
         if require_audio:
             raise CorpusError(f"{root}: no audio folder (expected {root / 'Audios'} or {root / 'Audio'})")
         audio = root / "Audios"
-    labels = next((root / "Labels" / f for f in ("labels_consensus.csv", "labels_concensus.csv")
-                   if (root / "Labels" / f).is_file()), None)
+    labels = next((root / "Labels" / f for f in ("labels_consensus.csv", "labels_concensus.csv",
+                                                  "labels_consensus.json") if (root / "Labels" / f).is_file()), None)
     if labels is None:
-        raise CorpusError(f"{root / 'Labels'}: no labels_consensus.csv or labels_concensus.csv")
+        raise CorpusError(f"{root / 'Labels'}: no labels_consensus.csv, labels_concensus.csv or labels_consensus.json")
     return audio, labels
 
 
@@ -167,13 +184,10 @@ def read_msp_podcast(root: str | Path, split: str | None = None, *, check_audio:
     audio_dir, labels_csv = find_layout(root, require_audio=require_audio)
     if split is not None:
         canonical_split(split)  # an unknown name fails before the file is read
-    with open(labels_csv, newline="", encoding="utf-8-sig") as f:
-        reader = csv.DictReader(f)
-        header = [h.strip() for h in (reader.fieldnames or [])]
-        missing = [c for c in REQUIRED if c not in header]
-        if missing:
-            raise CorpusError(f"{labels_csv}: missing column(s) {', '.join(missing)} (found {', '.join(header)})")
-        rows = [{k.strip(): (v or "").strip() for k, v in row.items() if k is not None} for row in reader]
+    header, rows = _read_label_rows(labels_csv)
+    missing = [c for c in REQUIRED if c not in header]
+    if missing:
+        raise CorpusError(f"{labels_csv}: missing column(s) {', '.join(missing)} (found {', '.join(header)})")
     mixed = _mixed_splits(row["Split_Set"] for row in rows)
     want = _wanted_split(split, mixed, labels_csv) if split is not None else None
     utts = [n[:-4] if n.lower().endswith(".wav") else n for n in (row["FileName"] for row in rows)]
@@ -227,7 +241,29 @@ def read_msp_podcast(root: str | Path, split: str | None = None, *, check_audio:
             speaker=spk if spk and spk.lower() != "unknown" else f"unknown:{utt}",
             labels=labels, category=row.get("EmoClass") or None, gender=row.get("Gender") or None,
             transcript_path=transcripts / f"{utt}.txt", alignment_path=aligned / f"{utt}.TextGrid"))
-    return Corpus(name="MSP-Podcast", root=root, records=records, skipped=skipped)
+    return Corpus(name="MSP-Podcast", root=root, records=records, skipped=skipped,
+                  classes=tuple(CATEGORIES.values()))
+
+
+def _read_label_rows(path: Path) -> tuple[list[str], list[dict[str, str]]]:
+    """(columns, rows as stripped text) of labels_consensus.csv, or of labels_consensus.json (an object keyed by
+    FileName, or a list of objects holding FileName)."""
+    if path.suffix.lower() != ".json":
+        with open(path, newline="", encoding="utf-8-sig") as f:
+            reader = csv.DictReader(f)
+            header = [h.strip() for h in (reader.fieldnames or [])]
+            return header, [{k.strip(): (v or "").strip() for k, v in row.items() if k is not None} for row in reader]
+    import json
+    try:
+        data = json.loads(path.read_text(encoding="utf-8-sig"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise CorpusError(f"{path}: not valid JSON ({e})") from None
+    if isinstance(data, dict):
+        data = [{"FileName": k, **v} if isinstance(v, dict) else v for k, v in data.items()]
+    if not isinstance(data, list) or not all(isinstance(d, dict) for d in data):
+        raise CorpusError(f"{path}: expected {{\"<FileName>\": {{\"EmoAct\": ..., ...}}, ...}} or a list of objects")
+    header = list(dict.fromkeys(k for d in data for k in d))
+    return header, [{k: "" if v is None else str(v).strip() for k, v in d.items()} for d in data]
 
 
 def read_transcript(record: Utterance) -> str:

@@ -64,8 +64,12 @@ class Utterance:
     transcript: str | None = None  # inline text where the corpus keeps transcripts in a shared file (IEMOCAP)
     session: int | None = None
     dialog: str | None = None
-    start: float | None = None  # seconds within the dialog recording (IEMOCAP)
+    start: float | None = None  # seconds within the recording: IEMOCAP's dialog file; a manifest's segment
     end: float | None = None
+    # the part of `audio_path` this utterance is, in seconds (manifest and EmoBox rows with start/end); None: the
+    # whole file. Extractors read only this part. (IEMOCAP's start/end name the dialog recording, not audio_path.)
+    segment: tuple[float, float] | None = None
+    mocap_path: Path | None = None  # a manifest row's motion-capture file (IEMOCAP finds its own per dialog)
 
 
 @dataclass(frozen=True)
@@ -83,6 +87,9 @@ class Corpus:
     root: Path
     records: list[Utterance]
     skipped: list[Skipped] = field(default_factory=list)
+    # the categorical classes the corpus declares, in their declared order (a manifest's class map, EmoBox's
+    # label_map.json, MSP-Podcast's eight primary emotions); () when it declares none (corpora.class_labels)
+    classes: tuple[str, ...] = ()
 
     def __len__(self) -> int:
         return len(self.records)

@@ -26,18 +26,34 @@ def resample(x: np.ndarray, sr_in: int, sr_out: int = TARGET_SR) -> np.ndarray:
     return soxr.resample(np.asarray(x, dtype=np.float32), sr_in, sr_out, quality="HQ").astype(np.float32)
 
 
-def load_audio(path: str | Path, sr: int = TARGET_SR, min_seconds: float = 0.0) -> np.ndarray:
-    """Read `path` as float32 mono at `sr` (channels averaged, resampled with soxr HQ)."""
+def load_audio(path: str | Path, sr: int = TARGET_SR, min_seconds: float = 0.0,
+               segment: tuple[float, float] | None = None) -> np.ndarray:
+    """Read `path` (only seconds `segment` = (start, end) of it, when given: a manifest's utterance inside a longer
+    recording) as float32 mono at `sr` (channels averaged, resampled with soxr HQ). A segment that ends past the
+    file is refused (AudioError), never silently shortened."""
     path = Path(path)
     if not path.is_file():
         raise AudioError(path, "file not found")
     if path.stat().st_size == 0:
         raise AudioError(path, "empty file (0 bytes)")
     try:
-        x, file_sr = sf.read(str(path), dtype="float32", always_2d=True)
+        if segment is None:
+            x, file_sr = sf.read(str(path), dtype="float32", always_2d=True)
+        else:
+            with sf.SoundFile(str(path)) as f:
+                file_sr, frames = f.samplerate, f.frames
+                first, stop = round(segment[0] * file_sr), round(segment[1] * file_sr)
+                if stop > frames + 1:  # one frame of rounding slack
+                    raise AudioError(path, f"segment {segment[0]:g}-{segment[1]:g} s ends past the file's "
+                                           f"{frames / file_sr:.3f} s")
+                f.seek(min(first, frames))
+                x = f.read(min(stop, frames) - min(first, frames), dtype="float32", always_2d=True)
+    except AudioError:
+        raise
     except Exception as e:  # soundfile raises LibsndfileError/RuntimeError on corrupt headers
         raise AudioError(path, f"unreadable audio ({type(e).__name__}: {e})") from None
-    return mono_at(x, file_sr, path, sr, min_seconds)
+    where = path if segment is None else f"{path} [{segment[0]:g}-{segment[1]:g} s]"
+    return mono_at(x, file_sr, where, sr, min_seconds)
 
 
 def mono_at(x: np.ndarray, file_sr: int, source, sr: int = TARGET_SR, min_seconds: float = 0.0) -> np.ndarray:

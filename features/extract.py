@@ -50,16 +50,17 @@ class Item:
     transcript_path: Path | None = None
     transcript: str | None = None  # inline text (IEMOCAP)
     alignment_path: Path | None = None
+    segment: tuple[float, float] | None = None  # seconds of audio_path (a manifest's segment); None: the whole file
 
     @classmethod
     def from_record(cls, r: Utterance) -> "Item":
-        return cls(r.utt_id, r.audio_path, r.transcript_path, r.transcript, r.alignment_path)
+        return cls(r.utt_id, r.audio_path, r.transcript_path, r.transcript, r.alignment_path, r.segment)
 
 
 def load_input(item: Item, kind: str, min_seconds: float = 0.0):
     """The extractor's input for one item; raises AudioError / InputError naming the file and the problem."""
     if kind == "audio":
-        x = load_audio(item.audio_path, min_seconds=min_seconds)
+        x = load_audio(item.audio_path, min_seconds=min_seconds, segment=item.segment)
         if not np.any(x):
             raise AudioError(item.audio_path, "silent (all-zero) audio")
         return x

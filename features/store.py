@@ -375,7 +375,8 @@ _INPUT_FILE = {"audio": "audio_path", "text": "transcript_path", "words": "align
 def input_fingerprint(record, kind: str) -> dict | None:
     """What identifies the input of `kind` ("audio", "text", "words": what an extractor reads) of a record (a
     corpus Utterance or an extraction Item) now: the size and mtime_ns of its file (cheap: never a hash of audio),
-    or a hash of an inline transcript (IEMOCAP); None when the file cannot be seen."""
+    or a hash of an inline transcript (IEMOCAP); None when the file cannot be seen. An audio input that is a
+    segment of its file (a manifest row's start/end) records the segment too, so an edited segment re-extracts."""
     if kind == "text" and getattr(record, "transcript", None) is not None:
         return {"sha1": hashlib.sha1(record.transcript.strip().encode("utf-8", "surrogatepass")).hexdigest()}
     path = getattr(record, _INPUT_FILE.get(kind, ""), None)
@@ -383,7 +384,11 @@ def input_fingerprint(record, kind: str) -> dict | None:
         st = os.stat(path) if path is not None else None
     except OSError:
         return None
-    return {"path": str(path), "size": st.st_size, "mtime_ns": st.st_mtime_ns} if st else None
+    if not st:
+        return None
+    segment = getattr(record, "segment", None) if kind == "audio" else None
+    return {"path": str(path), "size": st.st_size, "mtime_ns": st.st_mtime_ns,
+            **({"segment": [float(segment[0]), float(segment[1])]} if segment else {})}
 
 
 def input_fingerprints(record, kind: str) -> dict | None:
@@ -399,7 +404,8 @@ def _comparable(was: dict, now: dict) -> bool:
 def _same_input(was: dict, now: dict) -> bool:
     if "sha1" in was:
         return was["sha1"] == now["sha1"]
-    return (was.get("size"), was.get("mtime_ns")) == (now["size"], now["mtime_ns"])
+    return (was.get("size"), was.get("mtime_ns"), was.get("segment")) == (now["size"], now["mtime_ns"],
+                                                                       now.get("segment"))
 
 
 def without_changed_inputs(records: list, stores, what: str) -> list:

@@ -106,3 +106,14 @@ def one_torch_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(threads)
+
+
+@pytest.fixture(scope="session")
+def manifest_corpus(tmp_path_factory):
+    """A 60-utterance synthetic corpus in the manifest format (corpora.synth.manifest): the manifest CSV's path.
+    Splits train, dev, test, test2; arousal/dominance/valence on a declared 1-5 scale; classes angry, sad, happy,
+    neutral (X rows unlabelled)."""
+    from corpora.synth.manifest import write_manifest_corpus
+
+    out = tmp_path_factory.mktemp("manifest")
+    return Path(write_manifest_corpus(out, n=60, seed=7, progress=False)["manifest"])

@@ -66,7 +66,9 @@ def test_csv_rows_of_every_kind(corpus_dir):
     assert (u2.start, u2.end) == (0.5, 1.25) and u2.split == "dev" and u2.category == "ang"
     assert u2.transcript_path == corpus_dir / "text" / "u2.txt"
     assert u2.alignment_path == corpus_dir / "align" / "u2.TextGrid"
-    assert c.mocap_paths == {"u2": corpus_dir / "mocap" / "u2.txt"}
+    assert u2.mocap_path == corpus_dir / "mocap" / "u2.txt" and u1.mocap_path is None
+    assert u2.segment == (0.5, 1.25) and u1.segment is None
+    assert c.classes == ("ang", "hap")  # the map's classes in declared order: the categorical systems' indices
     assert u3.audio_path == corpus_dir / "audio" / "long.wav" and u3.labels == {} and u3.category is None
     assert u3.speaker == "unknown:u3" and u3.split == "test"
     assert u4.split == "fold7" and u4.labels == {a: pytest.approx(2.5) for a in ("act", "dom", "val")}
