@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from corpora import CorpusError, read_corpus
+from corpora import CorpusError, class_labels, read_corpus
 from corpora.emobox import read_emobox
 from corpora.manifest import read_manifest, rescale
 from features.audio import write_wav
@@ -206,6 +206,9 @@ def test_emobox_corpus_file_and_label_map(emobox):
         ("k1", "Angry", None), ("k2", "Happy", None), ("k3", "Happy", None), ("k4", "Sad", None)]
     k4 = c.records[3]
     assert (k4.start, k4.end) == (0.05, 0.15) and k4.corpus == "toy" and k4.speaker == "unknown:k4"
+    assert k4.segment == (0.05, 0.15)  # what the extractors read of k4.wav
+    classes, pairs, _ = class_labels(c, "emobox")  # label_map.json's classes, merges (e -> Happy) once, in order
+    assert classes == ("Angry", "Happy", "Sad") and [y for _, y in pairs] == [0, 1, 1, 2]
     assert k4.audio_path == emobox.parent.parent / "downloads" / "toy" / "k4.wav"
     (s,) = c.skipped
     assert s.utt_id == "k5" and s.reason.startswith("unknown class: 'x'") and "line 5" in s.reason

@@ -370,3 +370,56 @@ def test_mixed_split_spellings_stay_apart(msp_corpus, tmp_path):
                                               r"Development and Validation rows; ask for Development or Validation"):
             read_msp_podcast(root, split=alias)
     assert canonical_split("test") == "test1" and canonical_split("Validation") == "dev"  # no file: as before
+
+
+def _labels_only_copy(msp_corpus, tmp_path):
+    """A copy of the corpus's Labels/ (no audio) and its rows as dicts."""
+    root = tmp_path / "MSP-PODCAST-2.0"
+    (root / "Labels").mkdir(parents=True)
+    with open(msp_corpus / "Labels" / "labels_consensus.csv", newline="") as f:
+        rows = list(csv.DictReader(f))
+    return root, rows
+
+
+def test_labels_consensus_json_reads_like_the_csv(msp_corpus, tmp_path):
+    """v1.12 ships Labels/labels_consensus.json beside the CSV (2.0 is read the same way): keyed by FileName, or a
+    list of objects; numbers may be JSON numbers. The records equal those of the CSV."""
+    import json
+    root, rows = _labels_only_copy(msp_corpus, tmp_path)
+    want = [(r.utt_id, r.split, r.labels, r.category, r.speaker)
+            for r in read_msp_podcast(msp_corpus, require_audio=False).records]
+    as_object = {r["FileName"]: {k: (float(v) if k in ("EmoAct", "EmoVal", "EmoDom") else v)
+                                 for k, v in r.items() if k != "FileName"} for r in rows}
+    for data in (as_object, rows):
+        (root / "Labels" / "labels_consensus.json").write_text(json.dumps(data))
+        got = read_msp_podcast(root, require_audio=False)
+        assert [(r.utt_id, r.split, r.labels, r.category, r.speaker) for r in got.records] == want
+    (root / "Labels" / "labels_consensus.json").write_text("[1, 2]")
+    with pytest.raises(CorpusError, match="labels_consensus.json: expected"):
+        read_msp_podcast(root, require_audio=False)
+
+
+def test_categorical_classes_leave_out_other_and_no_agreement(msp_corpus, tmp_path):
+    """The categorical systems' MSP-Podcast classes: the eight primary emotions in CATEGORIES order; O (other) and
+    X (no agreement) are in no class and are listed with their reason, as the Interspeech 2025 challenge did."""
+    from corpora import class_labels, read_corpus
+    from corpora.msp_podcast import CATEGORIES
+    root, rows = _labels_only_copy(msp_corpus, tmp_path)
+    rows[0]["EmoClass"], rows[1]["EmoClass"], rows[2]["EmoClass"] = "O", "U", ""
+    with open(root / "Labels" / "labels_consensus.csv", "w", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=list(rows[0]))
+        w.writeheader()
+        w.writerows(rows)
+    corpus = read_corpus("msp-podcast", root, labels_only=True)
+    classes, pairs, left_out = class_labels(corpus, "msp-podcast")
+    assert classes == ("angry", "sad", "happy", "surprise", "fear", "disgust", "contempt", "neutral")
+    letter = {r["FileName"].removesuffix(".wav"): r["EmoClass"] for r in rows}
+    assert all(classes[y] == CATEGORIES[letter[r.utt_id]] for r, y in pairs)
+    why = {s.utt_id: s.reason for s in left_out}
+    assert why[rows[0]["FileName"].removesuffix(".wav")] == ("no class: EmoClass O (other) is not one of the eight "
+                                                            "primary emotions")
+    assert why[rows[2]["FileName"].removesuffix(".wav")] == "no categorical label"
+    x_rows = [u for u, c in letter.items() if c == "X"]
+    assert x_rows and all("EmoClass X (no agreement)" in why[u] for u in x_rows)
+    assert len(pairs) + len(left_out) == len(corpus.records)  # nobody dropped silently
+    assert classes[dict((r.utt_id, y) for r, y in pairs)[rows[1]["FileName"].removesuffix(".wav")]] == "surprise"
