@@ -8,6 +8,13 @@ write report.md and a self-contained report.html from the result files those com
     python benchmark.py --config C --only mdre,audio-text # some systems (cross-corpus pairs need theirs)
     python benchmark.py --config C --report-only          # aggregate what is there, run nothing
     python benchmark.py --config C --jobs 4               # four systems at once (one process each)
+    python benchmark.py --config configs/demo_manifest.yaml  # two systems on a corpus described by a manifest
+
+A config's corpora may be of any kind the readers know (corpora.KINDS): `{kind: msp-podcast, root: R}`,
+`{kind: iemocap, root: R}`, `{kind: manifest, root: path/to/corpus.csv}` (CSV or JSONL) or `{kind: emobox, root:
+EmoBox/data/<corpus>, fold: N}`, each command reading it with --corpus KIND --root ROOT [--fold N]. The dimensional
+systems need dimensional labels (MSP-Podcast, a manifest); the categorical ones train on any corpus's classes (a
+corpus with named splits is one fold: train, dev, test; `splits: {train: T, dev: D, test: E}` names others).
 
 A config can run a variant over several training seeds (`seeds: [0, 1, 2]`: each its own runs, mean +- sd in the
 report) and the fusion systems under the robustness literature's missing-data protocols (`protocols: [fixed,

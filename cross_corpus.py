@@ -32,9 +32,17 @@ def build_parser() -> argparse.ArgumentParser:
     ap = parser(__doc__)
     ap.add_argument("--checkpoint", type=Path, nargs="+", required=True,
                     help="run folder(s) written by mdre.py or speech_text_mocap.py")
-    ap.add_argument("--corpus", choices=("msp-podcast",), default="msp-podcast", help="the corpus scored on")
-    ap.add_argument("--root", type=Path, required=True, help="MSP-Podcast release folder (Audios/, Labels/, ...)")
-    ap.add_argument("--split", default="test1", help="the split scored (test1, test2, development, train)")
+    from features.extract import add_corpus_args
+    from systems.cross_corpus import SCORED_KINDS
+    add_corpus_args(ap, SCORED_KINDS, "msp-podcast", "the corpus scored on")
+    ap.add_argument("--root", type=Path, required=True,
+                    help="MSP-Podcast release folder (Audios/, Labels/, ...), the manifest file, or EmoBox's "
+                         "data/<corpus> folder (default: none)")
+    ap.add_argument("--split", default=None, help="the split scored (default: test1 for msp-podcast, test otherwise; "
+                                                  "e.g. test2, development, train)")
+    ap.add_argument("--class-map", help="corpus class=model class,... or a .json file {corpus class: model class} "
+                                        "(default: IEMOCAP's four-class models on MSP-Podcast use EmoClass A, H, N, "
+                                        "S; otherwise classes are matched by name, case-insensitive)")
     f = ap.add_argument_group("features (speech+text+mocap models)")
     f.add_argument("--speech-model", help="wav2vec2 hub id or local folder (default: the one the checkpoint records)")
     f.add_argument("--text-model", help="BERT-style hub id or local folder (default: the one the checkpoint records)")

@@ -40,11 +40,16 @@ def build_parser() -> argparse.ArgumentParser:
     """evaluate_missing.py's flags."""
     ap = parser(__doc__)
     ap.add_argument("--checkpoints", type=Path, nargs="+", required=True, help="audio-text checkpoint folders")
-    ap.add_argument("--root", type=Path, required=True, help="MSP-Podcast root (labels, TextGrids, transcripts)")
+    from features.extract import add_corpus_args
+    from systems.common import DIMENSIONAL_KINDS
+    add_corpus_args(ap, DIMENSIONAL_KINDS, "msp-podcast", "corpus the scored split comes from")
+    ap.add_argument("--root", type=Path, required=True,
+                    help="MSP-Podcast root (labels, TextGrids, transcripts), or the manifest file (default: none)")
     ap.add_argument("--audio-store", type=Path, required=True, help="the checkpoints' audio feature store")
     ap.add_argument("--text-store", type=Path, required=True,
                     help="the checkpoints' text feature store (word conditions cache re-encoded text below it)")
-    ap.add_argument("--split", default="test1", help="split to score")
+    ap.add_argument("--split", default="test1",
+                    help="split to score (default test1; a manifest without test1 scores its test split)")
     ap.add_argument("--train-split", default="train",
                     help="split whose transcripts' words are wer's substitutes and insertions (default train)")
     add_protocol_args(ap, "sweep")

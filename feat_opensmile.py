@@ -3,9 +3,10 @@
 attention LSTM's input features) for a corpus or a WAV folder -> feature store.
 
     python feat_opensmile.py --corpus msp-podcast --root /data/MSP-PODCAST-Publish-1.10
+    python feat_opensmile.py --corpus manifest --root /data/mycorpus/corpus.csv
     python feat_opensmile.py --wav-dir my_wavs --store Features/OpenSmile_lld_IS13ComParE [--shard 0/4]
 
-Default store: <root>/Features/OpenSmile_lld_IS13ComParE, float32. The edited openSMILE config is generated
+Default store: <root>/Features/OpenSmile_lld_IS13ComParE (a manifest: beside the manifest file), float32. The edited openSMILE config is generated
 from the installed `opensmile` package on first use (see features/opensmile_lld.py). Resumable (finished
 utterances are kept), shardable (--shard i/N or torchrun), bad inputs listed in <store>/errors-*.csv.
 `python mat_io.py export` writes the original per-utterance Audio_data .mat files (time column first).

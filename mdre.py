@@ -1,12 +1,16 @@
 #!/usr/bin/env python
-"""Train and test the MDRE family (ARE, TRE, MDRE, MDREA) on IEMOCAP over every fold of a protocol; print the
-fold table and the mean WA / UA.
+"""Train and test the MDRE family (ARE, TRE, MDRE, MDREA) on IEMOCAP over every fold of a protocol, or on any
+corpus with categorical labels (--corpus msp-podcast, manifest, emobox: one fold of its named splits, its declared
+classes); print the fold table and the mean WA / UA (and macro-F1 off IEMOCAP).
 
     python mdre.py --root /data/IEMOCAP_full_release --model MDREA                 # the original's 5 random folds
     python mdre.py --root R --model MDRE --protocol loso --glove glove.840B.300d.txt  # leave one session out
     python mdre.py --root R --model MDREA --folds 1 --missing frames:0.3,words:0.3,audio-absent,text-absent
     python mdre.py --root R --model MDREA --unmasked-attention    # the 2018 paper's attention (padding unmasked)
     torchrun --nproc_per_node=2 mdre.py --root R --model TRE
+    python mdre.py --corpus manifest --root corpus.csv --model TRE       # train / dev / test splits of a manifest
+    python mdre.py --corpus emobox --root EmoBox/data/iemocap --fold 1   # no valid file: dev drawn from train
+    python mdre.py --corpus msp-podcast --root MSP --test-split test1    # the eight primary emotions (O, X left out)
 
 Features: the MFCC-E-D-A and prosody stores (feat_mdre.py; extracted here on first use when the audio is
 there). Text: NLTK-style tokens, a vocabulary from the training part of each fold (`--faithful-vocab`: from
@@ -39,21 +43,27 @@ import sys
 from pathlib import Path
 
 from engine.cli import (add_protocol_args, add_run_output_args, comma_ints, condition, entry, float_at_least,
-                        int_at_least, parser, positive_float)
+                        fraction, int_at_least, parser, positive_float)
 from engine.experiment import Experiment, run
 from systems import mdre_experiment
 # the naming and checking functions, read from this script by the tests
-from systems.mdre_experiment import checked_conditions, output_names, run_tag  # noqa: F401
+from systems.mdre_experiment import add_corpus_args, checked_conditions, output_names, run_tag  # noqa: F401
 
 
 def build_parser():
     """mdre.py's flags."""
     from systems.mdre import KINDS
     ap = parser(__doc__)
-    ap.add_argument("--root", type=Path, required=True, help="IEMOCAP release folder (holding Session1..5)")
+    ap.add_argument("--root", type=Path, required=True,
+                    help="IEMOCAP release folder (holding Session1..5); with --corpus, that corpus's root (see --corpus)")
+    add_corpus_args(ap, "mdre.py")
     ap.add_argument("--model", choices=KINDS, default="MDREA", help="which model of the family")
-    ap.add_argument("--protocol", choices=("random5", "loso"), default="random5",
-                    help="random5: the original's 5 random utterance folds; loso: leave one session out")
+    ap.add_argument("--protocol", choices=("random5", "loso"),
+                    help="IEMOCAP: random5, the original's 5 random utterance folds (default), or loso, leave one "
+                         "session out; a split corpus is one fold of its splits")
+    ap.add_argument("--dev-share", type=fraction(0, 0.5, high_open=False, why="the rest must stay for training"),
+                    default=0.1, help="loso, and a split corpus without a dev split: the share of the training "
+                                      "part held out as the dev part (seeded; in (0, 0.5])")
     ap.add_argument("--folds", type=comma_ints(1),
                     help="comma-separated fold numbers to run, each once: 1-5 (random5), or the held-out session's "
                          "number (loso) (default: all)")

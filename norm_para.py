@@ -3,6 +3,7 @@
 
     python norm_para.py --store Features/OpenSmile_lld_IS13ComParE --corpus msp-podcast --root R --out NormTerm
     python norm_para.py --store Features/Wav2Vec1024 --corpus msp-podcast --root R --out NormTerm_Speech
+    python norm_para.py --store D/Features/OpenSmile_lld_IS13ComParE --corpus manifest --root D/corpus.csv --out D/NormTerm
 
 --method frames          mean/std over every Train frame (chunk LSTM LLDs, DeepEmoCluster mel)
 --method utterance-mean  mean/std of per-utterance mean vectors (audio-text system's wav2vec2 and text)
@@ -54,19 +55,24 @@ def feature_stats(store: FeatureStore, records, method: str, args) -> tuple[np.n
 def main(argv=None) -> int:
     ap = parser(__doc__)
     ap.add_argument("--store", type=Path, help="feature store (default: none, for label statistics only)")
-    ap.add_argument("--corpus", choices=("msp-podcast",), default="msp-podcast", help="corpus the labels come from")
+    from features.extract import add_corpus_args, check_fold
+    from systems.common import DIMENSIONAL_KINDS
+    add_corpus_args(ap, DIMENSIONAL_KINDS, "msp-podcast", "corpus the labels come from (emobox rows have no "
+                    "dimensional labels: its NormTerm holds feature statistics only)")
     ap.add_argument("--root", type=Path, required=True,
-                    help="MSP-Podcast root, the folder holding Labels/ (no audio needed)")
-    ap.add_argument("--split", default="train", help="split the statistics come from")
+                    help="MSP-Podcast root, the folder holding Labels/; the manifest file for --corpus manifest; "
+                         "EmoBox's data/<corpus> folder for --corpus emobox (no audio needed)")
+    ap.add_argument("--split", default="train", help="split the statistics come from (default: train)")
     ap.add_argument("--method", choices=("auto", "frames", "utterance-mean"), default="auto",
                     help="auto = the pooling the store records (refused when it records none)")
     ap.add_argument("--out", type=Path, required=True, help="NormTerm folder to write")
     ap.add_argument("--no-progress", action="store_true", help="no progress bars")
     args = ap.parse_args(argv)
 
+    check_fold(args.corpus, args.fold)
     writable_dir(args.out)
-    from corpora.msp_podcast import read_msp_podcast
-    corpus = read_msp_podcast(args.root, split=args.split, require_audio=False)
+    from systems.common import read_split
+    corpus = read_split(args.corpus, args.root, args.split, fold=args.fold)
     corpus.report()
     records = corpus.records
     mean = std = None
@@ -84,6 +90,9 @@ def main(argv=None) -> int:
         mean, std = feature_stats(store, have, method, args)
         print(f"{method} statistics of {len(have)} utterances, {mean.shape[0]} dims, written as {mean.dtype}")
     labels = label_stats(records)
+    if not labels:  # said, never a NormTerm that silently lacks what training will ask for
+        print(f"note: no {args.split} utterance of {corpus.name} has arousal/dominance/valence labels: {args.out} "
+              "holds no label statistics (the dimensional systems need them)", file=sys.stderr)
     NormTerm(mean, std, labels).save(args.out)
     for a, (m, s) in labels.items():
         print(f"  {a}: mean {m:.6f} std {s:.6f}")

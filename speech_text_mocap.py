@@ -1,5 +1,6 @@
 #!/usr/bin/env python
-"""Speech + text + motion-capture fusion on IEMOCAP (four classes ang, exc, neu, sad): train and test every
+"""Speech + text + motion-capture fusion on IEMOCAP (four classes ang, exc, neu, sad; or speech and text on any
+corpus with categorical labels: --corpus msp-podcast, manifest, emobox, one fold of its named splits): train and test every
 configuration of the ablation in one command, print the table, write it as CSV + bar chart, and test the
 models with modalities, frames or words missing (the literature's protocols: --protocols).
 
@@ -8,6 +9,7 @@ models with modalities, frames or words missing (the literature's protocols: --p
     python speech_text_mocap.py --root R --configs speech+text+mocap --modality-dropout 0.3
     python speech_text_mocap.py --root R --configs speech+text+mocap,text --protocols fixed,random,sweep
     torchrun --nproc_per_node=2 speech_text_mocap.py --root R
+    python speech_text_mocap.py --corpus manifest --root corpus.csv --configs speech,text,speech+text
 
 Configurations: speech, text, mocap (face + head + hand), face, head, hand, speech+text, speech+mocap,
 text+mocap, speech+text+mocap. Each is one transformer encoder per modality with padding masks, concatenation
@@ -54,7 +56,10 @@ def build_parser():
     """The command line: the corpus and split, then the features, model, training, protocol and output flags."""
     from systems.speech_text_mocap import CONFIGURATIONS
     ap = parser(__doc__)
-    ap.add_argument("--root", type=Path, required=True, help="IEMOCAP release folder (holding Session1..5)")
+    from systems.mdre_experiment import add_corpus_args
+    ap.add_argument("--root", type=Path, required=True,
+                    help="IEMOCAP release folder (holding Session1..5); with --corpus, that corpus's root (see --corpus)")
+    add_corpus_args(ap, "speech_text_mocap.py")
     ap.add_argument("--configs", default=",".join(CONFIGURATIONS),
                     help="comma-separated configurations to train and test, in table order")
     ap.add_argument("--loso", action="store_true",
@@ -63,8 +68,8 @@ def build_parser():
                     help="keep only utterances whose speaker wore the markers (every configuration)")
     ap.add_argument("--dev-share", type=fraction(0, 0.5, high_open=False, why="the rest of the training sessions "
                                                                                "must stay for training"),
-                    default=0.1, help="share of the training sessions' utterances held out as the dev part (seeded; "
-                                      "in (0, 0.5])")
+                    default=0.1, help="share of the training sessions' utterances (a split corpus without a dev "
+                                      "split: of its training split) held out as the dev part (seeded; in (0, 0.5])")
     add_feature_args(ap.add_argument_group("features"))
     add_model_args(ap.add_argument_group("model"))
     add_training_args(ap.add_argument_group("training"))

@@ -28,7 +28,7 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
-from corpora import read_corpus
+from corpora import KINDS, read_corpus
 from corpora.records import CorpusError, TextDecodeError, Utterance, read_transcript_file
 from utils import UserError, int_at_least
 from features.audio import AudioError, load_audio
@@ -234,16 +234,47 @@ def add_precision_arg(group) -> None:
 
 # ------------------------------------------------------------------------------ command-line plumbing
 
+def add_corpus_args(group, kinds=KINDS, default: str | None = None, what: str = "read items with a corpus reader"
+                    ) -> None:
+    """--corpus KIND and --fold N, the same flags with the same rules for every script that reads a corpus
+    (corpora.read_corpus): `kinds` the --corpus choices, `default` its default."""
+    group.add_argument("--corpus", choices=kinds, default=default,
+                       help=f"{what} (default: {default or 'none'}); manifest: --root is the manifest file (CSV or "
+                            "JSONL, with its sidecar JSON); emobox: --root is EmoBox's data/<corpus> folder")
+    group.add_argument("--fold", type=int_at_least(1),
+                       help="EmoBox fold N (its fold_N folder; --corpus emobox only; default: none)")
+
+
+def check_fold(kind: str | None, fold: int | None) -> None:
+    """UserError when --fold is given for a corpus without EmoBox folds (before any work)."""
+    if fold is not None and kind != "emobox":
+        raise UserError(f"--fold {fold}: only --corpus emobox has folds (EmoBox's fold_N folders); "
+                        f"--corpus {kind} names its parts with --split")
+
+
+def corpus_folder(kind: str | None, root: str | Path) -> Path:
+    """The folder a corpus's derived files (feature stores, NormTerms) live in: --root itself, or for a manifest
+    (--root is the file) the manifest's folder."""
+    root = Path(root)
+    return root.parent if kind == "manifest" else root
+
+
+def features_folder(kind: str | None, root: str | Path) -> Path:
+    """Where a corpus's feature stores live by default, for the extractors and every training/testing script
+    alike: <corpus folder>/Features (corpus_folder)."""
+    return corpus_folder(kind, root) / "Features"
+
+
 def add_io_args(ap: argparse.ArgumentParser) -> None:
     src = ap.add_argument_group("input (one of)")
-    src.add_argument("--corpus", choices=("msp-podcast", "iemocap"),
-                     help="read items with a corpus reader (default: none; give it or --wav-dir)")
+    add_corpus_args(src, what="read items with a corpus reader; give it or --wav-dir")
     src.add_argument("--root", type=Path, help="corpus root for --corpus (default: none)")
-    src.add_argument("--split", help="MSP-Podcast split or alias (default: all)")
+    src.add_argument("--split", help="split or alias of --corpus (default: all)")
     src.add_argument("--wav-dir", type=Path, help="every *.wav below this folder (utterance id = its relative path "
                      "without .wav, e.g. sub/a; default: none)")
     out = ap.add_argument_group("output")
-    out.add_argument("--store", type=Path, help="feature store folder (default: <root>/Features/<name>)")
+    out.add_argument("--store", type=Path, help="feature store folder (default: <root>/Features/<name>; for a "
+                     "manifest <the manifest's folder>/Features/<name>)")
     out.add_argument("--shard", help="i/N: process every N-th item starting at i (default: torchrun RANK/WORLD_SIZE)")
     out.add_argument("--batch-size", type=int_at_least(1), default=8, help="inputs per extractor call")
     out.add_argument("--no-progress", action="store_true", help="no progress bars")
@@ -279,9 +310,11 @@ def items_from_args(args) -> tuple[list[Item], str | None, Path | None]:
         return items, None, Path(args.wav_dir)
     if not (args.corpus and args.root):
         raise UserError("give --corpus and --root, or --wav-dir")
-    corpus = read_corpus(args.corpus, args.root, args.split)
+    fold = getattr(args, "fold", None)
+    check_fold(args.corpus, fold)
+    corpus = read_corpus(args.corpus, args.root, args.split, fold=fold)
     corpus.report()
-    return [Item.from_record(r) for r in corpus.records], corpus.name, Path(args.root) / "Features"
+    return [Item.from_record(r) for r in corpus.records], corpus.name, features_folder(args.corpus, args.root)
 
 
 def store_for(extractor, store_dir: str | Path, *, dtype: str = "float32", corpus: str | None = None,

@@ -28,6 +28,16 @@ z-normalisation. With interpolate=False every NaN is left for `apply` to fill.
 
 The feature store refuses NaN, so `store_arrays` writes whole-NaN columns as 0 and lists them in the
 utterance's side information (`{"nan_columns": [...]}`); `stored_mocap` restores the NaN when reading.
+
+Any other corpus: a manifest row's `mocap_path` (`file_mocap`). The file is ONE text file holding that utterance's
+own motion capture in IEMOCAP's MOCAP text format: two header lines, then rows `Frame# Time v1 ... v189`, the 189
+value columns being the three streams side by side in `column_layout` order (rotated 165, head 6, hand 18), i.e.
+what IEMOCAP's three files hold for the utterance's span. The whole file is the utterance: no start/end cut (a
+manifest's start/end are for the audio) and no marker-wearer rule (that rule reads IEMOCAP utterance ids). It is
+read by IEMOCAP's file reader (`corpora.iemocap._read_mocap_file`: header, short / damaged rows) and goes through
+the same checks, reasons, block averaging and NaN policy as `utterance_mocap`. A manifest row without `mocap_path`
+has no mocap (reason "no mocap_path"), like an IEMOCAP speaker without markers. `record_mocap` picks the way per
+record (what `extract_mocap` calls).
 """
 from __future__ import annotations
 
@@ -36,7 +46,8 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
-from corpora.iemocap import MOCAP_STREAMS, DamagedMocapRows, load_mocap, mocap_path, resample_mocap
+from corpora.iemocap import (MOCAP_STREAMS, DamagedMocapRows, _read_mocap_file, load_mocap, mocap_path,
+                             resample_mocap)
 from corpora.records import CorpusError, Utterance
 
 # numeric columns per stream after Frame# and Time, as in the release files
@@ -84,9 +95,40 @@ def interpolate_nan(x: np.ndarray) -> np.ndarray:
     return x
 
 
+NO_MOCAP_PATH = "no mocap_path"  # the reason of a manifest row without a motion-capture file
+
+
+def mocap_way(record: Utterance) -> str:
+    """How the record's mocap is read: "file" (a manifest row's mocap_path), "iemocap" (IEMOCAP's per-dialog
+    streams: a record of the IEMOCAP reader, which names its dialog), or "none" (a manifest row without
+    mocap_path)."""
+    if record.mocap_path is not None:
+        return "file"
+    return "iemocap" if record.dialog is not None else "none"
+
+
+def absent_by_design(record: Utterance) -> bool:
+    """Whether the record has no mocap by the corpus's design, not by a fault: an IEMOCAP utterance spoken by the
+    actor without markers, a manifest row without mocap_path."""
+    way = mocap_way(record)
+    return way == "none" or (way == "iemocap" and not speaker_wore_markers(record.utt_id))
+
+
+def record_mocap(record: Utterance, root: str | Path | None = None, n: int = 200, streams=MOCAP_STREAMS,
+                 interpolate: bool = True) -> tuple[np.ndarray | None, str]:
+    """The record's mocap, as `utterance_mocap` returns it, read the record's way (`mocap_way`): its mocap_path
+    (`file_mocap`), IEMOCAP's dialog files (`utterance_mocap`), or none (NO_MOCAP_PATH)."""
+    way = mocap_way(record)
+    if way == "file":
+        return file_mocap(record.mocap_path, n=n, streams=streams, interpolate=interpolate)
+    if way == "iemocap":
+        return utterance_mocap(record, root, n=n, streams=streams, interpolate=interpolate)
+    return None, NO_MOCAP_PATH
+
+
 def utterance_mocap(record: Utterance, root: str | Path | None = None, n: int = 200,
                     streams=MOCAP_STREAMS, interpolate: bool = True) -> tuple[np.ndarray | None, str]:
-    """(n x sum(stream widths) float32 array, "") or (None, reason) when the utterance has no usable mocap.
+    """(n x sum(stream widths) float32 array, "") or (None, reason) when the IEMOCAP utterance has no usable mocap.
 
     Reasons: the speaker did not wear markers in this dialog; a stream file is missing or unreadable; a file
     has an unexpected column count; no mocap rows fall inside the utterance span; a row inside the span has too
@@ -101,24 +143,75 @@ def utterance_mocap(record: Utterance, root: str | Path | None = None, n: int = 
     parts = []
     for part in layout:
         stream = part["stream"]
+        path = mocap_path(record, stream, root)
         try:
             frames, _ = load_mocap(record, stream, root)
-        except DamagedMocapRows as e:  # NaN-padded rows would be interpolated: made-up motion
-            return None, f"damaged MOCAP_{stream} rows: {e}"
         except CorpusError as e:
-            path = mocap_path(record, stream, root)
-            return None, "mocap file missing" if not path.is_file() else f"mocap file unreadable: {e}"
-        width = part["stop"] - part["first"]
-        if frames.shape[1] != width:
-            return None, f"MOCAP_{stream} has {frames.shape[1]} value columns, expected {width}"
-        if len(frames) == 0:
-            return None, f"no MOCAP_{stream} rows between {record.start} and {record.end} s"
-        if not np.isfinite(frames).any():  # every marker lost: filling it with the training mean is faking it
-            return None, (f"MOCAP_{stream} holds no finite value between {record.start} and {record.end} s "
-                          f"({len(frames)} rows, all NaN) in {mocap_path(record, stream, root)}")
-        parts.append(resample_mocap(frames, n))
-    x = np.concatenate(parts, axis=1)
-    return (interpolate_nan(x) if interpolate else x), ""
+            return None, unreadable_reason(e, path, f"MOCAP_{stream}")
+        reason = stream_fault(stream, frames, f"between {record.start} and {record.end} s", path)
+        if reason:
+            return None, reason
+        parts.append(frames)
+    return resampled(parts, n, interpolate), ""
+
+
+def file_mocap(path: str | Path, n: int = 200, streams=MOCAP_STREAMS,
+               interpolate: bool = True) -> tuple[np.ndarray | None, str]:
+    """`utterance_mocap`'s output from one utterance's MOCAP file holding all three streams side by side (the
+    manifest format: module doc), whole file, `streams` picked by their columns. Reasons: the file is missing or
+    unreadable; it has another column count than the three streams' 189; it has a short row (the reader would pad
+    it with NaN); a stream holds no finite value (every marker lost)."""
+    path = Path(path)
+    layout = column_layout(streams)
+    full = {part["stream"]: part for part in column_layout(MOCAP_STREAMS)}
+    width = full[MOCAP_STREAMS[-1]]["stop"]
+    try:
+        _, values, _, short = _read_mocap_file(str(path))
+    except CorpusError as e:
+        return None, unreadable_reason(e, path, "mocap")
+    if len(short):  # the whole file is the utterance: any short row would be NaN-padded, then interpolated
+        line, _, _, fields = short[0]
+        return None, (f"damaged mocap rows: {path}: line {int(line)} has {int(fields)} fields, expected "
+                      f"{values.shape[1] + 2} ({len(short)} such row(s))")
+    if values.shape[1] != width:
+        streams_text = " + ".join(f"{s} {STREAM_WIDTHS[s]}" for s in MOCAP_STREAMS)
+        return None, f"{path} has {values.shape[1]} value columns, expected {width} ({streams_text}, side by side)"
+    parts = []
+    for part in layout:
+        cols = full[part["stream"]]
+        frames = values[:, cols["first"]:cols["stop"]]
+        reason = stream_fault(part["stream"], frames, "in the file", path)
+        if reason:
+            return None, reason
+        parts.append(frames)
+    return resampled(parts, n, interpolate), ""
+
+
+def unreadable_reason(error: CorpusError, path: Path, what: str) -> str:
+    """The no-mocap reason of a file (of `what`: "MOCAP_head", ...) the reader refused: missing, damaged rows in
+    the span, or unreadable."""
+    if isinstance(error, DamagedMocapRows):  # NaN-padded rows would be interpolated: made-up motion
+        return f"damaged {what} rows: {error}"
+    return "mocap file missing" if not Path(path).is_file() else f"mocap file unreadable: {error}"
+
+
+def stream_fault(stream: str, frames: np.ndarray, where: str, path: Path) -> str:
+    """Why a stream's rows of an utterance are no usable mocap ('' when they are): another column count than the
+    stream's, no rows, or no finite value (every marker lost: filling it with the training mean is faking it)."""
+    width = STREAM_WIDTHS[stream]
+    if frames.shape[1] != width:
+        return f"MOCAP_{stream} has {frames.shape[1]} value columns, expected {width}"
+    if len(frames) == 0:
+        return f"no MOCAP_{stream} rows {where}"
+    if not np.isfinite(frames).any():
+        return f"MOCAP_{stream} holds no finite value {where} ({len(frames)} rows, all NaN) in {path}"
+    return ""
+
+
+def resampled(parts: list[np.ndarray], n: int, interpolate: bool) -> np.ndarray:
+    """The streams' rows, each block-averaged to n frames, side by side; NaN interpolated (module doc)."""
+    x = np.concatenate([resample_mocap(frames, n) for frames in parts], axis=1)
+    return interpolate_nan(x) if interpolate else x
 
 
 class MocapStats:
@@ -186,19 +279,29 @@ def mocap_store(store_dir: str | Path, frames: int = 200, corpus: str | None = N
                "nan_policy": "NaN kept through block averaging, then linear interpolation over frames per column; "
                              "whole-NaN columns stored as 0 and listed in the index side information "
                              "(nan_columns): read with features.mocap.stored_mocap, fill after normalisation",
-               "wearer_rule": "mocap only for utterances whose speaker letter equals the dialog's marker letter"})
+               "wearer_rule": "IEMOCAP: mocap only for utterances whose speaker letter equals the dialog's marker "
+                              "letter",
+               "manifest_rule": "a manifest row's mocap_path: one file, the utterance's three streams side by side "
+                                "(189 value columns), whole file; a row without mocap_path has no mocap"})
+
+
+def mocap_source(record: Utterance) -> str:
+    """What a record's mocap is read from, for the errors file: its mocap_path, IEMOCAP's dialog files, or none."""
+    way = mocap_way(record)
+    return {"file": str(record.mocap_path), "iemocap": f"{record.dialog} MOCAP", "none": "mocap_path (empty)"}[way]
 
 
 def extract_mocap(records, store, *, root=None, n: int = 200, streams=MOCAP_STREAMS,
                   progress: bool = True) -> tuple[int, int, int]:
-    """(extracted, already there, without mocap) for `records` into `store`."""
+    """(extracted, already there, without mocap) for `records` into `store`, each read the way `record_mocap`
+    picks; the reason of every record without mocap goes to the store's errors file."""
     with store.writer(worker="0of1") as w:
         todo = [r for r in records if r.utt_id not in store]
         ok = err = 0
         for r in tqdm(todo, desc=store.meta["name"], unit="utt", disable=not progress):
-            x, reason = utterance_mocap(r, root, n=n, streams=streams)
+            x, reason = record_mocap(r, root, n=n, streams=streams)
             if x is None:
-                w.error(r.utt_id, f"{r.dialog} MOCAP", reason)
+                w.error(r.utt_id, mocap_source(r), reason)
                 err += 1
                 continue
             feats, side = store_arrays(x)

@@ -82,7 +82,35 @@ def iemocap_training_texts(root) -> list[str]:
     """The tiny BERT's vocabulary source for an IEMOCAP corpus: the transcripts of the training sessions (1-4;
     Session 5 is the held-out one), never the test session's words."""
     from corpora.iemocap import read_iemocap
-    return [r.transcript or "" for r in read_iemocap(root).records if r.session != 5]
+    return training_texts([r for r in read_iemocap(root).records if r.session != 5])
+
+
+def training_texts(records) -> list[str]:
+    """The tiny BERT's vocabulary source for any corpus: the transcripts of its training records (those without
+    a readable transcript give none), never the test part's words."""
+    return list(record_transcripts(records)[0].values())
+
+
+def record_transcripts(records) -> tuple[dict[str, str], list]:
+    """({utterance: transcript}, [corpora.Skipped]) of corpus records, each read once: the inline text (IEMOCAP, a
+    manifest's transcript column), else the transcript_path file (MSP-Podcast, a manifest's transcript_path; read as
+    corpora.records.read_transcript_file reads it). A record with neither, a missing file or one that is not UTF-8
+    is listed with the reason and has no entry; an empty text is "" (the caller decides what no words means)."""
+    from corpora.records import CorpusError, Skipped, read_transcript_file
+    texts, lacking = {}, []
+    for r in records:
+        if r.transcript is not None:
+            texts[r.utt_id] = r.transcript
+        elif r.transcript_path is None:
+            lacking.append(Skipped(r.utt_id, "", "no transcript"))
+        elif not Path(r.transcript_path).is_file():
+            lacking.append(Skipped(r.utt_id, str(r.transcript_path), "transcript file missing"))
+        else:
+            try:
+                texts[r.utt_id] = read_transcript_file(r.transcript_path)
+            except CorpusError as e:
+                lacking.append(Skipped(r.utt_id, str(r.transcript_path), f"transcript unreadable: {e}"))
+    return texts, lacking
 
 
 def load_failure(flag: str, model: str, error: Exception, keyword: str = "tiny-random-wav2vec2") -> str:

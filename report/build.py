@@ -21,6 +21,8 @@ from report.render import Block, Entry, Figure, Link, Table, cell_text, to_html,
 
 LABELS = {"chunk-lstm": "chunk LSTM", "deep-emo-cluster": "DeepEmoCluster", "audio-text": "audio-text",
           "mdre": "MDRE family", "speech-text-mocap": "speech + text + mocap"}
+CLASS_METRICS = ("WA", "UA", "macro_F1")  # a categorical result's numbers (metrics.score's keys) ...
+CLASS_HEADS = ("WA", "UA", "macro-F1")  # ... and their column heads
 
 
 def _load(path: Path) -> dict | None:
@@ -60,6 +62,10 @@ class Sources:
 
 
 def _corpus_name(d: dict) -> str:
+    """A result's corpus in a few words: its folder's name, or for a manifest or EmoBox corpus (a file, or a
+    folder named after the corpus only) the name its reader gave it."""
+    if d.get("corpus_kind") in ("manifest", "emobox") and d.get("corpus_name"):
+        return str(d["corpus_name"])
     return Path(d["corpus"]).name if d.get("corpus") else ""
 
 
@@ -71,7 +77,8 @@ def key_numbers(path: Path, d: dict) -> str | None:
     if d.get("metric") == "CCC" and d.get("value") is not None:
         return f"CCC {_text(stats.scored(path, d, 'CCC'))}{n}"
     if d.get("WA") is not None:
-        return f"WA {_text(stats.scored(path, d, 'WA'))}, UA {_text(stats.scored(path, d, 'UA'))}{n}"
+        f1 = f", macro-F1 {_text(stats.scored(path, d, 'macro_F1'))}" if d.get("macro_F1") is not None else ""
+        return f"WA {_text(stats.scored(path, d, 'WA'))}, UA {_text(stats.scored(path, d, 'UA'))}{f1}{n}"
     if isinstance(d.get("mean"), dict):
         return f"mean of {len(d.get('folds') or [])} folds: WA {_text(d['mean'].get('WA'))}, UA {_text(d['mean'].get('UA'))}"
     if d.get("rows"):
@@ -84,44 +91,55 @@ def _text(v) -> str:
 
 
 def corpus_rows(cfg: Config) -> list[list]:
-    """Name, kind, root, version and size of every corpus the config names: a demo corpus's from its generator's
-    summary, a real one's from its reader (the release its layout says and the utterances it reads)."""
+    """Name, kind, root, version and size of every corpus the config names, from its reader (corpora.read_corpus:
+    the corpus's own name, release or splits and the utterances it reads), a demo corpus's marked as such with its
+    generator's summary."""
     from corpora.synth.msp_podcast import SUMMARY
     rows = []
     for c in cfg.corpora.values():
-        summary = _load(c.root / SUMMARY)
+        version, size = corpus_version(c.kind, c.root, c.fold)
+        summary = _load(c.home / SUMMARY)
         if summary:
             version = (f"synthetic demo corpus (generator {str(summary.get('generator'))[:12]}, seed {summary.get('seed')}"
-                       + (f", MSP-Podcast {summary['release']} layout" if summary.get("release") else "") + ")")
-            size = summary.get("n")
-        else:
-            version, size = corpus_version(c.kind, c.root)
+                       + (f", MSP-Podcast {summary['release']} layout" if summary.get("release") else "") + "); "
+                       + version)
+            size = size if size is not None else summary.get("n")
         rows.append([c.name, c.kind, str(c.root), version, size])
     return rows
 
 
-def corpus_version(kind: str, root: Path) -> tuple[str, int | None]:
-    """(version, utterances) of a real corpus, from its reader: MSP-Podcast's release from its layout (labels
-    file spelling and Split_Set names, corpora.msp_podcast), IEMOCAP's sessions (corpora.iemocap)."""
+def corpus_version(kind: str, root: Path, fold: int | None = None) -> tuple[str, int | None]:
+    """(version, utterances) of a corpus, from its reader (labels only: no audio needed): the corpus's name, and
+    MSP-Podcast's release from its layout (labels file spelling and Split_Set names), IEMOCAP's sessions, a
+    manifest's or an EmoBox fold's utterances per split; every kind its classes where it declares them."""
+    from corpora import read_corpus
     from corpora.records import CorpusError
-    folder = Path(root).resolve().name
+    root = Path(root)
+    folder = (root.parent if kind == "manifest" else root).resolve().name
     try:
-        if kind == "msp-podcast":
-            from corpora.msp_podcast import find_layout, read_msp_podcast
-            _, labels = find_layout(root, require_audio=False)
-            with open(labels, newline="", encoding="utf-8") as f:
-                splits = {row.get("Split_Set", "").strip().lower() for row in csv.DictReader(f)}
-            release = ("v1.6 layout (Test, Validation)" if "test" in splits else
-                       "v1.7-v1.8 layout (Validation, Test1/Test2)" if "validation" in splits else
-                       "v1.10 or later layout (Development, Test1/Test2" + ("/Test3)" if "test3" in splits else ")"))
-            corpus = read_msp_podcast(root, check_audio=False, require_audio=False)
-            return f"MSP-Podcast, {release}, labels {labels.name}; folder {folder}", len(corpus.records)
-        from corpora.iemocap import read_iemocap
-        corpus = read_iemocap(root)
-        sessions = sorted({r.session for r in corpus.records})
-        return f"IEMOCAP release, sessions {', '.join(map(str, sessions))}; folder {folder}", len(corpus.records)
+        corpus = read_corpus(kind, root, fold=fold, labels_only=True)
     except (CorpusError, OSError) as e:
         return f"{folder} (not readable: {e})", None
+    if kind == "msp-podcast":
+        from corpora.msp_podcast import find_layout
+        _, labels = find_layout(root, require_audio=False)
+        with open(labels, newline="", encoding="utf-8") as f:
+            splits = {row.get("Split_Set", "").strip().lower() for row in csv.DictReader(f)}
+        release = ("v1.6 layout (Test, Validation)" if "test" in splits else
+                   "v1.7-v1.8 layout (Validation, Test1/Test2)" if "validation" in splits else
+                   "v1.10 or later layout (Development, Test1/Test2" + ("/Test3)" if "test3" in splits else ")"))
+        details = [release, f"labels {labels.name}"]
+    elif kind == "iemocap":
+        details = [f"sessions {', '.join(map(str, sorted({r.session for r in corpus.records})))}"]
+    else:
+        per_split = {}
+        for r in corpus.records:
+            per_split[r.split or "no split"] = per_split.get(r.split or "no split", 0) + 1
+        details = ([f"manifest {root.name}"] if kind == "manifest" else [])  # EmoBox's name says corpus and fold
+        details.append("splits " + ", ".join(f"{k} {n}" for k, n in per_split.items()))
+    if corpus.classes and kind != "msp-podcast":  # MSP-Podcast's are always its eight primary emotions
+        details.append(f"classes {', '.join(corpus.classes)}")
+    return f"{corpus.name}, {'; '.join(details)}; folder {folder}", len(corpus.records)
 
 
 def run_facts(run: Path) -> dict:
@@ -270,7 +288,7 @@ def cross_section(results: list[Result], docs: dict, src: Sources, figs: Path) -
             rows.append([LABELS[key[0]], key[1], first.info["trained_on"], f"{key[2]} ({key[3]})", *vals,
                          *[home.get(a) for a in ATTRS],
                          [src.ref(r.path) for r in mine.values() if docs[r.path]] or "missing"])
-        blocks += [Block("h3", "MSP-Podcast's dimensional models on IEMOCAP: CCC"),
+        blocks += [Block("h3", "Dimensional models on IEMOCAP's ratings: CCC"),
                    Block("table", table=Table(["system", "variant", "trained on", "scored on", "Act", "Dom", "Val",
                                                "Act in-corpus", "Dom in-corpus", "Val in-corpus", "refs"], rows,
                                               note="IEMOCAP's arousal / dominance / valence ratings (1-5) are rescaled "
@@ -285,23 +303,24 @@ def cross_section(results: list[Result], docs: dict, src: Sources, figs: Path) -
             d = docs[r.path] or {}
             conf = r.info["configuration"] if r.system == "speech-text-mocap" else None
             own_path, own = home.get((r.system, r.variant, conf, r.info["fold"]), (r.path, {}))
-            fold = f"fold {r.info['fold']}" if r.system == "mdre" else f"Session {r.info['fold']}"
+            fold = _fold_label(r.system, r.info["fold"])
             left = ", ".join(f"{k} {n}" for k, n in (d.get("left_out") or {}).items())
             absent = ", ".join(d.get("absent") or [])
             rows.append([LABELS[r.system], r.info["configuration"], fold, r.info["trained_on"],
-                         f"{r.info['tested_on']} ({r.info['split']})", stats.scored(r.path, d, "WA"),
-                         stats.scored(r.path, d, "UA"), stats.scored(own_path, own, "WA"),
-                         stats.scored(own_path, own, "UA"), d.get("utterances"),
+                         f"{r.info['tested_on']} ({r.info['split']})",
+                         *[stats.scored(r.path, d, m) for m in CLASS_METRICS],
+                         *[stats.scored(own_path, own, m) for m in CLASS_METRICS], d.get("utterances"),
                          stats.support_text(d.get("classes"), (stats.class_baselines(r.path, d) or {}).get("support")),
                          left or None, absent or None,
                          src.ref(r.path) if d else "missing"])
             if d.get("confusion_png") and (r.path.parent / d["confusion_png"]).is_file():
                 confusions.append(Figure(_copy(r.path.parent / d["confusion_png"], figs),
                                          f"{LABELS[r.system]} {r.info['configuration']}, {fold}, on {r.info['tested_on']}"))
-        blocks += [Block("h3", "IEMOCAP's four-class models on MSP-Podcast's categories: WA and UA"),
+        blocks += [Block("h3", "IEMOCAP's four-class models on MSP-Podcast's categories: WA, UA and macro-F1"),
                    Block("table", table=Table(
-                       ["system", "model / configuration", "fold", "trained on", "scored on", "WA", "UA",
-                        "WA in-corpus", "UA in-corpus", "utterances", "support per class", "left out (EmoClass)",
+                       ["system", "model / configuration", "fold", "trained on", "scored on", *CLASS_HEADS,
+                        *[f"{m} in-corpus" for m in CLASS_HEADS], "utterances", "support per class",
+                        "left out (EmoClass)",
                         "absent modality", "ref"],
                        rows, note="MSP-Podcast's EmoClass A, H, N, S scored as the model's four classes (MDRE: angry, "
                                   "happy, sad, neutral; speech + text + mocap: ang, exc, neu, sad, with H as IEMOCAP's "
@@ -327,7 +346,7 @@ def cost_section(results: list[Result], docs: dict, src: Sources, figs: Path, li
         seen.add((run, r.section))
         several = sum(1 for x in results if x.section == r.section and docs[x.path]
                       and docs[x.path].get("checkpoint") == d["checkpoint"]) > 1 and r.system == "audio-text"
-        fold = f"{'Session' if r.system == 'speech-text-mocap' else 'fold'} {r.info.get('fold')}"
+        fold = _fold_label(r.system, r.info.get("fold"))
         name = (f"{r.variant} {'' if several else r.info.get('attribute', '')}" if r.section not in ("class", "cross-class") else
                 f"{r.info.get('configuration') or r.variant} {fold}").strip()
         f = run_facts(run) if run.is_dir() else {}
@@ -374,16 +393,23 @@ def cost_section(results: list[Result], docs: dict, src: Sources, figs: Path, li
 
 
 def _synthetic(d: dict) -> bool:
-    """Whether a result's corpus is a generated demo corpus (its generator's summary is in the root)."""
+    """Whether a result's corpus is a generated demo corpus (its generator's summary is in the root, or beside a
+    manifest file)."""
     from corpora.synth.msp_podcast import SUMMARY
-    return bool(d.get("corpus")) and (Path(d["corpus"]) / SUMMARY).is_file()
+    if not d.get("corpus"):
+        return False
+    root = Path(d["corpus"])
+    return (root / SUMMARY).is_file() or (root.parent / SUMMARY).is_file() and d.get("corpus_kind") == "manifest"
 
 
 def anchor_fits(a: dict, mine: list[dict]) -> bool:
     """Whether a published anchor may stand beside our rows `mine` (their result files): never for another
-    architecture's numbers, never beside a synthetic corpus, and only beside the same protocol it was measured
-    with (the MDRE abstract's 5 random folds are not a leave-one-session-out fold)."""
-    if a.get("never_comparable") or not mine or any(_synthetic(d) for d in mine):
+    architecture's numbers, never beside a synthetic corpus or a corpus of another kind (every anchor was measured
+    on MSP-Podcast or IEMOCAP; a file without `corpus_kind` predates other kinds), and only beside the same
+    protocol it was measured with (the MDRE abstract's 5 random folds are not a leave-one-session-out fold)."""
+    kind = "msp-podcast" if a["corpus"].startswith("MSP-Podcast") else "iemocap"
+    if (a.get("never_comparable") or not mine or any(_synthetic(d) for d in mine)
+            or any(d.get("corpus_kind", kind) != kind for d in mine)):
         return False
     return not a.get("needs_protocol") or all(d.get("protocol") == a["needs_protocol"] for d in mine)
 
@@ -427,11 +453,11 @@ def ccc_section(results: list[Result], docs: dict, src: Sources, figs: Path, bar
                 per_seed.append(cells)
                 any_doc = next((docs[r.path] for r in by.values() if docs[r.path]), {})
                 rows.append([LABELS[system], _seed_label(variant, seed, len(seeds) > 1), *[cells[a] for a in ATTRS],
-                             any_doc.get("utterances"), any_doc.get("split"),
-                             [src.ref(r.path) for r in by.values() if docs[r.path]] or "missing"])
+                             any_doc.get("utterances"), next((r.info.get("corpus") for r in by.values()), None),
+                             any_doc.get("split"), [src.ref(r.path) for r in by.values() if docs[r.path]] or "missing"])
             if len(seeds) > 1:
                 rows.append([LABELS[system], f"{variant}: mean ± sd over {len(seeds)} training seeds",
-                             *[stats.mean_sd([c[a] for c in per_seed]) for a in ATTRS], None, None, None])
+                             *[stats.mean_sd([c[a] for c in per_seed]) for a in ATTRS], None, None, None, None])
             labels.append(f"{LABELS[system]}\n{variant}" + (f"\n(mean of {len(seeds)} seeds)" if len(seeds) > 1 else ""))
             for a in ATTRS:
                 vals = [c[a] for c in per_seed if c[a] is not None]
@@ -446,11 +472,12 @@ def ccc_section(results: list[Result], docs: dict, src: Sources, figs: Path, bar
                 continue
             reported.add(len(rows))
             rows.append([LABELS[system], f"{a['label']} ({a['comparable']})", *[a["values"].get(x) for x in ATTRS],
-                         None, a["corpus"], f"reported: {a['source']}"])
+                         None, a["corpus"], None, f"reported: {a['source']}"])
     bar_chart(labels, bars, figs / "ccc.png", title="Test CCC per system and variant (whiskers: 95 % interval; 0 = a constant prediction)",
               ylabel="CCC", intervals=cis)
-    return [Block("h2", "MSP-Podcast-style systems: CCC"),
-            Block("table", table=Table(["system", "variant", "Act", "Dom", "Val", "test utterances", "split", "refs"],
+    return [Block("h2", "Dimensional systems: CCC"),
+            Block("table", table=Table(["system", "variant", "Act", "Dom", "Val", "test utterances", "corpus", "split",
+                                        "refs"],
                                        rows, reported,
                                        note="Baseline: a constant prediction (e.g. the training mean) scores CCC 0; "
                                             "every row of one corpus and split is scored on the same test "
@@ -462,6 +489,10 @@ def ccc_section(results: list[Result], docs: dict, src: Sources, figs: Path, bar
 
 
 def _fold_label(system: str, fold) -> str:
+    """IEMOCAP's fold (MDRE) or held-out session (speech + text + mocap); a corpus with named splits has one
+    fold, which the recipes name after its test split (a string)."""
+    if isinstance(fold, str):
+        return fold
     return f"fold {fold}" if system == "mdre" else f"Session {fold}"
 
 
@@ -472,13 +503,13 @@ def _baseline_row(system: str, fold, path: Path, d: dict) -> list | None:
         return None
     wa = f"chance {b['chance_WA']:.4f}, majority {b['majority_WA']:.4f}"
     ua = f"chance {b['chance_UA']:.4f}, majority {b['majority_UA']:.4f}"
-    return [LABELS[system], "baselines: chance, majority class", _fold_label(system, fold), wa, ua,
+    return [LABELS[system], "baselines: chance, majority class", _fold_label(system, fold), wa, ua, None,
             sum(b.get("support") or []) or d.get("utterances"), stats.support_text(d.get("classes"), b.get("support")),
-            None, None, None]
+            None, None, None, None]
 
 
 def class_section(results: list[Result], docs: dict, src: Sources, figs: Path, bar_chart, cfg: Config) -> list[Block]:
-    """The four-class systems' WA and UA per fold with intervals; training seeds' rows and their mean ± sd; a
+    """The categorical systems' WA, UA and macro-F1 per fold (or test split) with intervals; training seeds' rows and their mean ± sd; a
     mean over folds only within one model; per test set the chance and majority baselines and class support;
     per configuration the share of test utterances that had each modality where the result file records it."""
     cls = [r for r in results if r.section == "class"]
@@ -499,11 +530,11 @@ def class_section(results: list[Result], docs: dict, src: Sources, figs: Path, b
                 per_seed = []
                 for r in (x for x in sel if x.info["fold"] == fold):
                     d = docs[r.path] or {}
-                    wa, ua = stats.scored(r.path, d, "WA"), stats.scored(r.path, d, "UA")
-                    per_seed.append((wa, ua))
+                    cells = tuple(stats.scored(r.path, d, m) for m in CLASS_METRICS)
+                    per_seed.append(cells)
                     rows.append([LABELS[system], _seed_label(name, r.info.get("seed"), len(seeds) > 1),
-                                 _fold_label(system, fold), wa, ua, d.get("utterances"), None,
-                                 stats.present_text(d.get("present")), d.get("protocol"),
+                                 _fold_label(system, fold), *cells, d.get("utterances"), None,
+                                 stats.present_text(d.get("present")), d.get("protocol"), r.info.get("corpus"),
                                  src.ref(r.path) if d else "missing"])
                     if d:
                         tests.setdefault((fold, d.get("utterances")), (r.path, d))
@@ -512,15 +543,17 @@ def class_section(results: list[Result], docs: dict, src: Sources, figs: Path, b
                                                  f"{LABELS[system]} {name}, {rows[-1][2]} (test)"))
                 if len(seeds) > 1:
                     rows.append([LABELS[system], f"{name}: mean ± sd over {len(per_seed)} training seeds",
-                                 _fold_label(system, fold), stats.mean_sd([x[0] for x in per_seed]),
-                                 stats.mean_sd([x[1] for x in per_seed]), None, None, None, None, None])
-                fold_means.append(tuple(_mean(getattr(x[k], "value", x[k]) for x in per_seed) for k in (0, 1)))
-            corpus = corpus_names.get(str((docs[sel[0].path] or {}).get("corpus")), "")
+                                 _fold_label(system, fold), *[stats.mean_sd([x[k] for x in per_seed])
+                                                              for k in range(len(CLASS_METRICS))],
+                                 None, None, None, None, None, None])
+                fold_means.append(tuple(_mean(getattr(x[k], "value", x[k]) for x in per_seed)
+                                        for k in range(len(CLASS_METRICS))))
+            corpus = sel[0].info.get("corpus") or corpus_names.get(str((docs[sel[0].path] or {}).get("corpus")), "")
             means[(system, name, corpus)] = fold_means
             if len(fold_means) > 1:  # within this one model's folds only
                 rows.append([LABELS[system], name, f"mean of its {len(fold_means)} folds",
-                             _mean(x[0] for x in fold_means), _mean(x[1] for x in fold_means),
-                             None, None, None, None, None])
+                             *[_mean(x[k] for x in fold_means) for k in range(len(CLASS_METRICS))],
+                             None, None, None, None, None, None])
         for fold, (path, d) in tests.items():
             row = _baseline_row(system, fold[0], path, d)
             if row:
@@ -533,26 +566,29 @@ def class_section(results: list[Result], docs: dict, src: Sources, figs: Path, b
                 published.append((system, a))
                 continue
             reported.add(len(rows))
-            rows.append([LABELS[system], f"{a['label']} ({a['comparable']})", None, a["values"].get("WA"),
-                         a["values"].get("UA"), None, None, None, f"{a.get('protocol', '')}, {a['corpus']}",
-                         f"reported: {a['source']}"])
+            rows.append([LABELS[system], f"{a['label']} ({a['comparable']})", None,
+                         *[a["values"].get(m) for m in CLASS_METRICS], None, None, None,
+                         f"{a.get('protocol', '')}, {a['corpus']}", None, f"reported: {a['source']}"])
     _wa_ua_chart(cls, docs, means, figs, bar_chart)
-    header = ["system", "model / configuration", "fold", "WA", "UA", "test utterances", "support per class",
-              "modalities present (share of test utterances)", "protocol", "ref"]
-    if not any(row[7] for row in rows):  # no result file records it: no empty column
-        header, rows = header[:7] + header[8:], [row[:7] + row[8:] for row in rows]
-    return [Block("h2", "IEMOCAP-style systems: WA and UA"),
+    header = ["system", "model / configuration", "fold", *CLASS_HEADS, "test utterances", "support per class",
+              "modalities present (share of test utterances)", "protocol", "corpus", "ref"]
+    present = header.index("modalities present (share of test utterances)")
+    if not any(row[present] for row in rows):  # no result file records it: no empty column
+        header, rows = header[:present] + header[present + 1:], [row[:present] + row[present + 1:] for row in rows]
+    return [Block("h2", "Categorical systems: WA, UA and macro-F1"),
             Block("table", table=Table(header, rows, reported,
                                        note="WA: accuracy over the test utterances; UA: mean of the per-class "
-                                            "recalls (the classes in the confusion matrices' order). Grey rows: "
+                                            "recalls (the classes in the confusion matrices' order); macro-F1: "
+                                            "mean of the per-class F1 scores (each class counts equally, so a "
+                                            "rare class weighs as much as a frequent one). Grey rows: "
                                             "the test set's chance level (1 / classes) and majority-class level "
                                             "(always the most frequent class: WA = its share, UA = 1 / classes "
                                             "present), with its support per class. Modalities present: where the "
                                             "result file records which test utterances really had each modality "
                                             "(a configuration whose modality is missing for some utterances is "
                                             "scored partly on a constant guess).", baseline=baseline)),
-            Block("figures", figures=[Figure(figs / "wa_ua.png", "WA and UA per system and configuration, labelled by "
-                                                                 "corpus")]),
+            Block("figures", figures=[Figure(figs / "wa_ua.png", "WA, UA and macro-F1 per system and configuration, "
+                                                                 "labelled by corpus")]),
             *published_table(published, ["WA", "UA"]),
             Block("h3", "Confusion matrices"), Block("figures", figures=confusions, small=True)]
 
@@ -595,13 +631,13 @@ def _model_pairs(results: list[Result], docs: dict, src: Sources) -> list[list]:
         groups.setdefault(key, []).append((name, (r.system, r.variant, r.info.get("configuration")), r, s))
     rows = []
     for key, items in groups.items():
-        where = (f"{_corpus_name({'corpus': key[1]})} {key[2]}, {key[3]}" if key[0] == "ccc"
-                 else f"{_corpus_name({'corpus': key[1]})} {_fold_label(items[0][2].system, key[2])}")
+        name = _corpus_name(docs[items[0][2].path])
+        where = (f"{name} {key[2]}, {key[3]}" if key[0] == "ccc" else f"{name} {_fold_label(items[0][2].system, key[2])}")
         for i, (na, ida, ra, sa) in enumerate(items):
             for nb, idb, rb, sb in items[i + 1:]:
                 if ida == idb:  # the same variant under another training seed: the seeds' spread, not a comparison
                     continue
-                for metric in (("CCC",) if key[0] == "ccc" else ("WA", "UA")):
+                for metric in (("CCC",) if key[0] == "ccc" else CLASS_METRICS):
                     t = stats.paired(metric, sa, sb)
                     what = (f"{LABELS[ra.system]}: {na} vs {nb}" if ra.system == rb.system else
                             f"{LABELS[ra.system]} {na} vs {LABELS[rb.system]} {nb}")
@@ -824,17 +860,23 @@ def protocol_section(results: list[Result], docs: dict, src: Sources, figs: Path
 
 
 def _wa_ua_chart(cls: list[Result], docs: dict, means: dict, figs: Path, bar_chart) -> None:
-    """Bars of WA and UA per model (the mean over its tested folds), labelled with its corpus, the chance level
-    dashed, and where one fold of one seed was tested its 95 % interval as the whisker."""
+    """Bars of WA, UA and macro-F1 per model (the mean over its tested folds), labelled with its corpus, the
+    chance level dashed where every model has the same number of classes, and where one fold of one seed was
+    tested its 95 % interval as the whisker."""
     labels = [f"{LABELS[s]}\n{n}" + (f"\n({c})" if c else "") for s, n, c in means]
-    cis = {m: [None] * len(means) for m in ("WA", "UA")}
+    cis = {head: [None] * len(means) for head in CLASS_HEADS}
     for k, key in enumerate(means):  # one tested fold, one seed: its interval as the whisker
         sel = [r for r in cls if (r.system, r.info.get("configuration") or r.variant) == key[:2] and docs[r.path]]
         if len(sel) == 1:
-            for m in cis:
+            for m, head in zip(CLASS_METRICS, CLASS_HEADS):
                 v = stats.scored(sel[0].path, docs[sel[0].path], m)
-                cis[m][k] = (v.lo, v.hi) if getattr(v, "lo", None) is not None else None
-    bar_chart(labels, {m: [_or_nan(_mean(x[k] for x in v)) for v in means.values()] for k, m in enumerate(("WA", "UA"))},
-              figs / "wa_ua.png", title="Four classes: WA and UA of each model on its corpus's test fold(s)\n"
-                                        "(bar: mean over the tested folds; whisker: 95 % interval of a single fold)",
-              ylabel="accuracy", intervals=cis, reference=0.25, reference_label="chance (4 classes)")
+                cis[head][k] = (v.lo, v.hi) if getattr(v, "lo", None) is not None else None
+    counts = {len(docs[r.path]["classes"]) for r in cls if docs[r.path] and docs[r.path].get("classes")}
+    k = counts.pop() if len(counts) == 1 else None  # models of different class sets: no one chance level
+    bar_chart(labels, {head: [_or_nan(_mean(x[j] for x in v)) for v in means.values()]
+                       for j, head in enumerate(CLASS_HEADS)},
+              figs / "wa_ua.png", title=f"{f'{k} classes' if k else 'Classes'}: WA, UA and macro-F1 of each model on its "
+                                        "corpus's test fold(s)\n(bar: mean over the tested folds; whisker: 95 % "
+                                        "interval of a single fold)",
+              ylabel="score", intervals=cis, reference=1 / k if k else None,
+              reference_label=f"chance ({k} classes)" if k else "")

@@ -10,16 +10,27 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 SYSTEMS = ("chunk-lstm", "deep-emo-cluster", "audio-text", "mdre", "speech-text-mocap")
-MSP_STYLE = ("chunk-lstm", "deep-emo-cluster", "audio-text")  # CCC of Act / Dom / Val on MSP-Podcast
-IEMOCAP_STYLE = ("mdre", "speech-text-mocap")  # WA / UA of four classes on IEMOCAP
+MSP_STYLE = ("chunk-lstm", "deep-emo-cluster", "audio-text")  # CCC of Act / Dom / Val (dimensional labels)
+IEMOCAP_STYLE = ("mdre", "speech-text-mocap")  # WA / UA / macro-F1 of a corpus's classes
+# the corpus kinds each style of system trains on: dimensional labels (a manifest's are rescaled to 1-7 by its
+# reader) or categorical ones; EmoBox rows are categorical only
+DIMENSIONAL_KINDS = ("msp-podcast", "manifest")
+# the splits a system trains, validates and tests on, per corpus kind with named splits (the readers' names:
+# MSP-Podcast's test1, a manifest's or an EmoBox fold's test); a corpus's `splits` overrides them
+DEFAULT_SPLITS = {"msp-podcast": {"train": "train", "dev": "dev", "test": "test1"},
+                  "manifest": {"train": "train", "dev": "dev", "test": "test"},
+                  "emobox": {"train": "train", "dev": "dev", "test": "test"}}
+SPLIT_ROLES = ("train", "dev", "test")
 # cross-corpus scoring: system -> the corpus kind its models are scored on (MSP-Podcast's dimensional models on
 # IEMOCAP's ratings with their testing scripts; IEMOCAP's four-class models on MSP-Podcast's categories with
 # cross_corpus.py) and the default split there
 CROSS_CORPUS = {"chunk-lstm": ("iemocap", "all"), "deep-emo-cluster": ("iemocap", "all"),
                 "mdre": ("msp-podcast", "test1"), "speech-text-mocap": ("msp-podcast", "test1")}
 
-# the speech-text-mocap configurations a variant trains when it names none
+# the speech-text-mocap configurations a variant trains when it names none: on IEMOCAP, and on any other corpus
+# (motion capture is read from IEMOCAP's MOCAP_rotated/head/hand files only)
 STM_CONFIGS = ["speech", "text", "mocap", "speech+text", "speech+mocap", "text+mocap", "speech+text+mocap"]
+STM_SPLIT_CONFIGS = ["speech", "text", "speech+text"]
 
 # the missing-data protocols of a fusion system (the evaluation scripts' flags of the same names: --protocols,
 # --rates, --sweep-kinds, --sim-seeds, --bootstrap, --ci-method); on the system entry, or on a variant (mdre,
@@ -56,9 +67,38 @@ class ConfigError(ValueError):
 @dataclass
 class Corpus:
     name: str
-    kind: str  # msp-podcast | iemocap
-    root: Path
+    kind: str  # one of corpora.KINDS
+    root: Path  # the corpus folder; a manifest's file; EmoBox's data/<corpus> folder
     synthetic: dict | None  # {n, seed}: made by make_demo_corpus.py when absent
+    fold: int | None = None  # EmoBox: the fold read
+    splits: dict = field(default_factory=dict)  # train / dev / test -> the corpus's split name (None: not passed)
+
+    @property
+    def home(self) -> Path:
+        """The folder the corpus's derived data go in (feature stores, NormTerms, the demo generator's summary):
+        the scripts' own rule (features.extract.corpus_folder: a manifest's folder, else the root)."""
+        from features.extract import corpus_folder
+        return corpus_folder(self.kind, self.root)
+
+    @property
+    def features(self) -> Path:
+        """Where the corpus's feature stores go (features.extract.features_folder, every script's default)."""
+        from features.extract import features_folder
+        return features_folder(self.kind, self.root)
+
+    def flags(self, default: str | None = None) -> list:
+        """The flags a script reads the corpus with: --corpus KIND --root ROOT [--fold N]; --corpus left out when
+        KIND is the script's `default` (so a command on the corpus it was written for reads as it always did)."""
+        return [*(["--corpus", self.kind] if self.kind != default else []), "--root", self.root,
+                *(["--fold", self.fold] if self.fold is not None else [])]
+
+    def split_flags(self, **flags: str) -> list:
+        """The flags naming the splits a script uses ({role: flag}, role train / dev / test), e.g.
+        split_flags(train="--train-split", dev="--val-split"); a role whose split is None is left out, and so is
+        MSP-Podcast's default split for it (every script's default: train, dev, test1)."""
+        msp = DEFAULT_SPLITS["msp-podcast"]
+        return [x for role, flag in flags.items() for x in (flag, self.splits.get(role))
+                if self.splits.get(role) is not None and not (self.kind == "msp-podcast" and self.splits[role] == msp[role])]
 
 
 @dataclass
@@ -330,10 +370,8 @@ def load_config(path: str | Path) -> Config:
     corpora = _corpora(path, doc)
     systems, seen = _systems(path, doc, corpora)
     cross = _cross_corpus(path, doc, corpora, systems, seen)
-    for name, c in corpora.items():  # after the keys and values: paths last
-        if not c.synthetic and not c.root.is_dir():
-            raise ConfigError(f"{path}: corpus {name!r}: root {c.root} is not a folder (give the corpus's folder, "
-                              "or synthetic: {n, seed} for a demo corpus made there)")
+    for c in corpora.values():  # after the keys and values: paths last
+        _check_root(path, c)
     data = Path(doc.get("data", "benchmark"))
     return Config(path=path, name=str(doc.get("name", path.stem)), data=data,
                   report=Path(doc.get("report", data / "report")), deterministic=bool(doc.get("deterministic", False)),
@@ -343,13 +381,18 @@ def load_config(path: str | Path) -> Config:
 
 def _corpora(path: Path, doc: dict) -> dict:
     """{name: Corpus} of the config's corpora, keys and values checked (the roots are checked last)."""
+    from corpora import KINDS
     corpora = {}
     for name, c in (doc.get("corpora") or {}).items():
-        if not isinstance(c, dict) or c.get("kind") not in ("msp-podcast", "iemocap") or "root" not in c:
-            raise ConfigError(f"{path}: corpus {name!r} needs kind (msp-podcast or iemocap) and root")
-        _unknown(path, f"corpus {name!r}", c, {"kind", "root", "synthetic"})
+        if not isinstance(c, dict) or c.get("kind") not in KINDS or "root" not in c:
+            raise ConfigError(f"{path}: corpus {name!r} needs kind (one of {', '.join(KINDS)}) and root")
+        kind = c["kind"]
+        _unknown(path, f"corpus {name!r}", c, {"kind", "root", "synthetic", "fold", "splits"})
         synthetic = c.get("synthetic")
         if synthetic is not None:
+            if kind == "emobox":
+                raise ConfigError(f"{path}: corpus {name!r}: synthetic: there is no synthetic EmoBox corpus "
+                                  "(make_demo_corpus.py writes msp-podcast, iemocap and manifest corpora)")
             if not isinstance(synthetic, dict):
                 raise ConfigError(f"{path}: corpus {name!r}: synthetic: a mapping with n and seed")
             _unknown(path, f"corpus {name!r} synthetic", synthetic, {"n", "seed"})
@@ -357,8 +400,62 @@ def _corpora(path: Path, doc: dict) -> dict:
                 if key in synthetic and _whole(low)(synthetic[key]):
                     raise ConfigError(f"{path}: corpus {name!r}: synthetic.{key}: {synthetic[key]!r} is not valid "
                                       f"({_whole(low)(synthetic[key])})")
-        corpora[name] = Corpus(name, c["kind"], Path(c["root"]), synthetic)
+            if kind == "manifest":
+                from corpora.synth.manifest import MANIFEST
+                if Path(c["root"]).name != MANIFEST:
+                    raise ConfigError(f"{path}: corpus {name!r}: root {c['root']}: a synthetic manifest corpus is "
+                                      f"written as <folder>/{MANIFEST}; give that path")
+        fold = c.get("fold")
+        if (fold is None) != (kind != "emobox"):
+            raise ConfigError(f"{path}: corpus {name!r}: fold: " + (
+                "an EmoBox corpus needs the fold it is read with (fold: 1, ...)" if kind == "emobox"
+                else f"only EmoBox corpora have folds (this is {kind})"))
+        if fold is not None and _whole(1)(fold):
+            raise ConfigError(f"{path}: corpus {name!r}: fold: {fold!r} is not valid ({_whole(1)(fold)})")
+        corpora[name] = Corpus(name, kind, Path(c["root"]), synthetic, fold, _splits(path, name, kind, c))
     return corpora
+
+
+def _splits(path: Path, name: str, kind: str, c: dict) -> dict:
+    """The corpus's train / dev / test split names: its kind's defaults (DEFAULT_SPLITS), each overridden by the
+    config's `splits` (a name, or null: that flag not passed, so the script's own default applies)."""
+    given = c.get("splits")
+    if given is None:
+        return dict(DEFAULT_SPLITS.get(kind, {}))
+    if kind not in DEFAULT_SPLITS:
+        raise ConfigError(f"{path}: corpus {name!r}: splits: {kind} has no named splits (its folds are computed)")
+    if not isinstance(given, dict):
+        raise ConfigError(f"{path}: corpus {name!r}: splits: a mapping of train, dev, test to split names")
+    _unknown(path, f"corpus {name!r} splits", given, set(SPLIT_ROLES))
+    for role, value in given.items():
+        if value is not None and _text(value):
+            raise ConfigError(f"{path}: corpus {name!r}: splits.{role}: {value!r} is not valid (a split name, or "
+                              "null for the script's default)")
+    return {**DEFAULT_SPLITS[kind], **given}
+
+
+def _check_root(path: Path, c: Corpus) -> None:
+    """The corpus is where the config says (a manifest's file, every other kind's folder; an EmoBox fold's files,
+    without whose valid file the dev split is not passed unless the config names one)."""
+    if c.synthetic:
+        return
+    if c.kind == "manifest":
+        if not c.root.is_file():
+            raise ConfigError(f"{path}: corpus {c.name!r}: root {c.root} is not a file (a manifest corpus's root is "
+                              "its CSV or JSONL manifest, or give synthetic: {n, seed} for a demo corpus made there)")
+        return
+    if not c.root.is_dir():
+        raise ConfigError(f"{path}: corpus {c.name!r}: root {c.root} is not a folder (give the corpus's folder, "
+                          "or synthetic: {n, seed} for a demo corpus made there)")
+    if c.kind == "emobox":
+        from corpora.emobox import find_fold_files
+        from corpora.records import CorpusError
+        try:
+            files = find_fold_files(c.root, c.fold)
+        except CorpusError as e:
+            raise ConfigError(f"{path}: corpus {c.name!r}: {e}") from None
+        if c.splits.get("dev") == "dev" and "dev" not in files:
+            c.splits["dev"] = None  # EmoBox gives this fold no validation part: the scripts' own choice
 
 
 def _systems(path: Path, doc: dict, corpora: dict) -> tuple[list, set]:
@@ -375,18 +472,51 @@ def _systems(path: Path, doc: dict, corpora: dict) -> tuple[list, set]:
                                                                                              "variants")})
         if "seed" in s and "seeds" in s:
             raise ConfigError(f"{path}: {where} ({name}): seed and seeds: give one (seeds: [0, 1, 2] runs each)")
-        corpus = corpora.get(s.get("corpus"))
-        want = "msp-podcast" if name in MSP_STYLE else "iemocap"
-        if corpus is None or corpus.kind != want:
-            raise ConfigError(f"{path}: {where} ({name}): corpus must name a {want} corpus of the config, got "
-                              f"{s.get('corpus')!r}")
-        variants = [_variant(path, f"{where}.variants[{j}]", name, s, v, seen)
+        _check_corpus(path, f"{where} ({name})", name, s, corpora)
+        variants = [_variant(path, f"{where}.variants[{j}]", name, s, _without_mocap(path, f"{where}.variants[{j}]",
+                                                                                  name, corpora[s["corpus"]], v), seen)
                     for j, v in enumerate(s.get("variants") or [{}])]
         settings = {k2: v2 for k2, v2 in s.items() if k2 not in ("system", "corpus", "variants")}
         systems.append(System(name, s["corpus"], settings, variants))
     if not systems:
         raise ConfigError(f"{path}: no systems to run")
     return systems, seen
+
+
+def _check_corpus(path: Path, where: str, name: str, s: dict, corpora: dict) -> None:
+    """The system's corpus is one of the config's and has the labels the system learns: dimensional ones for
+    the CCC systems (MSP-Podcast, a manifest), classes for the categorical ones (any kind); IEMOCAP's fold
+    protocols only on IEMOCAP (a corpus with named splits is one fold: its train, dev and test splits)."""
+    corpus = corpora.get(s.get("corpus"))
+    if corpus is None:
+        raise ConfigError(f"{path}: {where}: corpus must name a corpus of the config ({', '.join(corpora) or 'none'}),"
+                          f" got {s.get('corpus')!r}")
+    if name in MSP_STYLE and corpus.kind not in DIMENSIONAL_KINDS:
+        why = ("EmoBox rows are categorical only (no arousal / dominance / valence labels)" if corpus.kind == "emobox"
+               else "IEMOCAP's dimensional ratings serve cross-corpus scoring (cross_corpus:), not training")
+        raise ConfigError(f"{path}: {where}: corpus {corpus.name!r} is {corpus.kind}: {name} learns dimensional "
+                          f"labels, from a {' or '.join(DIMENSIONAL_KINDS)} corpus; {why}")
+    fold_keys = [k for k in ("protocol", "folds") if k in s] + (["loso"] if s.get("loso") else [])
+    if corpus.kind != "iemocap" and fold_keys:
+        raise ConfigError(f"{path}: {where}: {', '.join(fold_keys)}: IEMOCAP's fold protocols; corpus "
+                          f"{corpus.name!r} ({corpus.kind}) is one fold: its train, dev and test splits")
+
+
+def _without_mocap(path: Path, where: str, name: str, corpus: Corpus, v):
+    """A speech-text-mocap variant on a corpus other than IEMOCAP: its configurations default to those without
+    motion capture (STM_SPLIT_CONFIGS), and one that names a motion-capture configuration is refused."""
+    if name != "speech-text-mocap" or corpus.kind == "iemocap" or not isinstance(v, dict):
+        return v
+    if "configs" not in v:
+        return {**v, "configs": list(STM_SPLIT_CONFIGS)}
+    from systems.speech_text_mocap import CONFIGURATIONS, streams
+    mocap = [c for c in v["configs"] if c in CONFIGURATIONS and "mocap" in streams(c)] if isinstance(
+        v["configs"], list) else []
+    if mocap:
+        raise ConfigError(f"{path}: {where} ({name}): configs: {', '.join(mocap)}: motion capture is read from "
+                          f"IEMOCAP's files only; corpus {corpus.name!r} is {corpus.kind} (use "
+                          f"{', '.join(STM_SPLIT_CONFIGS)})")
+    return v
 
 
 def _variant(path: Path, where: str, name: str, s: dict, v, seen: set) -> dict:
@@ -418,6 +548,11 @@ def _cross_corpus(path: Path, doc: dict, corpora: dict, systems: list, seen: set
         if (c["system"], str(c.get("variant"))) not in seen:
             raise ConfigError(f"{path}: {where}: no variant {c.get('variant')!r} of {c['system']} in systems")
         kind, split = CROSS_CORPUS[c["system"]]
+        (trained,) = [corpora[x.corpus] for x in systems if x.system == c["system"]]
+        if c["system"] in IEMOCAP_STYLE and trained.kind != "iemocap":
+            raise ConfigError(f"{path}: {where}: {c['system']} is trained on {trained.name!r} ({trained.kind}): "
+                              "cross-corpus scoring maps IEMOCAP's four classes onto MSP-Podcast's categories, so "
+                              "it needs a model trained on an iemocap corpus")
         if c.get("corpus") not in corpora or corpora[c["corpus"]].kind != kind:
             raise ConfigError(f"{path}: {where}: corpus must name an {kind} corpus of the config ({c['system']} "
                               f"models are scored on {kind})")

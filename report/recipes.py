@@ -56,8 +56,8 @@ def corpus_steps(cfg: Config, name: str) -> list[Step]:
     if not c.synthetic:
         return []
     s = c.synthetic
-    return [Step(f"corpus/{name}", f"demo corpus {name}", "make_demo_corpus",
-                 ["--kind", c.kind, "--out", c.root, "--n", s.get("n", 500), "--seed", s.get("seed", 0),
+    return [Step(f"corpus/{name}", f"demo corpus {name}", "make_demo_corpus",  # a manifest's: <home>/corpus.csv
+                 ["--kind", c.kind, "--out", c.home, "--n", s.get("n", 500), "--seed", s.get("seed", 0),
                   "--if-missing"], name)]
 
 
@@ -65,10 +65,11 @@ def _features(cfg: Config, corpus: str, script: str, store: Path, extra: list,
               normterm: Path | None = None) -> list[Step]:
     c = cfg.corpora[corpus]
     steps = [Step(f"features/{corpus}/{store.name}", f"{store.name} features of {corpus}", script,
-                  ["--corpus", c.kind, "--root", c.root, *extra, "--store", store], corpus)]
+                  [*c.flags(), *extra, "--store", store], corpus)]
     if normterm is not None:
-        steps.append(Step(f"normterm/{corpus}/{normterm.name}", f"NormTerm of {store.name} (Train split)", "norm_para",
-                          ["--store", store, "--root", c.root, "--out", normterm], corpus))
+        steps.append(Step(f"normterm/{corpus}/{normterm.name}", f"NormTerm of {store.name} (training split)",
+                          "norm_para", ["--store", store, *c.flags("msp-podcast"), *c.split_flags(train="--split"),
+                                        "--out", normterm], corpus))
     return steps
 
 
@@ -96,11 +97,15 @@ def model_path(cfg: Config, m) -> str:
 
 def resolve_model(cfg: Config, m: Model) -> str:
     """model_path, making a tiny model first when the step runs (features.text.resolve_model, the scripts' own
-    resolver; the tiny BERT's vocabulary from the IEMOCAP training sessions, as speech_text_mocap.py builds it)."""
+    resolver; the tiny BERT's vocabulary from the IEMOCAP training sessions, as speech_text_mocap.py builds it).
+    A tiny BERT for a corpus with named splits (no `corpus` here) is left to the script, which builds it from the
+    transcripts of its training split."""
     if m.which in TINY_MODELS:
         from features.text import iemocap_training_texts, resolve_model as build
         if _USER_MODEL_CACHE is None:  # the config's data folder holds its tiny models (demo_data/ for the demo)
             os.environ["SER_MODEL_CACHE"] = str(Path(cfg.data).resolve())
+        if m.which == "tiny-random-bert" and not m.corpus:
+            return model_path(cfg, m)
         build(m.which, texts=iemocap_training_texts(cfg.corpora[m.corpus].root) if m.corpus else None)
     return model_path(cfg, m)
 
@@ -118,6 +123,13 @@ def script_outputs(cfg: Config, where: str, script: str, argv: list) -> dict:
     except UserError as e:
         raise ConfigError(f"{cfg.path}: {where}: {script}.py refuses its settings and extra flags ({e}); the "
                           f"command: python {script}.py {' '.join(argv)}") from None
+
+
+def fold_info(cfg: Config, s: System, k):
+    """A result's fold as the report shows it: IEMOCAP's fold number or held-out session, else (a corpus with
+    named splits is one fold) the test split's name."""
+    c = cfg.corpora[s.corpus]
+    return k if c.kind == "iemocap" else f"{c.splits.get('test') or 'test'} split"
 
 
 def _run_flags(cfg: Config, system: System, seed: int) -> list:
@@ -194,37 +206,43 @@ class Dimensional:
     tester: str
     run_flags: Callable  # variant -> the flags that name its run folder
     train_flags: Callable  # variant -> the trainer's own flags
+    train_splits: dict  # the trainer's split flags: {role (train / dev / test): flag}
 
 
 DIMENSIONAL = {
     "chunk-lstm": Dimensional("chunk LSTM", "OpenSmile_lld_IS13ComParE", "NormTerm", "feat_opensmile", "training",
                               "testing", _lstm_flags,
-                              lambda v: ["--lr", v.get("lr", 1e-4), "--val-every", v.get("val_every", 50)]),
+                              lambda v: ["--lr", v.get("lr", 1e-4), "--val-every", v.get("val_every", 50)],
+                              {"train": "--train-split", "dev": "--val-split"}),
     "deep-emo-cluster": Dimensional("DeepEmoCluster", "Mel_Spec128", "NormTerm_Mel128", "feat_mel", "main",
                                     "online_testing", _dec_flags,
-                                    lambda v: ["--unlabelled-split", v.get("unlabelled_split", "test2")]),
+                                    lambda v: ["--unlabelled-split", v.get("unlabelled_split", "test2")],
+                                    # the test split too: the unlabelled pool may not hold its utterances
+                                    {"train": "--train-split", "dev": "--val-split", "test": "--test-split"}),
 }
 
 
 def dimensional(cfg: Config, s: System) -> list[Job]:
     """The chunk LSTM or DeepEmoCluster: features + NormTerm, then per variant and attribute train and test."""
     d = DIMENSIONAL[s.system]
-    root = cfg.corpora[s.corpus].root
-    store, nt = root / "Features" / d.store, root / d.normterm
+    c = cfg.corpora[s.corpus]
+    store, nt = c.features / d.store, c.home / d.normterm
     prep = [*corpus_steps(cfg, s.corpus), *_features(cfg, s.corpus, d.extractor, store, [], nt)]
     jobs = []
     for v, sd in ((v, sd) for v in s.variants for sd in seeded(s, v)):
-        common = [*d.run_flags(v), "--root", root, "--store", store, "--normterm", nt]
+        common = [*d.run_flags(v), *c.flags("msp-podcast"), "--store", store, "--normterm", nt]
         models, steps, results = sd.folder(cfg.models), list(prep), []
         label = f"{d.label} {v['name']}{sd.key.replace('/', ' ')}"
+        test = c.splits.get("test") or "test1"
         for emo in s.settings.get("attributes", ATTRS):
             steps.append(dimensional_training(cfg, s, v, sd, emo))
-            csv = cfg.results / f"{s.system.replace('-', '_')}_{v['name']}_{emo}{sd.tag}_test1.csv"
-            argv = [*common, "-emo", emo, "--models-dir", models, "--csv", csv]
+            csv = cfg.results / f"{s.system.replace('-', '_')}_{v['name']}_{emo}{sd.tag}_{test}.csv"
+            argv = [*common, *c.split_flags(test="--split"), "-emo", emo, "--models-dir", models, "--csv", csv]
             steps.append(Step(f"{s.system}/{v['name']}{sd.key}/test/{emo}", f"{label}: test {emo}", d.tester, argv,
                               s.corpus))
             named = script_outputs(cfg, f"{label} test {emo}", d.tester, argv)["results"][emo]
-            results.append(Result("ccc", s.system, v["name"], named, {"attribute": emo, **sd.info}, steps[-1].key))
+            results.append(Result("ccc", s.system, v["name"], named, {"attribute": emo, "corpus": s.corpus, **sd.info},
+                                  steps[-1].key))
         jobs.append(Job(f"{s.system} {v['name']}{sd.key.replace('/', ' ')}", steps, results, s.system))
     return jobs
 
@@ -233,8 +251,9 @@ def dimensional_training(cfg: Config, s: System, v: dict, sd: Seeded, emo: str) 
     """The training step of a dimensional variant's attribute; its run folder from the trainer's own Experiment
     description (the cross-corpus steps read the same folder)."""
     d = DIMENSIONAL[s.system]
-    root = cfg.corpora[s.corpus].root
-    argv = [*d.run_flags(v), "--root", root, "--store", root / "Features" / d.store, "--normterm", root / d.normterm,
+    c = cfg.corpora[s.corpus]
+    argv = [*d.run_flags(v), *c.flags("msp-podcast"), "--store", c.features / d.store,
+            "--normterm", c.home / d.normterm, *c.split_flags(**d.train_splits),
             "-emo", emo, "--out", sd.folder(cfg.models), *d.train_flags(v), *_run_flags(cfg, s, sd.seed),
             *v.get("extra", [])]
     label = f"{d.label} {v['name']}{sd.key.replace('/', ' ')}"
@@ -244,33 +263,33 @@ def dimensional_training(cfg: Config, s: System, v: dict, sd: Seeded, emo: str) 
 
 
 def audio_text_stores(cfg: Config, s: System) -> tuple[Path, Path, Path, Path]:
-    root = cfg.corpora[s.corpus].root
+    c = cfg.corpora[s.corpus]
     speech, text = (s.settings.get("speech_model", "facebook/wav2vec2-large-robust"),
                     s.settings.get("text_model", "roberta-base"))
-    a_store = root / "Features" / ("Wav2Vec32" if speech == "tiny-random-wav2vec2" else f"Wav2Vec_{Path(speech).name}")
-    t_store = root / "Features" / ("MiniLM384" if text == "minilm" else f"Tokens_{Path(text).name}")
-    return a_store, t_store, root / f"NormTerm_{a_store.name}", root / f"NormTerm_{t_store.name}"
+    a_store = c.features / ("Wav2Vec32" if speech == "tiny-random-wav2vec2" else f"Wav2Vec_{Path(speech).name}")
+    t_store = c.features / ("MiniLM384" if text == "minilm" else f"Tokens_{Path(text).name}")
+    return a_store, t_store, c.home / f"NormTerm_{a_store.name}", c.home / f"NormTerm_{t_store.name}"
 
 
 def audio_text(cfg: Config, s: System) -> list[Job]:
     """Features + NormTerms, then per variant (and training seed) main.py's train + test, then per seed the
     missing-data evaluation of all variants' checkpoints side by side (evaluate_missing.py): the older rate sweep
     (missing_rates / missing_conditions) and the protocols."""
-    root = cfg.corpora[s.corpus].root
+    c = cfg.corpora[s.corpus]
     a_store, t_store, a_nt, t_nt = audio_text_stores(cfg, s)
     speech = Model(s.settings.get("speech_model", "facebook/wav2vec2-large-robust"))
     steps = [*corpus_steps(cfg, s.corpus),
              *_features(cfg, s.corpus, "feat_wav2vec2", a_store, ["--model", speech], a_nt),
              *_features(cfg, s.corpus, "feat_roberta", t_store, ["--model", s.settings.get("text_model", "roberta-base")],
                         t_nt)]
-    feats = ["--root", root, "--audio-store", a_store, "--text-store", t_store]
+    feats = [*c.flags("msp-podcast"), "--audio-store", a_store, "--text-store", t_store]
     results, runs, seeds = [], {}, {}  # runs: seed -> {run folder: variant}
     for v, sd in ((v, sd) for v in s.variants for sd in seeded(s, v)):
         step, names = _audio_text_train(cfg, s, v, sd, feats, (a_nt, t_nt))
         steps.append(step)
         seeds[sd.seed] = sd
         runs.setdefault(sd.seed, {})[names["run"]] = v["name"]
-        results += [Result("ccc", s.system, v["name"], path, {"attribute": emo, **sd.info}, step.key)
+        results += [Result("ccc", s.system, v["name"], path, {"attribute": emo, "corpus": s.corpus, **sd.info}, step.key)
                     for emo, path in names["results"].items()]
     for seed, seed_runs in runs.items():
         more_steps, more_results = _audio_text_missing(cfg, s, seeds[seed], seed_runs, feats)
@@ -285,6 +304,7 @@ def _audio_text_train(cfg: Config, s: System, v: dict, sd: Seeded, feats: list, 
     it, batch, chunking = v.get("iterations", 3000), v.get("batch", 32), v.get("chunking", "multiscale")
     argv = [*feats, "--normterm-audio", normterms[0], "--normterm-text", normterms[1], "-iter", it, "-batch", batch,
             "--lr", v.get("lr", 1e-4), "--val-every", v.get("val_every", 100), "--chunking", chunking,
+            *cfg.corpora[s.corpus].split_flags(train="--train-split", dev="--val-split", test="--test-split"),
             *(["--train-missing", v["train_missing"]] if v.get("train_missing") else []),
             "--out", sd.folder(cfg.models), "--results", sd.folder(cfg.results), *_run_flags(cfg, s, sd.seed),
             *v.get("extra", [])]
@@ -311,7 +331,8 @@ def _audio_text_missing(cfg: Config, s: System, sd: Seeded, runs: dict, feats: l
         flags += ["--conditions", ",".join(s.settings.get("missing_conditions", LEGACY_KINDS))]
         protocols.append("conditions")
     out = cfg.results / f"audio_text_missing_data{sd.tag}"
-    argv = ["--checkpoints", *runs, *feats, *flags, "--out", out]
+    argv = ["--checkpoints", *runs, *feats, *cfg.corpora[s.corpus].split_flags(train="--train-split", test="--split"),
+            *flags, "--out", out]
     step = Step(f"audio-text/missing{sd.key}", f"audio-text under missing data{sd.key.replace('/', ' ')}: "
                 + ", ".join(protocols), "evaluate_missing", argv, s.corpus)
     paths = script_outputs(cfg, "audio-text missing data", "evaluate_missing", argv)["protocols"]
@@ -326,20 +347,23 @@ def mdre_step(cfg: Config, s: System, v: dict, sd: Seeded | None = None) -> tupl
     """An MDRE variant's mdre.py step for one training seed (default: its first) and where it writes
     (mdre.py's Experiment outputs of its full argv: the seed is in the names when not 0)."""
     sd = sd or seeded(s, v)[0]
-    root = cfg.corpora[s.corpus].root
-    protocol = s.settings.get("protocol", "random5")
-    folds = s.settings.get("folds")
+    c = cfg.corpora[s.corpus]
     model = v.get("model", "MDREA")
     missing = v.get("missing")
-    argv = ["--root", root, "--model", model, "--protocol", protocol,
-            *(["--folds", ",".join(map(str, folds))] if folds else []), "-iter", v.get("iterations", 10000),
+    protocol, folds = s.settings.get("protocol", "random5"), s.settings.get("folds")
+    if c.kind == "iemocap":  # IEMOCAP's folds are computed by a protocol
+        where, evaluated = ["--protocol", protocol, *(["--folds", ",".join(map(str, folds))] if folds else [])], protocol
+    else:  # one fold: the corpus's own splits
+        where = c.split_flags(train="--train-split", dev="--dev-split", test="--test-split")
+        evaluated = f"test split {c.splits.get('test') or 'test'}"
+    argv = [*c.flags("iemocap"), "--model", model, *where, "-iter", v.get("iterations", 10000),
             "-batch", v.get("batch", 128), "--lr", v.get("lr", 1e-3),
             *(["--val-every", v["val_every"]] if v.get("val_every") else []), "--patience", v.get("patience", 7),
             *(["--missing", ",".join(missing)] if missing else []),
             *protocol_flags(protocol_options(s.settings, v), bool(missing)), "--out", cfg.models,
             "--results", cfg.results, *_run_flags(cfg, s, sd.seed), *v.get("extra", [])]
     names = script_outputs(cfg, f"mdre variant {v['name']}", "mdre", argv)
-    return Step(f"mdre/{v['name']}{sd.key}", f"MDRE family {v['name']}{sd.key.replace('/', ' ')}: {model}, {protocol}",
+    return Step(f"mdre/{v['name']}{sd.key}", f"MDRE family {v['name']}{sd.key.replace('/', ' ')}: {model}, {evaluated}",
                 "mdre", argv, s.corpus, cfg.fresh_on_conflict, runs=tuple(names["runs"].values())), names
 
 
@@ -347,7 +371,8 @@ def mdre(cfg: Config, s: System) -> list[Job]:
     jobs = []
     for v, sd in ((v, sd) for v in s.variants for sd in seeded(s, v)):
         step, names = mdre_step(cfg, s, v, sd)
-        results = [Result("class", s.system, v["name"], path, {"fold": k, **sd.info}, step.key)
+        results = [Result("class", s.system, v["name"], path, {"fold": fold_info(cfg, s, k), "corpus": s.corpus,
+                                                               **sd.info}, step.key)
                    for k, path in names["folds"].items()]
         results.append(Result("class-folds", s.system, v["name"], names["table"], {**sd.info}, step.key))
         paths = names["protocols"]  # {protocol: <name>_<protocol>.json}, "conditions" the --missing list's
@@ -366,9 +391,11 @@ def stm_step(cfg: Config, s: System, v: dict, sd: Seeded | None = None) -> tuple
     opt = {"--lr": "lr", "--val-every": "val_every", "--patience": "patience", "--dev-share": "dev_share",
            "--d-model": "d_model", "--heads": "heads", "--layers": "layers", "--ff": "ff",
            "--fusion-hidden": "fusion_hidden", "-iter": "iterations", "-batch": "batch"}
-    argv = ["--root", cfg.corpora[s.corpus].root,
+    c = cfg.corpora[s.corpus]
+    argv = [*c.flags("iemocap"), *c.split_flags(train="--train-split", dev="--dev-split", test="--test-split"),
             "--speech-model", Model(s.settings.get("speech_model", "facebook/wav2vec2-large-robust")),
-            "--text-model", Model(s.settings.get("text_model", "bert-base-uncased"), s.corpus),
+            "--text-model", Model(s.settings.get("text_model", "bert-base-uncased"),  # IEMOCAP's: see resolve_model
+                                  s.corpus if c.kind == "iemocap" else None),
             "--configs", ",".join(configs), *[x for flag, key in opt.items() if key in v for x in (flag, v[key])],
             *(["--loso"] if s.settings.get("loso") else []),
             "--missing", ",".join(missing) if missing else "none",
@@ -380,22 +407,23 @@ def stm_step(cfg: Config, s: System, v: dict, sd: Seeded | None = None) -> tuple
                 "speech_text_mocap", argv, s.corpus, cfg.fresh_on_conflict, runs=tuple(names["runs"].values())), names
 
 
-def _stm_protocol_results(s: System, v: dict, sd: Seeded, names: dict, key: str) -> list[Result]:
+def _stm_protocol_results(cfg: Config, s: System, v: dict, sd: Seeded, names: dict, key: str) -> list[Result]:
     """The protocol files of a variant: per configuration and held-out session, as speech_text_mocap.py's
     Experiment outputs list them ({(configuration, session, protocol): path}; "conditions" = the --missing list's)."""
     return [r for (c, k, p), path in names["protocols"].items()
             for r in protocol_results(s, v["name"], {p: path}, "WA/UA", key,
-                                      {"fold": k, "configuration": c, **sd.info})]
+                                      {"fold": fold_info(cfg, s, k), "configuration": c, **sd.info})]
 
 
 def speech_text_mocap(cfg: Config, s: System) -> list[Job]:
     jobs = []
     for v, sd in ((v, sd) for v in s.variants for sd in seeded(s, v)):
         step, names = stm_step(cfg, s, v, sd)
-        results = [Result("class", s.system, v["name"], path, {"fold": k, "configuration": c, **sd.info}, step.key)
+        results = [Result("class", s.system, v["name"], path,
+                          {"fold": fold_info(cfg, s, k), "configuration": c, "corpus": s.corpus, **sd.info}, step.key)
                    for (c, k), path in names["results"].items()]
         results.append(Result("ablation", s.system, v["name"], names["ablation"], {**sd.info}, step.key))
-        results += _stm_protocol_results(s, v, sd, names, step.key)
+        results += _stm_protocol_results(cfg, s, v, sd, names, step.key)
         jobs.append(Job(f"speech-text-mocap {v['name']}{sd.key.replace('/', ' ')}",
                         [*corpus_steps(cfg, s.corpus), step], results, s.system))
     return jobs
@@ -420,8 +448,8 @@ def cross_corpus(cfg: Config, c: dict) -> list[Job]:
 def _dimensional_cross(cfg: Config, c: dict, s: System, v: dict, sd: Seeded) -> Job:
     d = DIMENSIONAL[s.system]
     root = cfg.corpora[c["corpus"]].root
-    store, common, models = root / "Features" / d.store, d.run_flags(v), sd.folder(cfg.models)
-    nt = cfg.corpora[s.corpus].root / d.normterm  # for an original .pth.tar; our checkpoints carry their NormTerm
+    store, common, models = cfg.corpora[c["corpus"]].features / d.store, d.run_flags(v), sd.folder(cfg.models)
+    nt = cfg.corpora[s.corpus].home / d.normterm  # for an original .pth.tar; our checkpoints carry their NormTerm
     steps = [*corpus_steps(cfg, c["corpus"]), *_features(cfg, c["corpus"], d.extractor, store, [])]
     results = []
     tag, label = s.system.replace("-", "_"), f"{v['name']}{sd.key.replace('/', ' ')}"

@@ -29,14 +29,20 @@ from utils import atomic_write_text
 NO_PROGRESS_FLAG = ("make_demo_corpus", "evaluate_missing")  # scripts without bars (and without the flag)
 
 
-def corpus_fingerprint(kind: str, root: Path) -> str:
-    """What identifies the corpus a step read: the demo generator's summary when there is one, else the size and
-    time of its label files (a changed label file re-runs everything made from it)."""
+def corpus_fingerprint(c) -> str:
+    """What identifies the corpus (a report.config.Corpus) a step read: the demo generator's summary when there is
+    one, else the size and time of its label files (a changed label file re-runs everything made from it): a
+    manifest and its sidecar, an EmoBox corpus's label map and fold files, MSP-Podcast's Labels/*.csv, IEMOCAP's
+    EmoEvaluation files."""
     from corpora.synth.msp_podcast import SUMMARY
-    if (root / SUMMARY).is_file():
-        return hashlib.sha256((root / SUMMARY).read_bytes()).hexdigest()[:16]
-    files = (sorted(root.glob("Labels/*.csv")) if kind == "msp-podcast"
-             else sorted(root.glob("Session*/dialog/EmoEvaluation/*.txt")))
+    if (c.home / SUMMARY).is_file():
+        return hashlib.sha256((c.home / SUMMARY).read_bytes()).hexdigest()[:16]
+    root = c.home
+    files = {"msp-podcast": lambda: sorted(root.glob("Labels/*.csv")),
+             "iemocap": lambda: sorted(root.glob("Session*/dialog/EmoEvaluation/*.txt")),
+             "manifest": lambda: [p for p in (c.root, c.root.with_suffix(".json")) if p.is_file()],
+             "emobox": lambda: sorted([*root.glob("*.json*"), *root.glob(f"fold_{c.fold}/*.jsonl"),
+                                       *root.glob(f"fold{c.fold}/*.jsonl")])}[c.kind]()
     stamp = [(str(p.relative_to(root)), p.stat().st_size, p.stat().st_mtime_ns) for p in files]
     return hashlib.sha256(json.dumps(stamp).encode()).hexdigest()[:16] if stamp else "absent"
 
@@ -145,7 +151,7 @@ class Runner:
 
     def identity(self, step: Step) -> dict:
         c = self.cfg.corpora[step.corpus]
-        ident = {"command": step.command(), "corpus": corpus_fingerprint(c.kind, c.root)}
+        ident = {"command": step.command(), "corpus": corpus_fingerprint(c)}
         if step.inputs:  # the checkpoints it scores: a retrained model (new weights) is scored again
             ident["checkpoints"] = {str(p): checkpoint_stamp(p) for p in step.inputs}
         return ident

@@ -14,7 +14,7 @@ import numpy as np
 import metrics
 from report.render import MeanSd
 
-KEYS = {"CCC": "value", "WA": "WA", "UA": "UA"}  # metric -> the key a result file stores it under
+KEYS = {"CCC": "value", "WA": "WA", "UA": "UA", "macro_F1": "macro_F1"}  # metric -> the key a result file stores it under
 
 
 @dataclass
@@ -70,7 +70,7 @@ def _read_scores(csv_path: Path, classes: list | None) -> Scores | None:
 
 
 def scored(path: Path, doc: dict | None, metric: str):
-    """The cell of `metric` (CCC, WA or UA) of a result file: a metrics.Scored with the file's interval
+    """The cell of `metric` (CCC, WA, UA or macro_F1) of a result file: a metrics.Scored with the file's interval
     (`<key>_ci`), or one bootstrapped from its per-utterance CSV when the file predates intervals, or the bare
     value when neither can be had; None when the file has no such number."""
     if not doc:

@@ -109,6 +109,7 @@ class AudioTextMethod:
     train_condition: str | None = None  # missing data as regularisation in training, e.g. "bursts:0.2"
     seed: int = 0
     corpus_version: str | None = None
+    corpus: dict | None = None  # kind and name of a corpus other than MSP-Podcast (systems.common.run_corpus)
     transcripts: dict = field(default_factory=dict)  # utt -> transcript path (word conditions only)
     vocabulary: tuple = ()  # the training transcripts' words: wer's substitutes and insertions
     device: str = "cpu"  # where a degraded transcript is encoded again
@@ -183,7 +184,8 @@ class AudioTextMethod:
                 "features": {"audio": self.audio.describe(), "text": self.text.describe()},
                 "normterm": {"audio": self.nt_audio.to_json_all(), "text": self.nt_text.to_json_all()},
                 "train_condition": self.train_condition, "seed": self.seed,
-                "loss": "mean of 1-CCC (unbiased variances) over Act, Dom, Val", "corpus_version": self.corpus_version}
+                "loss": "mean of 1-CCC (unbiased variances) over Act, Dom, Val", "corpus_version": self.corpus_version,
+                **({"corpus": self.corpus} if self.corpus else {})}
 
     def without_word_alignment(self, items) -> list[str]:
         """The utterances of `items` a word-drop condition cannot be applied to: no transcript, or one whose
@@ -337,17 +339,21 @@ def run_name(iterations: int, batch: int, strategy: str, train_condition: str | 
     return f"TransformerCoAtten_iter{iterations}_batch{batch}_AudioText_{tag[strategy]}{miss}_MTL"
 
 
-def audio_text_items(root: Path, split: str, audio: FeatureStore, text: FeatureStore):
-    """(items [(utt, (act, dom, val))], words {utt: [Interval]}, transcripts {utt: path}) of a split: every
-    utterance needs both feature sets and its TextGrid; the others are listed on stderr, never dropped silently."""
+def audio_text_items(root: Path, split: str, audio: FeatureStore, text: FeatureStore, *, kind: str = "msp-podcast",
+                     fold: int | None = None):
+    """(items [(utt, (act, dom, val))], words {utt: [Interval]}, transcripts {utt: path}) of a split of the
+    `kind` of corpus (systems.common.read_split): every utterance needs both feature sets and its TextGrid; the
+    others are listed on stderr, never dropped silently."""
     import sys
 
-    from corpora.msp_podcast import read_msp_podcast
     from corpora.records import CorpusError
     from corpora.textgrid import MalformedTextGrid, read_words
     from features.store import without_changed_inputs
-    corpus = read_msp_podcast(root, split=split, require_audio=False)
+    from systems.common import read_split, refuse_categorical, require_dimensional_labels
+    refuse_categorical(kind)
+    corpus = read_split(kind, root, split, fold=fold)
     corpus.report()
+    require_dimensional_labels(corpus, kind, split, ATTRIBUTES)
     items, words, transcripts, missing, malformed = [], {}, {}, {}, []
     for r in without_changed_inputs(corpus.records, (audio, text), split):  # never stale features (issue 19.5)
         if not all(a in r.labels for a in ATTRIBUTES):
@@ -381,12 +387,13 @@ def audio_text_items(root: Path, split: str, audio: FeatureStore, text: FeatureS
     return items, words, transcripts
 
 
-def transcript_vocabulary(root: Path, split: str) -> tuple[str, ...]:
+def transcript_vocabulary(root: Path, split: str, *, kind: str = "msp-podcast", fold: int | None = None
+                          ) -> tuple[str, ...]:
     """The distinct words (whitespace tokens, as features.degraded_text splits a transcript) of a split's
     transcripts, in first-seen order: the words the `wer` condition substitutes and inserts."""
-    from corpora.msp_podcast import read_msp_podcast
     from corpora.records import read_transcript_file
-    corpus = read_msp_podcast(root, split=split, require_audio=False)
+    from systems.common import read_split
+    corpus = read_split(kind, root, split, fold=fold)
     words = (w for r in corpus.records if r.transcript_path and Path(r.transcript_path).is_file()
              for w in read_transcript_file(r.transcript_path).split())
     vocabulary = tuple(dict.fromkeys(words))

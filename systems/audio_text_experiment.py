@@ -24,10 +24,9 @@ def audio_text_parser(doc: str | None):
     from engine.cli import int_at_least, parser, positive_float
     from features.missing import parse_condition
     from systems.audio_text import STRATEGIES
-    from systems.common import DEFAULT_STORES, DEMO_ROOT, add_training_args
+    from systems.common import DEFAULT_STORES, ROOT_HELP, add_training_args
     ap = parser(doc)
-    ap.add_argument("--root", type=Path, default=None,
-                    help=f"MSP-Podcast root (default: $MSP_PODCAST_ROOT, else {DEMO_ROOT} when it exists)")
+    ap.add_argument("--root", type=Path, default=None, help=ROOT_HELP)
     ap.add_argument("--audio-store", type=Path, help="wav2vec2 store (default: the first of <root>/Features/" +
                     " or ".join(DEFAULT_STORES["audio-text audio"]) + " that exists: the original's, then the demo's)")
     ap.add_argument("--text-store", type=Path, help="text token store (default: the first of <root>/Features/" +
@@ -49,7 +48,8 @@ def audio_text_parser(doc: str | None):
                     help="missing data as regularisation in training, e.g. bursts:0.2, frames:0.3, word-rows:0.2, "
                          "text-absent, random-missing:0.3 (default: none; words, wer and words+audio re-encode "
                          "the transcript and are evaluation-only)")
-    ap.add_argument("--test-split", default="test1", help="split scored after training")
+    ap.add_argument("--test-split", default="test1", help="split scored after training (default: test1; a manifest "
+                                                          "without test1 scores its test split)")
     ap.add_argument("--results", type=Path, default=Path("results"),
                     help="folder for the per-utterance test CSVs and their result JSON files")
     ap.add_argument("--device", default="auto", help="cpu, cuda, cuda:N, or auto")
@@ -87,14 +87,16 @@ def describe(argv, doc: str | None) -> Experiment:
 def resolved_inputs(args) -> dict:
     """{"audio" | "text": (store path, NormTerm path)}: the flags', else the defaults (said on stderr); the root
     fills in args.root."""
-    from systems.common import default_normterm, default_root, default_store, print_defaults
+    from systems.common import check_corpus_args, default_normterm, default_root, default_store, print_defaults
+    check_corpus_args(args)
     notes: list[str] = []
     args.root = default_root(args.root, notes)
     paths = {}
     for kind, flag in (("audio", "--audio-store"), ("text", "--text-store")):
-        store = default_store(flag, getattr(args, f"{kind}_store"), args.root, f"audio-text {kind}", notes)
+        store = default_store(flag, getattr(args, f"{kind}_store"), args.root, f"audio-text {kind}", notes,
+                              args.corpus)
         nt = default_normterm(f"--normterm-{kind}", getattr(args, f"normterm_{kind}"), args.root,
-                              f"audio-text {kind}", store, notes)
+                              f"audio-text {kind}", store, notes, args.corpus)
         paths[kind] = (store, nt)
     print_defaults(notes)
     return paths
@@ -127,12 +129,14 @@ class AudioText:
 
     def folds(self, exp: Experiment) -> list[Fold]:
         from systems.audio_text import audio_text_items
+        from systems.common import read_split
         from utils import writable_dir
         args = resolved_settings(exp)
         paths = resolved_inputs(args)
         audio, text, nt_a, nt_t = checked_inputs(args, paths)
-        splits = {s: audio_text_items(args.root, s, audio, text)
+        splits = {s: audio_text_items(args.root, s, audio, text, kind=args.corpus, fold=args.fold)
                   for s in (args.train_split, args.val_split, args.test_split)}
+        args.corpus_name = read_split(args.corpus, args.root, args.train_split, fold=args.fold).name
         run_dir = writable_dir(exp.outputs["run"])
         writable_dir(args.results)
         exp.corpus = args.root
@@ -147,13 +151,15 @@ class AudioText:
     def method(self, exp: Experiment, fold: Fold):
         from features.missing import parse_condition
         from systems.audio_text import AudioTextMethod
+        from systems.common import run_corpus
         args, splits = fold.extra["args"], fold.extra["splits"]
         audio, text, nt_a, nt_t = fold.extra["streams"]
         cond = args.train_condition
         words = {u: w for _, ws, _ in splits.values() for u, w in ws.items()}
         transcripts = {u: p for _, _, ts in splits.values() for u, p in ts.items()}
         method = AudioTextMethod(audio, text, nt_a, nt_t, words, strategy=args.chunking, train_condition=cond,
-                                 seed=args.seed, corpus_version=args.root.name, transcripts=transcripts)
+                                 seed=args.seed, corpus_version=args.root.name, corpus=run_corpus(args),
+                                 transcripts=transcripts)
         if cond and parse_condition(cond).kind == "word-rows":
             bad = method.without_word_alignment(fold.train)
             if bad:
@@ -165,19 +171,20 @@ class AudioText:
     def test(self, exp: Experiment, fold: Fold, method, model) -> dict:
         from engine.loop import evaluate
         from engine.resources import ResourceMonitor, inference_record
-        from systems.common import with_interval, write_scores
+        from systems.common import corpus_fields, with_interval, write_scores
         args, test, device = fold.extra["args"], fold.test, exp.training.device
         audio, _, nt_a, _ = fold.extra["streams"]
         with ResourceMonitor() as mon:
             pred = evaluate(method, model, test, 64, device)
         inference = inference_record(mon.seconds, len(test), audio.seconds([u for u, _ in test]), mon)
-        for line in summary_banner(args.root, args.test_split, args.iterations, args.batch_size, args.chunking):
+        other = args.corpus_name if args.corpus != "msp-podcast" else None
+        for line in summary_banner(args.root, args.test_split, args.iterations, args.batch_size, args.chunking, other):
             print(line)
         row = {}
         for k, a in enumerate(ATTRIBUTES):
             scored = write_scores(exp.outputs["csvs"][a.capitalize()], [(u, y[k]) for u, y in test],
                                   nt_a.denorm(pred[:, k], a),
-                                  result={"system": "audio_text", "attribute": a, "corpus": str(args.root),
+                                  result={"system": "audio_text", "attribute": a, **corpus_fields(args),
                                           "split": args.test_split, "checkpoint": str(fold.run_dir),
                                           "chunking": args.chunking, "train_missing": args.train_condition,
                                           "seed": args.seed, **inference})
@@ -193,12 +200,15 @@ class AudioText:
 AUDIO_TEXT = AudioText()
 
 
-def summary_banner(root: Path, split: str, iterations: int, batch: int, chunking: str) -> list[str]:
+def summary_banner(root: Path, split: str, iterations: int, batch: int, chunking: str,
+                   corpus_name: str | None = None) -> list[str]:
     """The original's test banner: its text for its own setting (MSP-PODCAST v1.10, Test1, MultiRslChunk),
-    the corpus release, split and chunking of this run otherwise."""
+    the corpus release, split and chunking of this run otherwise; `corpus_name` names a corpus other than
+    MSP-Podcast (a manifest's)."""
     import re
     release = re.fullmatch(r"MSP-PODCAST-Publish-(\d+\.\d+)", root.resolve().name)
-    corpus = f"MSP-PODCAST v{release.group(1)}" if release else f"MSP-PODCAST ({root})"
+    corpus = (f"{corpus_name} ({root})" if corpus_name else f"MSP-PODCAST v{release.group(1)}" if release
+              else f"MSP-PODCAST ({root})")
     title = f"## Summary Performance on {corpus} {split[:1].upper()}{split[1:]} Set ##"
     tag = {"multiscale": "MultiRslChunk", "fixed": "FixedChunk", "lexical": "LexicalChunk"}[chunking]
     rule = "#" * max(57, len(title) + 1)  # the original's rule is one longer than its title

@@ -79,6 +79,8 @@ def outputs(args) -> dict:
 def describe(args: argparse.Namespace, argv) -> Experiment:
     """The Experiment of evaluate_missing.py's parsed flags: every checkpoint a fold, only tested, the protocols'
     conditions pooled over them. Flags only (no file is read); a flag that cannot apply is a UserError here."""
+    from systems.common import check_corpus_args
+    check_corpus_args(args)  # EmoBox refused (no dimensional labels), --fold only for EmoBox
     conditions = plan(args)
     return Experiment(system="audio-text-missing", script="evaluate_missing.py",
                       argv=tuple(sys.argv[1:] if argv is None else argv), settings=args, corpus=args.root,
@@ -139,6 +141,7 @@ class AudioTextMissing:
         word conditions need) before the first is scored."""
         from engine.checkpoint import require_finished
         from systems.audio_text import transcript_vocabulary
+        from systems.common import corpus_args
         from utils import writable_dir
         s = exp.settings
         writable_dir(s.out.parent)
@@ -147,7 +150,9 @@ class AudioTextMissing:
                 require_finished(ck, s.allow_unfinished)
         items, words, transcripts, stores = self._items(exp)
         every = [c for conds in exp.conditions.values() for c in conds]
-        vocabulary = transcript_vocabulary(s.root, s.train_split) if any(c.kind == "wer" for c in every) else ()
+        kind, fold = corpus_args(s)
+        vocabulary = (transcript_vocabulary(s.root, s.train_split, kind=kind, fold=fold)
+                      if any(c.kind == "wer" for c in every) else ())
         names = series_names(s.checkpoints)
         folds = []
         for ck in exp.folds:  # all loaded and checked before the first is scored
@@ -164,12 +169,13 @@ class AudioTextMissing:
         hold the kinds of features the system reads."""
         from features.store import FeatureStore
         from systems.audio_text import audio_text_items
-        from systems.common import require_store
+        from systems.common import corpus_args, require_store
         s = exp.settings
         audio, text = FeatureStore(s.audio_store), FeatureStore(s.text_store)
         require_store(audio, "--audio-store", "wav2vec2")  # the kinds of features, before any work (issue 19.14)
         require_store(text, "--text-store", "tokens")
-        items, words, transcripts = audio_text_items(s.root, s.split, audio, text)
+        kind, fold = corpus_args(s)  # evaluate_missing.py's --corpus/--fold (MSP-Podcast without them)
+        items, words, transcripts = audio_text_items(s.root, s.split, audio, text, kind=kind, fold=fold)
         if not items:
             raise UserError(f"no {s.split} utterance with labels, both feature sets and a TextGrid")
         return items, words, transcripts, (audio, text)

@@ -41,6 +41,7 @@ class ChunkLSTMMethod:
     n: int = 1
     unbiased_var_loss: bool = True
     corpus_version: str | None = None
+    corpus: dict | None = None  # kind and name of a corpus other than MSP-Podcast (systems.common.run_corpus)
 
     def build_model(self) -> ChunkLSTM:
         return ChunkLSTM(atten=self.atten, input_dim=self.store.dims, hidden_dim=self.store.dims,
@@ -71,7 +72,7 @@ class ChunkLSTMMethod:
                 "features": self.store.describe(),
                 "normterm": self.normterm.to_json(self.attribute),
                 "loss": "1-CCC (unbiased variances)" if self.unbiased_var_loss else "1-CCC",
-                "corpus_version": self.corpus_version}
+                "corpus_version": self.corpus_version, **({"corpus": self.corpus} if self.corpus else {})}
 
 
 class Predictor:

@@ -39,23 +39,99 @@ def _with_label(records: list, attribute: str, what: str) -> list:
     return [r for r in records if r.utt_id not in left_out]
 
 
-def labelled_items(root: Path, split: str, attribute: str, store: FeatureStore,
-                   corpus: str = "msp-podcast") -> list[tuple[str, float]]:
-    """(utterance, label) of a split, listing (never silently dropping) utterances without label or features.
+# the corpora a dimensional system's --corpus takes (EmoBox is accepted and refused with the reason:
+# refuse_categorical); the testing scripts also score IEMOCAP (cross-corpus testing)
+DIMENSIONAL_KINDS = ("msp-podcast", "manifest", "emobox")
+TESTING_KINDS = ("msp-podcast", "iemocap", "manifest", "emobox")
 
-    `corpus` "msp-podcast": raw 1-7 labels of an MSP-Podcast split. "iemocap" (cross-corpus testing): the
-    records of an IEMOCAP split (all, session1..session5, session4,session5, ...: corpora.iemocap.iemocap_split)
-    with their 1-5 labels rescaled to MSP-Podcast's 1-7 (corpora.iemocap.msp_scale).
-    Reads labels only: the audio folder need not exist, the features come from the store."""
-    if corpus == "iemocap":
-        from corpora.iemocap import iemocap_split, msp_scale
-        data, scale, what = iemocap_split(root, split), msp_scale, f"IEMOCAP {split}"
+
+def refuse_categorical(kind: str) -> None:
+    """UserError for a corpus kind whose rows carry no dimensional labels (EmoBox), before any work."""
+    if kind == "emobox":
+        from engine.cli import UserError
+        raise UserError("--corpus emobox: EmoBox rows carry no arousal/dominance/valence labels (categorical "
+                        "emotions only), so this dimensional system cannot train or be scored on them; give "
+                        "--corpus msp-podcast, or --corpus manifest with arousal/dominance/valence columns")
+
+
+def read_split(kind: str, root: Path, split: str, *, fold: int | None = None):
+    """The labels of one split of any corpus (corpora.Corpus; the audio need not exist). The one place a
+    (kind, root, split, fold) becomes records for the dimensional systems.
+
+    "iemocap": corpora.iemocap.iemocap_split (all, session1..session5, comma lists). The other kinds go
+    through corpora.read_corpus(labels_only=True) with their own split aliases; where a manifest or EmoBox fold
+    has no split `test1` (MSP-Podcast's test set, the scripts' default) its `test` split is read instead (said on
+    stderr): MSP-Podcast already reads `test` as `test1`, so the default test split means the same everywhere."""
+    import sys
+
+    from corpora import CorpusError, read_corpus
+    if kind == "iemocap":
+        from corpora.iemocap import iemocap_split
+        return iemocap_split(root, split)
+    try:
+        return read_corpus(kind, root, split, fold=fold, labels_only=True)
+    except CorpusError as first:
+        if kind == "msp-podcast" or split.strip().lower() != "test1":
+            raise
+        try:
+            data = read_corpus(kind, root, "test", fold=fold, labels_only=True)
+        except CorpusError:
+            raise first from None
+    print(f"note: {root} has no split test1: its test split is scored", file=sys.stderr)
+    return data
+
+
+def require_dimensional_labels(data, kind: str, split: str, attributes) -> None:
+    """UserError when no row of a manifest's split has every one of `attributes` (act, dom, val): the manifest
+    lacks those columns, or the split is unlabelled (other kinds: their rows are listed one by one instead)."""
+    if kind != "manifest" or not data.records or any(all(a in r.labels for a in attributes) for r in data.records):
+        return
+    from corpora.manifest import DIMENSIONS
+    from engine.cli import UserError
+    columns = [c for c, a in DIMENSIONS.items() if a in attributes]
+    raise UserError(f"{data.root}: no row of split {split} has {' and '.join(columns)} label(s): a dimensional "
+                    f"system needs the manifest's {', '.join(columns)} column(s), on the scale its sidecar JSON "
+                    "declares")
+
+
+def split_items(data, kind: str, split: str, attribute: str, store: FeatureStore) -> list[tuple[str, float]]:
+    """(utterance, label on the 1-7 scale) of a split read by read_split, listing (never silently dropping)
+    utterances without label or features. IEMOCAP's 1-5 labels are rescaled here (corpora.iemocap.msp_scale);
+    a manifest's are on 1-7 already (its reader rescales the declared scale). A manifest split none of whose
+    rows has the attribute is refused: its manifest lacks the column, or the split is unlabelled."""
+    if kind == "iemocap":
+        from corpora.iemocap import msp_scale
+        scale, what = msp_scale, f"IEMOCAP {split}"
     else:
-        from corpora.msp_podcast import read_msp_podcast
-        data, scale, what = read_msp_podcast(root, split=split, require_audio=False), float, split
+        scale, what = float, split
     data.report()
+    require_dimensional_labels(data, kind, split, (attribute,))
     recs = with_features(_with_label(data.records, attribute, what), store, what)
     return [(r.utt_id, scale(r.labels[attribute])) for r in recs]
+
+
+def labelled_items(root: Path, split: str, attribute: str, store: FeatureStore,
+                   corpus: str = "msp-podcast", *, fold: int | None = None) -> list[tuple[str, float]]:
+    """(utterance, label) of a split of any corpus kind (read_split, then split_items): raw 1-7 labels of
+    MSP-Podcast and of a manifest (rescaled from its declared scale by the reader), IEMOCAP's 1-5 labels
+    rescaled to MSP-Podcast's 1-7. Reads labels only: the audio need not exist, the features come from the store."""
+    refuse_categorical(corpus)
+    return split_items(read_split(corpus, root, split, fold=fold), corpus, split, attribute, store)
+
+
+def corpus_args(args) -> tuple[str, int | None]:
+    """(--corpus, --fold) of a script's flags; scripts without them read MSP-Podcast."""
+    return getattr(args, "corpus", "msp-podcast"), getattr(args, "fold", None)
+
+
+def run_corpus(args) -> dict | None:
+    """What a training run's config records of its corpus beside corpus_version: kind, name (and fold). None for
+    MSP-Podcast, the corpus every run trained on before --corpus existed, so those runs keep their identity and
+    resume."""
+    kind, fold = corpus_args(args)
+    if kind == "msp-podcast":
+        return None
+    return {"kind": kind, "name": getattr(args, "corpus_name", None), **({"fold": fold} if fold is not None else {})}
 
 
 # ------------------------------------------------------------------------------------------ default inputs
@@ -92,30 +168,42 @@ def default_root(given: Path | None, notes: list[str]) -> Path:
                     "(made by `make demo`) does not exist; give --root, the folder holding Labels/")
 
 
-def default_store(flag: str, given: Path | None, root: Path, system: str, notes: list[str]) -> Path:
-    """The store `flag` names, else the first of `system`'s default store names under <root>/Features that exists;
-    a UserError naming the default paths tried and the flag otherwise."""
+def corpus_flag(kind: str) -> str:
+    """'--corpus KIND ' for the commands an error message suggests ('' for MSP-Podcast, the scripts' default)."""
+    return "" if kind == "msp-podcast" else f"--corpus {kind} "
+
+
+def default_store(flag: str, given: Path | None, root: Path, system: str, notes: list[str],
+                  kind: str = "msp-podcast") -> Path:
+    """The store `flag` names, else the first of `system`'s default store names in the corpus's features folder
+    (features.extract.features_folder: <root>/Features, for a manifest beside the file) that exists; a
+    UserError naming the default paths tried and the flag otherwise."""
     from engine.cli import UserError
+    from features.extract import features_folder
     if given is not None:
         return given
-    tried = [root / "Features" / name for name in DEFAULT_STORES[system]]
+    tried = [features_folder(kind, root) / name for name in DEFAULT_STORES[system]]
     found = next((p for p in tried if (p / "meta.json").is_file() or p.is_dir()), None)
     if found is None:
         raise UserError(f"{flag}: no feature store at the default {' or '.join(map(str, tried))}; make it with "
-                        f"{MAKERS[system]} --root {root}, or give {flag}")
+                        f"{MAKERS[system]} {corpus_flag(kind)}--root {root}, or give {flag}")
     notes.append(f"{flag} {found}")
     return found
 
 
-def default_normterm(flag: str, given: Path | None, root: Path, system: str, store: Path, notes: list[str]) -> Path:
-    """The NormTerm `flag` names, else the first default folder (<root>/<name>, then ./<name>) holding feature
+def default_normterm(flag: str, given: Path | None, root: Path, system: str, store: Path, notes: list[str],
+                     kind: str = "msp-podcast") -> Path:
+    """The NormTerm `flag` names, else the first default folder (<corpus folder>/<name>, then ./<name>; the
+    corpus folder is features.extract.corpus_folder: <root>, for a manifest the file's folder) holding feature
     statistics as wide as `store`'s features; a UserError naming the folders tried (and why each was passed over)
     and the flag otherwise."""
     from engine.cli import UserError
+    from features.extract import corpus_folder
     if given is not None:
         return given
     names = [n.format(store=store.name) for n in DEFAULT_NORMTERMS[system]]
-    tried = list(dict.fromkeys([*(root / n for n in names), *(Path(n) for n in names),
+    folder = corpus_folder(kind, root)
+    tried = list(dict.fromkeys([*(folder / n for n in names), *(Path(n) for n in names),
                                 *([REPO / "NormTerm"] if system == "chunk-lstm" else [])]))
     try:
         dims = FeatureStore(store).dims
@@ -137,7 +225,7 @@ def default_normterm(flag: str, given: Path | None, root: Path, system: str, sto
         why.append(f"{p} holds {width or 'no'}-d feature statistics, not {dims}-d")
     raise UserError(f"{flag}: no NormTerm for {store} at the default {' or '.join(map(str, tried))}"
                     f"{' (' + '; '.join(why) + ')' if why else ''}; make it with norm_para.py --store {store} "
-                    f"--root {root} --out {tried[0]}, or give {flag}")
+                    f"{corpus_flag(kind)}--root {root} --out {tried[0]}, or give {flag}")
 
 
 def print_defaults(notes: list[str]) -> None:
@@ -147,12 +235,16 @@ def print_defaults(notes: list[str]) -> None:
         print("defaults: " + "; ".join(notes), file=sys.stderr)
 
 
+ROOT_HELP = (f"the corpus: MSP-Podcast's root, the folder holding Labels/ (default: $MSP_PODCAST_ROOT, else {DEMO_ROOT} "
+             "when it exists); the manifest file for --corpus manifest, the IEMOCAP folder for --corpus iemocap "
+             "(required for both); audio is not needed once the features are in the store")
+
+
 def add_data_args(ap, store_name: str, normterm_note: str) -> None:
     """--root, --store, --normterm, --device, --no-progress, with the same defaults for every system."""
-    ap.add_argument("--root", type=Path, default=None,
-                    help=f"MSP-Podcast root, the folder holding Labels/ (default: $MSP_PODCAST_ROOT, else {DEMO_ROOT} "
-                         "when it exists); audio is not needed once the features are in the store")
-    ap.add_argument("--store", type=Path, help=f"feature store (default: <root>/Features/{store_name})")
+    ap.add_argument("--root", type=Path, default=None, help=ROOT_HELP)
+    ap.add_argument("--store", type=Path, help=f"feature store (default: <root>/Features/{store_name}; for a manifest "
+                                               f"<the manifest's folder>/Features/{store_name})")
     ap.add_argument("--normterm", type=Path, help=f"NormTerm folder ({normterm_note})")
     ap.add_argument("--device", default="auto", help="cpu, cuda, cuda:N, or auto (a GPU when one is visible)")
     from engine.cli import add_precision_arg
@@ -160,27 +252,42 @@ def add_data_args(ap, store_name: str, normterm_note: str) -> None:
     ap.add_argument("--no-progress", action="store_true", help="no progress bars (for logs)")
 
 
+ROOT_NEEDED = {"iemocap": "the IEMOCAP folder holding Session1..Session5", "manifest": "the manifest file (CSV or "
+               "JSONL, beside its sidecar JSON)", "emobox": "EmoBox's data/<corpus> folder"}
+
+
+def check_corpus_args(args) -> None:
+    """--corpus, --fold and --root checked before any work: EmoBox refused (no dimensional labels), --fold only
+    for EmoBox, --root required for every kind but MSP-Podcast (whose default is $MSP_PODCAST_ROOT / the demo)."""
+    from engine.cli import UserError
+    from features.extract import check_fold
+    kind, fold = corpus_args(args)
+    refuse_categorical(kind)
+    check_fold(kind, fold)
+    if args.root is None and kind != "msp-podcast":
+        raise UserError(f"--corpus {kind} needs --root: {ROOT_NEEDED[kind]} (MSP_PODCAST_ROOT and {DEMO_ROOT} are "
+                        "MSP-Podcast defaults)")
+
+
 def resolve_data_paths(args, system: str) -> None:
     """Fill in --root, --store and --normterm from the one default table (DEFAULT_STORES, DEFAULT_NORMTERMS) and
     say which defaults were used; `args.normterm_given` records whether the user named a NormTerm."""
-    msp = getattr(args, "corpus", "msp-podcast") == "msp-podcast"  # testing scripts may score IEMOCAP
+    kind, fold = corpus_args(args)
+    check_corpus_args(args)
     notes: list[str] = []
-    if args.root is None and not msp:
-        from engine.cli import UserError
-        raise UserError("--corpus iemocap needs --root: the IEMOCAP folder holding Session1..Session5 "
-                        f"(MSP_PODCAST_ROOT and {DEMO_ROOT} are MSP-Podcast defaults)")
     args.root = default_root(args.root, notes)
-    args.store = default_store("--store", args.store, args.root, system, notes)
+    args.store = default_store("--store", args.store, args.root, system, notes, kind)
     args.normterm_given = args.normterm is not None
     testing = hasattr(args, "checkpoint")  # only an original .pth.tar reads it there; our checkpoints carry theirs
-    if args.normterm is None and msp:  # never an IEMOCAP NormTerm for an MSP-Podcast model
+    if args.normterm is None and kind != "iemocap":  # never an IEMOCAP NormTerm for an MSP-Podcast model
         from engine.cli import UserError
         try:
-            args.normterm = default_normterm("--normterm", None, args.root, system, args.store, notes)
+            args.normterm = default_normterm("--normterm", None, args.root, system, args.store, notes, kind)
         except UserError:
             if not testing:
                 raise
-            args.normterm = args.root / DEFAULT_NORMTERMS[system][0]
+            from features.extract import corpus_folder
+            args.normterm = corpus_folder(kind, args.root) / DEFAULT_NORMTERMS[system][0]
     elif args.normterm is None:
         args.normterm = Path("NormTerm")
     print_defaults(notes)
@@ -194,6 +301,9 @@ def add_training_args(ap, seed_help: str, system: str | None = None) -> None:
     ap.add_argument("--seed", type=int, default=0, help=seed_help)
     ap.add_argument("--train-split", default="train", help="split to train on (a name or alias)")
     ap.add_argument("--val-split", default="dev", help="split that picks the best checkpoint")
+    from features.extract import add_corpus_args
+    add_corpus_args(ap, DIMENSIONAL_KINDS, "msp-podcast", "corpus the splits come from (emobox is refused: its "
+                    "rows carry no arousal/dominance/valence labels)")
     ap.add_argument("--no-resume", action="store_true",
                     help="start over, discarding what the run folder holds (without it, a re-run resumes, and "
                          "refuses a run folder started with other settings)")
@@ -223,8 +333,11 @@ def load_training_data(args) -> tuple[FeatureStore, NormTerm, list, list, Path]:
     if lacks:
         raise UserError(f"--normterm {args.normterm}: {lacks} (give --normterm the Train statistics of {store.root}, "
                         "made by norm_para.py)")
-    train_items = labelled_items(args.root, args.train_split, args.attribute, store)
-    val_items = labelled_items(args.root, args.val_split, args.attribute, store)
+    kind, fold = corpus_args(args)
+    train = read_split(kind, args.root, args.train_split, fold=fold)
+    args.corpus_name = train.name
+    train_items = split_items(train, kind, args.train_split, args.attribute, store)
+    val_items = labelled_items(args.root, args.val_split, args.attribute, store, kind, fold=fold)
     return store, nt, train_items, val_items, writable_dir(args.out / args.name)
 
 
@@ -239,17 +352,20 @@ def add_testing_args(ap, trainer: str, default_checkpoint: str, batch_default: i
     ap.add_argument("--checkpoint", type=Path,
                     help=f"our checkpoint folder or an original .pth.tar (default: {default_checkpoint})")
     ap.add_argument("--models-dir", type=Path, default=Path("Models"), help=f"where {trainer} put its run folders")
-    ap.add_argument("--corpus", choices=("msp-podcast", "iemocap"), default="msp-podcast",
-                    help="corpus whose labels score the model (default: msp-podcast); iemocap (cross-corpus "
-                         "testing): --root is then the IEMOCAP folder holding Session1..Session5 (required), "
-                         "--store its features (same extractor as the model's, at <root>/Features/... unless "
-                         "given), --split all, session1 ... session5 or a comma list such as session4,session5, "
-                         "and IEMOCAP's 1-5 labels are rescaled to MSP-Podcast's 1-7 (y7 = 1 + (y5 - 1) * 6/4)")
+    from features.extract import add_corpus_args
+    add_corpus_args(ap, TESTING_KINDS, "msp-podcast",
+                    "corpus whose labels score the model; iemocap (cross-corpus testing): --root is then the "
+                    "IEMOCAP folder holding Session1..Session5 (required), --store its features (same extractor as "
+                    "the model's, at <root>/Features/... unless given), --split all, session1 ... session5 or a "
+                    "comma list such as session4,session5, and IEMOCAP's 1-5 labels are rescaled to MSP-Podcast's "
+                    "1-7 (y7 = 1 + (y5 - 1) * 6/4); a manifest's labels are rescaled from its declared scale")
     ap.add_argument("--split", default=None,
-                    help="split to score (default: test1 for msp-podcast, the original's Test1/Test; all for "
-                         "iemocap); msp-podcast takes a split name or alias, iemocap all, sessionN or a comma list")
+                    help="split to score (default: test1 for msp-podcast, the original's Test1/Test; test for "
+                         "manifest; all for iemocap); msp-podcast and manifest take a split name or alias (a "
+                         "manifest without test1 reads test1 as its test), iemocap all, sessionN or a comma list")
     ap.add_argument("--csv", type=Path, help="per-utterance output (default: results/<run name>_<split>.csv, "
-                                              "results/<run name>_iemocap_<split>.csv for iemocap)")
+                                              "results/<run name>_<corpus>_<split>.csv for another --corpus than "
+                                              "msp-podcast)")
     ap.add_argument("--batch-eval", type=int_at_least(1), default=batch_default, help="utterances per forward pass")
     from engine.cli import add_allow_unfinished_arg
     add_allow_unfinished_arg(ap)
@@ -301,8 +417,8 @@ def testing_outputs(args) -> dict:
     from utils import output_file
     kind = getattr(args, "corpus", "msp-podcast")
     if args.split is None:  # the default depends on the corpus: MSP-Podcast's Test1, every IEMOCAP session
-        args.split = "all" if kind == "iemocap" else "test1"
-    tag = f"iemocap_{args.split.replace(',', '+')}" if kind == "iemocap" else args.split
+        args.split = {"iemocap": "all", "msp-podcast": "test1"}.get(kind, "test")
+    tag = args.split if kind == "msp-podcast" else f"{kind}_{args.split.replace(',', '+')}"
     model = checkpoint_name(args.checkpoint) if args.checkpoint is not None else args.name
     precision = precision_tag(getattr(args, "precision", "fp32"))  # scored in bf16: never fp32's file
     model += "" if model.endswith(precision) else precision
@@ -315,7 +431,7 @@ def testing_inputs(args, out: Path, also_in: tuple[Path, ...] = ()) -> tuple[Pat
     is checked first, the checkpoint is --checkpoint or <models-dir>/<run name> (else in `also_in`)."""
     from engine.cli import UserError
     from utils import writable_dir
-    kind = getattr(args, "corpus", "msp-podcast")
+    kind, fold = corpus_args(args)
     writable_dir(args.csv.parent if args.csv else Path("results"), "--csv")  # first: fail before anything else
     ckpt = args.checkpoint
     if ckpt is None:
@@ -326,11 +442,14 @@ def testing_inputs(args, out: Path, also_in: tuple[Path, ...] = ()) -> tuple[Pat
     elif not ckpt.exists():
         raise UserError(f"{ckpt}: no such checkpoint")
     store = FeatureStore(args.store)
-    held, expected = store.meta.get("corpus"), "IEMOCAP" if kind == "iemocap" else "MSP-Podcast"
+    data = read_split(kind, args.root, args.split, fold=fold)
+    held, expected = store.meta.get("corpus"), data.name
     if held not in (None, expected):  # None: a store made from a WAV folder
         raise UserError(f"{args.store} holds {held} features, but --corpus is {kind}: give --store the features "
-                        f"of {expected} (extracted with the same extractor as the model's training features)")
-    items = labelled_items(args.root, args.split, args.attribute, store, kind)
+                        f"of {expected} (--root {args.root}; extracted with the same extractor as the model's "
+                        "training features)")
+    args.corpus_name = data.name
+    items = split_items(data, kind, args.split, args.attribute, store)
     if not items:
         what = f"IEMOCAP {args.split}" if kind == "iemocap" else args.split
         raise UserError(f"no {what} utterance with {args.emo_attr} labels and features in {args.store}")
@@ -402,10 +521,12 @@ def settings_from_checkpoint(ckpt: Path, recorded: dict, given: dict) -> dict:
 
 
 def corpus_fields(args) -> dict:
-    """What a testing script's result file says about the scored corpus: root, kind, split, and for IEMOCAP
-    the label scale (its 1-5 labels rescaled to MSP-Podcast's 1-7)."""
-    kind = getattr(args, "corpus", "msp-podcast")
-    fields = {"corpus": str(args.root), "corpus_kind": kind, "split": args.split}
+    """What a testing script's result file says about the scored corpus: root, kind, its name (Corpus.name, as
+    testing_inputs read it), split (and EmoBox fold), and for IEMOCAP the label scale (its 1-5 labels rescaled
+    to MSP-Podcast's 1-7)."""
+    kind, fold = corpus_args(args)
+    fields = {"corpus": str(args.root), "corpus_kind": kind, "corpus_name": getattr(args, "corpus_name", None),
+              "split": getattr(args, "split", None), **({"fold": fold} if fold is not None else {})}
     if kind == "iemocap":
         from corpora.iemocap import MSP_LABEL_SCALE
         fields["label_scale"] = MSP_LABEL_SCALE

@@ -93,6 +93,7 @@ class DeepEmoClusterMethod:
     lr_adam: float = 5e-4
     lr_head: float = 0.05
     corpus_version: str | None = None
+    corpus: dict | None = None  # kind and name of a corpus other than MSP-Podcast (systems.common.run_corpus)
 
     def __post_init__(self):
         self.rng = np.random.RandomState(self.seed)
@@ -163,7 +164,7 @@ class DeepEmoClusterMethod:
                 "kmeans": {"backend": self.kmeans_backend, "iterations": self.kmeans_iterations},
                 "unlabelled": self._pool_record(),
                 "loss": "CE + 1-CCC (unbiased variances)" + (" + triplet" if self.variant == "Temp-Triplet" else ""),
-                "corpus_version": self.corpus_version}
+                "corpus_version": self.corpus_version, **({"corpus": self.corpus} if self.corpus else {})}
 
     def _pool_record(self) -> dict:
         # "requested" and "overlap" only when they say something: older run folders keep their identity (resume)

@@ -89,11 +89,12 @@ def pool_overlap(args, drawn: list[str]) -> dict[str, int]:
     """split -> how many drawn pool utterances are also in the validation or test split, matched by utterance
     id (a WAV folder's sub/name.wav counts as name). Refused unless --allow-test-in-pool; then warned about and
     recorded (the run's config, and the result files of online_testing.py)."""
-    from corpora.msp_podcast import read_msp_podcast
+    from systems.common import corpus_args, read_split
     names = {u.rsplit("/", 1)[-1] for u in drawn}
     overlap = {}
+    kind, fold = corpus_args(args)
     for split in dict.fromkeys((args.val_split, args.test_split)):
-        ids = {r.utt_id for r in read_msp_podcast(args.root, split=split, require_audio=False).records}
+        ids = {r.utt_id for r in read_split(kind, args.root, split, fold=fold).records}
         if names & ids:
             overlap[split] = len(names & ids)
     if overlap:
@@ -110,12 +111,12 @@ def pool_overlap(args, drawn: list[str]) -> dict[str, int]:
 
 def pool_items(args, store) -> tuple[list, object, str]:
     """(the pool's features.extract Items, its store, a description of the source) of the one pool flag given."""
-    from corpora.msp_podcast import read_msp_podcast
+    from corpora import read_corpus
     from features.extract import Item, wav_folder
     from features.mel import MelSpectrogram
     from features.store import FeatureStore
     if args.unlabelled_split is not None:  # a corpus split, labels ignored; features in the corpus' store
-        records = read_msp_podcast(args.root, split=args.unlabelled_split).records
+        records = read_corpus(args.corpus, args.root, args.unlabelled_split, fold=args.fold).records
         return [Item.from_record(r) for r in records], store, f"split {args.unlabelled_split}"
     if args.unlabelled_wav_dir is not None:
         items, clashes = wav_folder(args.unlabelled_wav_dir)
@@ -170,6 +171,7 @@ class DeepEmoCluster:
         return [fold]
 
     def method(self, exp: Experiment, fold: Fold):
+        from systems.common import run_corpus
         from systems.deep_emo_cluster import DeepEmoClusterMethod
         args, drawn = fold.extra["args"], fold.extra["pool"]
         fold.extra["method"] = DeepEmoClusterMethod(
@@ -177,7 +179,7 @@ class DeepEmoCluster:
             args.batch_size, seed=args.seed, pool_store=fold.extra["pool_store"], pool=drawn,
             pool_source=fold.extra["pool_source"], pool_seed=args.unlabel_seed if drawn else None,
             pool_requested=args.unlabel_size if drawn else None, pool_overlap=fold.extra["pool_overlap"],
-            kmeans_backend=args.kmeans, corpus_version=args.root.name)
+            kmeans_backend=args.kmeans, corpus_version=args.root.name, corpus=run_corpus(args))
         return fold.extra["method"]
 
 

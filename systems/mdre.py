@@ -1,11 +1,12 @@
 """The MDRE family (ARE, TRE, MDRE, MDREA; Yoon et al., SLT 2018) as a method for engine/loop.py.
 
-Authors: Yoon, Byun & Jung. IEMOCAP's four classes (angry, happy + excited, sad, neutral).
+Authors: Yoon, Byun & Jung. IEMOCAP's four classes (angry, happy + excited, sad, neutral), or any corpus's
+declared classes (`classes`, recorded in the checkpoint's config; the head has one output per class).
 
 Data: the MFCC-E-D-A frame store (39-d, first 750 frames used) and the prosody store (one 35-d row), both raw
 as in the original (never normalised; `--normalise` z-normalises them with training-part statistics), and each utterance's word ids under a vocabulary built from the
 training part of the fold (`features.vocab`; the original's all-utterance vocabulary by flag). Loss: sigmoid
-cross-entropy on one-hot targets, mean over batch x 4 (the original), or softmax cross-entropy; prediction =
+cross-entropy on one-hot targets, mean over batch x classes (the original), or softmax cross-entropy; prediction =
 argmax of the logits. The validation loss the loop minimises (best model, early stopping) is the same
 sigmoid / softmax loss over the whole dev part (the original sums it; the mean picks the same model).
 
@@ -144,12 +145,16 @@ class MDREMethod:
     norm: dict | None = None  # {"mfcc": (mean, std), "prosody": (mean, std)}: z-norm (ours, by flag); None = raw
     masked_attention: bool = True  # MDREA: False = the 2018 paper's softmax over padded positions too
     substitutes: tuple = ()  # word ids a wer condition substitutes / inserts: the training part's words
+    classes: tuple = CLASSES  # the run's classes in class index order (the model has one output per class)
 
     def __post_init__(self):
         if self.kind not in KINDS:
             raise ValueError(f"model {self.kind!r}: one of {', '.join(KINDS)}")
         if self.loss_kind not in ("sigmoid", "softmax"):
             raise ValueError(f"loss {self.loss_kind!r}: sigmoid or softmax")
+        self.classes = tuple(self.classes)
+        if len(self.classes) < 2:
+            raise ValueError(f"classes {list(self.classes)}: a classifier needs at least two")
         if not self.masked_attention and self.kind != "MDREA":
             raise ValueError(f"{self.kind} has no attention: unmasked attention is for MDREA only")
         self.miss_rng = np.random.default_rng(self.seed + 1)
@@ -164,7 +169,7 @@ class MDREMethod:
         emb = torch.from_numpy(np.asarray(self.embedding, np.float32)) if self.embedding is not None else None
         return MDRE(kind=self.kind, vocab_size=len(self.vocab), embedding=emb,
                     audio_dropout=self.audio_dropout, text_dropout=self.text_dropout,
-                    masked_attention=self.masked_attention, text_positions=MAX_TOKENS)
+                    masked_attention=self.masked_attention, text_positions=MAX_TOKENS, num_classes=len(self.classes))
 
     def collate(self, items) -> dict:
         return self._collate(items, train=False)
@@ -179,11 +184,11 @@ class MDREMethod:
     def loss(self, model, batch) -> torch.Tensor:
         logits = self._inputs(model, batch)
         if self.loss_kind == "sigmoid":
-            return F.binary_cross_entropy_with_logits(logits, F.one_hot(batch["y"], 4).float())
+            return F.binary_cross_entropy_with_logits(logits, F.one_hot(batch["y"], len(self.classes)).float())
         return F.cross_entropy(logits, batch["y"])
 
     def predict(self, model, batch) -> np.ndarray:
-        return self._inputs(model, batch).float().cpu().numpy()  # (B, 4) logits
+        return self._inputs(model, batch).float().cpu().numpy()  # (B, classes) logits
 
     def targets(self, items) -> np.ndarray:
         return np.array([y for _, y in items], np.int64)
@@ -191,7 +196,7 @@ class MDREMethod:
     def val_loss(self, pred, target) -> float:
         logits, y = torch.from_numpy(np.asarray(pred, np.float32)), torch.from_numpy(np.asarray(target))
         if self.loss_kind == "sigmoid":
-            return float(F.binary_cross_entropy_with_logits(logits, F.one_hot(y, 4).float()))
+            return float(F.binary_cross_entropy_with_logits(logits, F.one_hot(y, len(self.classes)).float()))
         return float(F.cross_entropy(logits, y))
 
     def state(self) -> dict:
@@ -205,7 +210,7 @@ class MDREMethod:
                                             "embedding_dim": None if self.embedding is None else int(self.embedding.shape[1]),
                                             "audio_dropout": self.audio_dropout, "text_dropout": self.text_dropout,
                                             "masked_attention": self.masked_attention},
-                "classes": list(CLASSES), "loss": self.loss_kind, "vocab": list(self.vocab),
+                "classes": list(self.classes), "loss": self.loss_kind, "vocab": list(self.vocab),
                 "features": {"mfcc": self.mfcc.describe() if self.mfcc is not None else None,
                              "prosody": self.prosody.describe() if self.prosody is not None else None},
                 "limits": {"frames": MAX_FRAMES, "tokens": MAX_TOKENS}, "train_condition": self.train_condition,
@@ -295,4 +300,5 @@ def method_from_config(cfg: dict, mfcc: FeatureStore | None, prosody: FeatureSto
                                                  for k, mv in cfg["norm"].items()}
     return MDREMethod(m["kind"], mfcc, prosody, tokens, list(cfg["vocab"]), embedding=emb, loss_kind=cfg["loss"],
                       audio_dropout=m["audio_dropout"], text_dropout=m["text_dropout"], seed=cfg.get("seed", 0),
-                      protocol=cfg.get("protocol"), norm=norm, masked_attention=m.get("masked_attention", True))
+                      protocol=cfg.get("protocol"), norm=norm, masked_attention=m.get("masked_attention", True),
+                      classes=tuple(cfg.get("classes", CLASSES)))

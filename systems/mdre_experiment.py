@@ -25,6 +25,139 @@ from engine.experiment import Experiment, Fold, Training
 # the flags of the missing-data protocols (engine.cli.add_protocol_args): they change no model, so no run name
 PROTOCOL_FLAGS = ("protocols", "rates", "sweep_kinds", "sim_seeds", "bootstrap", "ci_method")
 EVAL_BATCH = 256  # test utterances per forward pass
+# the flags that pick the corpus and its parts (add_corpus_args): a run name carries them when not at their default
+CORPUS_FLAGS = ("corpus", "fold", "train_split", "dev_split", "test_split")
+DEV_SEED = 3372  # the dev draw's seed, as the leave-one-session-out dev part's
+
+
+# ------------------------------------------------------------------ any corpus with categorical labels
+def add_corpus_args(ap, system: str) -> None:
+    """--corpus, --fold and the split flags of the categorical systems (mdre.py, speech_text_mocap.py); --root is the
+    script's own."""
+    from corpora import KINDS
+    from engine.cli import int_at_least
+    ap.add_argument("--corpus", choices=KINDS, default="iemocap",
+                    help=f"what --root is (default iemocap: {system}'s IEMOCAP protocol); msp-podcast, manifest (--root "
+                         "is the CSV/JSONL manifest) and emobox (--root is EmoBox's data/<corpus> folder) are one fold "
+                         "of their named splits, classes as the corpus declares them")
+    ap.add_argument("--fold", type=int_at_least(1),
+                    help="--corpus emobox: the EmoBox fold to read (required there; default: none, the other corpora "
+                         "have no folds)")
+    ap.add_argument("--train-split", default="train", help="split corpora: the training split (default train)")
+    ap.add_argument("--dev-split", default="dev",
+                    help="split corpora: the dev split (best model, early stopping; default dev; when the corpus has "
+                         "no dev split, a seeded --dev-share of the training split is drawn instead)")
+    ap.add_argument("--test-split", default="test",
+                    help="split corpora: the scored split (default test; MSP-Podcast's aliases work, e.g. test1)")
+
+
+def check_corpus_args(args, ap) -> None:
+    """UserError naming the flag when the corpus flags do not fit together: --fold off EmoBox (or missing on it),
+    split flags on IEMOCAP (whose folds are computed)."""
+    if args.corpus == "emobox" and args.fold is None:
+        raise UserError("--corpus emobox: give --fold N (the EmoBox fold to read)")
+    from features.extract import check_fold
+    check_fold(args.corpus, args.fold)
+    if args.corpus == "iemocap":
+        given = [f"--{f.replace('_', '-')}" for f in ("train_split", "dev_split", "test_split")
+                 if getattr(args, f) != ap.get_default(f)]
+        if given:
+            raise UserError(f"{', '.join(given)}: IEMOCAP has no named splits (its folds are computed); these flags "
+                            "are for --corpus msp-podcast, manifest or emobox")
+
+
+def is_split_corpus(args) -> bool:
+    """Whether the run is one fold of a corpus's named splits (every --corpus but IEMOCAP)."""
+    return args.corpus != "iemocap"
+
+
+def trained_corpus(args, name: str) -> dict:
+    """What a checkpoint's config records of the corpus it was trained on ({"corpus": {kind, name[, fold]}}), for
+    scoring it elsewhere (cross_corpus.py); {} on IEMOCAP, so the runs made before --corpus keep their identity."""
+    if not is_split_corpus(args):
+        return {}
+    return {"corpus": {"kind": args.corpus, "name": name, **({"fold": args.fold} if args.fold is not None else {})}}
+
+
+def list_left_out(skipped: list, what: str) -> None:
+    """Print the records left out (corpora.Skipped), by reason, with the first names: nothing goes unsaid."""
+    if not skipped:
+        return
+    reasons: dict = {}
+    for sk in skipped:
+        reasons.setdefault(sk.reason, []).append(sk.utt_id)
+    print(f"warning: {len(skipped)} utterance(s) of {what} left out:", file=sys.stderr)
+    for reason, utts in reasons.items():
+        print(f"  {len(utts)} x {reason}: {first_ten(utts)}", file=sys.stderr)
+
+
+def draw_dev(train: list, share: float, seed: int = DEV_SEED) -> tuple[list, list, str]:
+    """(train, dev, how) of (record, label) items: a seeded `share` of the training split held out as the dev part,
+    whole speakers at a time (speaker-disjoint; a reader's "unknown:<id>" speaker is one utterance, so a corpus
+    without speakers is drawn by utterance), at least one item, at least one speaker left for training."""
+    import random
+    by_speaker: dict = {}
+    for r, _ in train:
+        by_speaker.setdefault(r.speaker, 0)
+        by_speaker[r.speaker] += 1
+    order = sorted(by_speaker)
+    random.Random(seed).shuffle(order)
+    target, held, n = max(1, round(share * len(train))), set(), 0
+    for spk in order[:-1]:
+        if n >= target:
+            break
+        held.add(spk)
+        n += by_speaker[spk]
+    known = [s for s in held if not s.startswith("unknown:")]
+    how = (f"speaker-disjoint, {len(known)} speaker(s)" if len(known) == len(held) and held else "by utterance"
+           if not known else f"{len(known)} known speaker(s) and {len(held) - len(known)} utterance(s) without one")
+    return [it for it in train if it[0].speaker not in held], [it for it in train if it[0].speaker in held], how
+
+
+def read_split_fold(args, dev_share: float):
+    """(corpus name, classes, (train, dev, test) of (record, class index)) of one fold of a split corpus: the
+    --train-split, --dev-split and --test-split parts of --root (EmoBox: of --fold), classes from
+    corpora.class_labels (declared order = class index). Records the reader skipped and those without a class are
+    listed. With the default --dev-split and no dev split in the corpus, the dev part is a seeded --dev-share of the
+    training split (draw_dev), said in the output."""
+    from corpora import class_labels, read_corpus
+    kind, fold = args.corpus, args.fold
+    whole = read_corpus(kind, args.root, fold=fold)  # a CorpusError is a clear error (engine.cli.entry)
+    draw = args.dev_split == "dev" and not any(r.split == "dev" for r in whole.records)
+    parts, classes = {}, None
+    for part, split in (("train", args.train_split), ("dev", None if draw else args.dev_split),
+                        ("test", args.test_split)):
+        if split is None:
+            continue
+        corpus = read_corpus(kind, args.root, split, fold=fold)
+        corpus.report(stream=sys.stderr)  # the stream of now (report's default is bound at import)
+        classes, parts[part], left_out = class_labels(corpus, kind)
+        list_left_out(left_out, f"{corpus.name} split {split}")
+        if not parts[part]:
+            raise UserError(f"{args.root}: the {split} split of {corpus.name} has no utterance of the classes "
+                            f"{', '.join(classes)} (--{part}-split)")
+    if draw:
+        parts["train"], parts["dev"], how = draw_dev(parts["train"], dev_share)
+        print(f"{whole.name} has no dev split: the dev part is {len(parts['dev'])} utterance(s) of the training split "
+              f"{args.train_split} (--dev-share {dev_share:g}, seeded, {how})", flush=True)
+    return whole.name, tuple(classes), (parts["train"], parts["dev"], parts["test"])
+
+
+def features_dir(args) -> Path:
+    """Where the default feature stores of --root lie (features.extract.features_folder: <root>/Features, for a
+    manifest <its folder>/Features), as the extractors and the other systems put them."""
+    from features.extract import features_folder
+    return features_folder(args.corpus, args.root)
+
+
+def record_seconds(r) -> float:
+    """Seconds of audio of a record: its segment, IEMOCAP's start/end in the dialog, else the whole file's."""
+    if r.segment is not None:
+        return r.segment[1] - r.segment[0]
+    if r.start is not None and r.end is not None:
+        return r.end - r.start
+    import soundfile
+    return float(soundfile.info(str(r.audio_path)).duration)
 
 
 def describe(args: argparse.Namespace, ap: argparse.ArgumentParser, argv) -> Experiment:
@@ -33,8 +166,16 @@ def describe(args: argparse.Namespace, ap: argparse.ArgumentParser, argv) -> Exp
     from features.mdre_acoustic import EXTRACTORS
     from systems.mdre import USES_AUDIO
     from utils import resolve_device
+    check_corpus_args(args, ap)
+    args.protocol = protocol_of(args)
+    if is_split_corpus(args) and args.folds:
+        raise UserError(f"--folds: --corpus {args.corpus} is one fold of its named splits (EmoBox: choose it with "
+                        "--fold)")
+    if args.protocol == "random5" and args.dev_share != ap.get_default("dev_share"):
+        raise UserError("--dev-share: the random5 protocol draws its dev parts as the original did; --dev-share is "
+                        "for loso and split corpora")
     conditions = checked_conditions(args)
-    folds = tuple(args.folds or range(1, 6))
+    folds = (args.fold or 1,) if is_split_corpus(args) else tuple(args.folds or range(1, 6))
     tag = run_tag(args, ap)
     training = Training(iterations=args.iterations, batch_size=args.batch_size, lr=args.lr,
                         val_every=args.val_every,  # None: the original's 0.3 epoch, per fold (MDRE.folds)
@@ -45,7 +186,7 @@ def describe(args: argparse.Namespace, ap: argparse.ArgumentParser, argv) -> Exp
     outputs["titles"] = {p: f"{tag}: {p} protocol, WA / UA per fold" for p in outputs["protocols"]}
     return Experiment(system="mdre", script="mdre.py", argv=tuple(sys.argv[1:] if argv is None else argv),
                       settings=args, corpus=args.root, protocol=args.protocol, folds=folds, training=training,
-                      inputs={kind: args.root / "Features" / EXTRACTORS[kind].name
+                      inputs={kind: features_dir(args) / EXTRACTORS[kind].name
                               for kind in ("mfcc", "prosody") if args.model in USES_AUDIO},
                       conditions=conditions, outputs=outputs, hooks="systems.mdre_experiment:MDRE")
 
@@ -73,14 +214,27 @@ def checked_conditions(args) -> dict:
     return plan
 
 
+def protocol_of(args) -> str:
+    """The fold protocol: --protocol (IEMOCAP; default random5), "splits" for a split corpus (refused with
+    --protocol: random5 and loso are IEMOCAP's)."""
+    if is_split_corpus(args):
+        if args.protocol not in (None, "splits"):
+            raise UserError(f"--protocol {args.protocol}: IEMOCAP's folds; --corpus {args.corpus} is one fold of its "
+                            "named splits (--train-split, --dev-split, --test-split)")
+        return "splits"
+    return args.protocol or "random5"
+
+
 def run_tag(args, ap) -> str:
-    """The stem of every run folder and result file of these settings: model, protocol, _norm / _allvocab, then
-    every other setting that changes a model or its scores when not at its default (engine.cli.settings_suffix:
-    seed, -iter, -batch, --lr, --loss, --glove, --train-missing, ...), so two settings never share a name."""
+    """The stem of every run folder and result file of these settings: model, protocol (a split corpus: its kind),
+    _norm / _allvocab, then every other setting that changes a model or its scores when not at its default
+    (engine.cli.settings_suffix: seed, -iter, -batch, --lr, --loss, --glove, --train-missing, the split flags...),
+    so two settings never share a name. An EmoBox fold is in the fold's own name (_fold<N>), not here."""
     from engine.cli import settings_suffix
-    return (f"{args.model}_{args.protocol}{'_norm' if args.normalise else ''}{'_allvocab' if args.faithful_vocab else ''}"
+    where = args.corpus if is_split_corpus(args) else protocol_of(args)
+    return (f"{args.model}_{where}{'_norm' if args.normalise else ''}{'_allvocab' if args.faithful_vocab else ''}"
             + settings_suffix(args, ap, skip=("model", "protocol", "normalise", "faithful_vocab", "folds", "missing",
-                                              *PROTOCOL_FLAGS)))
+                                              "corpus", "fold", *PROTOCOL_FLAGS)))
 
 
 def output_names(args, ap, folds) -> dict:
@@ -145,7 +299,7 @@ def acoustic_stores(labelled: list, inputs: dict, device: str, progress: bool) -
         if rank != 0:
             stores[kind] = FeatureStore(folder)
     for kind, store in stores.items():  # the kinds of features, before training (issue 19.14)
-        require_store(store, f"--root (its Features/{store.root.name})", kind)
+        require_store(store, f"--root (its {store.root.parent.name}/{store.root.name})", kind)
     return stores
 
 
@@ -154,7 +308,7 @@ def first_ten(utts: list) -> str:
     return f"{', '.join(utts[:10])}{' ...' if len(utts) > 10 else ''}"
 
 
-def warn_left_out(labelled: list, stores: dict, tokens_of: dict, model: str) -> set:
+def warn_left_out(labelled: list, stores: dict, tokens_of: dict, model: str, texts: dict) -> set:
     """Warn about the utterances without acoustic features (left out: returns the others), with an empty
     transcript (they read no words) and with more than MAX_TOKENS tokens (cut)."""
     from systems.mdre import MAX_TOKENS
@@ -162,7 +316,7 @@ def warn_left_out(labelled: list, stores: dict, tokens_of: dict, model: str) -> 
     if missing:
         print(f"warning: {len(missing)} utterance(s) have no acoustic features (see the stores' errors-*.csv) and "
               f"are left out: {first_ten(missing)}", file=sys.stderr)
-    no_text = [r.utt_id for r, _ in labelled if not (r.transcript or "").strip()]
+    no_text = [r.utt_id for r, _ in labelled if not (texts.get(r.utt_id) or "").strip()]
     if no_text and model != "ARE":
         print(f"warning: {len(no_text)} utterance(s) have an empty or missing transcript and get no words: "
               f"{first_ten(no_text)}", file=sys.stderr)
@@ -173,28 +327,35 @@ def warn_left_out(labelled: list, stores: dict, tokens_of: dict, model: str) -> 
     return set(r.utt_id for r, _ in labelled) - set(missing)
 
 
-def fold_scores(labels, preds, interval_args: dict) -> dict:
-    """{"WA": Scored, "UA": Scored} of one fold's test predictions, with bootstrap intervals over its utterances."""
+def table_metrics(args) -> tuple[str, ...]:
+    """The metrics of the fold line and table: WA / UA (IEMOCAP's, as published), and macro-F1 beside them on the
+    other corpora (the MSP-Podcast challenge's metric; every result JSON has all three)."""
+    return ("WA", "UA", "macro_F1") if is_split_corpus(args) else ("WA", "UA")
+
+
+def fold_scores(labels, preds, interval_args: dict, n_classes: int, metrics=("WA", "UA")) -> dict:
+    """{metric: Scored} of one fold's test predictions, with bootstrap intervals over its utterances."""
     from metrics import score
-    from systems.mdre import CLASSES
-    return {m: score(m, labels, preds, n_classes=len(CLASSES), **interval_args) for m in ("WA", "UA")}
+    return {m: score(m, labels, preds, n_classes=n_classes, **interval_args) for m in metrics}
 
 
-def write_fold_table(path: Path, rows: list[dict], tag: str, result: dict) -> None:
-    """Print the fold table (each fold's WA / UA with its interval, then the mean and standard deviation over the
-    folds) and write it as <path>.csv and <path> (JSON)."""
+def write_fold_table(path: Path, rows: list[dict], tag: str, result: dict, metrics=("WA", "UA")) -> None:
+    """Print the fold table (each fold's metrics with their intervals, then the mean and standard deviation over
+    the folds) and write it as <path>.csv and <path> (JSON)."""
     import csv
 
     from systems.common import write_result
     from utils import atomic_path
-    mean = {m: float(np.mean([r[m] for r in rows])) for m in ("WA", "UA")}
-    sd = {m: float(np.std([r[m] for r in rows], ddof=1)) if len(rows) > 1 else None for m in ("WA", "UA")}
-    print(f"\n| {tag} fold | train | dev | test | WA [95% CI] | UA [95% CI] |\n|---|---|---|---|---|---|")
+    mean = {m: float(np.mean([r[m] for r in rows])) for m in metrics}
+    sd = {m: float(np.std([r[m] for r in rows], ddof=1)) if len(rows) > 1 else None for m in metrics}
+    print(f"\n| {tag} fold | train | dev | test | " + " | ".join(f"{m.replace('_', '-')} [95% CI]" for m in metrics)
+          + " |\n|---|---|---|---|" + "---|" * len(metrics))
     for r in rows:
-        print(f"| {r['fold']} | {r['train']} | {r['dev']} | {r['test']} | {cell(r, 'WA')} | {cell(r, 'UA')} |")
+        print(f"| {r['fold']} | {r['train']} | {r['dev']} | {r['test']} | "
+              + " | ".join(cell(r, m) for m in metrics) + " |")
     spread = {m: f" ± {sd[m]:.4f}" if sd[m] is not None else "" for m in sd}
-    print(f"| mean of {len(rows)} (± sd over folds) | | | | {mean['WA']:.4f}{spread['WA']} | "
-          f"{mean['UA']:.4f}{spread['UA']} |")
+    print(f"| mean of {len(rows)} (± sd over folds) | | | | "
+          + " | ".join(f"{mean[m]:.4f}{spread[m]}" for m in metrics) + " |")
     table = path.with_suffix(".csv")
     with atomic_path(table) as tmp, open(tmp, "w", newline="") as f:
         w = csv.DictWriter(f, fieldnames=list(rows[0]), lineterminator="\n")
@@ -212,13 +373,15 @@ def cell(row: dict, key: str) -> str:
 
 
 class Corpus:
-    """What every fold of one run shares: the corpus's records, the acoustic stores, the four-class utterances'
-    tokens and seconds, those usable (with features) and the number of folds of the protocol."""
+    """What every fold of one run shares: the corpus's records, the acoustic stores, the labelled utterances'
+    tokens and seconds, those usable (with features), the number of folds of the protocol, the corpus's name and
+    its classes (class index order)."""
 
-    def __init__(self, records: list, labelled: list, stores: dict, tokens_of: dict, usable: set, n_folds: int):
+    def __init__(self, records: list, labelled: list, stores: dict, tokens_of: dict, usable: set, n_folds: int, *,
+                 name: str, classes: tuple, texts: dict):
         self.records, self.stores, self.tokens_of = records, stores, tokens_of
-        self.usable, self.n_folds = usable, n_folds
-        self.spans = {r.utt_id: r.end - r.start for r, _ in labelled}  # seconds of audio (TRE has no store)
+        self.usable, self.n_folds, self.name, self.classes, self.texts = usable, n_folds, name, classes, texts
+        self.spans = {r.utt_id: record_seconds(r) for r, _ in labelled}  # seconds of audio (TRE has no store)
 
 
 class MDRESystem:
@@ -228,39 +391,59 @@ class MDRESystem:
     metric = "WA/UA"
     pooled_protocols = True
     table_first = True  # the fold table is printed before the protocols' tables
-
-    @property
-    def classes(self):
-        from systems.mdre import CLASSES
-        return CLASSES
+    # the run's classes in class index order: IEMOCAP's four until `folds` has read the corpus (engine.robustness
+    # scores the protocols with them)
+    classes = ("angry", "happy", "sad", "neutral")
 
     def folds(self, exp: Experiment) -> list[Fold]:
-        """The chosen folds of the protocol over --root's four-class utterances, those without acoustic features
-        left out; a fold the corpus does not have is refused (UserError) before the stores are ensured."""
-        from corpora.iemocap import FOUR_CLASS, four_class, read_iemocap
+        """The chosen folds over --root's labelled utterances (IEMOCAP: the protocol's folds of the four classes; a
+        split corpus: its one fold of named splits and declared classes), those without acoustic features left
+        out; a fold the corpus does not have is refused (UserError) before the stores are ensured."""
+        from features.text import record_transcripts
         from features.vocab import tokenize
+        from systems.mdre import CLASSES
         from utils import writable_dir
         s = exp.settings
         writable_dir(s.out)
         writable_dir(s.results)
+        if is_split_corpus(s):
+            name, classes, parts = read_split_fold(s, s.dev_share)
+            labelled = [it for part in parts for it in part]
+            splits = {s.fold or 1: tuple([(r.utt_id, y) for r, y in part] for part in parts)}
+            records, chosen = [r for r, _ in labelled], list(splits)
+        else:
+            name, records, labelled, splits, chosen = self._iemocap_folds(s)
+        self.classes = classes if is_split_corpus(s) else CLASSES
+        stores = acoustic_stores(labelled, exp.inputs, s.device, exp.training.progress)
+        texts, lacking = record_transcripts(records if s.faithful_vocab else [r for r, _ in labelled])
+        if s.model != "ARE":  # a missing or unreadable file, with why (no transcript at all: warn_left_out)
+            mine = {r.utt_id for r, _ in labelled}
+            list_left_out([sk for sk in lacking if sk.utt_id in mine and sk.reason != "no transcript"],
+                          "the transcripts (they read no words)")
+        tokens_of = {r.utt_id: tokenize(texts.get(r.utt_id) or "") for r, _ in labelled}
+        usable = warn_left_out(labelled, stores, tokens_of, s.model, texts)
+        shared = Corpus(records, labelled, stores, tokens_of, usable, len(splits), name=name,
+                        classes=self.classes, texts=texts)
+        return [self._fold(exp, k, splits[k], shared) for k in chosen]
+
+    @staticmethod
+    def _iemocap_folds(s):
+        """(name, records, labelled, {fold: (train, dev, test) items}, chosen folds) of IEMOCAP's four classes
+        under the protocol."""
+        from corpora.iemocap import FOUR_CLASS, four_class, read_iemocap
         corpus = read_iemocap(s.root)  # a CorpusError is a clear error (engine.cli.entry)
         corpus.report()
         labelled = four_class(corpus.records, "mdre")
         if not labelled:
             raise UserError(f"{s.root}: no utterance of the four classes {', '.join(FOUR_CLASS['mdre'].classes)}")
         # the fold draws run over every four-class utterance in the global order, as the original's
-        splits, absent = fold_splits(labelled, s.protocol)
+        splits, absent = fold_splits(labelled, s.protocol, s.dev_share)
         if absent:
             print(f"warning: {s.root}: no four-class utterance in Session {', '.join(map(str, absent))}"
                   + (f"; leave-one-session-out has no fold {', '.join(map(str, absent))} (folds keep their "
                      "session's number)" if s.protocol == "loso" else ""), file=sys.stderr)
         splits = {k: tuple([(r.utt_id, y) for r, y in part] for part in fold) for k, fold in splits.items()}
-        chosen = chosen_folds(s, splits, absent)
-        stores = acoustic_stores(labelled, exp.inputs, s.device, exp.training.progress)
-        tokens_of = {r.utt_id: tokenize(r.transcript or "") for r, _ in labelled}
-        usable = warn_left_out(labelled, stores, tokens_of, s.model)
-        shared = Corpus(corpus.records, labelled, stores, tokens_of, usable, len(splits))
-        return [self._fold(exp, k, splits[k], shared) for k in chosen]
+        return corpus.name, corpus.records, labelled, splits, chosen_folds(s, splits, absent)
 
     @staticmethod
     def _fold(exp: Experiment, k: int, parts: tuple, shared: Corpus) -> Fold:
@@ -280,7 +463,8 @@ class MDRESystem:
         from systems.mdre import MAX_TOKENS, UNK, MDREMethod, training_norm
         s, shared = exp.settings, fold.extra["corpus"]
         vocab = build_vocabulary([shared.tokens_of[u] for u, _ in fold.train],
-                                 [tokenize(r.transcript or "") for r in shared.records] if s.faithful_vocab else None,
+                                 [tokenize(shared.texts.get(r.utt_id) or "") for r in shared.records]
+                                 if s.faithful_vocab else None,
                                  faithful=s.faithful_vocab)
         with warnings.catch_warnings():  # over-long transcripts are listed once, in folds
             warnings.simplefilter("ignore")
@@ -301,10 +485,11 @@ class MDRESystem:
         fold.extra["vocab"] = len(vocab.tokens)
         return MDREMethod(s.model, stores.get("mfcc"), stores.get("prosody"), ids, vocab.tokens, norm=norm,
                           substitutes=tuple(sorted(train_words)), embedding=embedding, loss_kind=s.loss,
-                          masked_attention=not s.unmasked_attention,
+                          masked_attention=not s.unmasked_attention, classes=shared.classes,
                           train_condition=str(s.train_missing) if s.train_missing else None, seed=s.seed,
                           protocol={"name": s.protocol, "fold": fold.key, "folds": shared.n_folds,
-                                    "faithful_vocab": s.faithful_vocab, "glove": str(s.glove or "")})
+                                    "faithful_vocab": s.faithful_vocab, "glove": str(s.glove or ""),
+                                    **trained_corpus(s, shared.name)})
 
     def test(self, exp: Experiment, fold: Fold, method, model) -> dict:
         """Score the fold's test part: the per-utterance CSV, confusion matrix and result JSON, the fold's line;
@@ -313,22 +498,23 @@ class MDRESystem:
         from engine.resources import ResourceMonitor, inference_record
         from metrics import interval_fields
         from systems.common import write_class_scores
-        from systems.mdre import CLASSES
         s, shared, res, k = exp.settings, fold.extra["corpus"], fold.extra["loop_result"], fold.key
         device, tag = exp.training.device, exp.outputs["tag"]
         with ResourceMonitor() as mon:
             logits = evaluate(method, model, fold.test, EVAL_BATCH, device)
         utts, labels = [u for u, _ in fold.test], [y for _, y in fold.test]
         audio_s = shared.stores["mfcc"].seconds(utts) if "mfcc" in shared.stores else None  # prosody: no frame rate
-        result = {"system": "mdre", "model": s.model, "corpus": str(s.root), "protocol": s.protocol,
-                  "fold": k, "split": f"fold {k} test", "checkpoint": str(fold.run_dir), "seed": s.seed,
+        result = {"system": "mdre", "model": s.model, **corpus_record(s, shared.name), "protocol": s.protocol,
+                  "fold": k, "split": s.test_split if is_split_corpus(s) else f"fold {k} test", "checkpoint": str(fold.run_dir), "seed": s.seed,
                   "loss": s.loss, "faithful_vocab": s.faithful_vocab, "normalise": s.normalise,
                   "masked_attention": not s.unmasked_attention, "title": f"{tag} fold {k}",
                   **inference_record(mon.seconds, len(utts), audio_s or sum(shared.spans[u] for u in utts), mon)}
-        write_class_scores(exp.outputs["folds"][k].with_suffix(".csv"), utts, labels, logits, CLASSES,
+        write_class_scores(exp.outputs["folds"][k].with_suffix(".csv"), utts, labels, logits, shared.classes,
                            result=result, resamples=s.bootstrap, ci_method=s.ci_method)
-        acc = fold_scores(labels, logits.argmax(1), {"resamples": s.bootstrap, "method": s.ci_method})
-        print(f"{tag} fold {k}: WA {acc['WA'].text()}  UA {acc['UA'].text()}  (train {len(fold.train)}, dev "
+        acc = fold_scores(labels, logits.argmax(1), {"resamples": s.bootstrap, "method": s.ci_method},
+                          len(shared.classes), table_metrics(s))
+        scores = "  ".join(f"{m.replace('_', '-')} {sc.text()}" for m, sc in acc.items())
+        print(f"{tag} fold {k}: {scores}  (train {len(fold.train)}, dev "
               f"{len(fold.dev)}, test {len(fold.test)}; best dev loss at step {res.best_step} of {res.steps})",
               flush=True)
         return {"fold": k, "train": len(fold.train), "dev": len(fold.dev), "test": len(fold.test),
@@ -343,18 +529,30 @@ class MDRESystem:
     def pooled_result(self, exp: Experiment, outcomes: list) -> dict:
         """The fields every protocol's result file shares: the model, corpus, fold protocol and the checkpoints."""
         s = exp.settings
-        return {"system": "mdre", "model": s.model, "corpus": str(s.root), "fold_protocol": s.protocol,
+        return {"system": "mdre", "model": s.model, **corpus_record(s, outcomes[0].fold.extra["corpus"].name),
+                "fold_protocol": s.protocol,
                 "seed": s.seed, "checkpoints": [str(o.fold.run_dir) for o in outcomes]}
 
     def table(self, exp: Experiment, outcomes: list) -> None:
         """The fold table: printed, and written as <tag>_folds.csv / .json."""
         from metrics import interval_record
-        s = exp.settings
+        s, shared = exp.settings, outcomes[0].fold.extra["corpus"]
         write_fold_table(exp.outputs["table"], [o.row for o in outcomes], exp.outputs["tag"], {
-            "metric": "WA/UA", "system": "mdre", "model": s.model, "corpus": str(s.root), "protocol": s.protocol,
+            "metric": "WA/UA", "system": "mdre", "model": s.model, **corpus_record(s, shared.name),
+            "classes": list(shared.classes), "protocol": s.protocol,
             "seed": s.seed, "loss": s.loss, "faithful_vocab": s.faithful_vocab,
             "interval": interval_record(resamples=s.bootstrap, method=s.ci_method),
-            "checkpoints": [str(o.fold.run_dir) for o in outcomes]})  # write_result records each run's identity
+            "checkpoints": [str(o.fold.run_dir) for o in outcomes]},  # write_result records each run's identity
+            table_metrics(s))
+
+
+def corpus_record(args, name: str) -> dict:
+    """The corpus fields of a result: its root, kind and name, and for a split corpus its fold and splits."""
+    fields = {"corpus": str(args.root), "corpus_kind": args.corpus, "corpus_name": name}
+    if is_split_corpus(args):
+        fields.update(splits={"train": args.train_split, "dev": args.dev_split, "test": args.test_split},
+                      **({"emobox_fold": args.fold} if args.fold is not None else {}))
+    return fields
 
 
 MDRE = MDRESystem()

@@ -109,10 +109,11 @@ class ChunkLSTM:
 
     def method(self, exp: Experiment, fold: Fold):
         from systems.chunk_lstm import ChunkLSTMMethod
+        from systems.common import run_corpus
         args = fold.extra["args"]
         return ChunkLSTMMethod(fold.extra["store"], fold.extra["normterm"], args.attribute, args.atten_type,
                                n=args.chunk_n, unbiased_var_loss=not args.population_ccc_loss,
-                               corpus_version=args.root.name)
+                               corpus_version=args.root.name, corpus=run_corpus(args))
 
 
 class ChunkLSTMTest:

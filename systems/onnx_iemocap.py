@@ -2,8 +2,8 @@
 speech + text + mocap fusion (every configuration).
 
 The graph is the model plus a softmax: it takes exactly the tensors the system's own collate makes for the torch
-model (`MDREMethod.collate`, `FusionMethod.collate`) and returns `posteriors` (B, 4) and `logits` (B, 4) in the
-checkpoint's class order. Batch and every length axis are dynamic.
+model (`MDREMethod.collate`, `FusionMethod.collate`) and returns `posteriors` (B, C) and `logits` (B, C) in the
+checkpoint's class order (C = len(config["classes"]): IEMOCAP's four, or the classes of the corpus it trained on). Batch and every length axis are dynamic.
 
 Why the feature normalisation stays outside the graph (in the collate, with its statistics stored in the .onnx
 file's record): both systems normalise with `utils.znorm` (float64, NaN -> 0, clipped to +-3) BEFORE anything
@@ -58,7 +58,7 @@ class MDREGraph(nn.Module):
 
     def forward(self, *inputs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         assert len(inputs) == len(self.names), f"{len(inputs)} inputs for {self.names}"
-        logits = self.model(**dict(zip(self.names, inputs)))                  # (B, 4)
+        logits = self.model(**dict(zip(self.names, inputs)))                  # (B, C)
         return logits.softmax(dim=1), logits
 
 
@@ -109,7 +109,7 @@ class FusionGraph(nn.Module):
         assert len(inputs) == 2 * m + 1, f"{len(inputs)} inputs for {m} modalities (rows, mask each) + present"
         x = {n: inputs[2 * i] for i, n in enumerate(self.modalities)}             # (B, T_n, D_n)
         mask = {n: inputs[2 * i + 1] for i, n in enumerate(self.modalities)}      # (B, T_n) bool
-        logits = self.model(x, mask, inputs[-1])                                  # (B, 4)
+        logits = self.model(x, mask, inputs[-1])                                  # (B, C)
         return logits.softmax(dim=1), logits
 
 

@@ -15,7 +15,8 @@ Data, per utterance (each stream read from its feature store):
   utterance becomes the training mean); "mocap" feeds all 189 columns, "face" / "head" / "hand" one stream.
   `mocap_velocity` (ours, off by default as in the original) appends each column's frame-to-frame difference
   (normalised with its own training statistics), which exposes motion energy to the encoder directly.
-Labels: ang 0, exc 1, neu 2, sad 3, always (the original's BERT scripts numbered them by first appearance).
+Labels: ang 0, exc 1, neu 2, sad 3, always on IEMOCAP (the original's BERT scripts numbered them by first
+appearance); on another corpus its declared classes in declared order (`classes`, recorded in the config).
 
 Missing streams are never faked: an utterance without a stream (its speaker wore no markers, an empty transcript,
 features that failed) has that modality absent, and the model uses its learned absent vector in its place.
@@ -150,9 +151,12 @@ class FusionMethod:
     train_condition: str | None = None
     seed: int = 0
     protocol: dict | None = None  # which fold of which protocol, for the record
+    classes: tuple = CLASSES  # the run's classes in class index order (the classifier has one output per class)
 
     def __post_init__(self):
-        self.modalities = tuple(self.modalities)
+        self.modalities, self.classes = tuple(self.modalities), tuple(self.classes)
+        if len(self.classes) < 2:
+            raise ValueError(f"classes {list(self.classes)}: a classifier needs at least two")
         unknown = [m for m in self.modalities if m not in MODALITIES]
         if not self.modalities or unknown:
             raise ValueError(f"modalities {list(self.modalities)}: choose from {', '.join(MODALITIES)}")
@@ -183,7 +187,7 @@ class FusionMethod:
     def build_model(self) -> MultimodalTransformer:
         max_len = {"speech": self.max_speech, "text": self.max_tokens, **{m: 512 for m in MOCAP_COLUMNS}}
         return MultimodalTransformer(
-            inputs=self.input_dims(), n_classes=len(CLASSES), d_model=self.d_model, heads=self.heads,
+            inputs=self.input_dims(), n_classes=len(self.classes), d_model=self.d_model, heads=self.heads,
             layers=self.layers, ff=self.ff, dropout=self.dropout, fusion_hidden=self.fusion_hidden,
             fusion_dropout=self.fusion_dropout, max_len={m: max_len[m] for m in self.modalities},
             pooling={m: self.text_pooling if m == "text" else "mean" for m in self.modalities})
@@ -201,7 +205,7 @@ class FusionMethod:
         return F.cross_entropy(self._logits(model, batch), batch["y"])
 
     def predict(self, model, batch) -> np.ndarray:
-        return self._logits(model, batch).float().cpu().numpy()  # (B, 4) logits
+        return self._logits(model, batch).float().cpu().numpy()  # (B, classes) logits
 
     def targets(self, items) -> np.ndarray:
         return np.array([y for _, y in items], np.int64)
@@ -223,7 +227,7 @@ class FusionMethod:
         if "mocap" in self.norm:
             norm["mocap"] = [self.norm["mocap"].mean.tolist(), self.norm["mocap"].std.tolist()]
         stores = {"speech": self.speech, "text": self.text, "mocap": self.mocap}
-        return {"system": SYSTEM, "modalities": list(self.modalities), "classes": list(CLASSES),
+        return {"system": SYSTEM, "modalities": list(self.modalities), "classes": list(self.classes),
                 "model": {"inputs": self.input_dims(), "d_model": self.d_model, "heads": self.heads,
                           "layers": self.layers, "ff": self.ff, "dropout": self.dropout,
                           "fusion_hidden": self.fusion_hidden, "fusion_dropout": self.fusion_dropout,
@@ -432,7 +436,7 @@ def method_from_config(cfg: dict, speech: FeatureStore | None, text: FeatureStor
                           text_pooling=m["text_pooling"], mocap_velocity=inp["mocap_velocity"], d_model=m["d_model"],
                           heads=m["heads"], layers=m["layers"], ff=m["ff"], dropout=m["dropout"],
                           fusion_hidden=m["fusion_hidden"], fusion_dropout=m["fusion_dropout"], seed=cfg.get("seed", 0),
-                          protocol=cfg.get("protocol"))
+                          protocol=cfg.get("protocol"), classes=tuple(cfg.get("classes", CLASSES)))
     dims = method.input_dims()
     wrong = {k: (dims[k], v) for k, v in m["inputs"].items() if dims.get(k) != v}
     if wrong:

@@ -21,6 +21,8 @@ import numpy as np
 
 from engine.cli import UserError
 from engine.experiment import Experiment, Fold, Training
+from systems.mdre_experiment import (check_corpus_args, corpus_record, features_dir, fold_scores, is_split_corpus,
+                                     list_left_out, read_split_fold, record_seconds, table_metrics, trained_corpus)
 from systems.speech_text_mocap import (CLASSES, CONDITION_KINDS, CONFIGURATIONS, MOCAP_COLUMNS, REENCODED,
                                        REFUSED_KINDS, SYSTEM, THREE_WAY, TRAINING_REFUSED, ordered_streams, streams,
                                        sweep_kinds_of)
@@ -56,7 +58,7 @@ def outputs(args, ap, configs, sessions) -> dict:
     sessions and conditions they hold, so two settings never share a name."""
     from engine.cli import settings_suffix
     tag = settings_suffix(args, ap, skip=("configs", "loso", "missing", *PROTOCOL_FLAGS))
-    runs = {(c, k): f"stm_{c}_s{k}{tag}" for c in configs for k in sessions}
+    runs = {(c, k): f"stm_{c}_{'split' if is_split_corpus(args) else f's{k}'}{tag}" for c in configs for k in sessions}
     protocols = {(c, k, p): args.results / f"{runs[(c, k)]}_{p}{settings_suffix(args, ap, only=PROTOCOL_NAMED[p])}.json"
                  for c in configs for k in sessions for p in protocols_of(args, c)}
     if THREE_WAY in configs and args.missing.strip().lower() != "none":  # the --missing list, scored the same way
@@ -122,11 +124,11 @@ def store_paths(args, configs) -> dict:
     needed = {m for c in configs for m in CONFIGURATIONS[c]}
     paths = {}
     if "speech" in needed:
-        paths["speech"] = args.speech_store or args.root / "Features" / f"Wav2Vec_{Path(args.speech_model).name}"
+        paths["speech"] = args.speech_store or features_dir(args) / f"Wav2Vec_{Path(args.speech_model).name}"
     if "text" in needed:
-        paths["text"] = args.text_store or args.root / "Features" / f"Tokens_{Path(args.text_model).name}"
+        paths["text"] = args.text_store or features_dir(args) / f"Tokens_{Path(args.text_model).name}"
     if needed & set(MOCAP_COLUMNS):
-        paths["mocap"] = args.mocap_store or args.root / "Features" / "Mocap189x200"
+        paths["mocap"] = args.mocap_store or features_dir(args) / "Mocap189x200"
     return paths
 
 
@@ -135,19 +137,59 @@ def describe(args: argparse.Namespace, ap: argparse.ArgumentParser, argv) -> Exp
     per (held-out session, configuration), Session 5 alone or, with --loso, Sessions 1-5 (a session the corpus
     lacks is skipped when it runs; its names are unused). Flags only: no file is read."""
     from utils import resolve_device
+    check_corpus_args(args, ap)
     configs, _, _ = checked_settings(args)
-    sessions = [1, 2, 3, 4, 5] if args.loso else [5]
+    check_split_corpus(args, configs)
+    sessions = test_keys(args)
     training = Training(iterations=args.iterations, batch_size=args.batch_size, lr=args.lr,
                         val_every=args.val_every, seed=args.seed, device=resolve_device(args.device),
                         resume=not args.no_resume, progress=not args.no_progress, deterministic=args.deterministic,
                         patience=args.patience, precision=args.precision)
     return Experiment(system=SYSTEM, script="speech_text_mocap.py", argv=tuple(map(str, argv)), settings=args,
-                      corpus=args.root, inputs=store_paths(args, configs), protocol="loso" if args.loso else "session5",
+                      corpus=args.root, inputs=store_paths(args, configs),
+                      protocol="splits" if is_split_corpus(args) else "loso" if args.loso else "session5",
                       folds=tuple((c, k) for k in sessions for c in configs), training=training,
                       outputs=outputs(args, ap, configs, sessions), hooks="systems.speech_text_mocap_experiment:STM")
 
 
+def check_split_corpus(args, configs) -> None:
+    """UserError naming the flag for what a split corpus lacks: motion capture off IEMOCAP and manifests (a
+    configuration reading it; a manifest row's mocap_path is read, features.mocap.file_mocap), --loso and
+    --only-with-mocap (IEMOCAP only)."""
+    if not is_split_corpus(args):
+        return
+    mocap = [c for c in configs if set(CONFIGURATIONS[c]) & set(MOCAP_COLUMNS)]
+    if mocap and args.corpus != "manifest":
+        raise UserError(f"--configs {','.join(mocap)}: motion capture is read from IEMOCAP's MOCAP_rotated/head/hand "
+                        f"files or a manifest's mocap_path column only; --corpus {args.corpus} has none (use speech, "
+                        "text, speech+text)")
+    for flag in ("loso", "only_with_mocap"):
+        if getattr(args, flag):
+            raise UserError(f"--{flag.replace('_', '-')}: IEMOCAP only; --corpus {args.corpus} is one fold of its "
+                            "named splits")
+
+
+def test_keys(args) -> list:
+    """The held-out parts' keys: IEMOCAP's Session 5 (with --loso Sessions 1-5), a split corpus's fold (1, or the
+    EmoBox --fold)."""
+    if is_split_corpus(args):
+        return [args.fold or 1]
+    return [1, 2, 3, 4, 5] if args.loso else [5]
+
+
+def test_name(args, k) -> str:
+    """'Session 5' / 'test split': what a held-out part is called in lines and tables."""
+    return f"{args.test_split} split" if is_split_corpus(args) else f"Session {k}"
+
+
 # ------------------------------------------------------------------ the corpus and the inputs, once per experiment
+def split_folds(args) -> tuple[list, dict, str, tuple]:
+    """(records, {fold: (train, dev, test) items}, corpus name, classes) of a split corpus (read_split_fold)."""
+    name, classes, parts = read_split_fold(args, args.dev_share)
+    records = [r for part in parts for r, _ in part]
+    return records, {args.fold or 1: tuple([(r.utt_id, y) for r, y in part] for part in parts)}, name, classes
+
+
 def session_folds(args) -> tuple[list, dict]:
     """(the four-class records, {held-out session: (train, dev, test) items}) of the corpus; UserError when it has
     none of the four classes, or none in Session 5 (the test session)."""
@@ -170,27 +212,38 @@ def session_folds(args) -> tuple[list, dict]:
     return [r for r, _ in labelled], folds
 
 
-def ensured_stores(exp: Experiment, records: list) -> dict:
+def ensured_stores(exp: Experiment, records: list, transcripts: dict, train: list) -> dict:
     """{stream: FeatureStore} of the streams the configurations read. Under torchrun the process group starts
     first, so rank 0 alone extracts what the stores lack (and builds the tiny BERT) while the others wait."""
     from engine.loop import ddp_env
     s = exp.settings
+    check_mocap_paths(exp, records)  # on every rank, before the others wait for rank 0
     rank, world, _ = ddp_env()
     if world > 1:
         import torch.distributed as dist
         dist.init_process_group("nccl" if s.device.startswith("cuda") else "gloo")
     if rank == 0 and "text" in exp.inputs and str(s.text_model).lower() == "tiny-random-bert":
-        from features.text import iemocap_training_texts, resolve_model  # its vocabulary: the training sessions'
-        resolve_model(s.text_model, texts=iemocap_training_texts(s.root))
-    st = stores(exp, records, extract=True) if rank == 0 else None
+        from features.text import iemocap_training_texts, resolve_model  # its vocabulary: the training part's
+        resolve_model(s.text_model, texts=[transcripts[u] for u, _ in train] if is_split_corpus(s)
+                      else iemocap_training_texts(s.root))
+    st = stores(exp, records, transcripts, extract=True) if rank == 0 else None
     if world > 1:
         dist.barrier()
         if rank != 0:
-            st = stores(exp, records, extract=False)
+            st = stores(exp, records, transcripts, extract=False)
     return st
 
 
-def stores(exp: Experiment, records: list, extract: bool) -> dict:
+def check_mocap_paths(exp: Experiment, records: list) -> None:
+    """UserError when the configurations read motion capture and no record of a split corpus (a manifest) has a
+    mocap_path: every model's mocap input would be absent."""
+    s = exp.settings
+    if "mocap" in exp.inputs and is_split_corpus(s) and not any(r.mocap_path for r in records):
+        raise UserError(f"--configs {s.configs}: no utterance of {s.root} used here has a mocap_path (its "
+                        "motion-capture file); give one per row, or use speech, text, speech+text")
+
+
+def stores(exp: Experiment, records: list, transcripts: dict, extract: bool) -> dict:
     """The stores of exp.inputs, extracting (`extract`) what they lack: wav2vec2 frames, BERT token features of the
     non-empty transcripts, motion capture (the listeners are listed in the mocap store's errors-0of1.csv)."""
     from features.store import FeatureStore
@@ -209,12 +262,11 @@ def stores(exp: Experiment, records: list, extract: bool) -> dict:
             from features.text import TokenFeatures
             return TokenFeatures(s.text_model, device=device)
         path = exp.inputs["text"]
-        out["text"] = (store_with(bert, [r for r in records if (r.transcript or "").strip()], path,
+        out["text"] = (store_with(bert, [r for r in records if transcripts[r.utt_id]], path,
                                   s.text_model, progress, "text") if extract else FeatureStore(path))
     if "mocap" in exp.inputs:
-        from corpora.iemocap import NAME
         from features.mocap import extract_mocap, mocap_store
-        out["mocap"] = mocap_store(exp.inputs["mocap"], 200, NAME)
+        out["mocap"] = mocap_store(exp.inputs["mocap"], 200, records[0].corpus if records else None)
         if extract:
             extract_mocap([r for r in records if r.utt_id not in out["mocap"]], out["mocap"], root=s.root,
                           progress=progress)
@@ -224,14 +276,15 @@ def stores(exp: Experiment, records: list, extract: bool) -> dict:
 
 def warn_lacking(st: dict, records: list, no_text: frozenset) -> None:
     """The kinds of the stores checked (issue 19.14), then a warning per stream naming the utterances that lack it
-    (listeners without markers and empty transcripts are expected, and said once)."""
-    from features.mocap import speaker_wore_markers
+    (listeners without markers, manifest rows without mocap_path and empty transcripts are expected, and said
+    once)."""
+    from features.mocap import NO_MOCAP_PATH, absent_by_design, mocap_way
     from systems.common import require_store
     for name, store in st.items():  # the kinds of features, before training
         require_store(store, f"--{name}-store", {"speech": "wav2vec2", "text": "tokens"}.get(name, name))
     for name, store in st.items():
-        lacking = [r.utt_id for r in records if r.utt_id not in store  # listeners and empty transcripts: below
-                   and not (name == "mocap" and not speaker_wore_markers(r.utt_id))
+        lacking = [r.utt_id for r in records if r.utt_id not in store  # by design absent: below
+                   and not (name == "mocap" and absent_by_design(r))
                    and not (name == "text" and r.utt_id in no_text)]
         if lacking:
             print(f"warning: {len(lacking)} utterance(s) have no {name} features (see {store.root}/errors-*.csv); "
@@ -241,12 +294,17 @@ def warn_lacking(st: dict, records: list, no_text: frozenset) -> None:
         print(f"warning: {len(no_text)} utterance(s) have an empty transcript; text is absent for them: "
               f"{', '.join(sorted(no_text)[:8])}{' ...' if len(no_text) > 8 else ''}", file=sys.stderr)
     if "mocap" in st:
+        no_path = [r.utt_id for r in records if mocap_way(r) == "none"]
+        if no_path:
+            print(f"warning: {len(no_path)} utterance(s) have {NO_MOCAP_PATH}; mocap is absent for them: "
+                  f"{', '.join(no_path[:8])}{' ...' if len(no_path) > 8 else ''}", file=sys.stderr)
         n_mocap = sum(r.utt_id in st["mocap"] for r in records)
         print(f"{n_mocap} of {len(records)} utterances have motion capture (the others were spoken by the actor "
-              "without markers, or their mocap is unusable: see the store's errors-0of1.csv)", flush=True)
+              f"without markers, have {NO_MOCAP_PATH}, or their mocap is unusable: see the store's errors-0of1.csv)",
+              flush=True)
 
 
-def token_words_of(s, st: dict, records: list, evaluated: list):
+def token_words_of(s, st: dict, transcripts: dict, evaluated: list):
     """utt -> the token->word map of its stored token rows (systems.speech_text_mocap.tokenizer_token_words), when
     a word-rows condition is evaluated or trained with; else None."""
     trained = [s.train_missing] if s.train_missing else []
@@ -258,7 +316,7 @@ def token_words_of(s, st: dict, records: list, evaluated: list):
     from systems.speech_text_mocap import tokenizer_token_words
     path, alias = resolve_model(s.text_model)
     tok = AutoTokenizer.from_pretrained(path, local_files_only=alias is not None or Path(path).is_dir())
-    return tokenizer_token_words(tok, {r.utt_id: r.transcript for r in records}, st["text"])
+    return tokenizer_token_words(tok, transcripts, st["text"])
 
 
 # ------------------------------------------------------------------ the hooks of engine.experiment.run
@@ -274,22 +332,30 @@ class SpeechTextMocap:
         its degraded transcripts, shared by the session's configurations."""
         from engine.loop import ddp_env
         from features.missing import NONE
+        from features.text import record_transcripts
         from systems.speech_text_mocap import training_norm
         from utils import writable_dir
         s = exp.settings
         configs, conditions, plan = checked_settings(s)  # describe refused what cannot apply; the plan again
         writable_dir(s.out)
         writable_dir(s.results)
-        records, parts = session_folds(s)
-        st = ensured_stores(exp, records)
-        no_text = frozenset(r.utt_id for r in records if not (r.transcript or "").strip())
+        if is_split_corpus(s):
+            records, parts, name, self.classes = split_folds(s)
+        else:
+            (records, parts), name, self.classes = session_folds(s), "IEMOCAP", CLASSES
+        texts, lacking = record_transcripts(records)
+        if any("text" in CONFIGURATIONS[c] for c in configs):
+            list_left_out([sk for sk in lacking if sk.reason != "no transcript"], "the transcripts (text absent)")
+        transcripts = {r.utt_id: (texts.get(r.utt_id) or "").strip() for r in records}
+        st = ensured_stores(exp, records, transcripts, parts[test_keys(s)[0]][0])
+        no_text = frozenset(u for u, t in transcripts.items() if not t)
         warn_lacking(st, records, no_text)
         evaluated = conditions + [c for v in plan.values() for conds in v.values() for c in conds]
-        transcripts = {r.utt_id: (r.transcript or "").strip() for r in records}
-        shared = {"stores": st, "no_text": no_text, "token_words": token_words_of(s, st, records, evaluated),
-                  "transcripts": transcripts, "spans": {r.utt_id: r.end - r.start for r in records}}
+        shared = {"stores": st, "no_text": no_text, "token_words": token_words_of(s, st, transcripts, evaluated),
+                  "transcripts": transcripts, "spans": {r.utt_id: record_seconds(r) for r in records},
+                  "corpus_name": name}
         reencode = "text" in st and ddp_env()[0] == 0 and any(c.kind in REENCODED for c in evaluated)
-        for k in (sorted(parts) if s.loso else [5]):
+        for k in (sorted(parts) if s.loso else test_keys(s)):
             train, dev, test = parts[k]
             norm = training_norm([u for u, _ in train], st.get("speech"), st.get("text"), st.get("mocap"),
                                  mocap_velocity=s.mocap_velocity)
@@ -302,9 +368,9 @@ class SpeechTextMocap:
                     protocols["conditions"] = ([NONE, *(c for c in conditions if c.kind != "none")],
                                                exp.outputs["protocols"][(config, k, "conditions")])
                 yield Fold((config, k), config, train, dev, test, run_dir=exp.outputs["runs"][(config, k)],
-                           train_name=f"training part (Session {k} held out)", val_name="dev part",
+                           train_name=f"training part ({test_name(s, k)} held out)", val_name="dev part",
                            protocols=protocols, extra={**session, "titles": {
-                               p: f"{config}, Session {k} test: {p}" for p in protocols}})
+                               p: f"{config}, {test_name(s, k)} test: {p}" for p in protocols}})
 
     @staticmethod
     def degraded(exp: Experiment, train: list, st: dict, transcripts: dict):
@@ -324,10 +390,10 @@ class SpeechTextMocap:
             transcripts=x["transcripts"], speech_pool=s.speech_pool,
             text_pooling="first" if s.text_pooling == "cls" else "mean", mocap_velocity=s.mocap_velocity,
             d_model=s.d_model, heads=s.heads, layers=s.layers, ff=s.ff, dropout=s.dropout,
-            fusion_hidden=s.fusion_hidden, modality_dropout=s.modality_dropout if len(CONFIGURATIONS[config]) > 1 else 0.0,
+            fusion_hidden=s.fusion_hidden, classes=self.classes, modality_dropout=s.modality_dropout if len(CONFIGURATIONS[config]) > 1 else 0.0,
             train_condition=str(s.train_missing) if s.train_missing else None, seed=s.seed,
             protocol={"name": exp.protocol, "test_session": x["session"], "dev_share": s.dev_share,
-                      "only_with_mocap": s.only_with_mocap})
+                      "only_with_mocap": s.only_with_mocap, **trained_corpus(s, fold.extra["corpus_name"])})
 
     def test(self, exp: Experiment, fold: Fold, method, model) -> dict:
         """Score the held-out session, write the per-utterance CSV, confusion matrix and result JSON, print the
@@ -344,16 +410,19 @@ class SpeechTextMocap:
         audio_s = audio_s or sum(fold.extra["spans"][u] for u in utts)  # no speech store, or some lack speech
         shares = present_shares(present, streams_of(config))
         result = {"system": SYSTEM, "configuration": config, "modalities": list(CONFIGURATIONS[config]),
-                  "corpus": str(s.root), "protocol": exp.protocol, "fold": k, "split": f"Session {k} test",
+                  **corpus_record(s, fold.extra["corpus_name"]), "protocol": exp.protocol, "fold": k,
+                  "split": s.test_split if is_split_corpus(s) else f"Session {k} test",
                   "checkpoint": str(fold.run_dir), "seed": s.seed, "modality_dropout": method.modality_dropout,
-                  "train_condition": method.train_condition, "title": f"{config}, Session {k} held out",
+                  "train_condition": method.train_condition, "title": f"{config}, {test_name(s, k)} held out",
                   "present": shares, **inference_record(mon.seconds, len(utts), audio_s, mon)}
         wa, ua = write_class_scores(exp.outputs["results"][fold.key].with_suffix(".csv"), utts, labels, logits,
-                                    CLASSES, result=result, resamples=s.bootstrap, ci_method=s.ci_method)
+                                    self.classes, result=result, resamples=s.bootstrap, ci_method=s.ci_method)
         fold.extra["result"] = {f: result[f] for f in PROTOCOL_RESULT}  # what its protocol files repeat
-        ci = intervals(labels, logits.argmax(1), s)  # the file's intervals (same seeded bootstrap), printed
+        # the file's intervals (same seeded bootstrap), printed; macro-F1 too off IEMOCAP
+        ci = intervals(labels, logits.argmax(1), s, len(self.classes), table_metrics(s))
         res = fold.extra["loop_result"]
-        print(f"{config} Session {k}: WA {ci['WA'].text()}  UA {ci['UA'].text()}  (train {len(fold.train)}, dev "
+        scores = "  ".join(f"{m.replace('_', '-')} {sc.text()}" for m, sc in ci.items())
+        print(f"{config} {test_name(s, k)}: {scores}  (train {len(fold.train)}, dev "
               f"{len(fold.dev)}, test {len(items)}; best dev loss at step {res.best_step} of {res.steps}; "
               f"{had(shares)})", flush=True)
         return {"WA": wa, "UA": ua, "WA_ci": ci["WA"].ci, "UA_ci": ci["UA"].ci, "present": shares,
@@ -372,7 +441,8 @@ class SpeechTextMocap:
         scores = {o.fold.key: o.row for o in outcomes}
         sessions = list(dict.fromkeys(k for _, k in scores))
         tests = {o.fold.key[1]: o.fold.test for o in outcomes}
-        ablation_table(exp, list(dict.fromkeys(c for c, _ in scores)), sessions, scores, tests)
+        ablation_table(exp, list(dict.fromkeys(c for c, _ in scores)), sessions, scores, tests, self.classes,
+                       outcomes[0].fold.extra["corpus_name"])
         miss_rows = [row for o in outcomes if "conditions" in o.protocol_rows
                      for row in missing_rows(o.protocol_rows["conditions"], o.fold.key[1])]
         if miss_rows:
@@ -400,11 +470,10 @@ def write_table(path: Path, rows: list[dict]) -> None:
         w.writerows({k: _cell(v) for k, v in r.items()} for r in rows)
 
 
-def intervals(labels, preds, args) -> dict:
-    """{"WA": Scored, "UA": Scored} with the --bootstrap / --ci-method interval (metrics.score)."""
-    from metrics import score
-    return {k: score(k, np.asarray(labels), np.asarray(preds), n_classes=len(CLASSES), resamples=args.bootstrap,
-                     method=args.ci_method) for k in ("WA", "UA")}
+def intervals(labels, preds, args, n_classes: int, metrics=("WA", "UA")) -> dict:
+    """{metric: Scored} with the --bootstrap / --ci-method interval (mdre_experiment.fold_scores)."""
+    return fold_scores(np.asarray(labels), np.asarray(preds), {"resamples": args.bootstrap, "method": args.ci_method},
+                       n_classes, metrics)
 
 
 def had(shares: dict) -> str:
@@ -439,12 +508,12 @@ def ablation_rows(exp: Experiment, configs: list, sessions: list, scores: dict) 
     """Per configuration WA / UA on Session 5 with their intervals, the share of test utterances that had each of
     its streams (with_none: none of them, so the prediction is a constant guess), with --loso the mean over
     held-out sessions."""
-    rows = []
+    rows, key, pre = [], main_test(exp.settings), column_prefix(exp.settings)
     for config in configs:
-        s5 = scores[(config, 5)]
+        s5 = scores[(config, key)]
         row = {"configuration": config, "modalities": "+".join(CONFIGURATIONS[config]), "test": s5["test"],
-               "session5_WA": s5["WA"], "session5_WA_ci": s5["WA_ci"], "session5_UA": s5["UA"],
-               "session5_UA_ci": s5["UA_ci"], **{f"with_{s}": v for s, v in s5["present"].items()}}
+               f"{pre}_WA": s5["WA"], f"{pre}_WA_ci": s5["WA_ci"], f"{pre}_UA": s5["UA"],
+               f"{pre}_UA_ci": s5["UA_ci"], **{f"with_{s}": v for s, v in s5["present"].items()}}
         if exp.settings.loso:
             row["loso_WA"] = float(np.mean([scores[(config, k)]["WA"] for k in sessions]))
             row["loso_UA"] = float(np.mean([scores[(config, k)]["UA"] for k in sessions]))
@@ -452,7 +521,18 @@ def ablation_rows(exp: Experiment, configs: list, sessions: list, scores: dict) 
     return rows
 
 
-def ablation_table(exp: Experiment, configs: list, sessions: list, scores: dict, tests: dict) -> None:
+def main_test(args):
+    """The key of the held-out part the ablation table shows: Session 5, or a split corpus's fold."""
+    return test_keys(args)[-1]
+
+
+def column_prefix(args) -> str:
+    """The ablation table's column prefix of that part: session5 (IEMOCAP), test (a split corpus)."""
+    return "test" if is_split_corpus(args) else "session5"
+
+
+def ablation_table(exp: Experiment, configs: list, sessions: list, scores: dict, tests: dict, classes,
+                   corpus_name: str) -> None:
     """The configurations' table (printed with intervals, CSV, bar chart, JSON): ablation_rows, the bars over
     Session 5 or the leave-one-session-out mean, with the majority-class level of the same test sessions."""
     from engine.plots import bar_chart
@@ -460,32 +540,32 @@ def ablation_table(exp: Experiment, configs: list, sessions: list, scores: dict,
     from systems.common import write_result
     args, names = exp.settings, exp.outputs
     rows = ablation_rows(exp, configs, sessions, scores)
-    tag = names["tag"]
-    title = (f"IEMOCAP 4 classes, {'leave-one-session-out mean' if args.loso else 'Session 5 held out'}"
+    tag, key, part, pre0 = names["tag"], main_test(args), test_name(args, main_test(args)), column_prefix(args)
+    title = (f"{corpus_name} {len(classes)} classes, {'leave-one-session-out mean' if args.loso else part + ' held out'}"
              f"{' (' + tag.strip('_') + ')' if tag else ''}")
-    head = "| configuration | Session 5 WA | Session 5 UA |" + (" LOSO WA | LOSO UA |" if args.loso else "")
+    head = f"| configuration | {part} WA | {part} UA |" + (" LOSO WA | LOSO UA |" if args.loso else "")
     print(f"\n{title}\n{head} test utterances with each stream |\n|---|---|---|" + ("---|---|" if args.loso else "")
           + "---|")
     for r, config in zip(rows, configs):
-        s5 = scores[(config, 5)]
-        print(f"| {r['configuration']} | {fmt(r['session5_WA'], s5['WA_ci'])} | {fmt(r['session5_UA'], s5['UA_ci'])} |"
+        s5 = scores[(config, key)]
+        print(f"| {r['configuration']} | {fmt(r[pre0 + '_WA'], s5['WA_ci'])} | {fmt(r[pre0 + '_UA'], s5['UA_ci'])} |"
               + (f" {r['loso_WA']:.4f} | {r['loso_UA']:.4f} |" if args.loso else "") + f" {had(s5['present'])} |")
-    how = (f"with 95 % {args.ci_method} bootstrap intervals over the Session 5 test utterances ({args.bootstrap} "
+    how = (f"with 95 % {args.ci_method} bootstrap intervals over the {part} test utterances ({args.bootstrap} "
            "resamples)" if args.bootstrap else "without intervals (--bootstrap 0)")
     print(f"WA / UA {how}; where a stream's share is below 100 % the others were scored without it, "
           "and 'none' is the share predicted from the absent vectors alone (a constant guess)")
     stem = names["ablation"].with_name(names["ablation"].name[:-len(".json")])
     write_table(stem.with_name(stem.name + ".csv"), rows)
-    pre = "loso" if args.loso else "session5"
+    pre = "loso" if args.loso else pre0
     # the majority-class level over the same held-out sessions as the bars (their mean of per-session WA)
-    majority = float(np.mean([np.bincount([y for _, y in tests[k]], minlength=len(CLASSES)).max() / len(tests[k])
+    majority = float(np.mean([np.bincount([y for _, y in tests[k]], minlength=len(classes)).max() / len(tests[k])
                               for k in sessions]))
     bar_chart([r["configuration"] for r in rows], {"WA": [r[f"{pre}_WA"] for r in rows],
                                                    "UA": [r[f"{pre}_UA"] for r in rows]},
               stem.with_name(stem.name + ".png"), title=title, ylabel="accuracy", reference=majority,
-              reference_label=f"majority class (WA), {'mean over the held-out sessions' if args.loso else 'Session 5'}")
+              reference_label=f"majority class (WA), {'mean over the held-out sessions' if args.loso else part}")
     write_result(stem.with_name(stem.name + ".json"), {
-        "metric": "WA/UA", "system": SYSTEM, "corpus": str(args.root), "classes": list(CLASSES),
+        "metric": "WA/UA", "system": SYSTEM, **corpus_record(args, corpus_name), "classes": list(classes),
         "protocol": exp.protocol, "rows": rows, "interval": interval_record(args.bootstrap, method=args.ci_method),
         "per_session": [{"configuration": c, "session": k, **v} for (c, k), v in scores.items()], "seed": args.seed,
         "checkpoints": [str(names["runs"][ck]) for ck in scores]})  # write_result records each run's identity

@@ -249,10 +249,10 @@ def test_config_errors_name_the_file_and_the_key(tmp_path, capsys):
     assert benchmark.main(["--config", str(cfg)]) == 1
     err = capsys.readouterr().err
     assert str(cfg) in err and "itr" in err
-    cfg.write_text(json.dumps({"corpora": {"m": {"kind": "msp-podcast", "root": "x"}},
-                               "systems": [{"system": "mdre", "corpus": "m"}]}))
+    cfg.write_text(json.dumps({"corpora": {"i": {"kind": "iemocap", "root": "x"}},
+                               "systems": [{"system": "chunk-lstm", "corpus": "i"}]}))
     assert benchmark.main(["--config", str(cfg)]) == 1
-    assert "iemocap corpus" in capsys.readouterr().err
+    assert "chunk-lstm learns dimensional labels, from a msp-podcast or manifest corpus" in capsys.readouterr().err
     assert benchmark.main(["--config", str(tmp_path / "none.yaml")]) == 1
     assert "cannot read" in capsys.readouterr().err
     assert benchmark.main(["--only", "nosuch"]) == 1 and "nosuch" in capsys.readouterr().err

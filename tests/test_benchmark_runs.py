@@ -281,3 +281,97 @@ def test_the_older_audio_text_missing_keys_run_as_the_conditions_protocol(tmp_pa
     with pytest.raises(ConfigError, match="rates and missing_rates"):
         _plan(tmp_path, text.replace("missing_rates: [0, 0.5]", "missing_rates: [0, 0.5]\n    protocols: [random]\n"
                                      "    rates: [0, 0.5]"))
+
+
+# ------------------------------------------------------------------ issue 24: corpora of every kind
+ANY = """
+data: {d}/data
+report: {d}/report
+corpora:
+  mine: {{kind: manifest, root: {manifest}}}
+  ebx: {{kind: emobox, root: {d}/data/toy, fold: 1}}
+systems:
+  - system: chunk-lstm
+    corpus: mine
+    attributes: [Act]
+    variants: [{{atten: RnnAttenVec, iterations: 4, batch: 8}}]
+  - system: mdre
+    corpus: ebx
+    variants: [{{model: TRE, iterations: 4, batch: 8}}]
+  - system: speech-text-mocap
+    corpus: mine
+    speech_model: tiny-random-wav2vec2
+    text_model: tiny-random-bert
+    variants: [{{name: fusion, iterations: 4}}]
+"""
+
+
+@pytest.fixture
+def emobox_folder(tmp_path):
+    """<tmp>/data/toy: an EmoBox corpus with one fold and no valid file (labels only: the plan reads no audio)."""
+    from test_manifest import emobox_row, write_jsonl
+    folder = tmp_path / "data" / "toy"
+    rows = [emobox_row(f"k{k}", "ah"[k % 2]) for k in range(4)]
+    write_jsonl(folder / "toy.jsonl", rows)
+    (folder / "label_map.json").write_text('{"a": "Angry", "h": "Happy"}')
+    write_jsonl(folder / "fold_1" / "toy_train_fold_1.jsonl", rows[:2])
+    write_jsonl(folder / "fold_1" / "toy_test_fold_1.jsonl", rows[2:])
+    return folder
+
+
+def test_every_corpus_kind_reaches_each_command_with_its_splits(tmp_path, emobox_folder):
+    """A manifest and an EmoBox fold: every command reads the corpus with --corpus KIND --root ROOT [--fold N]
+    and names its splits; a manifest's stores and NormTerm go beside the manifest; an EmoBox fold without a valid
+    file passes no dev split (the script holds out a share of train); speech + text + mocap trains the
+    configurations without motion capture; results are labelled by the test split."""
+    manifest = tmp_path / "m" / "corpus.csv"
+    manifest.parent.mkdir()
+    manifest.write_text("id,path,split\n")
+    jobs = _plan(tmp_path, ANY.replace("{manifest}", str(manifest)))
+    steps, results = {s.key: s for j in jobs for s in j.steps}, [r for j in jobs for r in j.results]
+
+    def flags(key):
+        return " ".join(map(str, steps[key].argv))
+    corpus = f"--corpus manifest --root {manifest}"
+    store = manifest.parent / "Features" / "OpenSmile_lld_IS13ComParE"
+    assert flags("features/mine/OpenSmile_lld_IS13ComParE").startswith(f"{corpus} --store {store}")
+    assert f"{corpus} --split train --out {manifest.parent / 'NormTerm'}" in flags("normterm/mine/NormTerm")
+    assert f"{corpus} --store {store}" in flags("chunk-lstm/RnnAttenVec/train/Act")
+    assert "--train-split train --val-split dev" in flags("chunk-lstm/RnnAttenVec/train/Act")
+    assert "--split test" in flags("chunk-lstm/RnnAttenVec/test/Act")
+    assert flags("mdre/TRE").startswith(f"--corpus emobox --root {emobox_folder} --fold 1 --model TRE "
+                                        "--train-split train --test-split test -iter")  # no dev split, no protocol
+    assert flags("speech-text-mocap/fusion").startswith(f"{corpus} --train-split train --dev-split dev "
+                                                        "--test-split test --speech-model")
+    assert "--configs speech,text,speech+text " in flags("speech-text-mocap/fusion")
+    assert {r.info["fold"] for r in results if r.section == "class"} == {"test split"}
+    assert {r.info["corpus"] for r in results if r.section in ("ccc", "class")} == {"mine", "ebx"}
+
+
+@pytest.mark.parametrize("change, names", [
+    (("corpus: mine\n    attributes", "corpus: ebx\n    attributes"),
+     ["systems[0] (chunk-lstm)", "'ebx' is emobox", "EmoBox rows are categorical only"]),
+    (("{d}/data/toy, fold: 1", "{d}/data/toy"), ["corpus 'ebx'", "fold", "needs the fold"]),
+    (("{d}/data/toy, fold: 1", "{d}/data/toy, fold: 3"), ["corpus 'ebx'", "no fold 3"]),
+    (("root: {manifest}}}", "root: {manifest}, fold: 1}}"), ["corpus 'mine'", "only EmoBox corpora have folds"]),
+    (("root: {manifest}}}", "root: {d}}}"), ["corpus 'mine'", "is not a file"]),
+    (("root: {manifest}}}", "root: {d}/m/c.csv, synthetic: {{n: 40}}}}"), ["corpus 'mine'", "corpus.csv"]),
+    (("root: {manifest}}}", "root: {manifest}, splits: {{test: test2, tset: x}}}}"), ["corpus 'mine' splits", "tset"]),
+    (("corpus: ebx\n", "corpus: ebx\n    protocol: loso\n"), ["systems[1] (mdre)", "protocol", "one fold"]),
+    (("{{name: fusion,", "{{name: fusion, configs: [text, speech+mocap],"),
+     ["systems[2].variants[0] (speech-text-mocap)", "configs: speech+mocap", "motion capture"]),
+    (("kind: emobox", "kind: emobox-v2"), ["corpus 'ebx'", "kind (one of msp-podcast, iemocap, manifest, emobox)"]),
+])
+def test_corpora_of_other_kinds_are_checked_at_load(tmp_path, emobox_folder, capsys, change, names):
+    import benchmark
+    manifest = tmp_path / "m" / "corpus.csv"
+    manifest.parent.mkdir()
+    manifest.write_text("id,path,split\n")
+    old, new = change
+    assert old in ANY
+    cfg = tmp_path / "bad.yaml"
+    cfg.write_text(ANY.replace(old, new, 1).replace("{manifest}", str(manifest)).format(d=tmp_path))
+    assert benchmark.main(["--config", str(cfg), "--no-progress"]) == 1
+    err = capsys.readouterr().err
+    for name in [str(cfg), *names]:
+        assert name in err, (name, err)

@@ -31,11 +31,12 @@ def ccc_result(folder: Path, name: str, corpus: Path, utts, labels, preds, **ext
 
 
 def class_result(folder: Path, name: str, corpus: Path, utts, labels, preds, **extra) -> Path:
-    from metrics import unweighted_accuracy, weighted_accuracy
+    from metrics import macro_f1, unweighted_accuracy, weighted_accuracy
     write_csv(folder / f"{name}.csv", ["utterance", "label", "prediction"],
               [[u, CLASSES[y], CLASSES[p]] for u, y, p in zip(utts, labels, preds)])
     doc = {"metric": "WA/UA", "WA": float(weighted_accuracy(labels, preds)),
-           "UA": float(unweighted_accuracy(labels, preds, 4)), "utterances": len(utts), "classes": CLASSES,
+           "UA": float(unweighted_accuracy(labels, preds, 4)), "macro_F1": float(macro_f1(labels, preds, 4)),
+           "utterances": len(utts), "classes": CLASSES,
            "per_utterance_csv": f"{name}.csv", "corpus": str(corpus), "protocol": "loso", "fold": 5,
            "split": "fold 5 test", "seed": 0, "command": f"python mdre.py --results {folder}", **extra}
     (folder / f"{name}.json").write_text(json.dumps(doc))
@@ -127,7 +128,7 @@ def test_every_metric_cell_carries_its_interval_and_the_method_is_stated_once(bu
     (good,) = rows_of(md, "| chunk LSTM | RnnAttenVec |")
     assert re.fullmatch(INTERVAL, good[2]), good  # the file has no interval: bootstrapped from its CSV
     for row in rows_of(md, "| MDRE family | ARE |") + rows_of(md, "| MDRE family | TRE |"):
-        assert re.fullmatch(INTERVAL, row[3]) and re.fullmatch(INTERVAL, row[4]), row
+        assert all(re.fullmatch(INTERVAL, cell) for cell in row[3:6]), row  # WA, UA, macro-F1
     assert md.count("bootstrap interval over the test utterances (1,000 resamples, seed 0)") == 1
     # protocol tables: intervals too, the fixed protocol's two averages named for what they are
     fixed = md[md.index("Fixed-condition protocol"):]
@@ -147,10 +148,10 @@ def test_baseline_rows_give_chance_majority_and_class_support(built):
     _, md, page = built
     (row,) = rows_of(md, "| *MDRE family* | *baselines: chance, majority class* |")
     assert row[3] == "*chance 0.2500, majority 0.4667*"  # 14 of 30 are the second class
-    assert row[4] == "*chance 0.2500, majority 0.2500*" and row[6] == "*ang 6, hap 14, sad 2, neu 8*"
+    assert row[4] == "*chance 0.2500, majority 0.2500*" and row[7] == "*ang 6, hap 14, sad 2, neu 8*"
     assert "class='baseline'" in page
     (tre,) = rows_of(md, "| MDRE family | TRE |")
-    assert tre[7] == "audio 100 %, text 50 %"  # the share of test utterances that had each modality
+    assert tre[8] == "audio 100 %, text 50 %"  # the share of test utterances that had each modality
     assert "a constant prediction (e.g. the training mean) scores CCC 0" in md
 
 
@@ -162,6 +163,8 @@ def test_comparisons_test_the_planted_difference_in_the_right_direction(built):
     assert row[8] == "40"
     (wa,) = [r for r in rows_of(md, "| MDRE family: ARE vs TRE |") if r[2] == "WA"]
     assert wa[5].startswith("+")
+    (f1,) = [r for r in rows_of(md, "| MDRE family: ARE vs TRE |") if r[2] == "macro_F1"]
+    assert f1[5].startswith("+")  # TRE (80 % right) above ARE (40 %) in macro-F1 too
     # complete vs each missing condition, recomputed from the long per-utterance CSV
     cond = rows_of(md, "| Session 5: complete vs present:audio |")
     assert {r[2] for r in cond} == {"WA", "UA"}
@@ -182,7 +185,7 @@ def test_anchors_stand_beside_only_what_they_fit(built):
     from report.build import anchor_fits
     _, md, _ = built
     assert "should land" not in md
-    published = md[md.index("### Published figures (not comparable", md.index("IEMOCAP-style")):]
+    published = md[md.index("### Published figures (not comparable", md.index("Categorical systems")):]
     assert "5 random folds over all sessions" in published and "not leave-one-session-out" in published
     (mdre,) = ANCHORS["mdre"]
     real_loso, real_random = {"corpus": "/data/IEMOCAP", "protocol": "loso"}, {"corpus": "/x", "protocol": "random5"}
@@ -225,6 +228,15 @@ def test_real_msp_podcast_root_gets_its_release_and_size(tmp_path):
                ["c.wav", "A", 6, 2, 5, 3, "Male", "Test1"]])
     version, size = corpus_version("msp-podcast", root)
     assert "v1.10 or later" in version and "MSP-PODCAST-Publish-1.10" in version and size == 3
+
+
+def test_a_manifest_corpus_is_named_with_its_splits_and_classes(manifest_corpus, tmp_path):
+    from report.build import corpus_version
+    version, size = corpus_version("manifest", manifest_corpus)
+    assert version.startswith("SynthManifest, manifest corpus.csv; splits train 15, dev 15, test 15, test2 15; "
+                              "classes angry, sad, happy, neutral") and size == 60
+    version, size = corpus_version("manifest", tmp_path / "gone.csv")
+    assert "not readable" in version and "gone.csv" in version and size is None
 
 
 def test_curves_have_bands_and_axes_from_a_stated_baseline(tmp_path):
