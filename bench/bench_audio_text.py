@@ -37,6 +37,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from corpora.textgrid import Interval  # noqa: E402
 from engine.cli import parser  # noqa: E402
+from bench.common import pure_step_seconds  # noqa: E402
 from engine.loop import LoopConfig, evaluate, train  # noqa: E402
 from features.normterm import NormTerm  # noqa: E402
 from features.store import FeatureStore, dir_size  # noqa: E402
@@ -140,10 +141,22 @@ def main(argv=None) -> None:
         print(f"device {args.device}, {args.strategy}, batch {res.batch_size}, deterministic {args.deterministic}, "
               f"audio store {gib:.2f} GiB + text store {dir_size(tmp / 'text') / 2**20:.0f} MiB ({len(items)} "
               f"utterances, written in {t_write:.0f} s)")
+        pure = pure_step_seconds(method, items, args.batch, args.device)
         print(f"training: {res.steps_run * res.batch_size / res.seconds:.1f} utt/s, "
               f"{res.seconds / res.steps_run * 1000:.0f} ms/step, "
-              f"{100 * res.data_seconds / res.seconds:.1f}% of step time waiting for data")
+              f"{100 * res.data_seconds / res.seconds:.1f}% of step time waiting for data; pure compute "
+              f"{pure * 1000:.0f} ms/step (project/pure {res.seconds / res.steps_run / pure:.2f})")
         print(f"anonymous RSS: {rss0:.0f} MiB before training, {rss1:.0f} MiB after")
+        # the data pipeline's CPU cost, not only its waiting share: what the loop's background thread spends per
+        # training batch (read, z-norm, chunk, crop, pyramid-pool, pad), here run alone in this thread
+        method.train_collate(items[: args.batch])  # warm-up
+        cpu0, wall0 = time.process_time(), time.perf_counter()
+        for k in range(5):
+            method.train_collate(items[k * args.batch: (k + 1) * args.batch])
+        cpu, wall = (time.process_time() - cpu0) / 5, (time.perf_counter() - wall0) / 5
+        step_cpu = res.seconds / res.steps_run  # a step's wall time (2 compute threads: its CPU time is ~2x)
+        print(f"batch preparation: {cpu * 1000:.0f} CPU-ms per batch of {args.batch} ({wall * 1000:.0f} ms wall), "
+              f"{100 * cpu / step_cpu:.1f}% of a training step's wall time")
         model = method.build_model().to(args.device)
         test = items[:256]
         seconds = sum(method.audio.frames(u) for u, _ in test) / FPS

@@ -25,6 +25,7 @@ from features.normterm import NormTerm  # noqa: E402
 from features.store import FeatureStore, dir_size  # noqa: E402
 from systems.chunk_lstm import ChunkLSTMMethod, Predictor  # noqa: E402
 from engine.cli import parser  # noqa: E402
+from bench.common import pure_step_seconds  # noqa: E402
 
 
 def rss_anon_mib() -> float:
@@ -63,9 +64,11 @@ def main() -> None:
     rss1 = rss_anon_mib()
     print(f"device {args.device}, {args.atten}, batch {args.batch}, deterministic {args.deterministic}, store {dir_size(tmp / 'store') / 2**30:.2f} GiB "
           f"({n} utterances)")
+    pure = pure_step_seconds(method, items, args.batch, args.device)
     print(f"training: {res.steps_run * res.batch_size / res.seconds:.1f} utt/s, "
           f"{res.seconds / res.steps_run * 1000:.0f} ms/step, "
-          f"{100 * res.data_seconds / res.seconds:.1f}% of step time waiting for data")
+          f"{100 * res.data_seconds / res.seconds:.1f}% of step time waiting for data; pure compute "
+          f"{pure * 1000:.0f} ms/step (project/pure {res.seconds / res.steps_run / pure:.2f})")
     print(f"anonymous RSS: {rss0:.0f} MiB before training, {rss1:.0f} MiB after (store on disk "
           f"{dir_size(tmp / 'store') / 2**20:.0f} MiB)")
     model_dir = Path(__file__).resolve().parents[1] / "trained_models" / "LSTM_iter5000_batch128_ChunkSeq2One_SelfAttenVec_Act"

@@ -19,6 +19,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from engine.cli import parser  # noqa: E402
+from bench.common import pure_step_seconds  # noqa: E402
 from engine.loop import LoopConfig, train  # noqa: E402
 from features.store import FeatureStore  # noqa: E402
 from systems.mdre import MDREMethod  # noqa: E402
@@ -57,9 +58,11 @@ def main() -> None:
             cfg = LoopConfig(out_dir=tmp / kind, iterations=args.steps, batch_size=args.batch, lr=1e-3,
                              val_every=10**9, device=args.device, progress=False, clip_value=10.0)
             res = train(method, items, items[:2], cfg)
+            pure = pure_step_seconds(method, items, args.batch, args.device)
             print(f"{kind:>6}: {res.steps_run * res.batch_size / res.seconds:7.1f} utt/s, "
                   f"{res.seconds / res.steps_run * 1000:6.0f} ms/step, "
-                  f"{100 * res.data_seconds / res.seconds:.1f}% of step time waiting for data")
+                  f"{100 * res.data_seconds / res.seconds:.1f}% of step time waiting for data; pure compute "
+                  f"{pure * 1000:.0f} ms/step (project/pure {res.seconds / res.steps_run / pure:.2f})")
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
 

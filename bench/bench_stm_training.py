@@ -21,6 +21,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from engine.cli import parser  # noqa: E402
+from bench.common import pure_step_seconds  # noqa: E402
 from engine.loop import LoopConfig, train  # noqa: E402
 from features.mocap import MocapStats  # noqa: E402
 from features.store import FeatureStore  # noqa: E402
@@ -56,16 +57,18 @@ def main() -> None:
         items = [(f"u{i}", int(rng.integers(0, 4))) for i in range(args.utterances)]
         print(f"device {args.device}, batch {args.batch}, {args.steps} steps per configuration, {args.utterances} "
               f"utterances (speech {seconds.mean():.1f} s mean, {words.mean() + 2:.0f} tokens mean, mocap for half)")
-        print("| configuration | parameters | utt/s | ms/step | waiting for data |\n|---|---|---|---|---|")
+        print("| configuration | parameters | utt/s | ms/step | waiting for data | pure compute ms/step | project/pure |\n"
+              "|---|---|---|---|---|---|---|")
         for config in args.configs.split(","):
             method = FusionMethod(CONFIGURATIONS[config], **stores, norm=norm)
             params = sum(p.numel() for p in method.build_model().parameters())
             cfg = LoopConfig(out_dir=tmp / config, iterations=args.steps, batch_size=args.batch, lr=1e-4,
                              val_every=10**9, device=args.device, progress=False)
             res = train(method, items, items[:2], cfg)
+            pure = pure_step_seconds(method, items, args.batch, args.device, lr=1e-4)
             print(f"| {config} | {params:,} | {res.steps_run * res.batch_size / res.seconds:.1f} | "
-                  f"{res.seconds / res.steps_run * 1000:.0f} | {100 * res.data_seconds / res.seconds:.1f}% |",
-                  flush=True)
+                  f"{res.seconds / res.steps_run * 1000:.0f} | {100 * res.data_seconds / res.seconds:.1f}% | "
+                  f"{pure * 1000:.0f} | {res.seconds / res.steps_run / pure:.2f} |", flush=True)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
 

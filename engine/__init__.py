@@ -7,7 +7,15 @@ their time slices waiting for a descheduled peer (two concurrent MDREA runs on 2
 than one thread). Sleeping keeps the thread count (so a seeded run's numbers do not change) and costs little
 on a quiet machine; `python bench/bench_threads.py` measures both (docs/speed.md "Determinism"). A value the user
 set is kept.
+
+The second, for the same reason: torch reads THP_MEM_ALLOC_ENABLE (its large CPU tensors on transparent huge
+pages, far fewer page faults per training step) once, at its first CPU allocation, so engine.allocator sets it
+here for SER_ALLOCATOR's mode (default thp), before any script builds a tensor.
 """
 import os
 
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
+from engine import allocator  # noqa: E402
+
+allocator.early()

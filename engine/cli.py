@@ -23,11 +23,22 @@ def entry(main):
     @functools.wraps(main)
     def wrapped(argv=None) -> int:
         try:
+            configure_allocator()
             return main(argv)
         except CLEAR_ERRORS as e:
             print(f"error: {e}", file=sys.stderr)
             return 1
     return wrapped
+
+
+def configure_allocator() -> None:
+    """The memory mode of this process (engine.allocator: SER_ALLOCATOR, default thp), set before a script's work;
+    an unknown mode is a UserError naming the variable."""
+    from engine import allocator
+    try:
+        allocator.configure()
+    except ValueError as e:
+        raise UserError(str(e)) from None
 
 
 class HelpFormatter(argparse.RawDescriptionHelpFormatter):

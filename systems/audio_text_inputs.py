@@ -192,13 +192,17 @@ def temporal_pyramid_pool(chunks: np.ndarray, lengths: np.ndarray | Sequence[int
     h = floor(L/2), q = floor(L/4), the seven D-dim means are concatenated in the order
         mean[0:L], mean[0:h], mean[h:L], mean[0:q], mean[q:2q], mean[2q:3q], mean[3q:L]
     (the last quarter takes the remainder: L=50 -> 25/25 and 12/12/12/14). L < 5 (a quarter could be empty):
-    the overall mean repeated 7 times. Vectorised with running sums.
+    the overall mean repeated 7 times.
+
+    Computed as one batched matrix product: a (C, 7, m) weight matrix holding 1/len over each part's rows times
+    the (C, m, D) chunks (BLAS; ~17x faster than float64 running sums on 1024-d wav2vec2 frames, which made this
+    the audio-text batch preparation's main cost, issue 25). Float32 accumulation over at most m = 50 rows: the
+    result differs from an exact mean by float32 rounding (measured max 2.4e-7 on z-normalised frames).
 
     Precision (quirk 18): the original pools in float32 in evaluation and in float64 in training (its padded
-    crops are float64), then the model casts to float32. Here the sums run in float64 and the result is
-    always float32, so both modes match the original to float32 rounding (differences ~1e-7 relative).
+    crops are float64), then the model casts to float32; both modes match it to float32 rounding.
     """
-    x = np.asarray(chunks)
+    x = np.asarray(chunks, dtype=np.float32)
     if x.ndim != 3:
         raise ValueError(f"chunks must be (C, m, D) (got shape {x.shape})")
     C, m, D = x.shape
@@ -210,8 +214,6 @@ def temporal_pyramid_pool(chunks: np.ndarray, lengths: np.ndarray | Sequence[int
             raise ValueError(f"need one length per chunk ({C}), got {L.shape[0]}")
         if np.any(L < 1) or np.any(L > m):
             raise ValueError(f"chunk lengths must lie in 1..{m} (got {L.tolist()})")
-    csum = np.zeros((C, m + 1, D), dtype=np.float64)
-    np.cumsum(x, axis=1, dtype=np.float64, out=csum[:, 1:])
     h, q = L // 2, L // 4
     zero = np.zeros_like(L)
     lo = np.stack([zero, zero, h, zero, q, 2 * q, 3 * q], axis=1)  # (C, 7)
@@ -219,9 +221,11 @@ def temporal_pyramid_pool(chunks: np.ndarray, lengths: np.ndarray | Sequence[int
     short = L < 5
     lo[short] = 0
     hi[short] = L[short, None]
-    rows = np.arange(C)[:, None]
-    means = (csum[rows, hi] - csum[rows, lo]) / (hi - lo)[:, :, None]  # (C, 7, D)
-    return means.reshape(C, TPP_PARTS * D).astype(np.float32)
+    rows = np.arange(m)
+    weights = ((rows >= lo[..., None]) & (rows < hi[..., None])).astype(np.float32)  # (C, 7, m)
+    weights /= (hi - lo)[..., None].astype(np.float32)
+    means = np.matmul(weights, x)                                                    # (C, 7, D)
+    return means.reshape(C, TPP_PARTS * D)
 
 
 # ------------------------------------------------------------------------------------- sequence assembly
