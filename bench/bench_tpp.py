@@ -13,6 +13,7 @@ import random  # noqa: E402
 import time  # noqa: E402
 import numpy as np  # noqa: E402
 import systems.audio_text_inputs as ati  # noqa: E402
+from engine.cli import parser  # noqa: E402
 
 
 def old_tpp(chunks, lengths=None):
@@ -30,23 +31,31 @@ def old_tpp(chunks, lengths=None):
 
 
 new_tpp = ati.temporal_pyramid_pool
-rng = np.random.default_rng(0)
-feats = [rng.normal(size=(int(rng.integers(150, 550)), 1024)).astype(np.float32) for _ in range(32)]
-nw = [int(rng.integers(5, 30)) for _ in feats]
-def batch():
-    r = random.Random(0)
-    return [ati.audio_sequence(f, n, "multiscale", rng=r, train=True) for f, n in zip(feats, nw)]
-res = {}
-for name, fn in (("float64 running sums (before)", old_tpp), ("batched matmul (now)", new_tpp)) * 2:
-    ati.temporal_pyramid_pool = fn
-    batch()
-    c0, w0 = time.process_time(), time.perf_counter()
-    for _ in range(5):
-        out = batch()
-    res.setdefault(name, []).append(((time.process_time() - c0) / 5, (time.perf_counter() - w0) / 5))
-    res[name + " out"] = out
-diff = max(float(np.abs(a - b).max()) for a, b in zip(res["float64 running sums (before) out"], res["batched matmul (now) out"]))
-for name in ("float64 running sums (before)", "batched matmul (now)"):
-    cpu, wall = min(res[name])
-    print(f"{name}: {cpu * 1000:.0f} CPU-ms ({wall * 1000:.0f} ms wall) per batch of 32")
-print(f"max |difference| {diff:.2e}")
+
+
+def main(argv=None) -> None:
+    parser(__doc__).parse_args(argv)
+    rng = np.random.default_rng(0)
+    feats = [rng.normal(size=(int(rng.integers(150, 550)), 1024)).astype(np.float32) for _ in range(32)]
+    nw = [int(rng.integers(5, 30)) for _ in feats]
+    def batch():
+        r = random.Random(0)
+        return [ati.audio_sequence(f, n, "multiscale", rng=r, train=True) for f, n in zip(feats, nw)]
+    res = {}
+    for name, fn in (("float64 running sums (before)", old_tpp), ("batched matmul (now)", new_tpp)) * 2:
+        ati.temporal_pyramid_pool = fn
+        batch()
+        c0, w0 = time.process_time(), time.perf_counter()
+        for _ in range(5):
+            out = batch()
+        res.setdefault(name, []).append(((time.process_time() - c0) / 5, (time.perf_counter() - w0) / 5))
+        res[name + " out"] = out
+    diff = max(float(np.abs(a - b).max()) for a, b in zip(res["float64 running sums (before) out"], res["batched matmul (now) out"]))
+    for name in ("float64 running sums (before)", "batched matmul (now)"):
+        cpu, wall = min(res[name])
+        print(f"{name}: {cpu * 1000:.0f} CPU-ms ({wall * 1000:.0f} ms wall) per batch of 32")
+    print(f"max |difference| {diff:.2e}")
+
+
+if __name__ == "__main__":
+    main()
