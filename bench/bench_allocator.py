@@ -58,7 +58,7 @@ def main(argv=None) -> None:
     ap.add_argument("--rounds", type=int, default=2, help="rounds per (workload, mode); the fastest is kept")
     ap.add_argument("--only", help="comma-separated workloads (default: all of " + ", ".join(WORKLOADS) + ")")
     ap.add_argument("--modes", default="glibc,thp,heap", help="allocator modes compared; the first is the base")
-    ap.add_argument("--json", type=Path, help="also write the measurements here")
+    ap.add_argument("--json", type=Path, help="also write the measurements here (default: none)")
     args = ap.parse_args(argv)
     names = args.only.split(",") if args.only else list(WORKLOADS)
     modes = args.modes.split(",")
