@@ -81,15 +81,13 @@ def speaker_overlap(groups: dict[str, list]) -> list[dict]:
 def durations(records, progress: bool = False) -> dict:
     """Seconds per utterance (segment end - start, else the WAV header): count, total, percentiles, and the
     files whose header could not be read."""
-    import soundfile as sf
     from tqdm import tqdm
+
+    from corpora.records import audio_seconds
     seconds, unreadable = [], []
     for r in tqdm(records, desc="audio headers", unit="utt", disable=not progress):
-        if r.start is not None and r.end is not None:
-            seconds.append(r.end - r.start)
-            continue
         try:
-            seconds.append(sf.info(str(r.audio_path)).duration)
+            seconds.append(audio_seconds(r))
         except (RuntimeError, OSError) as e:  # soundfile's LibsndfileError is a RuntimeError
             unreadable.append({"utterance": r.utt_id, "file": str(r.audio_path), "reason": str(e).strip()})
     d = np.array(seconds, np.float64)

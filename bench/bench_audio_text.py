@@ -107,6 +107,18 @@ def child(args) -> None:
                                                  "data_seconds": res.data_seconds}))
 
 
+def batch_preparation_cost(method, items: list, batch: int, step_seconds: float) -> None:
+    """Print the data pipeline's CPU cost, not only its waiting share: what the loop's background thread spends per
+    training batch (read, z-norm, chunk, crop, pyramid-pool, pad), here run alone in this thread, the mean of 5 batches."""
+    method.train_collate(items[:batch])  # warm-up
+    cpu0, wall0 = time.process_time(), time.perf_counter()
+    for k in range(5):
+        method.train_collate(items[k * batch: (k + 1) * batch])
+    cpu, wall = (time.process_time() - cpu0) / 5, (time.perf_counter() - wall0) / 5
+    print(f"batch preparation: {cpu * 1000:.0f} CPU-ms per batch of {batch} ({wall * 1000:.0f} ms wall), "
+          f"{100 * cpu / step_seconds:.1f}% of a training step's wall time")
+
+
 def main(argv=None) -> None:
     ap = parser(__doc__)
     ap.add_argument("--device", default="cpu", help="cpu or cuda")
@@ -147,16 +159,7 @@ def main(argv=None) -> None:
               f"{100 * res.data_seconds / res.seconds:.1f}% of step time waiting for data; pure compute "
               f"{pure * 1000:.0f} ms/step (project/pure {res.seconds / res.steps_run / pure:.2f})")
         print(f"anonymous RSS: {rss0:.0f} MiB before training, {rss1:.0f} MiB after")
-        # the data pipeline's CPU cost, not only its waiting share: what the loop's background thread spends per
-        # training batch (read, z-norm, chunk, crop, pyramid-pool, pad), here run alone in this thread
-        method.train_collate(items[: args.batch])  # warm-up
-        cpu0, wall0 = time.process_time(), time.perf_counter()
-        for k in range(5):
-            method.train_collate(items[k * args.batch: (k + 1) * args.batch])
-        cpu, wall = (time.process_time() - cpu0) / 5, (time.perf_counter() - wall0) / 5
-        step_cpu = res.seconds / res.steps_run  # a step's wall time (2 compute threads: its CPU time is ~2x)
-        print(f"batch preparation: {cpu * 1000:.0f} CPU-ms per batch of {args.batch} ({wall * 1000:.0f} ms wall), "
-              f"{100 * cpu / step_cpu:.1f}% of a training step's wall time")
+        batch_preparation_cost(method, items, args.batch, res.seconds / res.steps_run)
         model = method.build_model().to(args.device)
         test = items[:256]
         seconds = sum(method.audio.frames(u) for u, _ in test) / FPS

@@ -72,6 +72,18 @@ class Utterance:
     mocap_path: Path | None = None  # a manifest row's motion-capture file (IEMOCAP finds its own per dialog)
 
 
+def audio_seconds(r: Utterance) -> float:
+    """Seconds of audio of a record: its segment (manifest, EmoBox), else its start/end (IEMOCAP's span in the
+    dialog), else the WAV header's duration (soundfile.info, never the samples; RuntimeError/OSError when the
+    header cannot be read)."""
+    if r.segment is not None:
+        return r.segment[1] - r.segment[0]
+    if r.start is not None and r.end is not None:
+        return r.end - r.start
+    import soundfile
+    return float(soundfile.info(str(r.audio_path)).duration)
+
+
 @dataclass(frozen=True)
 class Skipped:
     utt_id: str

@@ -508,10 +508,20 @@ def _baseline_row(system: str, fold, path: Path, d: dict) -> list | None:
             None, None, None, None]
 
 
+CLASS_NOTE = ("WA: accuracy over the test utterances; UA: mean of the per-class recalls (the classes in the confusion "
+              "matrices' order); macro-F1: mean of the per-class F1 scores (each class counts equally, so a rare class "
+              "weighs as much as a frequent one). Grey rows: the test set's chance level (1 / classes) and "
+              "majority-class level (always the most frequent class: WA = its share, UA = 1 / classes present), with "
+              "its support per class. Modalities present: where the result file records which test utterances really "
+              "had each modality (a configuration whose modality is missing for some utterances is scored partly on a "
+              "constant guess).")
+
+
 def class_section(results: list[Result], docs: dict, src: Sources, figs: Path, bar_chart, cfg: Config) -> list[Block]:
-    """The categorical systems' WA, UA and macro-F1 per fold (or test split) with intervals; training seeds' rows and their mean ± sd; a
-    mean over folds only within one model; per test set the chance and majority baselines and class support;
-    per configuration the share of test utterances that had each modality where the result file records it."""
+    """The categorical systems' WA, UA and macro-F1 per fold (or test split) with intervals; training seeds' rows
+    and their mean ± sd; a mean over folds only within one model; per test set the chance and majority baselines
+    and class support; per configuration the share of test utterances that had each modality where the result
+    file records it."""
     cls = [r for r in results if r.section == "class"]
     if not cls:
         return []
@@ -577,16 +587,7 @@ def class_section(results: list[Result], docs: dict, src: Sources, figs: Path, b
         header, rows = header[:present] + header[present + 1:], [row[:present] + row[present + 1:] for row in rows]
     return [Block("h2", "Categorical systems: WA, UA and macro-F1"),
             Block("table", table=Table(header, rows, reported,
-                                       note="WA: accuracy over the test utterances; UA: mean of the per-class "
-                                            "recalls (the classes in the confusion matrices' order); macro-F1: "
-                                            "mean of the per-class F1 scores (each class counts equally, so a "
-                                            "rare class weighs as much as a frequent one). Grey rows: "
-                                            "the test set's chance level (1 / classes) and majority-class level "
-                                            "(always the most frequent class: WA = its share, UA = 1 / classes "
-                                            "present), with its support per class. Modalities present: where the "
-                                            "result file records which test utterances really had each modality "
-                                            "(a configuration whose modality is missing for some utterances is "
-                                            "scored partly on a constant guess).", baseline=baseline)),
+                                       note=CLASS_NOTE, baseline=baseline)),
             Block("figures", figures=[Figure(figs / "wa_ua.png", "WA, UA and macro-F1 per system and configuration, "
                                                                  "labelled by corpus")]),
             *published_table(published, ["WA", "UA"]),

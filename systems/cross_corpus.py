@@ -257,7 +257,8 @@ class CrossCorpus:
         from engine.resources import inference_record
         s, cfg, run, durations = exp.settings, fold.extra["config"], fold.run_dir, fold.extra["durations"]
         if not durations:
-            durations.update({r.utt_id: record_seconds(r) for r in fold.extra["records"]})
+            from corpora.records import audio_seconds
+            durations.update({r.utt_id: audio_seconds(r) for r in fold.extra["records"]})
         corpus = fold.extra["corpus"]
         name = cfg.get("model", {}).get("kind") if cfg["system"] == "mdre" else "+".join(cfg["modalities"])
         # a run on a split corpus records it in its protocol (mdre_experiment.trained_corpus); IEMOCAP's runs do not
@@ -353,14 +354,6 @@ def class_items(corpus, kind: str, cfg: dict, class_map: dict | None) -> tuple[l
         why = s.reason.split(":")[0]
         left_out[why] = left_out.get(why, 0) + 1
     return items, dict(sorted(left_out.items())), mapping
-
-
-def record_seconds(r) -> float:
-    """Seconds of audio of a record: its segment, else the WAV header's duration."""
-    if r.segment is not None:
-        return r.segment[1] - r.segment[0]
-    import soundfile as sf
-    return sf.info(str(r.audio_path)).duration
 
 
 CROSS_CORPUS = CrossCorpus()

@@ -120,17 +120,19 @@ def read_split_fold(args, dev_share: float):
     corpora.class_labels (declared order = class index). Records the reader skipped and those without a class are
     listed. With the default --dev-split and no dev split in the corpus, the dev part is a seeded --dev-share of the
     training split (draw_dev), said in the output."""
-    from corpora import class_labels, read_corpus
+    from corpora import CorpusError, class_labels, read_corpus
     kind, fold = args.corpus, args.fold
-    whole = read_corpus(kind, args.root, fold=fold)  # a CorpusError is a clear error (engine.cli.entry)
-    draw = args.dev_split == "dev" and not any(r.split == "dev" for r in whole.records)
-    parts, classes = {}, None
-    for part, split in (("train", args.train_split), ("dev", None if draw else args.dev_split),
-                        ("test", args.test_split)):
-        if split is None:
+    parts, classes, name, draw = {}, None, None, False
+    for part, split in (("train", args.train_split), ("dev", args.dev_split), ("test", args.test_split)):
+        try:
+            corpus = read_corpus(kind, args.root, split, fold=fold)  # a CorpusError is a clear error (entry)
+        except CorpusError:
+            if part != "dev" or split != "dev":  # only the default dev split may be missing: it is drawn
+                raise
+            draw = True
             continue
-        corpus = read_corpus(kind, args.root, split, fold=fold)
         corpus.report(stream=sys.stderr)  # the stream of now (report's default is bound at import)
+        name = corpus.name
         classes, parts[part], left_out = class_labels(corpus, kind)
         list_left_out(left_out, f"{corpus.name} split {split}")
         if not parts[part]:
@@ -138,9 +140,9 @@ def read_split_fold(args, dev_share: float):
                             f"{', '.join(classes)} (--{part}-split)")
     if draw:
         parts["train"], parts["dev"], how = draw_dev(parts["train"], dev_share)
-        print(f"{whole.name} has no dev split: the dev part is {len(parts['dev'])} utterance(s) of the training split "
+        print(f"{name} has no dev split: the dev part is {len(parts['dev'])} utterance(s) of the training split "
               f"{args.train_split} (--dev-share {dev_share:g}, seeded, {how})", flush=True)
-    return whole.name, tuple(classes), (parts["train"], parts["dev"], parts["test"])
+    return name, tuple(classes), (parts["train"], parts["dev"], parts["test"])
 
 
 def features_dir(args) -> Path:
@@ -148,16 +150,6 @@ def features_dir(args) -> Path:
     manifest <its folder>/Features), as the extractors and the other systems put them."""
     from features.extract import features_folder
     return features_folder(args.corpus, args.root)
-
-
-def record_seconds(r) -> float:
-    """Seconds of audio of a record: its segment, IEMOCAP's start/end in the dialog, else the whole file's."""
-    if r.segment is not None:
-        return r.segment[1] - r.segment[0]
-    if r.start is not None and r.end is not None:
-        return r.end - r.start
-    import soundfile
-    return float(soundfile.info(str(r.audio_path)).duration)
 
 
 def describe(args: argparse.Namespace, ap: argparse.ArgumentParser, argv) -> Experiment:
@@ -381,7 +373,8 @@ class Corpus:
                  name: str, classes: tuple, texts: dict):
         self.records, self.stores, self.tokens_of = records, stores, tokens_of
         self.usable, self.n_folds, self.name, self.classes, self.texts = usable, n_folds, name, classes, texts
-        self.spans = {r.utt_id: record_seconds(r) for r, _ in labelled}  # seconds of audio (TRE has no store)
+        from corpora.records import audio_seconds
+        self.spans = {r.utt_id: audio_seconds(r) for r, _ in labelled}  # seconds of audio (TRE has no store)
 
 
 class MDRESystem:

@@ -19,10 +19,11 @@ from pathlib import Path
 
 import numpy as np
 
+from corpora.records import audio_seconds
 from engine.cli import UserError
 from engine.experiment import Experiment, Fold, Training
 from systems.mdre_experiment import (check_corpus_args, corpus_record, features_dir, fold_scores, is_split_corpus,
-                                     list_left_out, read_split_fold, record_seconds, table_metrics, trained_corpus)
+                                     list_left_out, read_split_fold, table_metrics, trained_corpus)
 from systems.speech_text_mocap import (CLASSES, CONDITION_KINDS, CONFIGURATIONS, MOCAP_COLUMNS, REENCODED,
                                        REFUSED_KINDS, SYSTEM, THREE_WAY, TRAINING_REFUSED, ordered_streams, streams,
                                        sweep_kinds_of)
@@ -352,7 +353,7 @@ class SpeechTextMocap:
         warn_lacking(st, records, no_text)
         evaluated = conditions + [c for v in plan.values() for conds in v.values() for c in conds]
         shared = {"stores": st, "no_text": no_text, "token_words": token_words_of(s, st, transcripts, evaluated),
-                  "transcripts": transcripts, "spans": {r.utt_id: record_seconds(r) for r in records},
+                  "transcripts": transcripts, "spans": {r.utt_id: audio_seconds(r) for r in records},
                   "corpus_name": name}
         reencode = "text" in st and ddp_env()[0] == 0 and any(c.kind in REENCODED for c in evaluated)
         for k in (sorted(parts) if s.loso else test_keys(s)):
