@@ -4,15 +4,17 @@
 Training throughput, share of step time spent waiting for data, test real-time factor, and training under a memory
 cap from a store larger than the cap.
 
-    python bench/bench_audio_text.py [--device cpu|cuda] [--batch 32] [--steps 20] [--store-gb 2]
+    python bench/bench_audio_text.py [--device cpu|cuda] [--batch 32] [--steps 20] [--store-gb 2] [--rounds 3]
                                      [--strategy multiscale|fixed|lexical] [--deterministic]
                                      [--mem-cap-gb 1.5] [--mem-store-gb 3] [--mem-batch 16] [--mem-steps 80]
 
 Training runs engine/loop.py on synthetic stores shaped like the paper's: 1024-d wav2vec2-like frames at 50
 frames/s (--store-gb GiB, MSP-Podcast-like lengths of 2.75-11 s = 138-550 frames), 768-d token rows (10-57 per
 utterance) and evenly spaced TextGrid words at 2.5 words/s. "Waiting" is the time the loop waited for its next
-batch (z-norm of both streams, chunking, pyramid pooling, padding), measured by the loop itself. Test RTF:
-the loop's evaluate() on stored features (seconds of compute per second of audio).
+batch (z-norm of both streams, chunking, pyramid pooling, padding), measured by the loop itself; the baseline is
+pure compute of the same batches (bench.common.pure_training, --rounds times, order alternating): project/pure.
+Test RTF: the loop's evaluate() on stored features (seconds of compute per second of audio), against the model's
+forward alone on the same batches prepared beforehand.
 
 Memory: the same stores are grown to --mem-store-gb and a child process trains on them under RLIMIT_DATA =
 --mem-cap-gb (by default 80 steps x 16: 56% of the utterances, ~1.8 GiB of features; --mem-steps 0 reads
@@ -37,8 +39,8 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from corpora.textgrid import Interval  # noqa: E402
 from engine.cli import parser  # noqa: E402
-from bench.common import pure_step_seconds  # noqa: E402
-from engine.loop import LoopConfig, evaluate, train  # noqa: E402
+from bench.common import loop_and_pure, project_pure_line, pure_forward_seconds  # noqa: E402
+from engine.loop import LoopConfig, evaluate, to_device, train  # noqa: E402
 from features.normterm import NormTerm  # noqa: E402
 from features.store import FeatureStore, dir_size  # noqa: E402
 from systems.audio_text import STRATEGIES, AudioTextMethod  # noqa: E402
@@ -124,6 +126,8 @@ def main(argv=None) -> None:
     ap.add_argument("--device", default="cpu", help="cpu or cuda")
     ap.add_argument("--batch", type=int, default=32, help="training batch size")
     ap.add_argument("--steps", type=int, default=20, help="timed training steps")
+    ap.add_argument("--rounds", type=int, default=3,
+                    help="rounds of the loop and its pure-compute baseline, order alternating (the median ratio is shown)")
     ap.add_argument("--store-gb", type=float, default=2.0, help="size of the synthetic 1024-d audio store trained from")
     ap.add_argument("--strategy", choices=STRATEGIES, default="multiscale", help="chunking strategy")
     ap.add_argument("--deterministic", action="store_true", help="train as main.py --deterministic does")
@@ -147,19 +151,17 @@ def main(argv=None) -> None:
         rss0 = proc_status()["RssAnon"]
         cfg = LoopConfig(out_dir=tmp / "run", iterations=args.steps, batch_size=args.batch, val_every=10**9,
                          device=args.device, progress=False, deterministic=args.deterministic)
-        res = train(method, items, items[:2], cfg)
+        res, pure, ratios = loop_and_pure(method, items, items[:2], cfg, rounds=args.rounds)
         rss1 = proc_status()["RssAnon"]
         gib = dir_size(tmp / "audio") / 2**30
         print(f"device {args.device}, {args.strategy}, batch {res.batch_size}, deterministic {args.deterministic}, "
               f"audio store {gib:.2f} GiB + text store {dir_size(tmp / 'text') / 2**20:.0f} MiB ({len(items)} "
               f"utterances, written in {t_write:.0f} s)")
-        pure = pure_step_seconds(method, items, args.batch, args.device)
-        print(f"training: {res.steps_run * res.batch_size / res.seconds:.1f} utt/s, "
-              f"{res.seconds / res.steps_run * 1000:.0f} ms/step, "
-              f"{100 * res.data_seconds / res.seconds:.1f}% of step time waiting for data; pure compute "
-              f"{pure * 1000:.0f} ms/step (project/pure {res.seconds / res.steps_run / pure:.2f})")
+        print(f"training: {res.steps_run * res.batch_size / res.train_seconds:.1f} utt/s, "
+              f"{100 * res.data_seconds / res.train_seconds:.1f}% of step time waiting for data")
+        print(project_pure_line(res, pure, ratios))
         print(f"anonymous RSS: {rss0:.0f} MiB before training, {rss1:.0f} MiB after")
-        batch_preparation_cost(method, items, args.batch, res.seconds / res.steps_run)
+        batch_preparation_cost(method, items, args.batch, res.train_seconds / res.steps_run)
         model = method.build_model().to(args.device)
         test = items[:256]
         seconds = sum(method.audio.frames(u) for u, _ in test) / FPS
@@ -167,8 +169,11 @@ def main(argv=None) -> None:
         t0 = time.perf_counter()
         evaluate(method, model, test, 64, args.device)
         dt = time.perf_counter() - t0
+        batches = [to_device(method.collate(test[b: b + 64]), args.device) for b in range(0, len(test), 64)]
+        pure = pure_forward_seconds(lambda b, m=method, net=model: m.predict(net, b), batches)
         print(f"testing (stored features -> Act/Dom/Val, batch 64): RTF {dt / seconds:.5f} "
-              f"({len(test)} utterances, {seconds:.0f} s)")
+              f"({len(test)} utterances, {seconds:.0f} s); the model's forward alone on the same batches: RTF "
+              f"{pure / seconds:.5f}; project/pure {dt / pure:.2f}")
         del method, model
         grow_stores(tmp, int(args.mem_store_gb * 2**30 / BYTES_PER_UTT), rng)
         store_gib = (dir_size(tmp / "audio") + dir_size(tmp / "text")) / 2**30

@@ -11,6 +11,12 @@ percentile, one prediction per utterance and S = 3 simulation draws. Part 2: CPU
 an instant fake predict (so only the bookkeeping is timed), for the fixed-condition protocol of a three-modality
 model (7 conditions, WA/UA) and the random-missing protocol (7 rates x 3 simulation seeds, CCC of 3 attributes),
 with --resamples and with 0 resamples (no intervals, no tests): the difference is the bootstrap's share.
+
+Baseline of part 1, measured in the same run: the textbook percentile bootstrap of the same statistic (CCC, WA or
+UA; the mean over the draws, each resample taking the same utterances in every draw) with the same number of
+resamples on the same data, in plain numpy: an index matrix rng.integers(0, n, (B, n)), the statistic of each
+row, np.percentile (`plain_bootstrap` below). Timed the same way (CPU seconds, best of --rounds), once per size,
+metric and draw count; each row gets the ratio metrics.score seconds / baseline seconds.
 """
 import sys
 import tempfile
@@ -36,7 +42,34 @@ def best(f, rounds: int) -> float:
     return min(times)
 
 
+def plain_bootstrap(metric: str, labels: np.ndarray, preds: np.ndarray, resamples: int, n_classes: int = 4,
+                    level: float = 0.95, seed: int = 0) -> tuple[float, float]:
+    """The baseline: a percentile bootstrap interval as a researcher would write it in numpy (preds (n,) or (S, n):
+    the statistic is the mean over the S draws of the same resampled utterances)."""
+    rng = np.random.default_rng(seed)
+    n = len(labels)
+    idx = rng.integers(0, n, (resamples, n))  # one resample per row
+    t = labels[idx]
+    stats = []
+    for p in np.atleast_2d(preds):
+        q = p[idx]
+        if metric == "CCC":  # Lin's CCC of each row, population moments
+            mt, mq = t.mean(axis=1), q.mean(axis=1)
+            cov = ((t - mt[:, None]) * (q - mq[:, None])).mean(axis=1)
+            stats.append(2 * cov / (t.var(axis=1) + q.var(axis=1) + (mt - mq) ** 2))
+        elif metric == "WA":  # accuracy of each row
+            stats.append((q == t).mean(axis=1))
+        else:  # UA: mean recall over the classes present in each row
+            with np.errstate(divide="ignore", invalid="ignore"):
+                recall = [((q == t) & (t == k)).sum(axis=1) / (t == k).sum(axis=1) for k in range(n_classes)]
+            stats.append(np.nanmean(recall, axis=0))
+    boot = np.mean(stats, axis=0)
+    lo, hi = np.percentile(boot, [50 * (1 - level), 50 * (1 + level)])
+    return float(lo), float(hi)
+
+
 def score_table(sizes: list[int], resamples: int, rounds: int) -> list[tuple]:
+    """(n, metric, method, metrics.score seconds for 1 and 3 draws, baseline seconds for 1 and 3 draws) rows."""
     rng = np.random.default_rng(0)
     rows = []
     for n in sizes:
@@ -45,10 +78,11 @@ def score_table(sizes: list[int], resamples: int, rounds: int) -> list[tuple]:
         y = rng.integers(0, 4, n)
         q = np.where(rng.random((3, n)) < 0.6, y, rng.integers(0, 4, (3, n)))
         for metric, labels, one, three in (("CCC", t, draws[0], draws), ("WA", y, q[0], q), ("UA", y, q[0], q)):
+            base = [best(lambda p=p: plain_bootstrap(metric, labels, p, resamples), rounds) for p in (one, three)]
             for method in ("bca", "percentile"):
                 secs = [best(lambda p=p: metrics.score(metric, labels, p, n_classes=4, resamples=resamples,
                                                        method=method), rounds) for p in (one, three)]
-                rows.append((n, metric, method, *secs))
+                rows.append((n, metric, method, *secs, *base))
     return rows
 
 
@@ -91,6 +125,10 @@ def robustness_table(sizes: list[int], resamples: int, rounds: int) -> list[tupl
     return rows
 
 
+def ratio(secs: float, base: float) -> str:
+    return f"{secs / base:.2f}" if base > 0 else "n/a"
+
+
 def main() -> None:
     ap = parser(__doc__)
     ap.add_argument("--sizes", default="67,1000,30000", help="test-set sizes (utterances), comma-separated")
@@ -99,10 +137,14 @@ def main() -> None:
     ap.add_argument("--skip-robustness", action="store_true", help="time metrics.score only")
     args = ap.parse_args()
     sizes = [int(s) for s in args.sizes.split(",")]
-    print(f"metrics.score, {args.resamples} resamples, best of {args.rounds} (CPU seconds per call)")
-    print(f"{'n':>6}  {'metric':6}  {'method':10}  {'1 draw':>8}  {'3 draws':>8}")
-    for n, metric, method, one, three in score_table(sizes, args.resamples, args.rounds):
-        print(f"{n:>6}  {metric:6}  {method:10}  {one:8.3f}  {three:8.3f}")
+    print(f"metrics.score, {args.resamples} resamples, best of {args.rounds} (CPU seconds per call); baseline: the "
+          f"plain-numpy percentile bootstrap of the same statistic, same resamples and data (index matrix (B, n)); "
+          f"ratio = metrics.score / baseline")
+    print(f"{'n':>6}  {'metric':6}  {'method':10}  {'1 draw':>8}  {'3 draws':>8}  {'baseline 1':>10}  "
+          f"{'baseline 3':>10}  {'ratio 1':>7}  {'ratio 3':>7}")
+    for n, metric, method, one, three, base1, base3 in score_table(sizes, args.resamples, args.rounds):
+        print(f"{n:>6}  {metric:6}  {method:10}  {one:8.3f}  {three:8.3f}  {base1:10.3f}  {base3:10.3f}  "
+              f"{ratio(one, base1):>7}  {ratio(three, base3):>7}")
     if args.skip_robustness:
         return
     print("\nengine.robustness.evaluate_conditions with an instant predict (3 simulation seeds; CPU seconds, "

@@ -4,11 +4,12 @@
 Utterances/s, ms/step and the share of step time spent waiting for data, for
 each model at the original's batch size, on synthetic stores with IEMOCAP-like lengths.
 
-    python bench/bench_mdre_training.py [--device cpu|cuda] [--batch 128] [--steps 10] [--models ARE,TRE,MDREA]
+    python bench/bench_mdre_training.py [--device cpu|cuda] [--batch 128] [--steps 10] [--rounds 3] [--models ARE,TRE,MDREA]
 
 Stores: 39-d MFCC frames (444 +- 306 frames, 56-3412, as the sheet reports for IEMOCAP; the first 750 are
 used) and one 35-d prosody row per utterance, 2,000 utterances; word ids of 15 +- 12 tokens from a 3,747-word
-vocabulary with 300-d embeddings (the GloVe size). The loop is engine/loop.py as mdre.py runs it (clip 10).
+vocabulary with 300-d embeddings (the GloVe size). The loop is engine/loop.py as mdre.py runs it (clip 10);
+its baseline is pure compute of the same batches (bench.common.pure_training, --rounds times): project/pure.
 """
 import shutil
 import sys
@@ -19,8 +20,8 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from engine.cli import parser  # noqa: E402
-from bench.common import pure_step_seconds  # noqa: E402
-from engine.loop import LoopConfig, train  # noqa: E402
+from bench.common import loop_and_pure, project_pure_line  # noqa: E402
+from engine.loop import LoopConfig  # noqa: E402
 from features.store import FeatureStore  # noqa: E402
 from systems.mdre import MDREMethod  # noqa: E402
 
@@ -30,6 +31,8 @@ def main() -> None:
     ap.add_argument("--device", default="cpu", help="cpu or cuda")
     ap.add_argument("--batch", type=int, default=128, help="training batch size (the original's 128)")
     ap.add_argument("--steps", type=int, default=10, help="timed training steps per model")
+    ap.add_argument("--rounds", type=int, default=3,
+                    help="rounds of the loop and its pure-compute baseline, order alternating (the median ratio is shown)")
     ap.add_argument("--models", default="ARE,TRE,MDREA", help="comma-separated models to time")
     ap.add_argument("--utterances", type=int, default=2000, help="utterances in the synthetic stores")
     args = ap.parse_args()
@@ -57,12 +60,10 @@ def main() -> None:
             method = MDREMethod(kind, mfcc, pros, tokens, vocab, embedding=emb)
             cfg = LoopConfig(out_dir=tmp / kind, iterations=args.steps, batch_size=args.batch, lr=1e-3,
                              val_every=10**9, device=args.device, progress=False, clip_value=10.0)
-            res = train(method, items, items[:2], cfg)
-            pure = pure_step_seconds(method, items, args.batch, args.device)
-            print(f"{kind:>6}: {res.steps_run * res.batch_size / res.seconds:7.1f} utt/s, "
-                  f"{res.seconds / res.steps_run * 1000:6.0f} ms/step, "
-                  f"{100 * res.data_seconds / res.seconds:.1f}% of step time waiting for data; pure compute "
-                  f"{pure * 1000:.0f} ms/step (project/pure {res.seconds / res.steps_run / pure:.2f})")
+            res, pure, ratios = loop_and_pure(method, items, items[:2], cfg, rounds=args.rounds)
+            print(f"{kind:>6}: {res.steps_run * res.batch_size / res.train_seconds:7.1f} utt/s, "
+                  f"{100 * res.data_seconds / res.train_seconds:.1f}% of step time waiting for data; "
+                  + project_pure_line(res, pure, ratios))
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
 

@@ -18,6 +18,12 @@ before every dialog in every round, so each dialog's three files are parsed once
 over the corpus (the OS page cache is warm: this times parsing, not the disk). Per dialog, the best of --rounds
 (bench.common.best_of_rounds, after one warm-up call) is kept and the bests are summed. One thread (pandas'
 C parser). Peak RSS is this process's (ru_maxrss), generation children excluded.
+
+Baseline, measured in the same run: the bare `pandas.read_csv` call `_read_mocap_file` makes (same arguments:
+whitespace separator, two header lines skipped, no header, float64, C engine), on the same three files per
+dialog, with no header decoding, array conversion or short-row check. It is timed with the parse in the same
+best_of_rounds call (the variants' order rotates every round), so the ratio parse / read_csv is our reader's
+overhead over the library it wraps; utterance_mocap's ratio is to read_csv of the dialogs it reads.
 """
 import datetime
 import math
@@ -135,6 +141,10 @@ def main(argv=None) -> None:
         for p in trio:
             _read_mocap_file(p)
 
+    def read_csv(trio):  # the library baseline: _read_mocap_file's pandas call, nothing around it
+        for p in trio:
+            pd.read_csv(p, sep=r"\s+", skiprows=2, header=None, dtype=np.float64, engine="c")
+
     def extract(records):
         _read_mocap_file.cache_clear()
         for r in records:
@@ -142,7 +152,11 @@ def main(argv=None) -> None:
             if x is None:
                 raise RuntimeError(f"{r.utt_id}: {why}")
 
-    t_parse = best_of_rounds({"parse": parse}, files, args.rounds)["parse"]
+    timed = best_of_rounds({"parse": parse, "read_csv": read_csv}, files, args.rounds)
+    t_parse, t_csv = timed["parse"], timed["read_csv"]
+    # read_csv of the dialogs utterance_mocap reads (all of them unless a dialog has no marker-wearer utterance)
+    t_csv_u = t_csv if len(has) == len(files) else best_of_rounds({"read_csv": read_csv}, [files[i] for i in has],
+                                                                  args.rounds)["read_csv"]
     t_utt = best_of_rounds({"utterance_mocap": extract}, [worn[i] for i in has], args.rounds)["utterance_mocap"]
     peak_mib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
 
@@ -161,20 +175,30 @@ def main(argv=None) -> None:
     print(f"machine: {machine}; Python {platform.python_version()}, numpy {np.__version__}, pandas "
           f"{pd.__version__}; {date}")
     print(f"timing: best of {args.rounds} per dialog, summed; parse cache cleared before every dialog\n")
-    print("| step | items | seconds | items/s | MB/s | mocap frames/s | mocap s per wall s | RTF |")
-    print("|---|---:|---:|---:|---:|---:|---:|---:|")
+    print("| step | items | seconds | items/s | MB/s | mocap frames/s | mocap s per wall s | RTF | ratio to read_csv |")
+    print("|---|---:|---:|---:|---:|---:|---:|---:|---:|")
     print(f"| parse MOCAP_rotated+head+hand | {len(keys)} dialogs | {t_parse:.2f} | {len(keys) / t_parse:.2f} | "
-          f"{mbytes / t_parse:.1f} | {frames / t_parse:,.0f} | {dialog_s / t_parse:.0f} | {t_parse / dialog_s:.5f} |")
+          f"{mbytes / t_parse:.1f} | {frames / t_parse:,.0f} | {dialog_s / t_parse:.0f} | {t_parse / dialog_s:.5f} | "
+          f"{t_parse / t_csv:.2f} |")
     print(f"| utterance_mocap (parse, slice, resample to {args.frames}, NaN interpolation) | {n_worn} utterances | "
           f"{t_utt:.2f} | {n_worn / t_utt:.1f} | {mbytes_u / t_utt:.1f} | {frames_u / t_utt:,.0f} | {utt_s / t_utt:.0f} | "
-          f"{t_utt / utt_s:.5f} |")
+          f"{t_utt / utt_s:.5f} | {t_utt / t_csv_u:.2f} |")
+    print(f"| baseline: bare pandas.read_csv of the same files, same arguments | {len(keys)} dialogs | {t_csv:.2f} | "
+          f"{len(keys) / t_csv:.2f} | {mbytes / t_csv:.1f} | {frames / t_csv:,.0f} | {dialog_s / t_csv:.0f} | "
+          f"{t_csv / dialog_s:.5f} | 1.00 |")
+    print(f"\nbaseline pandas.read_csv (sep=r'\\s+', skiprows=2, header=None, float64, C engine; pandas "
+          f"{pd.__version__}): {t_csv:.2f} s, {mbytes / t_csv:.1f} MB/s; ratio {t_parse / t_csv:.2f} (parse seconds / "
+          f"read_csv seconds); utterance_mocap ratio {t_utt / t_csv_u:.2f} (to read_csv of its {len(has)} dialogs, "
+          f"{t_csv_u:.2f} s)")
     print(f"\nRTF: wall seconds per second of mocap (whole dialogs for the parse, the utterances' spans for "
           f"utterance_mocap); peak RSS {peak_mib:,.0f} MiB")
     print("\nresults row:\n| date | machine | dialogs | parse dialogs/s | parse MB/s | parse frames/s | "
-          "utterance_mocap utt/s | utterance_mocap RTF | peak RSS MiB |")
-    print("|---|---|---:|---:|---:|---:|---:|---:|---:|")
+          "read_csv MB/s | parse / read_csv | utterance_mocap utt/s | utterance_mocap RTF | utterance_mocap / read_csv | "
+          "peak RSS MiB |")
+    print("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
     print(f"| {date} | {machine} | {len(keys)} | {len(keys) / t_parse:.2f} | {mbytes / t_parse:.1f} | "
-          f"{frames / t_parse:,.0f} | {n_worn / t_utt:.1f} | {t_utt / utt_s:.5f} | {peak_mib:,.0f} |")
+          f"{frames / t_parse:,.0f} | {mbytes / t_csv:.1f} | {t_parse / t_csv:.2f} | {n_worn / t_utt:.1f} | "
+          f"{t_utt / utt_s:.5f} | {t_utt / t_csv_u:.2f} | {peak_mib:,.0f} |")
 
 
 if __name__ == "__main__":

@@ -5,12 +5,13 @@ Utterances/s, ms/step and the share of step time spent waiting
 for data, per configuration, at the default model size (d_model 128, 2 layers, batch 32), on synthetic stores
 with IEMOCAP-like lengths.
 
-    python bench/bench_stm_training.py [--device cpu|cuda] [--batch 32] [--steps 10] [--configs speech,...]
+    python bench/bench_stm_training.py [--device cpu|cuda] [--batch 32] [--steps 10] [--rounds 3] [--configs speech,...]
 
 Stores: 1024-d wav2vec2-large frames at 50 frames/s for 4.5 +- 3.2 s utterances (0.6-34 s; pooled by 5 into at
 most 400 encoder steps), 768-d BERT token rows (15 +- 12 words + 2 specials, at most 128), and (200, 189) mocap
 for about half of them (the listener utterances have none), 1,000 utterances. The loop is engine/loop.py as
-speech_text_mocap.py runs it.
+speech_text_mocap.py runs it; its baseline is pure compute of the same batches (bench.common.pure_training,
+--rounds times, order alternating): project/pure, with the batch preparation's CPU cost.
 """
 import shutil
 import sys
@@ -21,8 +22,8 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from engine.cli import parser  # noqa: E402
-from bench.common import pure_step_seconds  # noqa: E402
-from engine.loop import LoopConfig, train  # noqa: E402
+from bench.common import loop_and_pure, ratio_text  # noqa: E402
+from engine.loop import LoopConfig  # noqa: E402
 from features.mocap import MocapStats  # noqa: E402
 from features.store import FeatureStore  # noqa: E402
 from systems.speech_text_mocap import CONFIGURATIONS, FusionMethod  # noqa: E402
@@ -33,6 +34,8 @@ def main() -> None:
     ap.add_argument("--device", default="cpu", help="cpu or cuda")
     ap.add_argument("--batch", type=int, default=32, help="training batch size")
     ap.add_argument("--steps", type=int, default=10, help="timed training steps per configuration")
+    ap.add_argument("--rounds", type=int, default=3,
+                    help="rounds of the loop and its pure-compute baseline, order alternating (the median ratio is shown)")
     ap.add_argument("--configs", default="speech,text,mocap,speech+text+mocap",
                     help="comma-separated configurations to time")
     ap.add_argument("--utterances", type=int, default=1000, help="utterances in the synthetic stores")
@@ -57,18 +60,19 @@ def main() -> None:
         items = [(f"u{i}", int(rng.integers(0, 4))) for i in range(args.utterances)]
         print(f"device {args.device}, batch {args.batch}, {args.steps} steps per configuration, {args.utterances} "
               f"utterances (speech {seconds.mean():.1f} s mean, {words.mean() + 2:.0f} tokens mean, mocap for half)")
-        print("| configuration | parameters | utt/s | ms/step | waiting for data | pure compute ms/step | project/pure |\n"
-              "|---|---|---|---|---|---|---|")
+        print("| configuration | parameters | utt/s | ms/step | waiting for data | pure compute ms/step | project/pure "
+              "| batch preparation CPU-ms (median) |\n|---|---|---|---|---|---|---|---|")
         for config in args.configs.split(","):
             method = FusionMethod(CONFIGURATIONS[config], **stores, norm=norm)
             params = sum(p.numel() for p in method.build_model().parameters())
             cfg = LoopConfig(out_dir=tmp / config, iterations=args.steps, batch_size=args.batch, lr=1e-4,
                              val_every=10**9, device=args.device, progress=False)
-            res = train(method, items, items[:2], cfg)
-            pure = pure_step_seconds(method, items, args.batch, args.device, lr=1e-4)
-            print(f"| {config} | {params:,} | {res.steps_run * res.batch_size / res.seconds:.1f} | "
-                  f"{res.seconds / res.steps_run * 1000:.0f} | {100 * res.data_seconds / res.seconds:.1f}% | "
-                  f"{pure * 1000:.0f} | {res.seconds / res.steps_run / pure:.2f} |", flush=True)
+            res, pure, ratios = loop_and_pure(method, items, items[:2], cfg, rounds=args.rounds)
+            steps = res.steps_run
+            print(f"| {config} | {params:,} | {steps * res.batch_size / res.train_seconds:.1f} | "
+                  f"{res.train_seconds / steps * 1000:.0f} | {100 * res.data_seconds / res.train_seconds:.1f}% | "
+                  f"{sum(pure) / len(pure) * 1000:.0f} | {ratio_text(ratios)} | "
+                  f"{1000 * float(np.median(pure.prep)):.0f} |", flush=True)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
 

@@ -6,11 +6,19 @@
 Writes a synthetic store of about --gb gigabytes (mel-sized utterances), then reads every utterance once in
 random order, touching all its values. Reports anonymous resident memory (the process's own heap: what a
 store held in Python objects would need) separately from file-backed pages (the OS page cache mapped in,
-reclaimable), sampled during the pass.
+reclaimable), sampled during the store's passes.
+
+Baseline, measured in the same run: the same random-order read-and-sum of every utterance in plain numpy on the
+store's own shard files (`np.load(mmap_mode="r")` of each shard once per pass, then slices at the offsets and
+frame counts taken from the store's index beforehand, so no FeatureStore lookup is timed): exactly the bytes the
+store reads, and the two totals must agree. The passes alternate (store, baseline, store, baseline), best of 2
+each, so both meet the same page-cache state; the ratio is store seconds / baseline seconds (1 = no overhead).
 """
+import math
 import shutil
 import sys
 import time
+from array import array
 from pathlib import Path
 
 import numpy as np
@@ -57,20 +65,61 @@ def main() -> None:
     store = FeatureStore(args.dir)
     t_open = time.time() - t0
     order = rng.permutation(store.keys())
-    peak_anon, peak_file, total = 0, 0, 0.0
-    t0 = time.time()
-    for j, utt in enumerate(order):
-        total += float(store[utt].sum())  # touch every value
-        if j % 2000 == 0:
-            r = rss_kb()
-            peak_anon, peak_file = max(peak_anon, r["RssAnon"]), max(peak_file, r["RssFile"])
-    t_read = time.time() - t0
-    r = rss_kb()
-    peak_anon, peak_file = max(peak_anon, r["RssAnon"]), max(peak_file, r["RssFile"])
-    print(f"store: {n} utterances, {size / 2**30:.2f} GiB on disk, {len(store._shards)} shards, "
+    # the baseline's work list, taken from the index before any clock starts: shard, offset and frames of each
+    # utterance in `order` (compact int arrays: they add almost nothing to the anonymous RSS reported below)
+    shard_files, n_shards = list(store._shards), len(store._shards)
+    entries = [store._index[utt] for utt in order]
+    plan = [array("q", (getattr(e, f) for e in entries)) for f in ("shard", "offset", "frames")]
+    del store, entries  # each store pass opens its own: one index in memory at a time
+    peak = {"RssAnon": 0, "RssFile": 0}
+
+    def sample() -> None:
+        r = rss_kb()
+        for k in peak:
+            peak[k] = max(peak[k], r[k])
+
+    def store_pass() -> tuple[float, float]:
+        s = FeatureStore(args.dir)  # fresh: its shards are mapped lazily inside the pass, as on first use
+        total = 0.0
+        t0 = time.perf_counter()
+        for j, utt in enumerate(order):
+            total += float(s[utt].sum())  # touch every value
+            if j % 2000 == 0:
+                sample()
+        t = time.perf_counter() - t0
+        sample()
+        return t, total
+
+    def numpy_pass() -> tuple[float, float]:
+        total = 0.0
+        t0 = time.perf_counter()
+        maps = [np.load(f, mmap_mode="r") for f in shard_files]  # each shard mapped once, inside the clock
+        for j, (k, off, frames) in enumerate(zip(*plan)):
+            total += float(maps[k][off: off + frames].sum())
+            if j % 2000 == 0:
+                rss_kb()  # the same sampling cost as the store's pass (not recorded)
+        t = time.perf_counter() - t0
+        del maps
+        return t, total
+
+    runs: dict[str, list[tuple[float, float]]] = {"store": [], "numpy": []}
+    for _ in range(2):  # alternate, so both meet the same page-cache state
+        runs["store"].append(store_pass())
+        runs["numpy"].append(numpy_pass())
+    totals = [t for v in runs.values() for _, t in v]
+    if not all(math.isclose(t, totals[0], rel_tol=1e-9, abs_tol=1e-6) for t in totals):
+        raise SystemExit(f"the store's and the baseline's sums differ: {totals}")
+    t_read = min(t for t, _ in runs["store"])
+    t_base = min(t for t, _ in runs["numpy"])
+    peak_anon, peak_file = peak["RssAnon"], peak["RssFile"]
+    print(f"store: {n} utterances, {size / 2**30:.2f} GiB on disk, {n_shards} shards, "
           f"written in {t_write:.1f} s ({size / 2**20 / t_write:.0f} MiB/s)")
     print(f"open (index load): {t_open:.2f} s")
-    print(f"random-order read of every utterance: {n / t_read:,.0f} utt/s, {size / 2**20 / t_read:,.0f} MiB/s")
+    print(f"random-order read of every utterance: {n / t_read:,.0f} utt/s, {size / 2**20 / t_read:,.0f} MiB/s "
+          f"({t_read:.3f} s, best of 2)")
+    print(f"baseline (plain numpy: np.load mmap of each shard, slices at the index's offsets, same order and sum): "
+          f"{n / t_base:,.0f} utt/s, {size / 2**20 / t_base:,.0f} MiB/s ({t_base:.3f} s, best of 2); "
+          f"ratio {t_read / t_base:.2f} (store seconds / baseline seconds)")
     print(f"anonymous RSS: {base['RssAnon'] / 1024:.0f} MiB before, peak {peak_anon / 1024:.0f} MiB during the pass "
           f"(the store is {size / 2**20:,.0f} MiB); file-backed RSS peak {peak_file / 1024:.0f} MiB (page cache)")
     if not args.keep:

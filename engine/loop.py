@@ -140,6 +140,8 @@ class LoopResult:
     steps: int  # the run's step count when this call returned
     seconds: float  # wall time of this call
     data_seconds: float  # time this call waited for batches (outside forward/backward)
+    train_seconds: float = 0.0  # time in the training stages' batch loops (steps + waiting), without validation,
+    # saving and a stage's preparation: what a pure-compute baseline of the same batches is compared with
     steps_run: int = 0  # steps this call ran (0 when the run had already finished)
     epochs: int = 0  # epoch mode: the run's completed epochs
     batch_size: int = 0  # the batch size actually used (the request capped at the number of training items)
@@ -424,7 +426,7 @@ class _Run:
                            precision=cfg.precision)
         self.val_targets = self.method.targets(self.val_items)
         self.pool = ThreadPoolExecutor(max_workers=1)  # prepares the next batch while the model trains on this one
-        self.t_start, self.t_data = time.time(), 0.0
+        self.t_start, self.t_data, self.t_train = time.time(), 0.0, 0.0
         self.bar = tqdm(total=cfg.epochs if self.epoch_mode else cfg.iterations,
                         initial=self.epoch if self.epoch_mode else self.step, desc=f"train {self.out.name}",
                         unit="epoch" if self.epoch_mode else "it", disable=not self.ctx.progress)
@@ -490,7 +492,9 @@ class _Run:
         inner.close()
         # the stage's losses stay on the device during the stage and are read back here, once: no host sync per step
         losses = torch.stack(losses).tolist() if losses else []
-        timing[f"{st.name}_train_seconds"] = round(time.perf_counter() - t_train, 3)
+        t_end = time.perf_counter()
+        self.t_train += t_end - t_train
+        timing[f"{st.name}_train_seconds"] = round(t_end - t_train, 3)
         timing[f"{st.name}_data_wait_seconds"] = round(self.t_data - data_before, 3)
         return losses
 
@@ -589,14 +593,15 @@ class _Run:
         if self.main_rank and steps_run:  # a call with nothing to do leaves the finished run's record as it was
             used = {"seconds": round(seconds, 3), "steps_run": steps_run, "resumed_at_step": self.first_step,
                     "batch_size": cfg.batch_size, "items_per_second": round(steps_run * cfg.batch_size / seconds, 3),
-                    "data_wait_seconds": round(self.t_data, 3),
+                    "train_seconds": round(self.t_train, 3), "data_wait_seconds": round(self.t_data, 3),
                     **{k: v for k, v in mon.as_dict().items() if k != "seconds"},
                     "device": str(self.device), "precision": cfg.precision, "threads": threads,
                     "world_size": self.world}
             if self.epoch_mode:
                 used["epochs_run"] = self.epoch - self.first_epoch
             atomic_write_text(self.out / RESOURCES, json.dumps(used, indent=1))
-        return LoopResult(self.best_step, self.best_val, self.step, seconds, self.t_data, steps_run=steps_run,
+        return LoopResult(self.best_step, self.best_val, self.step, seconds, self.t_data, self.t_train,
+                          steps_run=steps_run,
                           batch_size=cfg.batch_size, epochs=self.epoch, stopped_early=self._stopped_early())
 
 

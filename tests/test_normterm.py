@@ -214,3 +214,22 @@ def test_utterance_mean_statistics_accumulate_in_float64_and_write_the_original_
         got = scipy.io.loadmat(str(tmp_path / "NT" / f"{name}.mat"))["normal_para"]
         assert got.dtype == written and got.shape == (1, 3)
         np.testing.assert_array_equal(got[0], want.astype(written))
+
+
+def test_znorm_equals_the_written_out_steps_bit_for_bit():
+    """znorm works in place for speed (it runs per batch in every loader); its values must stay those of the
+    originals' steps: (x - mean) / std in float64, NaN -> 0, clip, cast."""
+    rng = np.random.default_rng(0)
+    x = rng.normal(scale=4, size=(300, 64)).astype(np.float32)
+    x[3, :4] = [np.nan, np.inf, -np.inf, 1e30]
+    mean, std = rng.normal(size=64), rng.uniform(0.1, 3, 64)
+    std[5] = 0.0
+    for dtype in (np.float32, np.float64, np.float16):
+        with np.errstate(divide="ignore", invalid="ignore"):
+            ref = (x.astype(np.float64) - mean) / std
+        ref[np.isnan(ref)] = 0.0
+        ref = np.clip(ref, -3.0, 3.0).astype(dtype)
+        got = znorm(x, mean, std, dtype=dtype)
+        assert got.dtype == dtype and got.tobytes() == ref.tobytes()
+    # statistics of more dimensions than x broadcast as x - mean does
+    assert znorm(x[0], mean[None], std[None]).shape == (1, 64)
