@@ -29,7 +29,7 @@ from features.store import FeatureStore, dir_size  # noqa: E402
 from systems.chunk_lstm import ChunkLSTMMethod, Predictor  # noqa: E402
 from systems.common import chunk_batch  # noqa: E402
 from engine.cli import parser  # noqa: E402
-from bench.common import loop_and_pure, project_pure_line, pure_forward_seconds  # noqa: E402
+from bench.common import loop_and_pure, plain_is13_smiles, project_pure_line, pure_forward_seconds  # noqa: E402
 
 
 def rss_anon_mib() -> float:
@@ -43,12 +43,7 @@ def rss_anon_mib() -> float:
 def plain_opensmile_seconds(audio: list) -> float:
     """The library baseline of prediction: openSMILE's own process_signal calls for the 130 IS13 LLD columns
     (lld, then lld_de; bench_opensmile.py's "plain lld + lld_de") on each decoded 16 kHz signal."""
-    import opensmile
-
-    from features.opensmile_lld import edited_config
-    plain = str(edited_config(plain=True))
-    smiles = [opensmile.Smile(feature_set=plain, feature_level=level, sampling_rate=16000, loglevel=0)
-              for level in ("lld", "lld_de")]
+    smiles = plain_is13_smiles().values()
     t0 = time.perf_counter()
     for x in audio:
         for smile in smiles:

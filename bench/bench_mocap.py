@@ -33,6 +33,7 @@ import resource
 import sys
 import time
 from collections import defaultdict
+from types import SimpleNamespace
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
@@ -89,34 +90,19 @@ def corpora_for(corpus_dir: Path, dialogs: int, per_dialog: int) -> tuple[list[P
     return roots, time.perf_counter() - t0, len(todo)
 
 
-def main(argv=None) -> None:
-    ap = parser(__doc__)
-    ap.add_argument("--dialogs", type=int_at_least(1), default=151,
-                    help="dialogs to time (the real release has 151)")
-    ap.add_argument("--utterances-per-dialog", type=int_at_least(1), default=40,
-                    help="synthetic utterances per dialog; sets the dialogs' length (40: about the real ~5 min)")
-    ap.add_argument("--rounds", type=int_at_least(1), default=3, help="timing rounds (best per dialog is kept)")
-    ap.add_argument("--frames", type=int_at_least(1), default=200, help="frames utterance_mocap resamples to")
-    ap.add_argument("--corpus-dir", type=Path, default=Path("/tmp/bench_iemocap_mocap"),
-                    help="where the synthetic corpora are written, and reused on later runs")
-    args = ap.parse_args(argv)
-
-    import numpy as np
-    import pandas as pd
-
+def dialogs_to_time(roots: list[Path], n_dialogs: int, corpus_dir: Path) -> SimpleNamespace:
+    """The first `n_dialogs` dialogs (corpus order, then name order) and what the report divides by: their MOCAP
+    files, the marker wearer's utterances, sizes, frame counts and durations."""
     from corpora.iemocap import MOCAP_STREAMS, _read_mocap_file, mocap_path, read_iemocap
-    from features.mocap import speaker_wore_markers, utterance_mocap
-
-    roots, gen_s, written = corpora_for(args.corpus_dir, args.dialogs, args.utterances_per_dialog)
-
+    from features.mocap import speaker_wore_markers
     # dialogs in corpus order, then name order; the first --dialogs of them
     by_dialog: dict[tuple[int, str], list] = defaultdict(list)
     for k, root in enumerate(roots):
         for r in read_iemocap(root).records:
             by_dialog[(k, r.dialog)].append(r)
-    keys = sorted(by_dialog)[:args.dialogs]
-    if len(keys) < args.dialogs:
-        raise SystemExit(f"only {len(keys)} dialogs with utterances in {args.corpus_dir}, {args.dialogs} asked for")
+    keys = sorted(by_dialog)[:n_dialogs]
+    if len(keys) < n_dialogs:
+        raise SystemExit(f"only {len(keys)} dialogs with utterances in {corpus_dir}, {n_dialogs} asked for")
     files = [tuple(str(mocap_path(by_dialog[key][0], s)) for s in MOCAP_STREAMS) for key in keys]
     worn = [[r for r in by_dialog[key] if speaker_wore_markers(r.utt_id)] for key in keys]
     n_utts = sum(len(by_dialog[key]) for key in keys)
@@ -135,6 +121,35 @@ def main(argv=None) -> None:
     has = [i for i, w in enumerate(worn) if w]
     mbytes_u, frames_u = sum(sizes[i] for i in has), sum(counts[i] for i in has)
     utt_s = sum(r.end - r.start for rs in worn for r in rs)
+
+    return SimpleNamespace(keys=keys, files=files, worn=worn, has=has, n_utts=n_utts, n_worn=n_worn, mbytes=mbytes,
+                           frames=frames, dialog_s=dialog_s, mbytes_u=mbytes_u, frames_u=frames_u, utt_s=utt_s)
+
+
+def main(argv=None) -> None:
+    ap = parser(__doc__)
+    ap.add_argument("--dialogs", type=int_at_least(1), default=151,
+                    help="dialogs to time (the real release has 151)")
+    ap.add_argument("--utterances-per-dialog", type=int_at_least(1), default=40,
+                    help="synthetic utterances per dialog; sets the dialogs' length (40: about the real ~5 min)")
+    ap.add_argument("--rounds", type=int_at_least(1), default=3, help="timing rounds (best per dialog is kept)")
+    ap.add_argument("--frames", type=int_at_least(1), default=200, help="frames utterance_mocap resamples to")
+    ap.add_argument("--corpus-dir", type=Path, default=Path("/tmp/bench_iemocap_mocap"),
+                    help="where the synthetic corpora are written, and reused on later runs")
+    args = ap.parse_args(argv)
+
+    import numpy as np
+    import pandas as pd
+
+    from corpora.iemocap import _read_mocap_file
+    from features.mocap import utterance_mocap
+
+    roots, gen_s, written = corpora_for(args.corpus_dir, args.dialogs, args.utterances_per_dialog)
+
+    c = dialogs_to_time(roots, args.dialogs, args.corpus_dir)
+    keys, files, worn, has = c.keys, c.files, c.worn, c.has
+    n_utts, n_worn, mbytes, frames, dialog_s = c.n_utts, c.n_worn, c.mbytes, c.frames, c.dialog_s
+    mbytes_u, frames_u, utt_s = c.mbytes_u, c.frames_u, c.utt_s
 
     def parse(trio):
         _read_mocap_file.cache_clear()

@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from bench.common import best_of_rounds, corpus_wavs  # noqa: E402
+from bench.common import best_of_rounds, corpus_wavs, plain_is13_smiles  # noqa: E402
 from features.audio import load_audio  # noqa: E402
 from engine.cli import parser  # noqa: E402
 
@@ -37,16 +37,15 @@ def main() -> None:
         os.sched_setaffinity(0, cores)
     import opensmile
 
-    from features.opensmile_lld import LEVEL, OpenSmileLLD, edited_config
+    from features.opensmile_lld import LEVEL, OpenSmileLLD
 
     audio = [load_audio(p) for p in corpus_wavs(args.n)]
     seconds = sum(len(a) for a in audio) / 16000
     t0 = time.perf_counter()
     ours = OpenSmileLLD()
     setup = time.perf_counter() - t0
-    plain = str(edited_config(plain=True))
-    lld = opensmile.Smile(feature_set=plain, feature_level="lld", sampling_rate=16000, loglevel=0)
-    lld_de = opensmile.Smile(feature_set=plain, feature_level="lld_de", sampling_rate=16000, loglevel=0)
+    plain = plain_is13_smiles()
+    lld, lld_de = plain["lld"], plain["lld_de"]
     lean = opensmile.Smile(feature_set=str(ours.config_path), feature_level=LEVEL, sampling_rate=16000, loglevel=0)
     variants = {
         "plain lld + lld_de": lambda x: (lld.process_signal(x, 16000), lld_de.process_signal(x, 16000)),

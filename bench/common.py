@@ -40,7 +40,7 @@ def _pure_stage(model, stage, device: str, clip_value: float, prep: list) -> lis
     import torch
 
     from engine.loop import to_device
-    collate, out = stage.collate or (lambda xs: None), []
+    collate, out = stage.collate, []
     for idx in stage.batches:
         c0 = time.thread_time()
         batch = to_device(collate([stage.items[i] for i in idx]), device)
@@ -144,6 +144,17 @@ def project_pure_line(res, pure: list[float], ratios: list[float] | None = None)
             f"project/pure {ratio_text(ratios or [res.train_seconds / sum(pure)])}{prep}; "
             f"{res.seconds - res.train_seconds:.1f} s outside the training steps (validation, saving, a stage's "
             f"preparation)")
+
+
+def plain_is13_smiles(sampling_rate: int = 16000) -> dict:
+    """{"lld": Smile, "lld_de": Smile}: the plain openSMILE calls a user needs for the 130 IS13 LLD columns (our
+    edited config with functionals, one call per level): the library baseline of the LLD and prediction rows."""
+    import opensmile
+
+    from features.opensmile_lld import edited_config
+    plain = str(edited_config(plain=True))
+    return {level: opensmile.Smile(feature_set=plain, feature_level=level, sampling_rate=sampling_rate, loglevel=0)
+            for level in ("lld", "lld_de")}
 
 
 def pure_forward_seconds(forward, batches: list) -> float:
