@@ -8,7 +8,10 @@ step: 30-50 % of DeepEmoCluster's and the chunk LSTM's CPU time was the kernel h
   thp    (default) torch's large CPU tensors (>= 2 MiB) on transparent huge pages (torch's THP_MEM_ALLOC_ENABLE):
          one fault per 2 MiB instead of per 4 KiB, and memory is returned as before, so the peak is unchanged.
          Works where the kernel allows THP on request (/sys/kernel/mm/transparent_hugepage/enabled: always or
-         madvise); elsewhere it changes nothing. numpy already asks for huge pages for its large arrays.
+         madvise); elsewhere it changes nothing. numpy's own request of huge pages for its arrays >= 4 MiB is
+         turned off (NUMPY_MADVISE_HUGEPAGE=0): those are the loaders' short-lived batch arrays, and each
+         huge page they fault in right after a training step freed torch's cost the kernel a compaction, 100-400
+         ms of kernel time per audio-text batch (tests/test_allocator.py, docs/speed.md).
   heap   thp, and no mmap for large blocks at all (mallopt M_MMAP_MAX 0; M_TRIM_THRESHOLD 2 GiB - 1, the largest
          mallopt takes; M_TOP_PAD 1 GiB): freed blocks stay in the heap and are reused, so almost no fault is left,
          at the price of memory the process keeps (peak RSS up to ~2x: see the README's table).
@@ -39,6 +42,7 @@ MODES = {  # mode -> (torch tensors on huge pages, mallopt settings)
 DEFAULT = "thp"
 ENV = "SER_ALLOCATOR"
 THP_ENV = "THP_MEM_ALLOC_ENABLE"  # torch's (c10/core/alloc_cpu.cpp): its allocations >= 2 MiB madvised huge
+NUMPY_ENV = "NUMPY_MADVISE_HUGEPAGE"  # numpy's: read at its import; numpy's _set_madvise_hugepage after it
 _applied: str | None = None
 
 
@@ -59,6 +63,19 @@ def early() -> None:
         return
     if thp:
         os.environ.setdefault(THP_ENV, "1")
+        if NUMPY_ENV not in os.environ:  # a value the user set is kept (numpy applied it at its import)
+            os.environ[NUMPY_ENV] = "0"  # for child processes
+            numpy_hugepages(False)
+
+
+def numpy_hugepages(on: bool) -> bool:
+    """Whether numpy madvises huge pages for its large arrays from now on (numpy's private switch, the same as
+    NUMPY_MADVISE_HUGEPAGE at its import); returns the previous setting, False where numpy lacks the switch."""
+    try:
+        from numpy._core.multiarray import _set_madvise_hugepage
+    except ImportError:
+        return False
+    return bool(_set_madvise_hugepage(on))
 
 
 def _libc():
@@ -86,7 +103,7 @@ def configure(mode: str | None = None) -> dict[str, int | str]:
     thp, settings = MODES[mode]
     if _applied is not None and _applied != mode:
         raise ValueError(f"allocator already set to {_applied!r} in this process; cannot switch to {mode!r}")
-    done: dict[str, int | str] = {THP_ENV: os.environ[THP_ENV]} if thp and THP_ENV in os.environ else {}
+    done: dict[str, int | str] = {e: os.environ[e] for e in (THP_ENV, NUMPY_ENV) if thp and e in os.environ}
     if _applied == mode:
         return {**done, **{NAMES[k]: v for k, v in settings.items()}}
     _applied = mode

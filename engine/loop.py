@@ -234,13 +234,17 @@ def load_best(method, run_dir: Path, device, allow_unfinished: bool = False) -> 
 
 def evaluate(method, model, items, batch_size: int, device, precision: str = "fp32") -> np.ndarray:
     """The method's predictions of `items` (float64, as predict returns them turned into NumPy), `batch_size`
-    items per forward pass on `device` in `precision` (autocast)."""
+    items per forward pass on `device` in `precision` (autocast). One loader thread collates the next batch while
+    the model scores this one (in order, so a collate that draws from a seeded generator draws as before)."""
     model.eval()
     preds = []
-    with torch.inference_mode(), autocast(device, precision):
-        for b in range(0, len(items), batch_size):
-            batch = to_device(method.collate(items[b: b + batch_size]), device)
-            preds.append(np.asarray(method.predict(model, batch), dtype=np.float64))
+    parts = [items[b: b + batch_size] for b in range(0, len(items), batch_size)]
+    with ThreadPoolExecutor(max_workers=1) as pool, torch.inference_mode(), autocast(device, precision):
+        ahead = pool.submit(method.collate, parts[0]) if parts else None
+        for i in range(len(parts)):
+            batch = ahead.result()
+            ahead = pool.submit(method.collate, parts[i + 1]) if i + 1 < len(parts) else None
+            preds.append(np.asarray(method.predict(model, to_device(batch, device)), dtype=np.float64))
     return np.concatenate(preds) if preds else np.zeros(0)
 
 

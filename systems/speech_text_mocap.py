@@ -152,6 +152,7 @@ class FusionMethod:
     seed: int = 0
     protocol: dict | None = None  # which fold of which protocol, for the record
     classes: tuple = CLASSES  # the run's classes in class index order (the classifier has one output per class)
+    speech_rows: object | None = None  # features.derived.DerivedStore of the z-normalised, pooled speech rows
 
     def __post_init__(self):
         self.modalities, self.classes = tuple(self.modalities), tuple(self.classes)
@@ -241,6 +242,37 @@ class FusionMethod:
                 "seed": self.seed, "protocol": self.protocol}
 
     # ------------------------------------------------------------------ one utterance's streams
+    def derive_speech_rows(self, utts, *, progress: bool = True, write: bool = True) -> None:
+        """Read the speech stream's z-normalised, pooled rows of `utts` from a store derived once from the speech
+        store (features.derived: the same bytes, without the loader's float64 z-norm and pooling of every
+        1024-d frame in every epoch); `write=False` (a DDP rank other than 0) uses what is there. Conditions
+        that drop frames start from the frames, so they still compute the rows themselves."""
+        from features.derived import DerivedStore, array_digest
+        if "speech" not in self.modalities:
+            return
+        mean, std = self.norm["speech"]
+        pool, most = self.speech_pool, self.max_speech
+        self.speech_rows = DerivedStore(
+            self.speech, name="speech-rows", dims=self.speech.dims, rows_of=lambda T: min(-(-T // pool), most),
+            params={"version": 1, "znorm": array_digest(np.asarray(mean, np.float64), np.asarray(std, np.float64)),
+                    "speech_pool": pool, "max_speech": most},
+            fn=lambda x: pool_frames(znorm(x, mean, std), pool)[:most])
+        if write:
+            self.speech_rows.ensure(utts, progress=progress)
+
+    def _speech(self, utt: str, kind: str, cond: Condition | None, rng) -> np.ndarray:
+        """The speech stream's rows of a present utterance: z-normalised, frames dropped by `cond`, pooled."""
+        if self.speech_rows is not None and kind not in ("frames", "bursts"):
+            a = self.speech_rows.get(utt)
+            if a is not None:
+                return a
+        a = znorm(self.speech[utt], *self.norm["speech"])
+        if kind == "frames":
+            a = drop_frames(a, cond.rate, rng)[0]
+        elif kind == "bursts":
+            a = markov_loss(a, cond.rate, rng, cond.burst)[0]
+        return pool_frames(a, self.speech_pool)[: self.max_speech]
+
     def available(self, utt: str) -> tuple[str, ...]:
         """The streams ("audio", "text", "mocap") this model reads that the utterance has at all: its speech
         features, a non-empty transcript with token features, its speaker's motion capture."""
@@ -257,15 +289,7 @@ class FusionMethod:
         gone = absent_modalities(cond, have, rng) if cond is not None else frozenset()
         out, info = {}, {}
         if "speech" in self.modalities:
-            a = None
-            if "audio" in have and "audio" not in gone:
-                a = znorm(self.speech[utt], *self.norm["speech"])
-                if kind == "frames":
-                    a = drop_frames(a, cond.rate, rng)[0]
-                elif kind == "bursts":
-                    a = markov_loss(a, cond.rate, rng, cond.burst)[0]
-                a = pool_frames(a, self.speech_pool)[: self.max_speech]
-            out["speech"] = a
+            out["speech"] = self._speech(utt, kind, cond, rng) if "audio" in have and "audio" not in gone else None
         if "text" in self.modalities:
             t = None
             if "text" in have and "text" not in gone:

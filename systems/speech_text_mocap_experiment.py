@@ -381,11 +381,13 @@ class SpeechTextMocap:
                             device=exp.training.device, progress=exp.training.progress)
 
     def method(self, exp: Experiment, fold: Fold):
-        """The configuration's FusionMethod over the stores, with the session's z-norm."""
+        """The configuration's FusionMethod over the stores, with the session's z-norm; its speech rows read from
+        the store derived once per session (FusionMethod.derive_speech_rows; rank 0 writes it)."""
+        from engine.loop import ddp_env
         from systems.speech_text_mocap import FusionMethod
         s, x, config = exp.settings, fold.extra, fold.name
         st = x["stores"]
-        return FusionMethod(
+        method = FusionMethod(
             CONFIGURATIONS[config], speech=st.get("speech"), text=st.get("text"), mocap=st.get("mocap"),
             norm=x["norm"], no_text=x["no_text"], token_words=x["token_words"], degraded=x["degraded"],
             transcripts=x["transcripts"], speech_pool=s.speech_pool,
@@ -395,6 +397,9 @@ class SpeechTextMocap:
             train_condition=str(s.train_missing) if s.train_missing else None, seed=s.seed,
             protocol={"name": exp.protocol, "test_session": x["session"], "dev_share": s.dev_share,
                       "only_with_mocap": s.only_with_mocap, **trained_corpus(s, fold.extra["corpus_name"])})
+        method.derive_speech_rows([u for part in (fold.train, fold.dev, fold.test) for u, _ in part],
+                                  progress=exp.training.progress, write=ddp_env()[0] == 0)
+        return method
 
     def test(self, exp: Experiment, fold: Fold, method, model) -> dict:
         """Score the held-out session, write the per-utterance CSV, confusion matrix and result JSON, print the

@@ -30,7 +30,7 @@ THP = Path("/sys/kernel/mm/transparent_hugepage/enabled")
 
 
 def probe(mode: str) -> tuple[str, float]:
-    env = {k: v for k, v in os.environ.items() if k != "THP_MEM_ALLOC_ENABLE"}
+    env = {k: v for k, v in os.environ.items() if k not in ("THP_MEM_ALLOC_ENABLE", "NUMPY_MADVISE_HUGEPAGE")}
     out = subprocess.run([sys.executable, "-c", PROBE], cwd=ROOT, capture_output=True, text=True, check=True,
                          env={**env, "PYTHONPATH": str(ROOT), "SER_ALLOCATOR": mode}).stdout.split("\n")
     return out[0], float(out[1])
@@ -43,7 +43,7 @@ def test_the_default_mode_takes_far_fewer_page_faults_per_large_tensor():
     settings, glibc = probe("glibc")
     assert settings == "{}" and glibc > 10_000  # 64 MiB of 4 KiB pages, faulted in again every cycle
     settings, thp = probe("")  # unset: the default
-    assert settings == "{'THP_MEM_ALLOC_ENABLE': '1'}" and thp < glibc / 10  # 2 MiB pages
+    assert settings == "{'THP_MEM_ALLOC_ENABLE': '1', 'NUMPY_MADVISE_HUGEPAGE': '0'}" and thp < glibc / 10  # 2 MiB pages
     settings, heap = probe("heap")
     assert "'M_MMAP_MAX': 0" in settings and heap < thp  # the freed block comes back from the heap
 
@@ -62,3 +62,23 @@ def test_one_mode_per_process():
     other = next(m for m in allocator.MODES if m != mode)
     with pytest.raises(ValueError, match=f"already set to {mode!r}"):
         allocator.configure(other)
+
+
+NUMPY_PROBE = """
+import engine
+from numpy._core.multiarray import _get_madvise_hugepage
+import os
+print(_get_madvise_hugepage(), os.environ.get("NUMPY_MADVISE_HUGEPAGE"))
+"""
+
+
+@pytest.mark.parametrize("mode, user, expected", [("", None, "False 0"), ("heap", None, "False 0"),
+                                                  ("glibc", None, "True None"), ("", "1", "True 1")])
+def test_numpy_batch_arrays_stay_off_huge_pages_under_the_thp_modes(mode, user, expected):
+    """thp and heap stop numpy's madvise of huge pages (the loaders' arrays, right after a step freed torch's huge
+    pages, cost a compaction each), for child processes too; glibc leaves numpy's default; a user's value is kept."""
+    env = {k: v for k, v in os.environ.items() if k not in ("THP_MEM_ALLOC_ENABLE", "NUMPY_MADVISE_HUGEPAGE")}
+    env.update({"PYTHONPATH": str(ROOT), "SER_ALLOCATOR": mode}, **({"NUMPY_MADVISE_HUGEPAGE": user} if user else {}))
+    out = subprocess.run([sys.executable, "-c", NUMPY_PROBE], cwd=ROOT, capture_output=True, text=True, check=True,
+                         env=env).stdout.strip()
+    assert out == expected

@@ -574,3 +574,20 @@ def test_protocols_on_every_configuration_they_apply_to(setup, ablation, capsys)
               if r["configuration"] == "text"]
     assert 0 < float(row["with_text"]) <= 1 and not row.get("with_mocap")  # text reads no mocap: no share
     assert f"| {THREE_WAY} | " in stdout and "mocap " in stdout.split(f"| {THREE_WAY} | ")[-1].splitlines()[0]
+
+
+def test_the_ablation_reads_speech_rows_from_a_store_derived_once_per_session(setup, ablation):
+    """Every configuration of the Session-5 run shares one derived store of z-normalised, pooled speech rows
+    (features.derived), made from the training part's statistics, holding the session's utterances."""
+    import json as _json
+    from features.store import FeatureStore
+    root, _ = setup
+    speech = FeatureStore(next((root / "Features").glob("Wav2Vec_*")))
+    derived = sorted((speech.root / "derived").glob("speech-rows-*"))
+    assert len(derived) == 1  # one held-out session, so one set of statistics
+    rows = FeatureStore(derived[0])
+    assert set(rows.keys()) == set(speech.keys()) & set(prml(root))
+    meta = _json.loads((derived[0] / "meta.json").read_text())
+    assert meta["params"]["speech_pool"] == 5 and meta["params"]["source"] == speech.describe()
+    u = rows.keys()[0]
+    assert len(rows[u]) == min(-(-speech.frames(u) // 5), 400)
