@@ -20,16 +20,17 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+from engine import allocator  # noqa: E402
 from engine.cli import parser  # noqa: E402
 
 # workload -> the bench script and its (small) settings: training of every system, and extraction
-WORKLOADS = {
-    "chunk-lstm": ["bench/bench_chunk_lstm.py", "--store-gb", "0.3", "--steps", "20", "--batch", "128"],
-    "deep-emo-cluster": ["bench/bench_deep_emo_cluster.py", "--sentences", "400", "--batch", "16"],
+WORKLOADS = {  # one round of the loop and its baseline each (the training benches' --rounds default is more)
+    "chunk-lstm": ["bench/bench_chunk_lstm.py", "--store-gb", "0.3", "--steps", "20", "--batch", "128", "--rounds", "1"],
+    "deep-emo-cluster": ["bench/bench_deep_emo_cluster.py", "--sentences", "400", "--batch", "16", "--rounds", "1"],
     "audio-text": ["bench/bench_audio_text.py", "--store-gb", "0.3", "--steps", "10", "--mem-store-gb", "0.3",
-                   "--mem-steps", "10"],
-    "mdre": ["bench/bench_mdre_training.py", "--steps", "10", "--models", "ARE,MDREA"],
-    "speech-text-mocap": ["bench/bench_stm_training.py", "--steps", "5", "--configs", "speech+text+mocap"],
+                   "--mem-steps", "10", "--rounds", "1"],
+    "mdre": ["bench/bench_mdre_training.py", "--steps", "10", "--models", "ARE,MDREA", "--rounds", "1"],
+    "speech-text-mocap": ["bench/bench_stm_training.py", "--steps", "5", "--configs", "speech+text+mocap", "--rounds", "1"],
     "extraction (mel)": ["bench/bench_mel.py", "--n", "100"],
 }
 # run a script with the mode applied first (as importing the engine and engine.cli.entry do for every script)
@@ -39,7 +40,8 @@ LAUNCH = ("import runpy, sys; from engine import allocator; allocator.configure(
 
 def run_once(script_args: list[str], mode: str) -> dict:
     """Wall seconds, user/sys CPU seconds, minor page faults and peak RSS (MiB) of one child run under `mode`."""
-    env = {**{k: v for k, v in os.environ.items() if k != "THP_MEM_ALLOC_ENABLE"}, "SER_ALLOCATOR": mode,
+    env = {**{k: v for k, v in os.environ.items() if k not in (allocator.THP_ENV, allocator.NUMPY_ENV)},
+           "SER_ALLOCATOR": mode,  # this process's engine import set those for its own mode: the child's decides
            "PYTHONPATH": str(ROOT)}
     t0 = time.perf_counter()
     proc = subprocess.Popen([sys.executable, "-c", LAUNCH, *script_args], cwd=ROOT, env=env,
