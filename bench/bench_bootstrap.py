@@ -16,7 +16,8 @@ Baseline of part 1, measured in the same run: the textbook percentile bootstrap 
 UA; the mean over the draws, each resample taking the same utterances in every draw) with the same number of
 resamples on the same data, in plain numpy: an index matrix rng.integers(0, n, (B, n)), the statistic of each
 row, np.percentile (`plain_bootstrap` below). Timed the same way (CPU seconds, best of --rounds), once per size,
-metric and draw count; each row gets the ratio metrics.score seconds / baseline seconds.
+metric and draw count; each row gets the ratio metrics.score seconds / baseline seconds. The baseline runs with
+numpy's huge pages for its large arrays on, as plain numpy does (the engine turns them off, engine/allocator.py).
 """
 import sys
 import tempfile
@@ -27,6 +28,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import metrics  # noqa: E402
+from engine import allocator  # noqa: E402
 from engine.cli import parser  # noqa: E402
 
 
@@ -78,7 +80,11 @@ def score_table(sizes: list[int], resamples: int, rounds: int) -> list[tuple]:
         y = rng.integers(0, 4, n)
         q = np.where(rng.random((3, n)) < 0.6, y, rng.integers(0, 4, (3, n)))
         for metric, labels, one, three in (("CCC", t, draws[0], draws), ("WA", y, q[0], q), ("UA", y, q[0], q)):
-            base = [best(lambda p=p: plain_bootstrap(metric, labels, p, resamples), rounds) for p in (one, three)]
+            was = allocator.numpy_hugepages(True)  # the baseline as plain numpy runs it: its huge pages on
+            try:
+                base = [best(lambda p=p: plain_bootstrap(metric, labels, p, resamples), rounds) for p in (one, three)]
+            finally:
+                allocator.numpy_hugepages(was)
             for method in ("bca", "percentile"):
                 secs = [best(lambda p=p: metrics.score(metric, labels, p, n_classes=4, resamples=resamples,
                                                        method=method), rounds) for p in (one, three)]
