@@ -126,6 +126,29 @@ def dialogs_to_time(roots: list[Path], n_dialogs: int, corpus_dir: Path) -> Simp
                            frames=frames, dialog_s=dialog_s, mbytes_u=mbytes_u, frames_u=frames_u, utt_s=utt_s)
 
 
+def describe_run(args, roots: list, c, gen_s: float, written: int) -> tuple[str, str]:
+    """Print what was timed (the synthetic corpora, their mocap and utterances) and on what; (machine, date)."""
+    import numpy as np
+    import pandas as pd
+    keys, mbytes, frames, dialog_s = c.keys, c.mbytes, c.frames, c.dialog_s
+    n_utts, n_worn, utt_s = c.n_utts, c.n_worn, c.utt_s
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    machine = f"{cpu_model()}, {os.cpu_count()} cores ({cores} usable)"
+    date = datetime.datetime.now().astimezone().strftime("%Y-%m-%d %H:%M %Z")
+    gen = (f"{gen_s:.1f} s for {written} corpora ({os.cpu_count()} child processes at most)" if written
+           else "reused (none written)")
+    seeds = "seed 0" if len(roots) == 1 else f"seeds 0-{len(roots) - 1}"
+    print(f"synthetic IEMOCAP: {len(keys)} dialogs from {len(roots)} x {DIALOGS_PER_CORPUS}-dialog corpora ({seeds}, "
+          f"{args.utterances_per_dialog} utterances/dialog) in {args.corpus_dir}")
+    print(f"  mocap: {mbytes:,.0f} MB of text in {3 * len(keys)} files, {frames:,} frames = {dialog_s / 3600:.2f} h "
+          f"at {MOCAP_FPS} frames/s ({dialog_s / len(keys):.0f} s per dialog on average)")
+    print(f"  utterances: {n_utts}, {n_worn} spoken by the marker wearer ({utt_s / 3600:.2f} h of speech)")
+    print(f"generation: {gen}; not part of the timing")
+    print(f"machine: {machine}; Python {platform.python_version()}, numpy {np.__version__}, pandas "
+          f"{pd.__version__}; {date}")
+    return machine, date
+
+
 def main(argv=None) -> None:
     ap = parser(__doc__)
     ap.add_argument("--dialogs", type=int_at_least(1), default=151,
@@ -148,7 +171,7 @@ def main(argv=None) -> None:
 
     c = dialogs_to_time(roots, args.dialogs, args.corpus_dir)
     keys, files, worn, has = c.keys, c.files, c.worn, c.has
-    n_utts, n_worn, mbytes, frames, dialog_s = c.n_utts, c.n_worn, c.mbytes, c.frames, c.dialog_s
+    n_worn, mbytes, frames, dialog_s = c.n_worn, c.mbytes, c.frames, c.dialog_s
     mbytes_u, frames_u, utt_s = c.mbytes_u, c.frames_u, c.utt_s
 
     def parse(trio):
@@ -175,20 +198,7 @@ def main(argv=None) -> None:
     t_utt = best_of_rounds({"utterance_mocap": extract}, [worn[i] for i in has], args.rounds)["utterance_mocap"]
     peak_mib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
 
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
-    machine = f"{cpu_model()}, {os.cpu_count()} cores ({cores} usable)"
-    date = datetime.datetime.now().astimezone().strftime("%Y-%m-%d %H:%M %Z")
-    gen = (f"{gen_s:.1f} s for {written} corpora ({os.cpu_count()} child processes at most)" if written
-           else "reused (none written)")
-    seeds = "seed 0" if len(roots) == 1 else f"seeds 0-{len(roots) - 1}"
-    print(f"synthetic IEMOCAP: {len(keys)} dialogs from {len(roots)} x {DIALOGS_PER_CORPUS}-dialog corpora ({seeds}, "
-          f"{args.utterances_per_dialog} utterances/dialog) in {args.corpus_dir}")
-    print(f"  mocap: {mbytes:,.0f} MB of text in {3 * len(keys)} files, {frames:,} frames = {dialog_s / 3600:.2f} h "
-          f"at {MOCAP_FPS} frames/s ({dialog_s / len(keys):.0f} s per dialog on average)")
-    print(f"  utterances: {n_utts}, {n_worn} spoken by the marker wearer ({utt_s / 3600:.2f} h of speech)")
-    print(f"generation: {gen}; not part of the timing")
-    print(f"machine: {machine}; Python {platform.python_version()}, numpy {np.__version__}, pandas "
-          f"{pd.__version__}; {date}")
+    machine, date = describe_run(args, roots, c, gen_s, written)
     print(f"timing: best of {args.rounds} per dialog, summed; parse cache cleared before every dialog\n")
     print("| step | items | seconds | items/s | MB/s | mocap frames/s | mocap s per wall s | RTF | ratio to read_csv |")
     print("|---|---:|---:|---:|---:|---:|---:|---:|---:|")

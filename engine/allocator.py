@@ -14,7 +14,7 @@ step: 30-50 % of DeepEmoCluster's and the chunk LSTM's CPU time was the kernel h
          ms of kernel time per audio-text batch (tests/test_allocator.py, docs/speed.md).
   heap   thp, and no mmap for large blocks at all (mallopt M_MMAP_MAX 0; M_TRIM_THRESHOLD 2 GiB - 1, the largest
          mallopt takes; M_TOP_PAD 1 GiB): freed blocks stay in the heap and are reused, so almost no fault is left,
-         at the price of memory the process keeps (peak RSS up to ~2x: see the README's table).
+         at the price of memory the process keeps (peak RSS up to 3.5x: docs/speed.md's table).
   glibc  neither: glibc's and torch's own defaults.
 
 The mode is SER_ALLOCATOR (default thp). torch reads THP_MEM_ALLOC_ENABLE once, at its first CPU allocation, so

@@ -54,13 +54,9 @@ class DerivedStore:
         self.dims, self.dtype = int(dims), np.dtype(dtype)
         self.store: FeatureStore | None = FeatureStore(self.root) if (self.root / META).is_file() else None
 
-    def _made_from(self, utt: str) -> list:
-        e = self.source._index[utt]
-        return [self.source._shards[e.shard].name, e.offset, e.frames]
-
     def _current(self, utt: str) -> bool:
         return (self.store is not None and utt in self.store and utt in self.source
-                and (self.store.inputs(utt) or {}).get("source") == self._made_from(utt))
+                and (self.store.inputs(utt) or {}).get("source") == self.source.entry(utt))
 
     def get(self, utt: str) -> np.ndarray | None:
         """The derived rows of `utt` (a read-only view), or None when they are not held or their source changed."""
@@ -84,7 +80,7 @@ class DerivedStore:
             with store.writer() as w:
                 for utt in tqdm(todo, desc=f"{self.name} (once, then read back)", disable=not progress,
                                 unit="utt", file=sys.stderr):
-                    w.add(utt, self.fn(self.source[utt]), inputs={"source": self._made_from(utt)})
+                    w.add(utt, self.fn(self.source[utt]), inputs={"source": self.source.entry(utt)})
         except (StoreError, OutputError, OSError) as e:
             print(f"note: {self.name} not written ({e}); computed in the loader instead", file=sys.stderr)
             return 0

@@ -183,6 +183,12 @@ class FeatureStore:
             raise IndexError(f"{utt}: rows {start}:{stop} outside 0:{e.frames}")
         return self._map(e.shard)[e.offset + start: e.offset + stop]
 
+    def entry(self, utt: str) -> list:
+        """[shard file, offset, frames] of `utt`'s stored rows: it changes whenever the utterance is written again
+        (shards are never rewritten), so rows derived from it can tell they are stale (features.derived)."""
+        e = self._index[utt]
+        return [self._shards[e.shard].name, e.offset, e.frames]
+
     def times(self, utt: str) -> dict | None:
         """Per-row side information stored with the features (e.g. word start/end times), if any."""
         return self._times.get(utt)
